@@ -1,0 +1,355 @@
+//! `CosClient`: the HTTP transport of the object client.
+//!
+//! Every request is described by a `Request` (method, key, decoded params, headers, body) and
+//! goes through `call`, which builds the URL with our strict encoder, signs each attempt afresh,
+//! sends it, and classifies the outcome. Retries follow COS-NOTES: transport errors, 5xx, SlowDown
+//! and RequestTimeout back off with jitter; a clock-skew or expired-signature answer corrects the
+//! clock offset from the server's `Date` and retries once; ExpiredToken refreshes temporary
+//! credentials and retries once; other 4xx fail at once. The operations themselves are in `ops.rs`.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+
+use super::config::{Addressing, ClientConfig};
+use super::credentials::CredentialProvider;
+use super::encode::{encode_path, encode_strict};
+use super::error::{parse_error_body, CosError, CosResult, ErrorKind, ServiceError};
+use super::parse;
+use super::sign::{authorization, sign, SignInput};
+
+/// One logical request; `call` may send it several times.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub method: Method,
+    /// `None` for bucket operations.
+    pub key: Option<String>,
+    /// Decoded query parameters; valueless ones (`uploads`) have value `""`.
+    pub params: Vec<(String, String)>,
+    /// Headers to send and sign (lowercase names). Empty values are neither sent nor signed.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// Use the long read timeout (Complete, Copy).
+    pub long: bool,
+    /// A 200 answer may carry an `<Error>` body (Complete, Copy, Upload Part - Copy).
+    pub error_in_200: bool,
+}
+
+impl Request {
+    pub fn new(method: Method, key: Option<&str>) -> Self {
+        Request {
+            method,
+            key: key.map(str::to_string),
+            params: Vec::new(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            long: false,
+            error_in_200: false,
+        }
+    }
+
+    pub fn param(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.params.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        let v = value.into();
+        if !v.is_empty() {
+            self.headers.push((name.to_ascii_lowercase(), v));
+        }
+        self
+    }
+
+    pub fn body(mut self, body: Bytes) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+pub struct CosClient {
+    pub(crate) cfg: ClientConfig,
+    creds: Option<Arc<dyn CredentialProvider>>,
+    http: reqwest::Client,
+    http_long: reqwest::Client,
+    /// Server time minus local time, in seconds, learned from skew errors.
+    clock_offset: AtomicI64,
+}
+
+impl std::fmt::Debug for CosClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CosClient")
+            .field("bucket", &self.cfg.bucket)
+            .field("endpoint", &self.cfg.endpoint)
+            .finish()
+    }
+}
+
+fn transport_error(e: reqwest::Error, cfg: &ClientConfig, long: bool) -> CosError {
+    if e.is_timeout() {
+        return CosError::Timeout(if long {
+            cfg.long_read_timeout
+        } else {
+            cfg.read_timeout
+        });
+    }
+    // reqwest's Display hides the cause ("error sending request"); show the chain.
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    CosError::Transport(msg)
+}
+
+impl CosClient {
+    /// A client; `creds = None` sends unsigned requests (public buckets, `--anonymous` servers).
+    pub fn new(
+        cfg: ClientConfig,
+        creds: Option<Arc<dyn CredentialProvider>>,
+    ) -> CosResult<Self> {
+        let build = |read_timeout| {
+            reqwest::Client::builder()
+                .connect_timeout(cfg.connect_timeout)
+                .read_timeout(read_timeout)
+                .pool_idle_timeout(std::time::Duration::from_secs(50))
+                .pool_max_idle_per_host(64)
+                .tcp_nodelay(true)
+                .build()
+                .map_err(|e| CosError::InvalidRequest(format!("HTTP client setup: {e}")))
+        };
+        Ok(CosClient {
+            http: build(cfg.read_timeout)?,
+            http_long: build(cfg.long_read_timeout)?,
+            cfg,
+            creds,
+            clock_offset: AtomicI64::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.cfg
+    }
+
+    /// The `x-cos-copy-source` value for a key of this bucket.
+    pub(crate) fn copy_source(&self, key: &str) -> String {
+        let host = match self.cfg.endpoint.addressing {
+            Addressing::VirtualHosted => self.cfg.endpoint.host.clone(),
+            Addressing::PathStyle => format!("{}.{}", self.cfg.bucket, self.cfg.endpoint.host),
+        };
+        format!("{host}/{}", encode_path(key))
+    }
+
+    fn url(&self, req: &Request) -> String {
+        let ep = &self.cfg.endpoint;
+        let key_path = req.key.as_deref().map(encode_path).unwrap_or_default();
+        let mut url = match ep.addressing {
+            Addressing::VirtualHosted => format!("{}://{}/{}", ep.scheme, ep.host, key_path),
+            Addressing::PathStyle => format!(
+                "{}://{}/{}/{}",
+                ep.scheme, ep.host, self.cfg.bucket, key_path
+            ),
+        };
+        for (i, (k, v)) in req.params.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&encode_strict(k));
+            if !v.is_empty() {
+                url.push('=');
+                url.push_str(&encode_strict(v));
+            }
+        }
+        url
+    }
+
+    async fn authorization(&self, req: &Request) -> CosResult<Option<(String, Option<String>)>> {
+        let Some(provider) = &self.creds else {
+            return Ok(None);
+        };
+        let creds = provider.credentials().await?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64
+            + self.clock_offset.load(Ordering::Relaxed);
+        let start = now - 60;
+        let end = now + self.cfg.signature_validity.as_secs() as i64;
+        let key_time = format!("{start};{end}");
+        let mut headers = req.headers.clone();
+        headers.push(("host".into(), self.cfg.endpoint.host.clone()));
+        if let Some(t) = &creds.token {
+            headers.push(("x-cos-security-token".into(), t.clone()));
+        }
+        let path = format!("/{}", req.key.as_deref().unwrap_or_default());
+        let sig = sign(
+            &SignInput {
+                method: req.method.as_str(),
+                path: &path,
+                params: &req.params,
+                headers: &headers,
+                key_time: &key_time,
+            },
+            &creds.secret_key,
+        );
+        Ok(Some((
+            authorization(&creds.secret_id, &key_time, &sig),
+            creds.token,
+        )))
+    }
+
+    /// Send once; Ok only for a 2xx answer.
+    async fn send_once(&self, req: &Request) -> CosResult<reqwest::Response> {
+        let http = if req.long { &self.http_long } else { &self.http };
+        let mut rb = http.request(req.method.clone(), self.url(req));
+        for (k, v) in &req.headers {
+            rb = rb.header(k, v);
+        }
+        if let Some((auth, token)) = self.authorization(req).await? {
+            rb = rb.header("authorization", auth);
+            if let Some(t) = token {
+                rb = rb.header("x-cos-security-token", t);
+            }
+        }
+        if !req.body.is_empty() || matches!(req.method, Method::PUT | Method::POST) {
+            rb = rb.body(req.body.clone());
+        }
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| transport_error(e, &self.cfg, req.long))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let headers = resp.headers().clone();
+        let body = if req.method == Method::HEAD {
+            Bytes::new()
+        } else {
+            resp.bytes().await.unwrap_or_default()
+        };
+        Err(CosError::Service(service_error(status.as_u16(), &headers, &body)))
+    }
+
+    /// Send `req` (with retries) and hand each 2xx answer to `handle`; errors from `handle`
+    /// (a truncated body, an `<Error>` inside a 200) are retried like any other.
+    pub(crate) async fn call<T, F, Fut>(&self, req: Request, handle: F) -> CosResult<T>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: Future<Output = CosResult<T>>,
+    {
+        let mut attempt = 0u32;
+        let mut skew_fixed = false;
+        let mut token_refreshed = false;
+        loop {
+            attempt += 1;
+            let result = match self.send_once(&req).await {
+                Ok(resp) => handle(resp).await,
+                Err(e) => Err(e),
+            };
+            let err = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            match err.kind() {
+                Some(ErrorKind::ClockSkew | ErrorKind::RequestExpired) if !skew_fixed => {
+                    skew_fixed = true;
+                    if let CosError::Service(ServiceError {
+                        server_date: Some(d),
+                        ..
+                    }) = &err
+                    {
+                        let server = d.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+                        let local = SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .unwrap_or_default()
+                            .as_secs();
+                        let offset = server as i64 - local as i64;
+                        tracing::warn!(offset_secs = offset, "clock skew against COS; correcting");
+                        self.clock_offset.store(offset, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+                Some(ErrorKind::ExpiredToken) if !token_refreshed => {
+                    token_refreshed = true;
+                    if let Some(c) = &self.creds {
+                        c.invalidate();
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            if err.is_retryable() && attempt < self.cfg.retry.max_attempts {
+                let delay = self.cfg.retry.delay(attempt);
+                tracing::debug!(
+                    method = %req.method, key = req.key.as_deref().unwrap_or("/"),
+                    attempt, ?delay, error = %err, "retrying COS request"
+                );
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            if let Some(rid) = err.request_id() {
+                tracing::debug!(method = %req.method, key = req.key.as_deref().unwrap_or("/"), request_id = rid, error = %err, "COS request failed");
+            }
+            return Err(err);
+        }
+    }
+
+    /// `call` that reads the whole body; with `error_in_200` a 200 `<Error>` body is an error.
+    pub(crate) async fn call_read(&self, req: Request) -> CosResult<(HeaderMap, Bytes)> {
+        let error_in_200 = req.error_in_200;
+        let long = req.long;
+        self.call(req, |resp| async move {
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| transport_error(e, &self.cfg, long))?;
+            if error_in_200 {
+                if let Some(mut e) = parse_error_body(status, &body) {
+                    // An error reported inside a 200: classify it by its code, as if it were
+                    // the status COS would have used.
+                    e.status = match e.code.as_str() {
+                        "InternalError" => 500,
+                        "SlowDown" | "ServiceUnavailable" => 503,
+                        "PreconditionFailed" => 412,
+                        "NoSuchKey" | "NoSuchUpload" => 404,
+                        _ => 400,
+                    };
+                    return Err(CosError::Service(e));
+                }
+            }
+            Ok((headers, body))
+        })
+        .await
+    }
+}
+
+fn service_error(status: u16, headers: &HeaderMap, body: &[u8]) -> ServiceError {
+    let mut e = parse_error_body(status, body).unwrap_or_else(|| ServiceError {
+        status,
+        code: String::new(),
+        message: String::new(),
+        resource: String::new(),
+        request_id: String::new(),
+        trace_id: String::new(),
+        server_date: None,
+    });
+    if e.request_id.is_empty() {
+        e.request_id = parse::request_id(headers);
+    }
+    if e.trace_id.is_empty() {
+        e.trace_id = headers
+            .get("x-cos-trace-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+    }
+    e.server_date = parse::http_date(headers, "date");
+    e
+}

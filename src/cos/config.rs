@@ -1,0 +1,214 @@
+//! Client configuration: where the bucket is, how to address it, timeouts and retries.
+//!
+//! Real COS is virtual-hosted only (`<bucket>.cos.<region>.myqcloud.com`); a local endpoint
+//! (`http://127.0.0.1:PORT`) has no DNS for a bucket host, so it is addressed path-style
+//! (`/<bucket>/<key>`). Either way the signature covers the decoded key path `/<key>`.
+
+use std::time::Duration;
+
+/// How the bucket appears in the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// `https://<bucket>.<host>/<key>`
+    VirtualHosted,
+    /// `http://<host>/<bucket>/<key>`
+    PathStyle,
+}
+
+/// Where requests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host (and `:port` when not the scheme default) of the bucket's requests, exactly as sent
+    /// in the `Host` header.
+    pub host: String,
+    pub addressing: Addressing,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("bucket name {0:?} must look like name-APPID (lowercase letters, digits and '-', ending in -<digits>, e.g. examplebucket-1250000000)")]
+    BadBucket(String),
+    #[error("region {0:?} must be lowercase letters, digits and '-' (e.g. ap-guangzhou)")]
+    BadRegion(String),
+    #[error("endpoint {0:?} must be http://host[:port] or https://host[:port]")]
+    BadEndpoint(String),
+}
+
+/// `^[a-z0-9-]+-[0-9]+$`
+pub fn valid_bucket_name(b: &str) -> bool {
+    match b.rsplit_once('-') {
+        Some((name, appid)) => {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && !appid.is_empty()
+                && appid.bytes().all(|c| c.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+impl Endpoint {
+    /// Real COS in `region`: `https://<bucket>.cos.<region>.myqcloud.com`.
+    pub fn for_region(bucket: &str, region: &str) -> Result<Self, ConfigError> {
+        if region.is_empty()
+            || !region
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        {
+            return Err(ConfigError::BadRegion(region.into()));
+        }
+        Ok(Endpoint {
+            scheme: "https".into(),
+            host: format!("{bucket}.cos.{region}.myqcloud.com"),
+            addressing: Addressing::VirtualHosted,
+        })
+    }
+
+    /// A user-given URL. Loopback/IP/`localhost` hosts are path-style; a host that already
+    /// starts with `<bucket>.` is used as is; any other host (`cos.<region>.myqcloud.com`, the
+    /// legacy cosfs `url=` form, or a provider domain) gets `<bucket>.` prepended.
+    pub fn from_url(bucket: &str, url: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::BadEndpoint(url.into());
+        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(bad());
+        }
+        let host = rest.trim_end_matches('/');
+        if host.is_empty() || host.contains('/') || host.contains('@') {
+            return Err(bad());
+        }
+        let host = host.to_ascii_lowercase();
+        let default_port = if scheme == "https" { ":443" } else { ":80" };
+        let host = host.strip_suffix(default_port).unwrap_or(&host).to_string();
+        let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+        let is_ip = bare.parse::<std::net::IpAddr>().is_ok() || bare.starts_with('[');
+        let (host, addressing) = if is_ip || bare == "localhost" || !bare.contains('.') {
+            (host, Addressing::PathStyle)
+        } else if host.starts_with(&format!("{bucket}.")) {
+            (host, Addressing::VirtualHosted)
+        } else {
+            (format!("{bucket}.{host}"), Addressing::VirtualHosted)
+        };
+        Ok(Endpoint {
+            scheme,
+            host,
+            addressing,
+        })
+    }
+}
+
+/// Exponential backoff with full jitter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// Attempts in all, first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            // 6 attempts with 100 ms doubling to a 5 s cap ride out ~10 s of 503s, the length of a
+            // typical COS SlowDown burst, without stalling a writer for minutes.
+            max_attempts: 6,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// Delay before attempt `attempt` (1-based retry number): random in `[0, min(cap, base*2^n)]`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_delay);
+        let millis = exp.as_millis() as u64;
+        Duration::from_millis(rand::random::<u64>() % (millis + 1))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub bucket: String,
+    pub endpoint: Endpoint,
+    pub retry: RetryConfig,
+    /// TCP+TLS connect limit.
+    pub connect_timeout: Duration,
+    /// Longest silence while waiting for response bytes on ordinary requests.
+    pub read_timeout: Duration,
+    /// Longest silence for Complete Multipart Upload and Copy, which COS may take minutes over.
+    pub long_read_timeout: Duration,
+    /// How long a signature stays valid.
+    pub signature_validity: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(bucket: &str, endpoint: Endpoint) -> Result<Self, ConfigError> {
+        if !valid_bucket_name(bucket) {
+            return Err(ConfigError::BadBucket(bucket.into()));
+        }
+        Ok(ClientConfig {
+            bucket: bucket.into(),
+            endpoint,
+            retry: RetryConfig::default(),
+            // A COS endpoint that takes over 5 s to accept a connection is down for our purposes.
+            connect_timeout: Duration::from_secs(5),
+            // 30 s of silence mid-response means a hung server: fail and retry rather than hang
+            // the reading program.
+            read_timeout: Duration::from_secs(30),
+            // Complete of a 10,000-part object can take minutes on COS.
+            long_read_timeout: Duration::from_secs(600),
+            // 1 h, like the SDKs; the start is backdated 60 s to absorb clock skew.
+            signature_validity: Duration::from_secs(3600),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names() {
+        assert!(valid_bucket_name("examplebucket-1250000000"));
+        assert!(valid_bucket_name("a-b-1"));
+        assert!(!valid_bucket_name("examplebucket"));
+        assert!(!valid_bucket_name("Example-125"));
+        assert!(!valid_bucket_name("-125"));
+        assert!(!valid_bucket_name("a_b-125"));
+        assert!(ClientConfig::new("nobucketid", Endpoint::for_region("x", "y").unwrap()).is_err());
+    }
+
+    #[test]
+    fn endpoints() {
+        let e = Endpoint::for_region("b-1", "ap-guangzhou").unwrap();
+        assert_eq!(e.host, "b-1.cos.ap-guangzhou.myqcloud.com");
+        assert_eq!(e.addressing, Addressing::VirtualHosted);
+        assert!(Endpoint::for_region("b-1", "AP GZ").is_err());
+
+        let e = Endpoint::from_url("b-1", "http://127.0.0.1:9000").unwrap();
+        assert_eq!((e.host.as_str(), e.addressing), ("127.0.0.1:9000", Addressing::PathStyle));
+        let e = Endpoint::from_url("b-1", "https://cos.ap-beijing.myqcloud.com/").unwrap();
+        assert_eq!(e.host, "b-1.cos.ap-beijing.myqcloud.com");
+        let e = Endpoint::from_url("b-1", "https://b-1.cos.ap-beijing.tencentcos.cn:443").unwrap();
+        assert_eq!(e.host, "b-1.cos.ap-beijing.tencentcos.cn");
+        assert!(Endpoint::from_url("b-1", "ftp://x").is_err());
+        assert!(Endpoint::from_url("b-1", "http://x/y").is_err());
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        let r = RetryConfig::default();
+        for n in 0..20 {
+            assert!(r.delay(n) <= r.max_delay);
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Errors of the object-client layer.
+//!
+//! A `ServiceError` is what COS itself answered (status, `<Code>`, message, request id); its
+//! `kind()` classifies it so callers match on meaning, not strings. Everything else is a transport,
+//! integrity, credential or protocol failure. Retry policy lives in `retry.rs` and asks
+//! `CosError::is_retryable`.
+
+use std::fmt;
+
+/// What a COS error means to a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// NoSuchKey, NoSuchBucket, NoSuchUpload, or a bodiless 404.
+    NotFound,
+    /// AccessDenied and friends (not the signature ones).
+    AccessDenied,
+    /// The secret key does not match (SignatureDoesNotMatch) or the id is unknown.
+    BadCredentials,
+    /// The signature's validity window has passed ("Request has expired").
+    RequestExpired,
+    /// Local clock too far from the server's.
+    ClockSkew,
+    /// Temporary credentials expired.
+    ExpiredToken,
+    /// 412: an If-Match / copy-source condition failed.
+    PreconditionFailed,
+    /// 304 for If-None-Match.
+    NotModified,
+    /// 416.
+    InvalidRange,
+    /// 503 SlowDown / ServiceUnavailable.
+    Throttled,
+    /// 500/502/504 and similar.
+    ServerError,
+    /// RequestTimeout (400): the server gave up waiting for our body.
+    RequestTimeout,
+    /// 409 conflicts.
+    Conflict,
+    /// ARCHIVE objects not restored.
+    InvalidObjectState,
+    /// Anything else (mostly 400s: bad arguments, bad digests, part errors).
+    Other,
+}
+
+/// An error answered by the COS service.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub resource: String,
+    pub request_id: String,
+    pub trace_id: String,
+    /// The server's `Date`, when it sent one (used for clock-skew correction).
+    pub server_date: Option<std::time::SystemTime>,
+}
+
+impl ServiceError {
+    pub fn kind(&self) -> ErrorKind {
+        match (self.status, self.code.as_str()) {
+            (_, "NoSuchKey" | "NoSuchBucket" | "NoSuchUpload") | (404, _) => ErrorKind::NotFound,
+            (_, "SignatureDoesNotMatch" | "InvalidAccessKeyId") => ErrorKind::BadCredentials,
+            (_, "RequestTimeTooSkewed") => ErrorKind::ClockSkew,
+            (_, "ExpiredToken") => ErrorKind::ExpiredToken,
+            (_, "InvalidObjectState") => ErrorKind::InvalidObjectState,
+            (403, "AccessDenied") if self.message.contains("expired") => {
+                ErrorKind::RequestExpired
+            }
+            (403, _) => ErrorKind::AccessDenied,
+            (_, "RequestTimeout") => ErrorKind::RequestTimeout,
+            (412, _) => ErrorKind::PreconditionFailed,
+            (304, _) => ErrorKind::NotModified,
+            (416, _) => ErrorKind::InvalidRange,
+            (409, _) => ErrorKind::Conflict,
+            (503, _) | (_, "SlowDown") => ErrorKind::Throttled,
+            (500..=599, _) => ErrorKind::ServerError,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+impl fmt::Debug for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = if self.code.is_empty() {
+            "(no error body)"
+        } else {
+            &self.code
+        };
+        write!(f, "COS answered {} {}", self.status, code)?;
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if !self.request_id.is_empty() {
+            write!(f, " (request id {})", self.request_id)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CosError {
+    #[error("{0}")]
+    Service(ServiceError),
+    #[error("network error talking to COS: {0}")]
+    Transport(String),
+    #[error("COS request timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("integrity check failed for {what}: expected {expected}, got {actual}")]
+    Integrity {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("unexpected response from COS: {0}")]
+    InvalidResponse(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    Credentials(#[from] super::credentials::CredentialsError),
+}
+
+impl CosError {
+    /// The service error kind, or `None` for non-service errors.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            CosError::Service(e) => Some(e.kind()),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind() == Some(ErrorKind::NotFound)
+    }
+
+    /// Transport errors, timeouts, 5xx, throttling and RequestTimeout may succeed when retried.
+    /// Other 4xx never do.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CosError::Transport(_) | CosError::Timeout(_) => true,
+            CosError::Service(e) => matches!(
+                e.kind(),
+                ErrorKind::Throttled | ErrorKind::ServerError | ErrorKind::RequestTimeout
+            ),
+            // A truncated or corrupted body can be fetched again.
+            CosError::Integrity { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The COS request id, if the server sent one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            CosError::Service(e) if !e.request_id.is_empty() => Some(&e.request_id),
+            _ => None,
+        }
+    }
+}
+
+pub type CosResult<T> = Result<T, CosError>;
+
+/// Parse an `<Error>` document; `None` if the body is not one.
+pub fn parse_error_body(status: u16, body: &[u8]) -> Option<ServiceError> {
+    let root = crate::xml::parse(body).ok()?;
+    if root.name != "Error" {
+        return None;
+    }
+    let t = |n: &str| root.text_of(&[n]).unwrap_or_default().to_string();
+    Some(ServiceError {
+        status,
+        code: t("Code"),
+        message: t("Message"),
+        resource: t("Resource"),
+        request_id: t("RequestId"),
+        trace_id: t("TraceId"),
+        server_date: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(status: u16, code: &str, message: &str) -> ServiceError {
+        ServiceError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            resource: String::new(),
+            request_id: "rid".into(),
+            trace_id: String::new(),
+            server_date: None,
+        }
+    }
+
+    #[test]
+    fn classifies_codes() {
+        assert_eq!(err(404, "NoSuchKey", "").kind(), ErrorKind::NotFound);
+        assert_eq!(err(404, "", "").kind(), ErrorKind::NotFound);
+        assert_eq!(
+            err(403, "SignatureDoesNotMatch", "").kind(),
+            ErrorKind::BadCredentials
+        );
+        assert_eq!(
+            err(403, "AccessDenied", "Request has expired").kind(),
+            ErrorKind::RequestExpired
+        );
+        assert_eq!(err(403, "AccessDenied", "no").kind(), ErrorKind::AccessDenied);
+        assert_eq!(err(503, "SlowDown", "").kind(), ErrorKind::Throttled);
+        assert_eq!(err(500, "InternalError", "").kind(), ErrorKind::ServerError);
+        assert_eq!(err(400, "RequestTimeout", "").kind(), ErrorKind::RequestTimeout);
+        assert_eq!(err(400, "InvalidPart", "").kind(), ErrorKind::Other);
+    }
+
+    #[test]
+    fn retry_only_transient_failures() {
+        assert!(CosError::Service(err(503, "SlowDown", "")).is_retryable());
+        assert!(CosError::Service(err(400, "RequestTimeout", "")).is_retryable());
+        assert!(CosError::Transport("reset".into()).is_retryable());
+        assert!(!CosError::Service(err(400, "InvalidDigest", "")).is_retryable());
+        assert!(!CosError::Service(err(403, "AccessDenied", "")).is_retryable());
+        assert!(!CosError::Service(err(404, "NoSuchKey", "")).is_retryable());
+    }
+
+    #[test]
+    fn parses_error_body_with_leading_whitespace() {
+        let body = b"   \n<?xml version='1.0'?><Error><Code>InternalError</Code><Message>m</Message>\
+            <RequestId>NjQ</RequestId><TraceId>t</TraceId></Error>";
+        let e = parse_error_body(200, body).unwrap();
+        assert_eq!(e.code, "InternalError");
+        assert_eq!(e.request_id, "NjQ");
+        assert!(parse_error_body(200, b"<CopyObjectResult/>").is_none());
+    }
+}

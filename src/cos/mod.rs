@@ -1,0 +1,20 @@
+//! The COS object client: the `ObjectStore` trait and its HTTP implementation (`CosClient`),
+//! signing, credentials, XML parsing, errors and retries. Knows nothing of files or inodes.
+
+pub mod client;
+pub mod config;
+pub mod credentials;
+pub mod encode;
+pub mod error;
+pub mod integrity;
+mod ops;
+pub mod parse;
+pub mod sign;
+pub mod store;
+
+pub use client::CosClient;
+pub use config::{Addressing, ClientConfig, Endpoint, RetryConfig};
+pub use credentials::{CredentialProvider, Credentials, StaticProvider};
+pub use error::{CosError, CosResult, ErrorKind, ServiceError};
+pub use ops::USER_META_LIMIT;
+pub use store::*;

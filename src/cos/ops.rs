@@ -1,0 +1,380 @@
+//! The `ObjectStore` operations of `CosClient`: how each COS API call is built and its answer
+//! checked. Uploads carry Content-MD5 and are checked against the CRC-64 COS reports; whole-object
+//! GETs are checked against it too, and every GET body is checked for truncation.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::Method;
+
+use super::client::{CosClient, Request};
+use super::error::{CosError, CosResult};
+use super::integrity::{content_md5, crc64, crc64_combine, CRC64};
+use super::parse::{self, META_PREFIX};
+use super::store::*;
+use crate::xml::escape;
+
+/// COS caps all `x-cos-meta-*` headers of an object at 2 KB together.
+pub const USER_META_LIMIT: usize = 2048;
+
+fn check_crc(what: &str, ours: u64, theirs: Option<u64>) -> CosResult<()> {
+    match theirs {
+        Some(t) if t != ours => Err(CosError::Integrity {
+            what: what.to_string(),
+            expected: ours.to_string(),
+            actual: t.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Headers that describe a new object (PUT, Initiate, Copy with `Replaced`).
+fn with_object_headers(mut req: Request, opts: &PutOptions) -> CosResult<Request> {
+    let meta_len: usize = opts
+        .user_meta
+        .iter()
+        .map(|(k, v)| META_PREFIX.len() + k.len() + v.len())
+        .sum();
+    if meta_len > USER_META_LIMIT {
+        return Err(CosError::InvalidRequest(format!(
+            "user metadata is {meta_len} bytes; COS allows {USER_META_LIMIT}"
+        )));
+    }
+    req = req.header(
+        "content-type",
+        opts.content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into()),
+    );
+    if let Some(class) = &opts.storage_class {
+        req = req.header("x-cos-storage-class", class.to_ascii_uppercase());
+    }
+    for (k, v) in &opts.user_meta {
+        req = req.header(&format!("{META_PREFIX}{}", k.to_ascii_lowercase()), v.clone());
+    }
+    Ok(req)
+}
+
+fn xml_body(req: Request, xml: String) -> Request {
+    let body = Bytes::from(xml);
+    req.header("content-type", "application/xml")
+        .header("content-md5", content_md5(&body))
+        .body(body)
+}
+
+#[async_trait]
+impl ObjectStore for CosClient {
+    async fn head_bucket(&self) -> CosResult<()> {
+        self.call(Request::new(Method::HEAD, None), |_| async { Ok(()) })
+            .await
+    }
+
+    async fn list_objects(&self, lr: &ListRequest) -> CosResult<ListPage> {
+        let mut req = Request::new(Method::GET, None).param("encoding-type", "url");
+        if !lr.prefix.is_empty() {
+            req = req.param("prefix", lr.prefix.clone());
+        }
+        if let Some(d) = lr.delimiter.as_ref().filter(|d| !d.is_empty()) {
+            req = req.param("delimiter", d.clone());
+        }
+        if let Some(m) = lr.marker.as_ref().filter(|m| !m.is_empty()) {
+            req = req.param("marker", m.clone());
+        }
+        let max = if lr.max_keys == 0 { 1000 } else { lr.max_keys.min(1000) };
+        req = req.param("max-keys", max.to_string());
+        let (_, body) = self.call_read(req).await?;
+        parse::list_page(&body, true)
+    }
+
+    async fn head_object(&self, key: &str) -> CosResult<ObjectMeta> {
+        self.call(Request::new(Method::HEAD, Some(key)), |resp| async move {
+            Ok(parse::object_meta(resp.headers()))
+        })
+        .await
+    }
+
+    async fn get_object(&self, key: &str, opts: &GetOptions) -> CosResult<GetObjectOutput> {
+        let mut req = Request::new(Method::GET, Some(key));
+        if let Some(r) = &opts.range {
+            req = req.header("range", r.header());
+        }
+        if let Some(e) = &opts.if_match {
+            req = req.header("if-match", format!("\"{e}\""));
+        }
+        if let Some(e) = &opts.if_none_match {
+            req = req.header("if-none-match", format!("\"{e}\""));
+        }
+        let ranged = opts.range.is_some();
+        let resp = self.call(req, |resp| async move { Ok(resp) }).await?;
+        let meta = parse::object_meta(resp.headers());
+        let content_length = resp.content_length().unwrap_or(if ranged { 0 } else { meta.size });
+        // A ranged GET carries the whole object's CRC, so only whole reads can be checked.
+        let expected_crc = if ranged { None } else { meta.crc64 };
+        let key = key.to_string();
+        let state = (resp.bytes_stream(), 0u64, CRC64.digest(), false);
+        let body = futures_util::stream::unfold(state, move |(mut s, got, mut digest, done)| {
+            let key = key.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                match s.next().await {
+                    Some(Ok(chunk)) => {
+                        if expected_crc.is_some() {
+                            digest.update(&chunk);
+                        }
+                        let got = got + chunk.len() as u64;
+                        Some((Ok(chunk), (s, got, digest, false)))
+                    }
+                    Some(Err(e)) => Some((
+                        Err(CosError::Transport(format!("reading {key}: {e}"))),
+                        (s, got, digest, true),
+                    )),
+                    None if got != content_length => Some((
+                        Err(CosError::Transport(format!(
+                            "body of {key} ended after {got} of {content_length} bytes"
+                        ))),
+                        (s, got, digest, true),
+                    )),
+                    None => {
+                        let ours = digest.finalize();
+                        match check_crc(&key, ours, expected_crc) {
+                            Ok(()) => None,
+                            Err(e) => Some((Err(e), (s, got, CRC64.digest(), true))),
+                        }
+                    }
+                }
+            }
+        });
+        Ok(GetObjectOutput {
+            meta,
+            content_length,
+            body: body.boxed(),
+        })
+    }
+
+    async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> CosResult<PutResult> {
+        let ours = crc64(&body);
+        let req = with_object_headers(Request::new(Method::PUT, Some(key)), opts)?
+            .header("content-md5", content_md5(&body))
+            .body(body);
+        self.call(req, |resp| async move {
+            let h = resp.headers();
+            let theirs = parse::crc64_header(h);
+            check_crc("PUT body", ours, theirs)?;
+            Ok(PutResult {
+                etag: parse::object_meta(h).etag,
+                crc64: Some(ours),
+            })
+        })
+        .await
+    }
+
+    async fn copy_object(
+        &self,
+        source_key: &str,
+        dest_key: &str,
+        opts: &CopyOptions,
+    ) -> CosResult<CopyResult> {
+        let mut req = Request::new(Method::PUT, Some(dest_key))
+            .header("x-cos-copy-source", self.copy_source(source_key));
+        req = match &opts.directive {
+            MetadataDirective::Copy => req.header("x-cos-metadata-directive", "Copy"),
+            MetadataDirective::Replaced(put) => with_object_headers(
+                req.header("x-cos-metadata-directive", "Replaced"),
+                put,
+            )?,
+        };
+        if let Some(e) = &opts.if_match {
+            req = req.header("x-cos-copy-source-if-match", format!("\"{e}\""));
+        }
+        if let Some(e) = &opts.if_none_match {
+            req = req.header("x-cos-copy-source-if-none-match", format!("\"{e}\""));
+        }
+        req.long = true;
+        req.error_in_200 = true;
+        let (headers, body) = self.call_read(req).await?;
+        let (etag, last_modified) = parse::copy_result(&body)?;
+        Ok(CopyResult {
+            etag,
+            last_modified,
+            crc64: parse::crc64_header(&headers),
+        })
+    }
+
+    async fn delete_object(&self, key: &str) -> CosResult<()> {
+        self.call(Request::new(Method::DELETE, Some(key)), |_| async { Ok(()) })
+            .await
+    }
+
+    async fn delete_objects(&self, keys: &[String]) -> CosResult<Vec<DeleteFailure>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if keys.len() > MAX_DELETE_KEYS {
+            return Err(CosError::InvalidRequest(format!(
+                "DELETE Multiple takes at most {MAX_DELETE_KEYS} keys, got {}",
+                keys.len()
+            )));
+        }
+        let mut xml = String::from("<Delete><Quiet>true</Quiet>");
+        for k in keys {
+            xml.push_str(&format!("<Object><Key>{}</Key></Object>", escape(k)));
+        }
+        xml.push_str("</Delete>");
+        let req = xml_body(Request::new(Method::POST, None).param("delete", ""), xml);
+        let (_, body) = self.call_read(req).await?;
+        parse::delete_failures(&body)
+    }
+
+    async fn initiate_multipart(&self, key: &str, opts: &PutOptions) -> CosResult<String> {
+        let req = with_object_headers(
+            Request::new(Method::POST, Some(key)).param("uploads", ""),
+            opts,
+        )?;
+        let (_, body) = self.call_read(req).await?;
+        parse::initiate_upload_id(&body)
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> CosResult<UploadedPart> {
+        let ours = crc64(&body);
+        let size = body.len() as u64;
+        let req = Request::new(Method::PUT, Some(key))
+            .param("partNumber", part_number.to_string())
+            .param("uploadId", upload_id)
+            .header("content-md5", content_md5(&body))
+            .body(body);
+        self.call(req, |resp| async move {
+            let h = resp.headers();
+            check_crc(&format!("part {part_number}"), ours, parse::crc64_header(h))?;
+            let etag = parse::object_meta(h).etag;
+            if etag.is_empty() {
+                return Err(CosError::InvalidResponse("Upload Part without ETag".into()));
+            }
+            Ok(UploadedPart {
+                part_number,
+                etag,
+                crc64: Some(ours),
+                size: Some(size),
+            })
+        })
+        .await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        source_key: &str,
+        range: Option<ByteRange>,
+        source_if_match: Option<&str>,
+    ) -> CosResult<UploadedPart> {
+        let mut req = Request::new(Method::PUT, Some(key))
+            .param("partNumber", part_number.to_string())
+            .param("uploadId", upload_id)
+            .header("x-cos-copy-source", self.copy_source(source_key));
+        if let Some(r) = range {
+            req = req.header("x-cos-copy-source-range", r.header());
+        }
+        if let Some(e) = source_if_match {
+            req = req.header("x-cos-copy-source-if-match", format!("\"{e}\""));
+        }
+        req.long = true;
+        req.error_in_200 = true;
+        let (headers, body) = self.call_read(req).await?;
+        let (etag, _) = parse::copy_result(&body)?;
+        Ok(UploadedPart {
+            part_number,
+            etag,
+            crc64: parse::crc64_header(&headers),
+            size: range.and_then(|r| r.end.map(|e| e - r.start)),
+        })
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> CosResult<CompleteResult> {
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for p in parts {
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>\"{}\"</ETag></Part>",
+                p.part_number,
+                escape(&p.etag)
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let mut req = xml_body(
+            Request::new(Method::POST, Some(key)).param("uploadId", upload_id),
+            xml,
+        );
+        req.long = true;
+        req.error_in_200 = true;
+        let (headers, body) = self.call_read(req).await?;
+        let etag = parse::complete_etag(&body)?;
+        let theirs = parse::crc64_header(&headers);
+        // The object's CRC follows from the parts' CRCs when we know them all.
+        let expected = parts.iter().try_fold(0u64, |acc, p| {
+            Some(crc64_combine(acc, p.crc64?, p.size?))
+        });
+        if let Some(ours) = expected {
+            check_crc("completed object", ours, theirs)?;
+        }
+        Ok(CompleteResult {
+            etag,
+            crc64: theirs.or(expected),
+        })
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> CosResult<()> {
+        let req = Request::new(Method::DELETE, Some(key)).param("uploadId", upload_id);
+        self.call(req, |_| async { Ok(()) }).await
+    }
+
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number_marker: Option<u32>,
+    ) -> CosResult<ListPartsPage> {
+        let mut req = Request::new(Method::GET, Some(key))
+            .param("uploadId", upload_id)
+            .param("max-parts", "1000");
+        if let Some(m) = part_number_marker {
+            req = req.param("part-number-marker", m.to_string());
+        }
+        let (_, body) = self.call_read(req).await?;
+        parse::list_parts(&body)
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        prefix: &str,
+        key_marker: Option<&str>,
+        upload_id_marker: Option<&str>,
+    ) -> CosResult<ListUploadsPage> {
+        let mut req = Request::new(Method::GET, None)
+            .param("uploads", "")
+            .param("encoding-type", "url");
+        if !prefix.is_empty() {
+            req = req.param("prefix", prefix);
+        }
+        if let Some(m) = key_marker {
+            req = req.param("key-marker", m);
+        }
+        if let Some(m) = upload_id_marker {
+            req = req.param("upload-id-marker", m);
+        }
+        let (_, body) = self.call_read(req).await?;
+        parse::list_uploads(&body, true)
+    }
+}

@@ -1,0 +1,279 @@
+//! The object-store interface the filesystem is written against.
+//!
+//! `ObjectStore` is the set of COS operations cosfs needs, in COS terms (keys, ETags, parts),
+//! independent of HTTP. `CosClient` implements it over the XML API; tests can wrap or replace it
+//! (in-memory or fault-injecting stores). All keys are decoded UTF-8 object keys without a
+//! leading `/`. ETags are unquoted.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+use super::error::CosResult;
+
+/// User metadata: `x-cos-meta-<name>` headers, names lowercased and without the prefix.
+pub type UserMeta = BTreeMap<String, String>;
+
+/// What HEAD/GET tell about an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: Option<SystemTime>,
+    pub content_type: Option<String>,
+    pub storage_class: Option<String>,
+    /// Whole-object CRC-64 (`x-cos-hash-crc64ecma`), when COS sent it.
+    pub crc64: Option<u64>,
+    pub user_meta: UserMeta,
+}
+
+/// One object of a listing page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: Option<SystemTime>,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListRequest {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub marker: Option<String>,
+    /// 1..=1000; 0 means the COS default (1000).
+    pub max_keys: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub entries: Vec<ListEntry>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    /// Where the next page starts (NextMarker, or the last key/prefix when COS omitted it).
+    pub next_marker: Option<String>,
+}
+
+/// Byte range `start..end` (end exclusive; `None` = to the end of the object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: Option<u64>,
+}
+
+impl ByteRange {
+    pub fn new(start: u64, end: u64) -> Self {
+        ByteRange {
+            start,
+            end: Some(end),
+        }
+    }
+
+    /// The `Range` header value (`bytes=a-b`, inclusive end).
+    pub fn header(&self) -> String {
+        match self.end {
+            Some(end) => format!("bytes={}-{}", self.start, end.saturating_sub(1)),
+            None => format!("bytes={}-", self.start),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GetOptions {
+    pub range: Option<ByteRange>,
+    /// Fail with PreconditionFailed unless the object still has this ETag.
+    pub if_match: Option<String>,
+    /// Answer NotModified if the object has this ETag.
+    pub if_none_match: Option<String>,
+}
+
+/// A GET in progress: metadata plus the body as a stream of chunks.
+pub struct GetObjectOutput {
+    pub meta: ObjectMeta,
+    /// Length of this response's body (the range length for a ranged GET).
+    pub content_length: u64,
+    pub body: BoxStream<'static, CosResult<Bytes>>,
+}
+
+impl GetObjectOutput {
+    /// Read the whole body into memory.
+    pub async fn collect(self) -> CosResult<Bytes> {
+        use futures_util::StreamExt;
+        let mut body = self.body;
+        let mut out = bytes::BytesMut::with_capacity(self.content_length as usize);
+        while let Some(chunk) = body.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out.freeze())
+    }
+}
+
+/// Headers set when an object is created (PUT or Initiate Multipart).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    pub content_type: Option<String>,
+    pub storage_class: Option<String>,
+    pub user_meta: UserMeta,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResult {
+    pub etag: String,
+    pub crc64: Option<u64>,
+}
+
+/// How PUT Object - Copy treats metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataDirective {
+    /// Keep the source's headers (`x-cos-metadata-directive: Copy`).
+    Copy,
+    /// Replace them with these (required when source = destination).
+    Replaced(PutOptions),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOptions {
+    pub directive: MetadataDirective,
+    /// `x-cos-copy-source-If-Match`.
+    pub if_match: Option<String>,
+    /// `x-cos-copy-source-If-None-Match`.
+    pub if_none_match: Option<String>,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            directive: MetadataDirective::Copy,
+            if_match: None,
+            if_none_match: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyResult {
+    pub etag: String,
+    pub last_modified: Option<SystemTime>,
+    pub crc64: Option<u64>,
+}
+
+/// One key DELETE Multiple could not delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteFailure {
+    pub key: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// A part as Upload Part / Upload Part - Copy reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    pub part_number: u32,
+    pub etag: String,
+    pub crc64: Option<u64>,
+    /// Bytes in the part, when known (needed to derive the object CRC from part CRCs).
+    pub size: Option<u64>,
+}
+
+/// A part as List Parts reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartInfo {
+    pub part_number: u32,
+    pub etag: String,
+    pub size: u64,
+    pub last_modified: Option<SystemTime>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPartsPage {
+    pub parts: Vec<PartInfo>,
+    pub is_truncated: bool,
+    pub next_part_number_marker: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadInfo {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: Option<SystemTime>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListUploadsPage {
+    pub uploads: Vec<UploadInfo>,
+    pub is_truncated: bool,
+    pub next_key_marker: Option<String>,
+    pub next_upload_id_marker: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompleteResult {
+    pub etag: String,
+    pub crc64: Option<u64>,
+}
+
+/// Most keys DELETE Multiple takes at once.
+pub const MAX_DELETE_KEYS: usize = 1000;
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// HEAD Bucket: Ok if the bucket exists and we may use it.
+    async fn head_bucket(&self) -> CosResult<()>;
+    /// GET Bucket (one page).
+    async fn list_objects(&self, req: &ListRequest) -> CosResult<ListPage>;
+    async fn head_object(&self, key: &str) -> CosResult<ObjectMeta>;
+    async fn get_object(&self, key: &str, opts: &GetOptions) -> CosResult<GetObjectOutput>;
+    async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> CosResult<PutResult>;
+    /// PUT Object - Copy from `source_key` of the same bucket.
+    async fn copy_object(
+        &self,
+        source_key: &str,
+        dest_key: &str,
+        opts: &CopyOptions,
+    ) -> CosResult<CopyResult>;
+    /// DELETE Object (success also when the key did not exist).
+    async fn delete_object(&self, key: &str) -> CosResult<()>;
+    /// DELETE Multiple (Quiet): at most 1000 keys; returns the keys that failed.
+    async fn delete_objects(&self, keys: &[String]) -> CosResult<Vec<DeleteFailure>>;
+    async fn initiate_multipart(&self, key: &str, opts: &PutOptions) -> CosResult<String>;
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> CosResult<UploadedPart>;
+    /// Upload Part - Copy: `range` of `source_key` (whole object if `None`) becomes a part.
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        source_key: &str,
+        range: Option<ByteRange>,
+        source_if_match: Option<&str>,
+    ) -> CosResult<UploadedPart>;
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> CosResult<CompleteResult>;
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> CosResult<()>;
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number_marker: Option<u32>,
+    ) -> CosResult<ListPartsPage>;
+    async fn list_multipart_uploads(
+        &self,
+        prefix: &str,
+        key_marker: Option<&str>,
+        upload_id_marker: Option<&str>,
+    ) -> CosResult<ListUploadsPage>;
+}
