@@ -3,6 +3,8 @@
 //! Layers (each knows only those below it): `cos` is the object client, `server` a local
 //! COS-compatible server for tests and try-outs; `xml` and `timefmt` are shared wire helpers.
 
+pub mod cli;
 pub mod cos;
+pub mod server;
 pub mod timefmt;
 pub mod xml;

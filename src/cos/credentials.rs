@@ -102,9 +102,8 @@ pub fn from_env() -> Option<Credentials> {
     Some(c)
 }
 
-/// Read a cosfs passwd file and pick the line for `bucket` (or the default `id:key` line).
-/// Refuses a file that group or others may access, like Tencent's cosfs and s3fs do.
-pub fn from_passwd_file(path: &Path, bucket: &str) -> Result<Credentials, CredentialsError> {
+/// Read a passwd file, refusing one that group or others may access (as cosfs and s3fs do).
+fn read_private_file(path: &Path) -> Result<String, CredentialsError> {
     use std::os::unix::fs::PermissionsExt;
     let unreadable = |source| CredentialsError::Unreadable {
         path: path.to_path_buf(),
@@ -118,7 +117,37 @@ pub fn from_passwd_file(path: &Path, bucket: &str) -> Result<Credentials, Creden
             mode,
         });
     }
-    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    std::fs::read_to_string(path).map_err(unreadable)
+}
+
+/// Every key pair of a passwd file (the local server accepts them all).
+pub fn all_from_passwd_file(path: &Path) -> Result<Vec<Credentials>, CredentialsError> {
+    let text = read_private_file(path)?;
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(':').map(str::trim).collect();
+        match fields.as_slice() {
+            [_, id, key] | [id, key] if !id.is_empty() && !key.is_empty() => {
+                out.push(Credentials::new(*id, *key))
+            }
+            _ => {
+                return Err(CredentialsError::Malformed {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Read a cosfs passwd file and pick the line for `bucket` (or the default `id:key` line).
+pub fn from_passwd_file(path: &Path, bucket: &str) -> Result<Credentials, CredentialsError> {
+    let text = read_private_file(path)?;
     parse_passwd(&text, bucket).map_err(|e| match e {
         PasswdParse::Malformed(line) => CredentialsError::Malformed {
             path: path.to_path_buf(),

@@ -1,0 +1,36 @@
+//! Command line: `cosfs serve` (local COS-compatible server). Parsing and wiring only; each
+//! subcommand hands plain config structs to the layer that does the work.
+
+pub mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cosfs", version, about = "Mount a Tencent Cloud COS bucket as a filesystem")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a local COS-compatible server on a directory (for tests and try-outs).
+    Serve(serve::ServeArgs),
+}
+
+/// Logging to stderr at `level` (error, warn, info, debug, trace); `RUST_LOG` overrides it.
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Run a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+    }
+}

@@ -1,0 +1,313 @@
+//! `cosfs serve`: a single-node COS-compatible server on a local directory.
+//!
+//! It exists so that every test, benchmark and first-time user has a real COS endpoint on this
+//! machine. It speaks the XML API as COS does (signatures, listings, ranges, conditions, copy,
+//! multipart limits, CRC-64, errors) over HTTP/1.1, stores objects durably (`storage.rs`), streams
+//! bodies both ways (`blob.rs`), and can inject faults (`faults.rs`). It is a test and try-out
+//! server, not a production object store: one directory, no ACLs, no versioning.
+//!
+//! Admin endpoints (no bucket can be named `-`): `GET /-/stats` (JSON request counts),
+//! `GET /-/faults` and `PUT /-/faults` (JSON `FaultConfig`).
+
+mod auth;
+mod blob;
+mod bucket_ops;
+pub mod faults;
+mod listing;
+mod multipart;
+mod objects;
+mod request;
+pub mod storage;
+mod xmlout;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+pub use auth::AuthMode;
+pub use faults::{FaultConfig, Faults, Stats};
+use request::{full, CosErr, Ctx, Resp};
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Directory holding one subdirectory per bucket.
+    pub root: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    pub auth: AuthMode,
+    /// Buckets to create at start (in addition to those already under `root`).
+    pub buckets: Vec<String>,
+    pub faults: FaultConfig,
+}
+
+pub struct State {
+    storage: storage::Storage,
+    auth: AuthMode,
+    pub faults: Arc<Faults>,
+    pub stats: Arc<Stats>,
+    next_request: AtomicU64,
+}
+
+/// A server running on the current tokio runtime. Dropping it stops accepting connections.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub faults: Arc<Faults>,
+    pub stats: Arc<Stats>,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// `http://127.0.0.1:PORT`
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop accepting new connections (connections in progress finish on their own).
+    pub fn stop(&self) {
+        self.accept_task.abort();
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+/// Open the store, bind, and start serving in the background.
+pub async fn start(cfg: ServerConfig) -> std::io::Result<RunningServer> {
+    let storage = storage::Storage::open(&cfg.root)?;
+    for b in &cfg.buckets {
+        if !crate::cos::config::valid_bucket_name(b) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("bucket name {b:?} must look like name-APPID (e.g. examplebucket-1250000000)"),
+            ));
+        }
+        storage.create_bucket(b)?;
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(State {
+        storage,
+        auth: cfg.auth,
+        faults: Arc::new(Faults::new(cfg.faults)),
+        stats: Arc::new(Stats::default()),
+        next_request: AtomicU64::new(1),
+    });
+    let (faults, stats) = (state.faults.clone(), state.stats.clone());
+    let accept_task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let st = state.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    Ok(RunningServer {
+        addr,
+        faults,
+        stats,
+        accept_task,
+    })
+}
+
+/// Outcome of one request: an answer, or (injected fault) a dropped connection.
+async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io::Error> {
+    if req.uri().path().starts_with("/-/") {
+        return Ok(admin(&st, req).await);
+    }
+    let cfg = st.faults.get();
+    let now = offset_now(cfg.clock_offset_secs);
+    let request_id = format!(
+        "{:x}-{:06}",
+        SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis(),
+        st.next_request.fetch_add(1, Ordering::Relaxed)
+    );
+    if cfg.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(cfg.latency_ms)).await;
+    }
+    let method = req.method().clone();
+    let resource = req.uri().path().to_string();
+    let injected = st.faults.pick(method.as_str());
+    let fault_err = match injected {
+        faults::Injected::SlowDown => Some(CosErr::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "Please reduce your request rate. (injected fault)",
+        )),
+        faults::Injected::InternalError => Some(CosErr::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "We encountered an internal error. Please try again. (injected fault)",
+        )),
+        faults::Injected::Hang => {
+            std::future::pending::<()>().await;
+            None
+        }
+        faults::Injected::Drop if method != Method::GET => {
+            return Err(std::io::Error::other("injected fault: connection dropped"));
+        }
+        _ => None,
+    };
+    let mut resp = match fault_err {
+        Some(e) => {
+            st.stats.count("InjectedFault");
+            e.response(&method, &resource, &request_id)
+        }
+        None => match route(&st, req, now, &request_id, injected == faults::Injected::Drop).await {
+            Ok(r) => r,
+            Err(e) => e.response(&method, &resource, &request_id),
+        },
+    };
+    let h = resp.headers_mut();
+    h.insert("x-cos-request-id", request_id.parse().expect("ascii id"));
+    h.insert("date", httpdate::fmt_http_date(now).parse().expect("ascii date"));
+    h.insert("server", http::HeaderValue::from_static("tencent-cos"));
+    Ok(resp)
+}
+
+fn offset_now(offset_secs: i64) -> SystemTime {
+    let now = SystemTime::now();
+    if offset_secs >= 0 {
+        now + Duration::from_secs(offset_secs as u64)
+    } else {
+        now - Duration::from_secs(offset_secs.unsigned_abs())
+    }
+}
+
+async fn route(
+    st: &State,
+    req: Request<Incoming>,
+    now: SystemTime,
+    request_id: &str,
+    drop_mid_body: bool,
+) -> Result<Resp, CosErr> {
+    let (parts, body) = req.into_parts();
+    let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
+    let Some((bucket, key, params)) =
+        request::parse_target(host, parts.uri.path(), parts.uri.query())?
+    else {
+        return Err(CosErr::bad_request("InvalidRequest", "this server has no GET Service; name a bucket"));
+    };
+    let ctx = Ctx {
+        method: parts.method,
+        bucket,
+        key,
+        params,
+        headers: parts.headers,
+        request_id: request_id.to_string(),
+        now,
+    };
+    auth::verify(&st.auth, &ctx)?;
+    let m = ctx.method.clone();
+    if ctx.key.is_empty() {
+        let op = match (&m, ctx.has_param("uploads"), ctx.has_param("delete")) {
+            (&Method::PUT, ..) => "PutBucket",
+            (&Method::DELETE, ..) => "DeleteBucket",
+            (&Method::HEAD, ..) => "HeadBucket",
+            (&Method::GET, true, _) => "ListMultipartUploads",
+            (&Method::GET, ..) => "ListObjects",
+            (&Method::POST, _, true) => "DeleteMultiple",
+            _ => return Err(CosErr::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "unsupported bucket operation")),
+        };
+        st.stats.count(op);
+        if op == "PutBucket" {
+            return bucket_ops::put_bucket(st, &ctx);
+        }
+        if op == "DeleteBucket" {
+            return bucket_ops::delete_bucket(st, &ctx);
+        }
+        let b = st.storage.bucket(&ctx.bucket).ok_or_else(CosErr::no_such_bucket)?;
+        return match op {
+            "HeadBucket" => Ok(Response::builder().body(request::empty()).expect("response")),
+            "ListMultipartUploads" => multipart::list_uploads(&ctx, &b),
+            "ListObjects" => bucket_ops::list_objects(&ctx, &b),
+            _ => bucket_ops::delete_multiple(&ctx, &b, body).await,
+        };
+    }
+    let b = st.storage.bucket(&ctx.bucket).ok_or_else(CosErr::no_such_bucket)?;
+    let upload = ctx.has_param("uploadId");
+    let copy = ctx.headers.contains_key("x-cos-copy-source");
+    let op = match m {
+        Method::HEAD => "HeadObject",
+        Method::GET if upload => "ListParts",
+        Method::GET => "GetObject",
+        Method::PUT if upload && copy => "UploadPartCopy",
+        Method::PUT if upload => "UploadPart",
+        Method::PUT if copy => "CopyObject",
+        Method::PUT => "PutObject",
+        Method::POST if ctx.has_param("uploads") => "InitiateMultipartUpload",
+        Method::POST if upload => "CompleteMultipartUpload",
+        Method::DELETE if upload => "AbortMultipartUpload",
+        Method::DELETE => "DeleteObject",
+        _ => return Err(CosErr::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "unsupported object operation")),
+    };
+    st.stats.count(op);
+    match op {
+        "HeadObject" => objects::get(st, &ctx, &b, true, false).await,
+        "GetObject" => objects::get(st, &ctx, &b, false, drop_mid_body).await,
+        "ListParts" => multipart::list_parts(&ctx, &b),
+        "UploadPartCopy" | "UploadPart" => multipart::upload_part(st, &ctx, b, body).await,
+        "CopyObject" => objects::copy(st, &ctx, b).await,
+        "PutObject" => objects::put(st, &ctx, b, body).await,
+        "InitiateMultipartUpload" => multipart::initiate(&ctx, &b),
+        "CompleteMultipartUpload" => multipart::complete(&ctx, b, body).await,
+        "AbortMultipartUpload" => multipart::abort(&ctx, &b),
+        _ => objects::delete(&b, &ctx),
+    }
+}
+
+async fn admin(st: &State, req: Request<Incoming>) -> Resp {
+    let json = |status: StatusCode, v: String| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(full(v))
+            .expect("response")
+    };
+    match (req.method().clone(), req.uri().path()) {
+        (Method::GET, "/-/stats") => {
+            let v = serde_json::json!({
+                "requests": st.stats.snapshot(),
+                "bytes_in": st.stats.bytes_in.load(Ordering::Relaxed),
+                "bytes_out": st.stats.bytes_out.load(Ordering::Relaxed),
+            });
+            json(StatusCode::OK, v.to_string())
+        }
+        (Method::DELETE, "/-/stats") => {
+            st.stats.reset();
+            json(StatusCode::OK, "{}".into())
+        }
+        (Method::GET, "/-/faults") => json(
+            StatusCode::OK,
+            serde_json::to_string(&st.faults.get()).unwrap_or_default(),
+        ),
+        (Method::PUT, "/-/faults") => {
+            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+            match body.ok().and_then(|b| serde_json::from_slice::<FaultConfig>(&b).ok()) {
+                Some(cfg) => {
+                    st.faults.set(cfg);
+                    json(StatusCode::OK, "{}".into())
+                }
+                None => json(StatusCode::BAD_REQUEST, "{\"error\":\"expected a FaultConfig JSON object\"}".into()),
+            }
+        }
+        _ => json(StatusCode::NOT_FOUND, "{\"error\":\"unknown admin endpoint\"}".into()),
+    }
+}

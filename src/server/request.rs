@@ -1,0 +1,201 @@
+//! Request context and COS-style error answers for `cosfs serve`.
+//!
+//! A request names its bucket either by Host (`<bucket>.<anything>`, virtual-hosted, as real COS)
+//! or by the first path segment (path-style, for loopback endpoints without DNS). The key is the
+//! rest of the path, percent-decoded; query parameters are decoded too (`+` stays `+`).
+
+use std::io;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+
+use crate::cos::config::valid_bucket_name;
+use crate::cos::encode::decode;
+
+pub type Body = BoxBody<Bytes, io::Error>;
+pub type Resp = Response<Body>;
+
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// Everything a handler needs to know about the request, decoded.
+#[derive(Debug)]
+pub struct Ctx {
+    pub method: Method,
+    pub bucket: String,
+    /// Decoded key; empty for bucket operations.
+    pub key: String,
+    pub params: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub request_id: String,
+    /// The server's idea of now (real time plus any injected clock offset).
+    pub now: SystemTime,
+}
+
+impl Ctx {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has_param(&self, name: &str) -> bool {
+        self.params.iter().any(|(k, _)| k == name)
+    }
+
+    /// A header as text (raw UTF-8 allowed, as COS meta values may carry it).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+}
+
+/// Split the request target into (bucket, key, params). `None` if it names no bucket.
+pub fn parse_target(
+    host: Option<&str>,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Option<(String, String, Vec<(String, String)>)>, CosErr> {
+    let bad = |what: &str| CosErr::new(StatusCode::BAD_REQUEST, "InvalidURI", what);
+    let mut params = Vec::new();
+    for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        params.push((
+            decode(k).map_err(|_| bad("bad query parameter"))?,
+            decode(v).map_err(|_| bad("bad query parameter"))?,
+        ));
+    }
+    let raw = path.strip_prefix('/').unwrap_or(path);
+    let host_label = host
+        .map(|h| h.rsplit_once(':').map_or(h, |(a, _)| a))
+        .and_then(|h| h.split_once('.').map(|(first, _)| first))
+        .filter(|first| valid_bucket_name(first));
+    let (bucket, key_raw) = match host_label {
+        Some(b) => (b.to_string(), raw),
+        None => {
+            let (b, rest) = raw.split_once('/').unwrap_or((raw, ""));
+            if b.is_empty() {
+                return Ok(None);
+            }
+            (b.to_string(), rest)
+        }
+    };
+    let key = decode(key_raw).map_err(|_| bad("bad key encoding"))?;
+    Ok(Some((bucket, key, params)))
+}
+
+/// A COS error answer.
+#[derive(Debug, Clone)]
+pub struct CosErr {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl CosErr {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        CosErr {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn no_such_key() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist.")
+    }
+
+    pub fn no_such_bucket() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NoSuchBucket", "The specified bucket does not exist.")
+    }
+
+    pub fn no_such_upload() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NoSuchUpload", "The specified upload does not exist.")
+    }
+
+    pub fn precondition() -> Self {
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "At least one of the preconditions you specified did not hold.",
+        )
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string())
+    }
+
+    /// The `<Error>` document (no body for HEAD).
+    pub fn response(&self, ctx_method: &Method, resource: &str, request_id: &str) -> Resp {
+        let body = if ctx_method == Method::HEAD {
+            empty()
+        } else {
+            full(error_xml(self.code, &self.message, resource, request_id))
+        };
+        Response::builder()
+            .status(self.status)
+            .header("content-type", "application/xml")
+            .header("x-cos-request-id", request_id)
+            .header("x-cos-trace-id", request_id)
+            .body(body)
+            .expect("valid response")
+    }
+}
+
+pub fn error_xml(code: &str, message: &str, resource: &str, request_id: &str) -> String {
+    use crate::xml::escape;
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId><TraceId>{}</TraceId></Error>",
+        escape(code),
+        escape(message),
+        escape(resource),
+        escape(request_id),
+        escape(request_id)
+    )
+}
+
+impl From<io::Error> for CosErr {
+    fn from(e: io::Error) -> Self {
+        CosErr::internal(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_style_and_virtual_hosted_targets() {
+        let (b, k, p) = parse_target(
+            Some("127.0.0.1:9000"),
+            "/b-1/a%20b/../%3F%23+",
+            Some("uploads&prefix=x%2Fy"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((b.as_str(), k.as_str()), ("b-1", "a b/../?#+"));
+        assert_eq!(p, vec![("uploads".into(), "".into()), ("prefix".into(), "x/y".into())]);
+        let (b, k, _) = parse_target(Some("b-1.cos.ap-x.myqcloud.com"), "/k", None)
+            .unwrap()
+            .unwrap();
+        assert_eq!((b.as_str(), k.as_str()), ("b-1", "k"));
+        let (b, k, _) = parse_target(Some("localhost:1"), "/b-1", None).unwrap().unwrap();
+        assert_eq!((b.as_str(), k.as_str()), ("b-1", ""));
+        assert!(parse_target(Some("localhost"), "/", None).unwrap().is_none());
+    }
+}

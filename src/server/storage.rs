@@ -1,0 +1,425 @@
+//! Durable object storage for `cosfs serve`, on a local directory.
+//!
+//! Layout of `ROOT/<bucket>/`:
+//! - `data/<id>`: immutable object bodies (a random id per version);
+//! - `meta/<xx>/<sha1(key)>.json`: one `ObjectRecord` per key, naming its data file;
+//! - `uploads/<upload id>/`: `upload.json` plus `part-<n>.json` records naming `data/` files;
+//! - `tmp/`: files being written.
+//!
+//! Invariant (crash safety): a body is fully written and fsynced under `tmp/`, renamed into
+//! `data/`, and only then is its record written to `tmp/` and renamed over `meta/...json`. The
+//! rename is the commit point, so a crash leaves either the old object or the new one, never a
+//! torn one. Startup rebuilds the in-memory index from `meta/`, deletes data files no record names
+//! (orphans of a crash) and empties `tmp/`.
+//!
+//! Concurrency: each bucket has an index (`BTreeMap` ordered by key bytes, as COS lists) behind a
+//! `std::sync::RwLock` held only for in-memory work and the commit rename, never across an await.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha1::{Digest, Sha1};
+
+/// What we know about one object (persisted as JSON).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectRecord {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub crc64: u64,
+    /// Milliseconds since the epoch.
+    pub last_modified_ms: u64,
+    pub content_type: String,
+    pub storage_class: String,
+    pub user_meta: BTreeMap<String, String>,
+    /// File name under `data/`.
+    pub data: String,
+}
+
+impl ObjectRecord {
+    pub fn last_modified(&self) -> SystemTime {
+        UNIX_EPOCH + std::time::Duration::from_millis(self.last_modified_ms)
+    }
+}
+
+/// Headers given when an object is created.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NewObjectHeaders {
+    pub content_type: String,
+    pub storage_class: String,
+    pub user_meta: BTreeMap<String, String>,
+}
+
+/// A body written to `data/`, with its digests.
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    pub data: String,
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub crc64: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated_ms: u64,
+    pub headers: NewObjectHeaders,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub part_number: u32,
+    pub etag: String,
+    pub size: u64,
+    pub crc64: u64,
+    pub last_modified_ms: u64,
+    pub data: String,
+}
+
+pub struct Bucket {
+    pub name: String,
+    dir: PathBuf,
+    index: RwLock<BTreeMap<String, ObjectRecord>>,
+    uploads: RwLock<BTreeMap<String, UploadRecord>>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+pub fn random_id() -> String {
+    format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
+}
+
+fn write_json_atomic(tmp_dir: &Path, dest: &Path, value: &impl Serialize) -> io::Result<()> {
+    let tmp = tmp_dir.join(format!("{}.json", random_id()));
+    let mut f = File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec(value).map_err(io::Error::other)?)?;
+    f.sync_all()?;
+    drop(f);
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::rename(&tmp, dest)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
+    serde_json::from_slice(&fs::read(path)?).map_err(io::Error::other)
+}
+
+impl Bucket {
+    fn open(name: &str, dir: PathBuf) -> io::Result<Bucket> {
+        for sub in ["data", "meta", "uploads", "tmp"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        // Anything in tmp/ is an unfinished write from before a crash.
+        for e in fs::read_dir(dir.join("tmp"))? {
+            let _ = fs::remove_file(e?.path());
+        }
+        let mut index = BTreeMap::new();
+        for shard in fs::read_dir(dir.join("meta"))? {
+            for e in fs::read_dir(shard?.path())? {
+                let path = e?.path();
+                match read_json::<ObjectRecord>(&path) {
+                    Ok(r) => {
+                        index.insert(r.key.clone(), r);
+                    }
+                    Err(err) => tracing::warn!(path = %path.display(), %err, "skipping unreadable object record"),
+                }
+            }
+        }
+        let mut uploads = BTreeMap::new();
+        let mut referenced: std::collections::HashSet<String> =
+            index.values().map(|r| r.data.clone()).collect();
+        for e in fs::read_dir(dir.join("uploads"))? {
+            let udir = e?.path();
+            match read_json::<UploadRecord>(&udir.join("upload.json")) {
+                Ok(u) => {
+                    for p in fs::read_dir(&udir)? {
+                        let p = p?.path();
+                        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")) {
+                            if let Ok(pr) = read_json::<PartRecord>(&p) {
+                                referenced.insert(pr.data);
+                            }
+                        }
+                    }
+                    uploads.insert(u.upload_id.clone(), u);
+                }
+                Err(_) => {
+                    let _ = fs::remove_dir_all(&udir);
+                }
+            }
+        }
+        for e in fs::read_dir(dir.join("data"))? {
+            let e = e?;
+            if !referenced.contains(e.file_name().to_string_lossy().as_ref()) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok(Bucket {
+            name: name.to_string(),
+            dir,
+            index: RwLock::new(index),
+            uploads: RwLock::new(uploads),
+        })
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    pub fn data_path(&self, data: &str) -> PathBuf {
+        self.dir.join("data").join(data)
+    }
+
+    fn meta_path(&self, key: &str) -> PathBuf {
+        let h = hex::encode(Sha1::digest(key.as_bytes()));
+        self.dir.join("meta").join(&h[..2]).join(format!("{h}.json"))
+    }
+
+    fn upload_dir(&self, upload_id: &str) -> PathBuf {
+        self.dir.join("uploads").join(upload_id)
+    }
+
+    pub fn get(&self, key: &str) -> Option<ObjectRecord> {
+        self.index.read().unwrap().get(key).cloned()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.read().unwrap().is_empty()
+    }
+
+    /// Run `f` over the index from `start` on (in key order) while it returns true.
+    pub fn scan_from(
+        &self,
+        start: std::ops::Bound<&str>,
+        mut f: impl FnMut(&ObjectRecord) -> std::ops::ControlFlow<(), Option<String>>,
+    ) {
+        let index = self.index.read().unwrap();
+        let mut bound: std::ops::Bound<String> = start.map(str::to_string);
+        'outer: loop {
+            let range = index.range::<String, _>((bound.as_ref(), std::ops::Bound::Unbounded));
+            for (_, rec) in range {
+                match f(rec) {
+                    std::ops::ControlFlow::Break(()) => break 'outer,
+                    std::ops::ControlFlow::Continue(Some(skip_to)) => {
+                        bound = std::ops::Bound::Included(skip_to);
+                        continue 'outer;
+                    }
+                    std::ops::ControlFlow::Continue(None) => {}
+                }
+            }
+            break;
+        }
+    }
+
+    /// Make `blob` (already under `data/`) the current version of `key`. Returns the record.
+    pub fn commit(
+        &self,
+        key: &str,
+        blob: &StoredBlob,
+        etag: String,
+        headers: NewObjectHeaders,
+    ) -> io::Result<ObjectRecord> {
+        let rec = ObjectRecord {
+            key: key.to_string(),
+            size: blob.size,
+            etag,
+            crc64: blob.crc64,
+            last_modified_ms: now_ms(),
+            content_type: headers.content_type,
+            storage_class: headers.storage_class,
+            user_meta: headers.user_meta,
+            data: blob.data.clone(),
+        };
+        let old = {
+            let mut index = self.index.write().unwrap();
+            write_json_atomic(&self.tmp_dir(), &self.meta_path(key), &rec)?;
+            index.insert(key.to_string(), rec.clone())
+        };
+        if let Some(old) = old {
+            if old.data != rec.data {
+                let _ = fs::remove_file(self.data_path(&old.data));
+            }
+        }
+        Ok(rec)
+    }
+
+    /// Delete `key`; deleting a missing key succeeds (COS answers 204 either way).
+    pub fn delete(&self, key: &str) -> io::Result<()> {
+        let old = {
+            let mut index = self.index.write().unwrap();
+            let old = index.remove(key);
+            if old.is_some() {
+                match fs::remove_file(self.meta_path(key)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        index.insert(key.to_string(), old.clone().unwrap());
+                        return Err(e);
+                    }
+                }
+            }
+            old
+        };
+        if let Some(old) = old {
+            let _ = fs::remove_file(self.data_path(&old.data));
+        }
+        Ok(())
+    }
+
+    /// A new `data/` file sharing the body of `data` (hard link; copy if links are refused).
+    pub fn clone_data(&self, data: &str) -> io::Result<String> {
+        let id = random_id();
+        let src = self.data_path(data);
+        let dst = self.data_path(&id);
+        if fs::hard_link(&src, &dst).is_err() {
+            let tmp = self.tmp_dir().join(&id);
+            fs::copy(&src, &tmp)?;
+            File::open(&tmp)?.sync_all()?;
+            fs::rename(&tmp, &dst)?;
+        }
+        Ok(id)
+    }
+
+    /// Move a finished temp file into `data/`.
+    pub fn adopt_tmp(&self, tmp_name: &str) -> io::Result<()> {
+        fs::rename(self.tmp_dir().join(tmp_name), self.data_path(tmp_name))
+    }
+
+    pub fn remove_data(&self, data: &str) {
+        let _ = fs::remove_file(self.data_path(data));
+    }
+
+    // ---- multipart uploads ----
+
+    pub fn create_upload(&self, key: &str, headers: NewObjectHeaders) -> io::Result<UploadRecord> {
+        let rec = UploadRecord {
+            key: key.to_string(),
+            upload_id: format!("{}{}", now_ms(), random_id()),
+            initiated_ms: now_ms(),
+            headers,
+        };
+        let dir = self.upload_dir(&rec.upload_id);
+        fs::create_dir_all(&dir)?;
+        write_json_atomic(&self.tmp_dir(), &dir.join("upload.json"), &rec)?;
+        self.uploads
+            .write()
+            .unwrap()
+            .insert(rec.upload_id.clone(), rec.clone());
+        Ok(rec)
+    }
+
+    pub fn upload(&self, upload_id: &str) -> Option<UploadRecord> {
+        self.uploads.read().unwrap().get(upload_id).cloned()
+    }
+
+    pub fn uploads(&self) -> Vec<UploadRecord> {
+        let mut v: Vec<_> = self.uploads.read().unwrap().values().cloned().collect();
+        v.sort_by(|a, b| (&a.key, a.initiated_ms, &a.upload_id).cmp(&(&b.key, b.initiated_ms, &b.upload_id)));
+        v
+    }
+
+    /// Record a part (its body already under `data/`); replaces an earlier part of that number.
+    pub fn put_part(&self, upload_id: &str, part: PartRecord) -> io::Result<()> {
+        let path = self
+            .upload_dir(upload_id)
+            .join(format!("part-{}.json", part.part_number));
+        let old = read_json::<PartRecord>(&path).ok();
+        write_json_atomic(&self.tmp_dir(), &path, &part)?;
+        if let Some(old) = old.filter(|o| o.data != part.data) {
+            self.remove_data(&old.data);
+        }
+        Ok(())
+    }
+
+    pub fn parts(&self, upload_id: &str) -> io::Result<BTreeMap<u32, PartRecord>> {
+        let mut parts = BTreeMap::new();
+        for e in fs::read_dir(self.upload_dir(upload_id))? {
+            let p = e?.path();
+            if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")) {
+                let pr: PartRecord = read_json(&p)?;
+                parts.insert(pr.part_number, pr);
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Forget an upload. With `keep_data`, part bodies listed there survive (Complete moved them).
+    pub fn remove_upload(&self, upload_id: &str, keep_data: bool) -> io::Result<()> {
+        if self.uploads.write().unwrap().remove(upload_id).is_none() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no such upload"));
+        }
+        if !keep_data {
+            if let Ok(parts) = self.parts(upload_id) {
+                for p in parts.values() {
+                    self.remove_data(&p.data);
+                }
+            }
+        }
+        fs::remove_dir_all(self.upload_dir(upload_id))
+    }
+}
+
+/// All buckets under the root directory.
+pub struct Storage {
+    root: PathBuf,
+    buckets: RwLock<BTreeMap<String, Arc<Bucket>>>,
+}
+
+impl Storage {
+    /// Open `root`, loading every subdirectory whose name is a valid bucket name.
+    pub fn open(root: &Path) -> io::Result<Storage> {
+        fs::create_dir_all(root)?;
+        let mut buckets = BTreeMap::new();
+        for e in fs::read_dir(root)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type()?.is_dir() && crate::cos::config::valid_bucket_name(&name) {
+                buckets.insert(name.clone(), Arc::new(Bucket::open(&name, e.path())?));
+            }
+        }
+        Ok(Storage {
+            root: root.to_path_buf(),
+            buckets: RwLock::new(buckets),
+        })
+    }
+
+    pub fn bucket(&self, name: &str) -> Option<Arc<Bucket>> {
+        self.buckets.read().unwrap().get(name).cloned()
+    }
+
+    /// Create a bucket (idempotent).
+    pub fn create_bucket(&self, name: &str) -> io::Result<Arc<Bucket>> {
+        let mut buckets = self.buckets.write().unwrap();
+        if let Some(b) = buckets.get(name) {
+            return Ok(b.clone());
+        }
+        let b = Arc::new(Bucket::open(name, self.root.join(name))?);
+        buckets.insert(name.to_string(), b.clone());
+        Ok(b)
+    }
+
+    /// Delete an empty bucket.
+    pub fn delete_bucket(&self, name: &str) -> io::Result<bool> {
+        let mut buckets = self.buckets.write().unwrap();
+        match buckets.get(name) {
+            Some(b) if b.is_empty() && b.uploads.read().unwrap().is_empty() => {
+                fs::remove_dir_all(&b.dir)?;
+                buckets.remove(name);
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, "no such bucket")),
+        }
+    }
+}
