@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
+use http_body_util::Full;
 
 use super::config::{Addressing, ClientConfig};
 use super::credentials::CredentialProvider;
@@ -21,6 +22,7 @@ use super::encode::{encode_path, encode_strict};
 use super::error::{parse_error_body, CosError, CosResult, ErrorKind, ServiceError};
 use super::parse;
 use super::sign::{authorization, sign, SignInput};
+use super::transport::{Response, Transport};
 
 /// One logical request; `call` may send it several times.
 #[derive(Debug, Clone)]
@@ -74,8 +76,7 @@ impl Request {
 pub struct CosClient {
     pub(crate) cfg: ClientConfig,
     creds: Option<Arc<dyn CredentialProvider>>,
-    http: reqwest::Client,
-    http_long: reqwest::Client,
+    transport: Transport,
     /// Server time minus local time, in seconds, learned from skew errors.
     clock_offset: AtomicI64,
 }
@@ -89,44 +90,14 @@ impl std::fmt::Debug for CosClient {
     }
 }
 
-fn transport_error(e: reqwest::Error, cfg: &ClientConfig, long: bool) -> CosError {
-    if e.is_timeout() {
-        return CosError::Timeout(if long {
-            cfg.long_read_timeout
-        } else {
-            cfg.read_timeout
-        });
-    }
-    // reqwest's Display hides the cause ("error sending request"); show the chain.
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    CosError::Transport(msg)
-}
-
 impl CosClient {
     /// A client; `creds = None` sends unsigned requests (public buckets, `--anonymous` servers).
     pub fn new(
         cfg: ClientConfig,
         creds: Option<Arc<dyn CredentialProvider>>,
     ) -> CosResult<Self> {
-        let build = |read_timeout| {
-            reqwest::Client::builder()
-                .connect_timeout(cfg.connect_timeout)
-                .read_timeout(read_timeout)
-                .pool_idle_timeout(std::time::Duration::from_secs(50))
-                .pool_max_idle_per_host(64)
-                .tcp_nodelay(true)
-                .build()
-                .map_err(|e| CosError::InvalidRequest(format!("HTTP client setup: {e}")))
-        };
         Ok(CosClient {
-            http: build(cfg.read_timeout)?,
-            http_long: build(cfg.long_read_timeout)?,
+            transport: Transport::new(cfg.connect_timeout)?,
             cfg,
             creds,
             clock_offset: AtomicI64::new(0),
@@ -203,9 +174,11 @@ impl CosClient {
     }
 
     /// Send once; Ok only for a 2xx answer.
-    async fn send_once(&self, req: &Request) -> CosResult<reqwest::Response> {
-        let http = if req.long { &self.http_long } else { &self.http };
-        let mut rb = http.request(req.method.clone(), self.url(req));
+    async fn send_once(&self, req: &Request) -> CosResult<Response> {
+        let bad = |e: http::Error| CosError::InvalidRequest(format!("cannot build request: {e}"));
+        let mut rb = http::Request::builder()
+            .method(req.method.clone())
+            .uri(self.url(req));
         for (k, v) in &req.headers {
             rb = rb.header(k, v);
         }
@@ -215,18 +188,21 @@ impl CosClient {
                 rb = rb.header("x-cos-security-token", t);
             }
         }
-        if !req.body.is_empty() || matches!(req.method, Method::PUT | Method::POST) {
-            rb = rb.body(req.body.clone());
+        if matches!(req.method, Method::PUT | Method::POST) {
+            rb = rb.header("content-length", req.body.len());
         }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| transport_error(e, &self.cfg, req.long))?;
-        let status = resp.status();
+        let http_req = rb.body(Full::new(req.body.clone())).map_err(bad)?;
+        let idle = if req.long {
+            self.cfg.long_read_timeout
+        } else {
+            self.cfg.read_timeout
+        };
+        let resp = self.transport.send(http_req, idle).await?;
+        let status = resp.status;
         if status.is_success() {
             return Ok(resp);
         }
-        let headers = resp.headers().clone();
+        let headers = resp.headers.clone();
         let body = if req.method == Method::HEAD {
             Bytes::new()
         } else {
@@ -239,7 +215,7 @@ impl CosClient {
     /// (a truncated body, an `<Error>` inside a 200) are retried like any other.
     pub(crate) async fn call<T, F, Fut>(&self, req: Request, handle: F) -> CosResult<T>
     where
-        F: Fn(reqwest::Response) -> Fut,
+        F: Fn(Response) -> Fut,
         Fut: Future<Output = CosResult<T>>,
     {
         let mut attempt = 0u32;
@@ -302,14 +278,10 @@ impl CosClient {
     /// `call` that reads the whole body; with `error_in_200` a 200 `<Error>` body is an error.
     pub(crate) async fn call_read(&self, req: Request) -> CosResult<(HeaderMap, Bytes)> {
         let error_in_200 = req.error_in_200;
-        let long = req.long;
         self.call(req, |resp| async move {
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| transport_error(e, &self.cfg, long))?;
+            let status = resp.status.as_u16();
+            let headers = resp.headers.clone();
+            let body = resp.bytes().await?;
             if error_in_200 {
                 if let Some(mut e) = parse_error_body(status, &body) {
                     // An error reported inside a 200: classify it by its code, as if it were

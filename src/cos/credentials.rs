@@ -234,7 +234,7 @@ pub fn resolve(
 pub struct InstanceRoleProvider {
     endpoint: String,
     role: String,
-    http: reqwest::Client,
+    http: super::transport::Transport,
     cached: Mutex<Option<(Credentials, SystemTime)>>,
 }
 
@@ -266,11 +266,9 @@ impl InstanceRoleProvider {
         InstanceRoleProvider {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             role,
-            http: reqwest::Client::builder()
-                // The metadata service is link-local: if it does not answer fast it is not there.
-                .timeout(Duration::from_secs(3))
-                .build()
-                .expect("reqwest client"),
+            // The metadata service is link-local: if it does not answer fast it is not there.
+            http: super::transport::Transport::new(Duration::from_secs(3))
+                .expect("HTTP transport"),
             cached: Mutex::new(None),
         }
     }
@@ -284,14 +282,16 @@ impl InstanceRoleProvider {
 
     async fn fetch(&self) -> Result<Credentials, CredentialsError> {
         let url = format!("{}/{}", self.endpoint, self.role);
+        let req = http::Request::get(&url)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .map_err(|e| self.fail(e.to_string()))?;
         let resp = self
             .http
-            .get(&url)
-            .send()
+            .send(req, Duration::from_secs(3))
             .await
             .map_err(|e| self.fail(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(self.fail(format!("HTTP {}", resp.status())));
+        if !resp.status.is_success() {
+            return Err(self.fail(format!("HTTP {}", resp.status)));
         }
         let body = resp.bytes().await.map_err(|e| self.fail(e.to_string()))?;
         let r: RoleResponse =

@@ -11,6 +11,7 @@ mod ops;
 pub mod parse;
 pub mod sign;
 pub mod store;
+pub mod transport;
 
 pub use client::CosClient;
 pub use config::{Addressing, ClientConfig, Endpoint, RetryConfig};

@@ -111,7 +111,7 @@ impl ObjectStore for CosClient {
         // A ranged GET carries the whole object's CRC, so only whole reads can be checked.
         let expected_crc = if ranged { None } else { meta.crc64 };
         let key = key.to_string();
-        let state = (resp.bytes_stream(), 0u64, CRC64.digest(), false);
+        let state = (resp.into_stream(), 0u64, CRC64.digest(), false);
         let body = futures_util::stream::unfold(state, move |(mut s, got, mut digest, done)| {
             let key = key.clone();
             async move {
@@ -126,10 +126,7 @@ impl ObjectStore for CosClient {
                         let got = got + chunk.len() as u64;
                         Some((Ok(chunk), (s, got, digest, false)))
                     }
-                    Some(Err(e)) => Some((
-                        Err(CosError::Transport(format!("reading {key}: {e}"))),
-                        (s, got, digest, true),
-                    )),
+                    Some(Err(e)) => Some((Err(e), (s, got, digest, true))),
                     None if got != content_length => Some((
                         Err(CosError::Transport(format!(
                             "body of {key} ended after {got} of {content_length} bytes"
