@@ -232,19 +232,13 @@ impl CosClient {
                 Err(e) => e,
             };
             match err.kind() {
-                Some(ErrorKind::ClockSkew | ErrorKind::RequestExpired) if !skew_fixed => {
+                Some(ErrorKind::ClockSkew | ErrorKind::RequestExpired | ErrorKind::AccessDenied)
+                    if !skew_fixed =>
+                {
                     skew_fixed = true;
-                    if let CosError::Service(ServiceError {
-                        server_date: Some(d),
-                        ..
-                    }) = &err
-                    {
-                        let server = d.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-                        let local = SystemTime::now()
-                            .duration_since(UNIX_EPOCH)
-                            .unwrap_or_default()
-                            .as_secs();
-                        let offset = server as i64 - local as i64;
+                    // A skew answer, or any 403 (HEAD errors have no body to name the cause)
+                    // from a server whose Date is more than 5 min from ours: adopt its clock.
+                    if let Some(offset) = self.skew_from(&err) {
                         tracing::warn!(offset_secs = offset, "clock skew against COS; correcting");
                         self.clock_offset.store(offset, Ordering::Relaxed);
                         continue;
@@ -273,6 +267,22 @@ impl CosClient {
             }
             return Err(err);
         }
+    }
+
+    /// The clock offset a skew-looking error implies, if the server's Date is far from ours.
+    fn skew_from(&self, err: &CosError) -> Option<i64> {
+        let CosError::Service(ServiceError {
+            server_date: Some(d),
+            ..
+        }) = err
+        else {
+            return None;
+        };
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+        let offset = secs(*d) - secs(SystemTime::now());
+        let known = self.clock_offset.load(Ordering::Relaxed);
+        let explicit = matches!(err.kind(), Some(ErrorKind::ClockSkew | ErrorKind::RequestExpired));
+        ((offset - known).abs() > 300 || (explicit && offset != known)).then_some(offset)
     }
 
     /// `call` that reads the whole body; with `error_in_200` a 200 `<Error>` body is an error.

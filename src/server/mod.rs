@@ -214,52 +214,20 @@ async fn route(
         request_id: request_id.to_string(),
         now,
     };
+    let op = op_name(&ctx)?;
+    st.stats.count(op);
     auth::verify(&st.auth, &ctx)?;
-    let m = ctx.method.clone();
-    if ctx.key.is_empty() {
-        let op = match (&m, ctx.has_param("uploads"), ctx.has_param("delete")) {
-            (&Method::PUT, ..) => "PutBucket",
-            (&Method::DELETE, ..) => "DeleteBucket",
-            (&Method::HEAD, ..) => "HeadBucket",
-            (&Method::GET, true, _) => "ListMultipartUploads",
-            (&Method::GET, ..) => "ListObjects",
-            (&Method::POST, _, true) => "DeleteMultiple",
-            _ => return Err(CosErr::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "unsupported bucket operation")),
-        };
-        st.stats.count(op);
-        if op == "PutBucket" {
-            return bucket_ops::put_bucket(st, &ctx);
-        }
-        if op == "DeleteBucket" {
-            return bucket_ops::delete_bucket(st, &ctx);
-        }
-        let b = st.storage.bucket(&ctx.bucket).ok_or_else(CosErr::no_such_bucket)?;
-        return match op {
-            "HeadBucket" => Ok(Response::builder().body(request::empty()).expect("response")),
-            "ListMultipartUploads" => multipart::list_uploads(&ctx, &b),
-            "ListObjects" => bucket_ops::list_objects(&ctx, &b),
-            _ => bucket_ops::delete_multiple(&ctx, &b, body).await,
-        };
+    match op {
+        "PutBucket" => return bucket_ops::put_bucket(st, &ctx),
+        "DeleteBucket" => return bucket_ops::delete_bucket(st, &ctx),
+        _ => {}
     }
     let b = st.storage.bucket(&ctx.bucket).ok_or_else(CosErr::no_such_bucket)?;
-    let upload = ctx.has_param("uploadId");
-    let copy = ctx.headers.contains_key("x-cos-copy-source");
-    let op = match m {
-        Method::HEAD => "HeadObject",
-        Method::GET if upload => "ListParts",
-        Method::GET => "GetObject",
-        Method::PUT if upload && copy => "UploadPartCopy",
-        Method::PUT if upload => "UploadPart",
-        Method::PUT if copy => "CopyObject",
-        Method::PUT => "PutObject",
-        Method::POST if ctx.has_param("uploads") => "InitiateMultipartUpload",
-        Method::POST if upload => "CompleteMultipartUpload",
-        Method::DELETE if upload => "AbortMultipartUpload",
-        Method::DELETE => "DeleteObject",
-        _ => return Err(CosErr::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "unsupported object operation")),
-    };
-    st.stats.count(op);
     match op {
+        "HeadBucket" => Ok(Response::builder().body(request::empty()).expect("response")),
+        "ListMultipartUploads" => multipart::list_uploads(&ctx, &b),
+        "ListObjects" => bucket_ops::list_objects(&ctx, &b),
+        "DeleteMultiple" => bucket_ops::delete_multiple(&ctx, &b, body).await,
         "HeadObject" => objects::get(st, &ctx, &b, true, false).await,
         "GetObject" => objects::get(st, &ctx, &b, false, drop_mid_body).await,
         "ListParts" => multipart::list_parts(&ctx, &b),
@@ -271,6 +239,45 @@ async fn route(
         "AbortMultipartUpload" => multipart::abort(&ctx, &b),
         _ => objects::delete(&b, &ctx),
     }
+}
+
+/// The COS operation a request is (also the name it is counted under in the stats).
+fn op_name(ctx: &Ctx) -> Result<&'static str, CosErr> {
+    let unsupported = || {
+        CosErr::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "unsupported operation",
+        )
+    };
+    let m = &ctx.method;
+    if ctx.key.is_empty() {
+        return Ok(match *m {
+            Method::PUT => "PutBucket",
+            Method::DELETE => "DeleteBucket",
+            Method::HEAD => "HeadBucket",
+            Method::GET if ctx.has_param("uploads") => "ListMultipartUploads",
+            Method::GET => "ListObjects",
+            Method::POST if ctx.has_param("delete") => "DeleteMultiple",
+            _ => return Err(unsupported()),
+        });
+    }
+    let upload = ctx.has_param("uploadId");
+    let copy = ctx.headers.contains_key("x-cos-copy-source");
+    Ok(match *m {
+        Method::HEAD => "HeadObject",
+        Method::GET if upload => "ListParts",
+        Method::GET => "GetObject",
+        Method::PUT if upload && copy => "UploadPartCopy",
+        Method::PUT if upload => "UploadPart",
+        Method::PUT if copy => "CopyObject",
+        Method::PUT => "PutObject",
+        Method::POST if ctx.has_param("uploads") => "InitiateMultipartUpload",
+        Method::POST if upload => "CompleteMultipartUpload",
+        Method::DELETE if upload => "AbortMultipartUpload",
+        Method::DELETE => "DeleteObject",
+        _ => return Err(unsupported()),
+    })
 }
 
 async fn admin(st: &State, req: Request<Incoming>) -> Resp {

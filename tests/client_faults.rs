@@ -1,0 +1,273 @@
+//! The client's error handling against a misbehaving or strict server: wrong keys, clock skew,
+//! hung and dropping servers, `<Error>` inside a 200, temporary credentials with refresh.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{client_config, client_with, pattern, Env, Mode, SECRET_ID, SECRET_KEY};
+use cosfs::cos::credentials::InstanceRoleProvider;
+use cosfs::cos::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_secret_is_a_clear_signature_error() {
+    let env = Env::new(Mode::Signed).await;
+    let bad = client_with(client_config(&env.server.endpoint()), "not-the-secret");
+    let err = bad.list_objects(&ListRequest::default()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::BadCredentials), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("SignatureDoesNotMatch"), "{text}");
+    assert!(text.contains("request id"), "{text}");
+    // Never retried: one request reached the server.
+    assert_eq!(env.server.stats.get("ListObjects"), 1);
+
+    // An unknown SecretId is a credentials error too.
+    let stranger = CosClient::new(
+        client_config(&env.server.endpoint()),
+        Some(Arc::new(StaticProvider(Credentials::new("AKIDunknown", SECRET_KEY)))),
+    )
+    .unwrap();
+    // HEAD errors have no body, so only the status is known.
+    let err = stranger.head_object("x").await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::AccessDenied), "{err}");
+    let err = stranger.list_objects(&ListRequest::default()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::BadCredentials), "{err}");
+
+    // Unsigned requests are refused by a server that checks signatures.
+    let unsigned = CosClient::new(client_config(&env.server.endpoint()), None).unwrap();
+    let err = unsigned.list_objects(&ListRequest::default()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::AccessDenied), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skew_is_corrected_from_the_server_date() {
+    let env = Env::new(Mode::Signed).await;
+    // The server's clock runs 2 h ahead: our 1 h signature looks expired to it.
+    env.server.faults.update(|f| f.clock_offset_secs = 7200);
+    env.client
+        .put_object("skew", Bytes::from_static(b"ok"), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(env.client.head_object("skew").await.unwrap().size, 2);
+    // The offset is remembered: later requests succeed at the first try.
+    env.server.stats.reset();
+    env.client.head_object("skew").await.unwrap();
+    assert_eq!(env.server.stats.get("HeadObject"), 1);
+
+    // Running 2 h behind: the signature starts in the server's future.
+    let env = Env::new(Mode::Signed).await;
+    env.server.faults.update(|f| f.clock_offset_secs = -7200);
+    env.client.head_bucket().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_server_times_out_instead_of_hanging() {
+    let env = Env::new(Mode::Signed).await;
+    env.client
+        .put_object("k", Bytes::from_static(b"v"), &PutOptions::default())
+        .await
+        .unwrap();
+    env.server.faults.update(|f| f.hang_rate = 1.0);
+    let mut cfg = client_config(&env.server.endpoint());
+    cfg.read_timeout = Duration::from_millis(300);
+    cfg.retry.max_attempts = 2;
+    let c = client_with(cfg, SECRET_KEY);
+    let t = Instant::now();
+    let err = c.head_object("k").await.unwrap_err();
+    assert!(matches!(err, CosError::Timeout(_)), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_mid_body_is_an_error_not_short_data() {
+    let env = Env::new(Mode::Signed).await;
+    let data = pattern(2 * 1024 * 1024, 3);
+    env.client
+        .put_object("big", Bytes::from(data.clone()), &PutOptions::default())
+        .await
+        .unwrap();
+    env.server.faults.update(|f| {
+        f.drop_rate = 1.0;
+        f.methods = vec!["GET".into()];
+    });
+    let out = env.client.get_object("big", &GetOptions::default()).await.unwrap();
+    let err = out.collect().await.unwrap_err();
+    assert!(matches!(err, CosError::Transport(_)), "{err}");
+    // Requests other than GET drop the connection before answering: retried, then typed.
+    env.server.faults.update(|f| {
+        f.drop_rate = 1.0;
+        f.methods = vec!["PUT".into()];
+    });
+    let err = env
+        .client
+        .put_object("p", Bytes::from_static(b"x"), &PutOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CosError::Transport(_)), "{err}");
+    // Once the faults stop, the same calls succeed.
+    env.server.faults.update(|f| f.drop_rate = 0.0);
+    let got = env.client.get_object("big", &GetOptions::default()).await.unwrap().collect().await.unwrap();
+    assert_eq!(got.len(), data.len());
+}
+
+/// A fake COS that answers every request 200 with whitespace and then an `<Error>` document,
+/// as COS does when Complete Multipart Upload or Copy fails after it started answering.
+async fn error_in_200_server() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut seen = Vec::new();
+                // Read the head and the (small) body.
+                loop {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen);
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text[..end]
+                            .lines()
+                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                            .unwrap_or(0);
+                        if seen.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                h.fetch_add(1, Ordering::SeqCst);
+                let body = "\n  \n  <Error><Code>InternalError</Code><Message>merge failed</Message><RequestId>rid-200</RequestId></Error>";
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_inside_a_200_is_an_error() {
+    let (endpoint, hits) = error_in_200_server().await;
+    let mut cfg = client_config(&endpoint);
+    cfg.retry.max_attempts = 3;
+    let c = client_with(cfg, SECRET_KEY);
+    let part = UploadedPart {
+        part_number: 1,
+        etag: "abc".into(),
+        crc64: None,
+        size: None,
+    };
+    let err = c.complete_multipart("k", "upload", &[part]).await.unwrap_err();
+    match &err {
+        CosError::Service(e) => {
+            assert_eq!(e.code, "InternalError");
+            assert_eq!(e.request_id, "rid-200");
+        }
+        other => panic!("expected a service error, got {other}"),
+    }
+    // InternalError is transient: it was retried up to max_attempts.
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    let err = c.copy_object("a", "b", &CopyOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::ServerError), "{err}");
+}
+
+/// A fake CVM metadata service handing out temporary keys; counts fetches.
+async fn metadata_server(id: &'static str, key: &'static str, token: &'static str, lifetime: u64) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let ok = head.starts_with("GET /latest/meta-data/cam/security-credentials/cosfs-role ");
+                h.fetch_add(1, Ordering::SeqCst);
+                let expires = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs()
+                    + lifetime;
+                let body = if ok {
+                    format!("{{\"TmpSecretId\":\"{id}\",\"TmpSecretKey\":\"{key}\",\"Token\":\"{token}\",\"ExpiredTime\":{expires},\"Expiration\":\"x\",\"Code\":\"Success\"}}")
+                } else {
+                    "not found".to_string()
+                };
+                let status = if ok { "200 OK" } else { "404 Not Found" };
+                let resp = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}/latest/meta-data/cam/security-credentials"), hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_role_credentials_are_fetched_cached_and_refreshed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tmp = Credentials::new("AKIDtmp", "tmpkey");
+    tmp.token = Some("session-token".into());
+    let server = cosfs::server::start(cosfs::server::ServerConfig {
+        root: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        auth: cosfs::server::AuthMode::Keys(vec![tmp, Credentials::new(SECRET_ID, SECRET_KEY)]),
+        buckets: vec![common::BUCKET.into()],
+        faults: Default::default(),
+    })
+    .await
+    .unwrap();
+
+    // Long-lived keys: fetched once, reused for every request.
+    let (meta, hits) = metadata_server("AKIDtmp", "tmpkey", "session-token", 7200).await;
+    let provider = Arc::new(InstanceRoleProvider::new(meta, "cosfs-role".into()));
+    let c = CosClient::new(client_config(&server.endpoint()), Some(provider)).unwrap();
+    for i in 0..5 {
+        c.put_object(&format!("k{i}"), Bytes::from_static(b"x"), &PutOptions::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    // Keys about to expire (lifetime 2 s, refreshed with a fifth left): fetched again.
+    let (meta, hits) = metadata_server("AKIDtmp", "tmpkey", "session-token", 2).await;
+    let provider = Arc::new(InstanceRoleProvider::new(meta, "cosfs-role".into()));
+    let c = CosClient::new(client_config(&server.endpoint()), Some(provider)).unwrap();
+    c.head_bucket().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    c.head_bucket().await.unwrap();
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+
+    // A wrong token is ExpiredToken: the client refreshes once, then reports it.
+    let (meta, hits) = metadata_server("AKIDtmp", "tmpkey", "stale-token", 7200).await;
+    let provider = Arc::new(InstanceRoleProvider::new(meta, "cosfs-role".into()));
+    let c = CosClient::new(client_config(&server.endpoint()), Some(provider)).unwrap();
+    let err = c.list_objects(&ListRequest::default()).await.unwrap_err();
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "refreshed once after ExpiredToken");
+    assert_eq!(err.kind(), Some(ErrorKind::ExpiredToken), "{err}");
+
+    // A metadata service that does not know the role: a clear credentials error.
+    let (meta, _) = metadata_server("a", "b", "c", 10).await;
+    let provider = Arc::new(InstanceRoleProvider::new(meta, "other-role".into()));
+    let c = CosClient::new(client_config(&server.endpoint()), Some(provider)).unwrap();
+    let err = c.head_bucket().await.unwrap_err();
+    assert!(matches!(err, CosError::Credentials(_)), "{err}");
+    assert!(err.to_string().contains("instance role"), "{err}");
+}
