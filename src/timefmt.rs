@@ -45,9 +45,7 @@ pub fn format_iso8601(t: SystemTime) -> String {
 /// Parse `YYYY-MM-DDTHH:MM:SS[.fff]Z` (also accepts a `+00:00` suffix).
 pub fn parse_iso8601(s: &str) -> Option<SystemTime> {
     let s = s.trim();
-    let s = s
-        .strip_suffix('Z')
-        .or_else(|| s.strip_suffix("+00:00"))?;
+    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
     let (date, time) = s.split_once('T')?;
     let mut dp = date.splitn(3, '-');
     let y: i64 = dp.next()?.parse().ok()?;

@@ -28,18 +28,27 @@ async fn wrong_secret_is_a_clear_signature_error() {
     // An unknown SecretId is a credentials error too.
     let stranger = CosClient::new(
         client_config(&env.server.endpoint()),
-        Some(Arc::new(StaticProvider(Credentials::new("AKIDunknown", SECRET_KEY)))),
+        Some(Arc::new(StaticProvider(Credentials::new(
+            "AKIDunknown",
+            SECRET_KEY,
+        )))),
     )
     .unwrap();
     // HEAD errors have no body, so only the status is known.
     let err = stranger.head_object("x").await.unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::AccessDenied), "{err}");
-    let err = stranger.list_objects(&ListRequest::default()).await.unwrap_err();
+    let err = stranger
+        .list_objects(&ListRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::BadCredentials), "{err}");
 
     // Unsigned requests are refused by a server that checks signatures.
     let unsigned = CosClient::new(client_config(&env.server.endpoint()), None).unwrap();
-    let err = unsigned.list_objects(&ListRequest::default()).await.unwrap_err();
+    let err = unsigned
+        .list_objects(&ListRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::AccessDenied), "{err}");
 }
 
@@ -94,7 +103,11 @@ async fn dropped_connection_mid_body_is_an_error_not_short_data() {
         f.drop_rate = 1.0;
         f.methods = vec!["GET".into()];
     });
-    let out = env.client.get_object("big", &GetOptions::default()).await.unwrap();
+    let out = env
+        .client
+        .get_object("big", &GetOptions::default())
+        .await
+        .unwrap();
     let err = out.collect().await.unwrap_err();
     assert!(matches!(err, CosError::Transport(_)), "{err}");
     // Requests other than GET drop the connection before answering: retried, then typed.
@@ -110,7 +123,14 @@ async fn dropped_connection_mid_body_is_an_error_not_short_data() {
     assert!(matches!(err, CosError::Transport(_)), "{err}");
     // Once the faults stop, the same calls succeed.
     env.server.faults.update(|f| f.drop_rate = 0.0);
-    let got = env.client.get_object("big", &GetOptions::default()).await.unwrap().collect().await.unwrap();
+    let got = env
+        .client
+        .get_object("big", &GetOptions::default())
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     assert_eq!(got.len(), data.len());
 }
 
@@ -139,7 +159,11 @@ async fn error_in_200_server() -> (String, Arc<AtomicUsize>) {
                     if let Some(end) = text.find("\r\n\r\n") {
                         let len: usize = text[..end]
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
                             .unwrap_or(0);
                         if seen.len() >= end + 4 + len {
                             break;
@@ -171,7 +195,10 @@ async fn error_inside_a_200_is_an_error() {
         crc64: None,
         size: None,
     };
-    let err = c.complete_multipart("k", "upload", &[part]).await.unwrap_err();
+    let err = c
+        .complete_multipart("k", "upload", &[part])
+        .await
+        .unwrap_err();
     match &err {
         CosError::Service(e) => {
             assert_eq!(e.code, "InternalError");
@@ -181,12 +208,20 @@ async fn error_inside_a_200_is_an_error() {
     }
     // InternalError is transient: it was retried up to max_attempts.
     assert_eq!(hits.load(Ordering::SeqCst), 3);
-    let err = c.copy_object("a", "b", &CopyOptions::default()).await.unwrap_err();
+    let err = c
+        .copy_object("a", "b", &CopyOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::ServerError), "{err}");
 }
 
 /// A fake CVM metadata service handing out temporary keys; counts fetches.
-async fn metadata_server(id: &'static str, key: &'static str, token: &'static str, lifetime: u64) -> (String, Arc<AtomicUsize>) {
+async fn metadata_server(
+    id: &'static str,
+    key: &'static str,
+    token: &'static str,
+    lifetime: u64,
+) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
@@ -199,7 +234,8 @@ async fn metadata_server(id: &'static str, key: &'static str, token: &'static st
                 let mut buf = vec![0u8; 4096];
                 let n = s.read(&mut buf).await.unwrap_or(0);
                 let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                let ok = head.starts_with("GET /latest/meta-data/cam/security-credentials/cosfs-role ");
+                let ok =
+                    head.starts_with("GET /latest/meta-data/cam/security-credentials/cosfs-role ");
                 h.fetch_add(1, Ordering::SeqCst);
                 let expires = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -212,12 +248,18 @@ async fn metadata_server(id: &'static str, key: &'static str, token: &'static st
                     "not found".to_string()
                 };
                 let status = if ok { "200 OK" } else { "404 Not Found" };
-                let resp = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
                 let _ = s.write_all(resp.as_bytes()).await;
             });
         }
     });
-    (format!("http://{addr}/latest/meta-data/cam/security-credentials"), hits)
+    (
+        format!("http://{addr}/latest/meta-data/cam/security-credentials"),
+        hits,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,9 +282,13 @@ async fn instance_role_credentials_are_fetched_cached_and_refreshed() {
     let provider = Arc::new(InstanceRoleProvider::new(meta, "cosfs-role".into()));
     let c = CosClient::new(client_config(&server.endpoint()), Some(provider)).unwrap();
     for i in 0..5 {
-        c.put_object(&format!("k{i}"), Bytes::from_static(b"x"), &PutOptions::default())
-            .await
-            .unwrap();
+        c.put_object(
+            &format!("k{i}"),
+            Bytes::from_static(b"x"),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
@@ -260,7 +306,11 @@ async fn instance_role_credentials_are_fetched_cached_and_refreshed() {
     let provider = Arc::new(InstanceRoleProvider::new(meta, "cosfs-role".into()));
     let c = CosClient::new(client_config(&server.endpoint()), Some(provider)).unwrap();
     let err = c.list_objects(&ListRequest::default()).await.unwrap_err();
-    assert_eq!(hits.load(Ordering::SeqCst), 2, "refreshed once after ExpiredToken");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        2,
+        "refreshed once after ExpiredToken"
+    );
     assert_eq!(err.kind(), Some(ErrorKind::ExpiredToken), "{err}");
 
     // A metadata service that does not know the role: a clear credentials error.

@@ -22,7 +22,15 @@ impl ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cosfs"))
             .args(["serve", "--root"])
             .arg(root)
-            .args(["--listen", "127.0.0.1:0", "--anonymous", "--bucket", BUCKET, "--log-level", "warn"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--anonymous",
+                "--bucket",
+                BUCKET,
+                "--log-level",
+                "warn",
+            ])
             .args(extra)
             .stdout(Stdio::piped())
             .spawn()
@@ -36,7 +44,10 @@ impl ServerProcess {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no endpoint in {line:?}"))
             .to_string();
-        assert!(!endpoint.ends_with(":0"), "port 0 must be resolved: {endpoint}");
+        assert!(
+            !endpoint.ends_with(":0"),
+            "port 0 must be resolved: {endpoint}"
+        );
         ServerProcess { child, endpoint }
     }
 
@@ -57,7 +68,13 @@ impl Drop for ServerProcess {
 }
 
 async fn get_all(c: &CosClient, key: &str) -> Vec<u8> {
-    c.get_object(key, &GetOptions::default()).await.unwrap().collect().await.unwrap().to_vec()
+    c.get_object(key, &GetOptions::default())
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+        .to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,14 +87,29 @@ async fn objects_and_uploads_survive_restart() {
         let c = srv.client();
         let mut opts = PutOptions::default();
         opts.user_meta.insert("mode".into(), "33188".into());
-        c.put_object("dir/obj", Bytes::from(v1.clone()), &opts).await.unwrap();
-        upload_id = c.initiate_multipart("pending", &PutOptions::default()).await.unwrap();
-        c.upload_part("pending", &upload_id, 1, Bytes::from(pattern(1 << 20, 2))).await.unwrap();
+        c.put_object("dir/obj", Bytes::from(v1.clone()), &opts)
+            .await
+            .unwrap();
+        upload_id = c
+            .initiate_multipart("pending", &PutOptions::default())
+            .await
+            .unwrap();
+        c.upload_part("pending", &upload_id, 1, Bytes::from(pattern(1 << 20, 2)))
+            .await
+            .unwrap();
     }
     let srv = ServerProcess::start(dir.path(), &[]);
     let c = srv.client();
     assert_eq!(get_all(&c, "dir/obj").await, v1);
-    assert_eq!(c.head_object("dir/obj").await.unwrap().user_meta.get("mode").unwrap(), "33188");
+    assert_eq!(
+        c.head_object("dir/obj")
+            .await
+            .unwrap()
+            .user_meta
+            .get("mode")
+            .unwrap(),
+        "33188"
+    );
     let ups = c.list_multipart_uploads("", None, None).await.unwrap();
     assert_eq!(ups.uploads.len(), 1);
     assert_eq!(ups.uploads[0].upload_id, upload_id);
@@ -92,35 +124,64 @@ async fn kill_9_mid_upload_leaves_previous_object_intact() {
     // 1 MiB/s: the 4 MiB replacement is still arriving when the server is killed.
     let mut srv = ServerProcess::start(dir.path(), &["--fault-bandwidth", "1048576"]);
     let c = srv.client();
-    c.put_object("victim", Bytes::from(v1.clone()), &PutOptions::default()).await.unwrap();
+    c.put_object("victim", Bytes::from(v1.clone()), &PutOptions::default())
+        .await
+        .unwrap();
     let c2 = srv.client();
     let writer = tokio::spawn(async move {
-        c2.put_object("victim", Bytes::from(pattern(4 << 20, 12)), &PutOptions::default()).await
+        c2.put_object(
+            "victim",
+            Bytes::from(pattern(4 << 20, 12)),
+            &PutOptions::default(),
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_millis(1200)).await;
     srv.kill9();
-    assert!(writer.await.unwrap().is_err(), "the interrupted upload must fail");
+    assert!(
+        writer.await.unwrap().is_err(),
+        "the interrupted upload must fail"
+    );
 
     let srv = ServerProcess::start(dir.path(), &[]);
     let c = srv.client();
     assert_eq!(get_all(&c, "victim").await, v1, "previous version intact");
     // The half-written body was cleaned up at start: tmp/ is empty, data/ holds only v1.
     let bucket_dir = dir.path().join(BUCKET);
-    assert_eq!(std::fs::read_dir(bucket_dir.join("tmp")).unwrap().count(), 0);
-    assert_eq!(std::fs::read_dir(bucket_dir.join("data")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(bucket_dir.join("tmp")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(bucket_dir.join("data")).unwrap().count(),
+        1
+    );
 }
 
 #[test]
 fn bad_flags_are_refused_with_a_reason() {
     let out = Command::new(env!("CARGO_BIN_EXE_cosfs"))
-        .args(["serve", "--root", "/tmp/never-used-cosfs", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--root",
+            "/tmp/never-used-cosfs",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--anonymous"), "{err}");
     let out = Command::new(env!("CARGO_BIN_EXE_cosfs"))
-        .args(["serve", "--root", "/tmp/never-used-cosfs", "--anonymous", "--fault-503-rate", "2"])
+        .args([
+            "serve",
+            "--root",
+            "/tmp/never-used-cosfs",
+            "--anonymous",
+            "--fault-503-rate",
+            "2",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

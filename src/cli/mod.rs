@@ -6,7 +6,11 @@ pub mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "cosfs", version, about = "Mount a Tencent Cloud COS bucket as a filesystem")]
+#[command(
+    name = "cosfs",
+    version,
+    about = "Mount a Tencent Cloud COS bucket as a filesystem"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -24,7 +24,12 @@ pub struct ServeArgs {
     #[arg(long, env = "COSFS_SERVE_SECRET_ID", requires = "secret_key")]
     pub secret_id: Option<String>,
     /// SecretKey matching --secret-id.
-    #[arg(long, env = "COSFS_SERVE_SECRET_KEY", requires = "secret_id", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "COSFS_SERVE_SECRET_KEY",
+        requires = "secret_id",
+        hide_env_values = true
+    )]
     pub secret_key: Option<String>,
     /// Accept every key pair of a cosfs passwd file (bucket:SecretId:SecretKey lines).
     #[arg(long, conflicts_with = "secret_id")]
@@ -100,6 +105,7 @@ impl ServeArgs {
                 latency_ms: self.fault_latency_ms,
                 bandwidth: self.fault_bandwidth,
                 rate_503: self.fault_503_rate,
+                next_503: 0,
                 rate_500: self.fault_500_rate,
                 drop_rate: self.fault_drop_rate,
                 hang_rate: self.fault_hang_rate,
@@ -119,7 +125,10 @@ pub fn run(args: ServeArgs) -> i32 {
             return 2;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cosfs serve: cannot start runtime: {e}");

@@ -92,10 +92,7 @@ impl std::fmt::Debug for CosClient {
 
 impl CosClient {
     /// A client; `creds = None` sends unsigned requests (public buckets, `--anonymous` servers).
-    pub fn new(
-        cfg: ClientConfig,
-        creds: Option<Arc<dyn CredentialProvider>>,
-    ) -> CosResult<Self> {
+    pub fn new(cfg: ClientConfig, creds: Option<Arc<dyn CredentialProvider>>) -> CosResult<Self> {
         Ok(CosClient {
             transport: Transport::new(cfg.connect_timeout)?,
             cfg,
@@ -208,7 +205,11 @@ impl CosClient {
         } else {
             resp.bytes().await.unwrap_or_default()
         };
-        Err(CosError::Service(service_error(status.as_u16(), &headers, &body)))
+        Err(CosError::Service(Box::new(service_error(
+            status.as_u16(),
+            &headers,
+            &body,
+        ))))
     }
 
     /// Send `req` (with retries) and hand each 2xx answer to `handle`; errors from `handle`
@@ -232,9 +233,9 @@ impl CosClient {
                 Err(e) => e,
             };
             match err.kind() {
-                Some(ErrorKind::ClockSkew | ErrorKind::RequestExpired | ErrorKind::AccessDenied)
-                    if !skew_fixed =>
-                {
+                Some(
+                    ErrorKind::ClockSkew | ErrorKind::RequestExpired | ErrorKind::AccessDenied,
+                ) if !skew_fixed => {
                     skew_fixed = true;
                     // A skew answer, or any 403 (HEAD errors have no body to name the cause)
                     // from a server whose Date is more than 5 min from ours: adopt its clock.
@@ -271,17 +272,18 @@ impl CosClient {
 
     /// The clock offset a skew-looking error implies, if the server's Date is far from ours.
     fn skew_from(&self, err: &CosError) -> Option<i64> {
-        let CosError::Service(ServiceError {
-            server_date: Some(d),
-            ..
-        }) = err
-        else {
+        let CosError::Service(e) = err else {
             return None;
         };
-        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+        let d = e.server_date.as_ref()?;
+        let secs =
+            |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
         let offset = secs(*d) - secs(SystemTime::now());
         let known = self.clock_offset.load(Ordering::Relaxed);
-        let explicit = matches!(err.kind(), Some(ErrorKind::ClockSkew | ErrorKind::RequestExpired));
+        let explicit = matches!(
+            err.kind(),
+            Some(ErrorKind::ClockSkew | ErrorKind::RequestExpired)
+        );
         ((offset - known).abs() > 300 || (explicit && offset != known)).then_some(offset)
     }
 
@@ -303,7 +305,7 @@ impl CosClient {
                         "NoSuchKey" | "NoSuchUpload" => 404,
                         _ => 400,
                     };
-                    return Err(CosError::Service(e));
+                    return Err(CosError::Service(Box::new(e)));
                 }
             }
             Ok((headers, body))

@@ -195,7 +195,10 @@ mod tests {
         assert!(Endpoint::for_region("b-1", "AP GZ").is_err());
 
         let e = Endpoint::from_url("b-1", "http://127.0.0.1:9000").unwrap();
-        assert_eq!((e.host.as_str(), e.addressing), ("127.0.0.1:9000", Addressing::PathStyle));
+        assert_eq!(
+            (e.host.as_str(), e.addressing),
+            ("127.0.0.1:9000", Addressing::PathStyle)
+        );
         let e = Endpoint::from_url("b-1", "https://cos.ap-beijing.myqcloud.com/").unwrap();
         assert_eq!(e.host, "b-1.cos.ap-beijing.myqcloud.com");
         let e = Endpoint::from_url("b-1", "https://b-1.cos.ap-beijing.tencentcos.cn:443").unwrap();

@@ -93,8 +93,12 @@ impl CredentialProvider for StaticProvider {
 
 /// `COS_SECRET_ID`, `COS_SECRET_KEY` and optional `COS_SECURITY_TOKEN`.
 pub fn from_env() -> Option<Credentials> {
-    let id = std::env::var("COS_SECRET_ID").ok().filter(|s| !s.is_empty())?;
-    let key = std::env::var("COS_SECRET_KEY").ok().filter(|s| !s.is_empty())?;
+    let id = std::env::var("COS_SECRET_ID")
+        .ok()
+        .filter(|s| !s.is_empty())?;
+    let key = std::env::var("COS_SECRET_KEY")
+        .ok()
+        .filter(|s| !s.is_empty())?;
     let mut c = Credentials::new(id, key);
     c.token = std::env::var("COS_SECURITY_TOKEN")
         .ok()
@@ -267,8 +271,7 @@ impl InstanceRoleProvider {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             role,
             // The metadata service is link-local: if it does not answer fast it is not there.
-            http: super::transport::Transport::new(Duration::from_secs(3))
-                .expect("HTTP transport"),
+            http: super::transport::Transport::new(Duration::from_secs(3)).expect("HTTP transport"),
             cached: Mutex::new(None),
         }
     }
@@ -356,7 +359,10 @@ mod tests {
     fn passwd_file_picks_bucket_line_then_default() {
         let text = "# comment\nother-1250000000:ID1:KEY1\nID0:KEY0\nmine-1250000000:ID2:KEY2\n";
         let c = parse_passwd(text, "mine-1250000000").ok().unwrap();
-        assert_eq!((c.secret_id.as_str(), c.secret_key.as_str()), ("ID2", "KEY2"));
+        assert_eq!(
+            (c.secret_id.as_str(), c.secret_key.as_str()),
+            ("ID2", "KEY2")
+        );
         let c = parse_passwd(text, "unknown-1").ok().unwrap();
         assert_eq!(c.secret_id, "ID0");
         assert!(matches!(

@@ -63,9 +63,7 @@ impl ServiceError {
             (_, "RequestTimeTooSkewed") => ErrorKind::ClockSkew,
             (_, "ExpiredToken") => ErrorKind::ExpiredToken,
             (_, "InvalidObjectState") => ErrorKind::InvalidObjectState,
-            (403, "AccessDenied") if self.message.contains("expired") => {
-                ErrorKind::RequestExpired
-            }
+            (403, "AccessDenied") if self.message.contains("expired") => ErrorKind::RequestExpired,
             (403, _) => ErrorKind::AccessDenied,
             (_, "RequestTimeout") => ErrorKind::RequestTimeout,
             (412, _) => ErrorKind::PreconditionFailed,
@@ -106,7 +104,7 @@ impl fmt::Display for ServiceError {
 #[derive(Debug, thiserror::Error)]
 pub enum CosError {
     #[error("{0}")]
-    Service(ServiceError),
+    Service(Box<ServiceError>),
     #[error("network error talking to COS: {0}")]
     Transport(String),
     #[error("COS request timed out after {0:?}")]
@@ -210,26 +208,33 @@ mod tests {
             err(403, "AccessDenied", "Request has expired").kind(),
             ErrorKind::RequestExpired
         );
-        assert_eq!(err(403, "AccessDenied", "no").kind(), ErrorKind::AccessDenied);
+        assert_eq!(
+            err(403, "AccessDenied", "no").kind(),
+            ErrorKind::AccessDenied
+        );
         assert_eq!(err(503, "SlowDown", "").kind(), ErrorKind::Throttled);
         assert_eq!(err(500, "InternalError", "").kind(), ErrorKind::ServerError);
-        assert_eq!(err(400, "RequestTimeout", "").kind(), ErrorKind::RequestTimeout);
+        assert_eq!(
+            err(400, "RequestTimeout", "").kind(),
+            ErrorKind::RequestTimeout
+        );
         assert_eq!(err(400, "InvalidPart", "").kind(), ErrorKind::Other);
     }
 
     #[test]
     fn retry_only_transient_failures() {
-        assert!(CosError::Service(err(503, "SlowDown", "")).is_retryable());
-        assert!(CosError::Service(err(400, "RequestTimeout", "")).is_retryable());
+        assert!(CosError::Service(Box::new(err(503, "SlowDown", ""))).is_retryable());
+        assert!(CosError::Service(Box::new(err(400, "RequestTimeout", ""))).is_retryable());
         assert!(CosError::Transport("reset".into()).is_retryable());
-        assert!(!CosError::Service(err(400, "InvalidDigest", "")).is_retryable());
-        assert!(!CosError::Service(err(403, "AccessDenied", "")).is_retryable());
-        assert!(!CosError::Service(err(404, "NoSuchKey", "")).is_retryable());
+        assert!(!CosError::Service(Box::new(err(400, "InvalidDigest", ""))).is_retryable());
+        assert!(!CosError::Service(Box::new(err(403, "AccessDenied", ""))).is_retryable());
+        assert!(!CosError::Service(Box::new(err(404, "NoSuchKey", ""))).is_retryable());
     }
 
     #[test]
     fn parses_error_body_with_leading_whitespace() {
-        let body = b"   \n<?xml version='1.0'?><Error><Code>InternalError</Code><Message>m</Message>\
+        let body =
+            b"   \n<?xml version='1.0'?><Error><Code>InternalError</Code><Message>m</Message>\
             <RequestId>NjQ</RequestId><TraceId>t</TraceId></Error>";
         let e = parse_error_body(200, body).unwrap();
         assert_eq!(e.code, "InternalError");

@@ -6,7 +6,12 @@
 use base64::Engine;
 use md5::{Digest, Md5};
 
-pub static CRC64: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_XZ);
+/// Slice-by-16 tables: several GB/s, where the byte-wise default would make CRC the bottleneck
+/// of every upload on a small machine.
+pub type CrcTable = crc::Table<16>;
+pub static CRC64: crc::Crc<u64, CrcTable> = crc::Crc::<u64, CrcTable>::new(&crc::CRC_64_XZ);
+/// A running CRC-64 over data arriving in pieces.
+pub type Crc64Digest = crc::Digest<'static, u64, CrcTable>;
 
 /// CRC-64/XZ of a whole buffer.
 pub fn crc64(data: &[u8]) -> u64 {

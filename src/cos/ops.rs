@@ -50,7 +50,10 @@ fn with_object_headers(mut req: Request, opts: &PutOptions) -> CosResult<Request
         req = req.header("x-cos-storage-class", class.to_ascii_uppercase());
     }
     for (k, v) in &opts.user_meta {
-        req = req.header(&format!("{META_PREFIX}{}", k.to_ascii_lowercase()), v.clone());
+        req = req.header(
+            &format!("{META_PREFIX}{}", k.to_ascii_lowercase()),
+            v.clone(),
+        );
     }
     Ok(req)
 }
@@ -80,7 +83,11 @@ impl ObjectStore for CosClient {
         if let Some(m) = lr.marker.as_ref().filter(|m| !m.is_empty()) {
             req = req.param("marker", m.clone());
         }
-        let max = if lr.max_keys == 0 { 1000 } else { lr.max_keys.min(1000) };
+        let max = if lr.max_keys == 0 {
+            1000
+        } else {
+            lr.max_keys.min(1000)
+        };
         req = req.param("max-keys", max.to_string());
         let (_, body) = self.call_read(req).await?;
         parse::list_page(&body, true)
@@ -107,7 +114,9 @@ impl ObjectStore for CosClient {
         let ranged = opts.range.is_some();
         let resp = self.call(req, |resp| async move { Ok(resp) }).await?;
         let meta = parse::object_meta(resp.headers());
-        let content_length = resp.content_length().unwrap_or(if ranged { 0 } else { meta.size });
+        let content_length = resp
+            .content_length()
+            .unwrap_or(if ranged { 0 } else { meta.size });
         // A ranged GET carries the whole object's CRC, so only whole reads can be checked.
         let expected_crc = if ranged { None } else { meta.crc64 };
         let key = key.to_string();
@@ -177,10 +186,9 @@ impl ObjectStore for CosClient {
             .header("x-cos-copy-source", self.copy_source(source_key));
         req = match &opts.directive {
             MetadataDirective::Copy => req.header("x-cos-metadata-directive", "Copy"),
-            MetadataDirective::Replaced(put) => with_object_headers(
-                req.header("x-cos-metadata-directive", "Replaced"),
-                put,
-            )?,
+            MetadataDirective::Replaced(put) => {
+                with_object_headers(req.header("x-cos-metadata-directive", "Replaced"), put)?
+            }
         };
         if let Some(e) = &opts.if_match {
             req = req.header("x-cos-copy-source-if-match", format!("\"{e}\""));
@@ -200,8 +208,10 @@ impl ObjectStore for CosClient {
     }
 
     async fn delete_object(&self, key: &str) -> CosResult<()> {
-        self.call(Request::new(Method::DELETE, Some(key)), |_| async { Ok(()) })
-            .await
+        self.call(Request::new(Method::DELETE, Some(key)), |_| async {
+            Ok(())
+        })
+        .await
     }
 
     async fn delete_objects(&self, keys: &[String]) -> CosResult<Vec<DeleteFailure>> {
@@ -320,9 +330,9 @@ impl ObjectStore for CosClient {
         let etag = parse::complete_etag(&body)?;
         let theirs = parse::crc64_header(&headers);
         // The object's CRC follows from the parts' CRCs when we know them all.
-        let expected = parts.iter().try_fold(0u64, |acc, p| {
-            Some(crc64_combine(acc, p.crc64?, p.size?))
-        });
+        let expected = parts
+            .iter()
+            .try_fold(0u64, |acc, p| Some(crc64_combine(acc, p.crc64?, p.size?)));
         if let Some(ours) = expected {
             check_crc("completed object", ours, theirs)?;
         }

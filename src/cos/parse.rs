@@ -18,7 +18,9 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 pub fn request_id(h: &HeaderMap) -> String {
-    header(h, "x-cos-request-id").unwrap_or_default().to_string()
+    header(h, "x-cos-request-id")
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub fn crc64_header(h: &HeaderMap) -> Option<u64> {
@@ -138,7 +140,10 @@ pub fn copy_result(body: &[u8]) -> CosResult<(String, Option<SystemTime>)> {
         .map(unquote_etag)
         .filter(|e| !e.is_empty())
         .ok_or_else(|| CosError::InvalidResponse(format!("<{}> without ETag", root.name)))?;
-    Ok((etag, root.text_of(&["LastModified"]).and_then(parse_iso8601)))
+    Ok((
+        etag,
+        root.text_of(&["LastModified"]).and_then(parse_iso8601),
+    ))
 }
 
 pub fn complete_etag(body: &[u8]) -> CosResult<String> {
@@ -242,7 +247,10 @@ mod tests {
         let body = b"<ListBucketResult><Contents><Key>a</Key><Size>1</Size></Contents>\
             <Contents><Key>c</Key><Size>1</Size></Contents><CommonPrefixes><Prefix>b/</Prefix>\
             </CommonPrefixes><IsTruncated>true</IsTruncated></ListBucketResult>";
-        assert_eq!(list_page(body, true).unwrap().next_marker.as_deref(), Some("c"));
+        assert_eq!(
+            list_page(body, true).unwrap().next_marker.as_deref(),
+            Some("c")
+        );
         let body = b"<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
         assert_eq!(list_page(body, true).unwrap().next_marker, None);
     }
@@ -251,7 +259,8 @@ mod tests {
     fn complete_needs_an_etag() {
         let ok = b"\n\n  <CompleteMultipartUploadResult xmlns=\"x\"><ETag>\"e-3\"</ETag></CompleteMultipartUploadResult>";
         assert_eq!(complete_etag(ok).unwrap(), "e-3");
-        let missing = b"<CompleteMultipartUploadResult><Key>k</Key></CompleteMultipartUploadResult>";
+        let missing =
+            b"<CompleteMultipartUploadResult><Key>k</Key></CompleteMultipartUploadResult>";
         assert!(complete_etag(missing).is_err());
     }
 
@@ -263,7 +272,10 @@ mod tests {
         h.insert("etag", "\"d41d\"".parse().unwrap());
         h.insert("x-cos-meta-mode", "33188".parse().unwrap());
         h.insert("x-cos-hash-crc64ecma", "123".parse().unwrap());
-        h.insert("last-modified", "Thu, 16 May 2019 06:45:51 GMT".parse().unwrap());
+        h.insert(
+            "last-modified",
+            "Thu, 16 May 2019 06:45:51 GMT".parse().unwrap(),
+        );
         let m = object_meta(&h);
         assert_eq!(m.size, 100);
         assert_eq!(m.etag, "d41d");

@@ -247,7 +247,10 @@ mod tests {
             sig.http_string_sha1,
             "54ecfe22f59d3514fdc764b87a32d8133ea611e6"
         );
-        assert_eq!(sig.param_list, "response-cache-control;response-content-type");
+        assert_eq!(
+            sig.param_list,
+            "response-cache-control;response-content-type"
+        );
         assert_eq!(sig.signature, "01681b8c9d798a678e43b685a9f1bba0f6c0e012");
     }
 
@@ -322,9 +325,15 @@ mod tests {
     fn vector_f_upload_part() {
         let params = pairs(&[
             ("partNumber", "1"),
-            ("uploadId", "1585130821cbb7df1d11846c073ad648e8f33b087cec2381df437acdc833cf654b9ecc6361"),
+            (
+                "uploadId",
+                "1585130821cbb7df1d11846c073ad648e8f33b087cec2381df437acdc833cf654b9ecc6361",
+            ),
         ]);
-        let headers = pairs(&[("Content-MD5", "OScKloo1fSQgfpkRFiUH6w=="), ("Host", HOST_GZ)]);
+        let headers = pairs(&[
+            ("Content-MD5", "OScKloo1fSQgfpkRFiUH6w=="),
+            ("Host", HOST_GZ),
+        ]);
         let sig = sign(
             &SignInput {
                 method: "PUT",

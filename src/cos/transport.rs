@@ -69,7 +69,11 @@ impl Transport {
     }
 
     /// Send `req`; `idle` bounds the wait for the response head and later for each body chunk.
-    pub async fn send(&self, req: http::Request<Full<Bytes>>, idle: Duration) -> CosResult<Response> {
+    pub async fn send(
+        &self,
+        req: http::Request<Full<Bytes>>,
+        idle: Duration,
+    ) -> CosResult<Response> {
         match tokio::time::timeout(idle, self.client.request(req)).await {
             Err(_) => Err(CosError::Timeout(idle)),
             Ok(Err(e)) => Err(CosError::Transport(error_chain(&e))),

@@ -33,7 +33,10 @@ pub fn verify(mode: &AuthMode, ctx: &Ctx) -> Result<(), CosErr> {
         return Ok(());
     };
     let Some(value) = ctx.header("authorization") else {
-        return Err(denied("AccessDenied", "Access Denied. (no Authorization header)"));
+        return Err(denied(
+            "AccessDenied",
+            "Access Denied. (no Authorization header)",
+        ));
     };
     let auth = ParsedAuthorization::parse(&value)
         .filter(|a| a.algorithm == "sha1")
@@ -41,11 +44,20 @@ pub fn verify(mode: &AuthMode, ctx: &Ctx) -> Result<(), CosErr> {
     let creds = keys
         .iter()
         .find(|c| c.secret_id == auth.secret_id)
-        .ok_or_else(|| denied("InvalidAccessKeyId", "The SecretId you provided does not exist."))?;
+        .ok_or_else(|| {
+            denied(
+                "InvalidAccessKeyId",
+                "The SecretId you provided does not exist.",
+            )
+        })?;
     let (start, end) = auth
         .validity()
         .ok_or_else(|| denied("AccessDenied", "q-key-time is malformed"))?;
-    let now = ctx.now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let now = ctx
+        .now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
     if now > end {
         return Err(denied("AccessDenied", "Request has expired"));
     }
@@ -57,13 +69,19 @@ pub fn verify(mode: &AuthMode, ctx: &Ctx) -> Result<(), CosErr> {
     }
     if let Some(token) = &creds.token {
         if ctx.header("x-cos-security-token").as_deref() != Some(token) {
-            return Err(CosErr::bad_request("ExpiredToken", "The provided token has expired or is invalid."));
+            return Err(CosErr::bad_request(
+                "ExpiredToken",
+                "The provided token has expired or is invalid.",
+            ));
         }
     }
     let mut headers = Vec::new();
     for name in &auth.header_list {
         let v = ctx.header(name).ok_or_else(|| {
-            denied("SignatureDoesNotMatch", &format!("signed header {name} was not sent"))
+            denied(
+                "SignatureDoesNotMatch",
+                &format!("signed header {name} was not sent"),
+            )
         })?;
         headers.push((name.clone(), v));
     }
@@ -74,7 +92,10 @@ pub fn verify(mode: &AuthMode, ctx: &Ctx) -> Result<(), CosErr> {
             .iter()
             .find(|(k, _)| encode_strict(k).to_ascii_lowercase() == *name)
             .ok_or_else(|| {
-                denied("SignatureDoesNotMatch", &format!("signed parameter {name} was not sent"))
+                denied(
+                    "SignatureDoesNotMatch",
+                    &format!("signed parameter {name} was not sent"),
+                )
             })?;
         params.push((k.clone(), v.clone()));
     }

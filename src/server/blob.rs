@@ -15,11 +15,11 @@ use md5::{Digest as _, Md5};
 use tokio::task::JoinHandle;
 
 use super::storage::{random_id, Bucket, StoredBlob};
-use crate::cos::integrity::CRC64;
+use crate::cos::integrity::{Crc64Digest, CRC64};
 
 const BLOCK: usize = 1 << 20;
 
-type Hashers = (Md5, crc::Digest<'static, u64>);
+type Hashers = (Md5, Crc64Digest);
 
 pub struct BlobWriter {
     name: String,

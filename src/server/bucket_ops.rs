@@ -54,7 +54,9 @@ pub fn list_objects(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, CosErr> {
         x.elem("NextMarker", enc(m));
     }
     for cp in &l.prefixes {
-        x.open("CommonPrefixes").elem("Prefix", enc(cp)).close("CommonPrefixes");
+        x.open("CommonPrefixes")
+            .elem("Prefix", enc(cp))
+            .close("CommonPrefixes");
     }
     for r in &l.contents {
         x.open("Contents")
@@ -90,7 +92,8 @@ pub async fn delete_multiple(ctx: &Ctx, bucket: &Bucket, body: Incoming) -> Resu
             "The Content-MD5 you specified is not valid.",
         ));
     }
-    let malformed = || CosErr::bad_request("MalformedXML", "The XML you provided was not well-formed");
+    let malformed =
+        || CosErr::bad_request("MalformedXML", "The XML you provided was not well-formed");
     let doc = crate::xml::parse(&raw).map_err(|_| malformed())?;
     if doc.name != "Delete" {
         return Err(malformed());
@@ -126,7 +129,10 @@ pub async fn delete_multiple(ctx: &Ctx, bucket: &Bucket, body: Incoming) -> Resu
 
 pub fn put_bucket(st: &State, ctx: &Ctx) -> Result<Resp, CosErr> {
     if !crate::cos::config::valid_bucket_name(&ctx.bucket) {
-        return Err(CosErr::bad_request("InvalidBucketName", "bucket names are name-APPID"));
+        return Err(CosErr::bad_request(
+            "InvalidBucketName",
+            "bucket names are name-APPID",
+        ));
     }
     st.storage.create_bucket(&ctx.bucket)?;
     Ok(Response::builder().body(empty()).expect("response"))

@@ -23,6 +23,9 @@ pub struct FaultConfig {
     pub bandwidth: u64,
     /// Fraction (0..=1) of requests answered 503 SlowDown.
     pub rate_503: f64,
+    /// The next this-many requests (matching `methods`) are answered 503 SlowDown, then the
+    /// count runs out: deterministic bursts for tests.
+    pub next_503: u64,
     /// Fraction of requests answered 500 InternalError.
     pub rate_500: f64,
     /// Fraction of requests whose connection is dropped (GET: halfway through the body).
@@ -70,9 +73,13 @@ impl Faults {
 
     /// Draw the fault for one request.
     pub fn pick(&self, method: &str) -> Injected {
-        let c = self.0.read().unwrap();
+        let mut c = self.0.write().unwrap();
         if !c.methods.is_empty() && !c.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
             return Injected::None;
+        }
+        if c.next_503 > 0 {
+            c.next_503 -= 1;
+            return Injected::SlowDown;
         }
         let r: f64 = rand::random();
         let mut acc = 0.0;
@@ -143,7 +150,16 @@ mod tests {
         });
         assert!((0..1000).all(|_| f.pick("GET") == Injected::None));
         f.update(|c| c.rate_500 = 0.5);
-        let n = (0..2000).filter(|_| f.pick("GET") == Injected::InternalError).count();
+        let n = (0..2000)
+            .filter(|_| f.pick("GET") == Injected::InternalError)
+            .count();
         assert!((800..1200).contains(&n), "{n}");
+        f.set(FaultConfig {
+            next_503: 2,
+            ..Default::default()
+        });
+        assert_eq!(f.pick("GET"), Injected::SlowDown);
+        assert_eq!(f.pick("PUT"), Injected::SlowDown);
+        assert_eq!(f.pick("GET"), Injected::None);
     }
 }

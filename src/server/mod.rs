@@ -87,7 +87,9 @@ pub async fn start(cfg: ServerConfig) -> std::io::Result<RunningServer> {
         if !crate::cos::config::valid_bucket_name(b) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("bucket name {b:?} must look like name-APPID (e.g. examplebucket-1250000000)"),
+                format!(
+                    "bucket name {b:?} must look like name-APPID (e.g. examplebucket-1250000000)"
+                ),
             ));
         }
         storage.create_bucket(b)?;
@@ -136,7 +138,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io:
     let now = offset_now(cfg.clock_offset_secs);
     let request_id = format!(
         "{:x}-{:06}",
-        SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis(),
+        SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
         st.next_request.fetch_add(1, Ordering::Relaxed)
     );
     if cfg.latency_ms > 0 {
@@ -170,14 +175,25 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io:
             st.stats.count("InjectedFault");
             e.response(&method, &resource, &request_id)
         }
-        None => match route(&st, req, now, &request_id, injected == faults::Injected::Drop).await {
+        None => match route(
+            &st,
+            req,
+            now,
+            &request_id,
+            injected == faults::Injected::Drop,
+        )
+        .await
+        {
             Ok(r) => r,
             Err(e) => e.response(&method, &resource, &request_id),
         },
     };
     let h = resp.headers_mut();
     h.insert("x-cos-request-id", request_id.parse().expect("ascii id"));
-    h.insert("date", httpdate::fmt_http_date(now).parse().expect("ascii date"));
+    h.insert(
+        "date",
+        httpdate::fmt_http_date(now).parse().expect("ascii date"),
+    );
     h.insert("server", http::HeaderValue::from_static("tencent-cos"));
     Ok(resp)
 }
@@ -200,10 +216,16 @@ async fn route(
 ) -> Result<Resp, CosErr> {
     let (parts, body) = req.into_parts();
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
-    let Some((bucket, key, params)) =
-        request::parse_target(host, parts.uri.path(), parts.uri.query())?
+    let Some(request::Target {
+        bucket,
+        key,
+        params,
+    }) = request::parse_target(host, parts.uri.path(), parts.uri.query())?
     else {
-        return Err(CosErr::bad_request("InvalidRequest", "this server has no GET Service; name a bucket"));
+        return Err(CosErr::bad_request(
+            "InvalidRequest",
+            "this server has no GET Service; name a bucket",
+        ));
     };
     let ctx = Ctx {
         method: parts.method,
@@ -222,9 +244,14 @@ async fn route(
         "DeleteBucket" => return bucket_ops::delete_bucket(st, &ctx),
         _ => {}
     }
-    let b = st.storage.bucket(&ctx.bucket).ok_or_else(CosErr::no_such_bucket)?;
+    let b = st
+        .storage
+        .bucket(&ctx.bucket)
+        .ok_or_else(CosErr::no_such_bucket)?;
     match op {
-        "HeadBucket" => Ok(Response::builder().body(request::empty()).expect("response")),
+        "HeadBucket" => Ok(Response::builder()
+            .body(request::empty())
+            .expect("response")),
         "ListMultipartUploads" => multipart::list_uploads(&ctx, &b),
         "ListObjects" => bucket_ops::list_objects(&ctx, &b),
         "DeleteMultiple" => bucket_ops::delete_multiple(&ctx, &b, body).await,
@@ -307,14 +334,23 @@ async fn admin(st: &State, req: Request<Incoming>) -> Resp {
         ),
         (Method::PUT, "/-/faults") => {
             let body = req.into_body().collect().await.map(|b| b.to_bytes());
-            match body.ok().and_then(|b| serde_json::from_slice::<FaultConfig>(&b).ok()) {
+            match body
+                .ok()
+                .and_then(|b| serde_json::from_slice::<FaultConfig>(&b).ok())
+            {
                 Some(cfg) => {
                     st.faults.set(cfg);
                     json(StatusCode::OK, "{}".into())
                 }
-                None => json(StatusCode::BAD_REQUEST, "{\"error\":\"expected a FaultConfig JSON object\"}".into()),
+                None => json(
+                    StatusCode::BAD_REQUEST,
+                    "{\"error\":\"expected a FaultConfig JSON object\"}".into(),
+                ),
             }
         }
-        _ => json(StatusCode::NOT_FOUND, "{\"error\":\"unknown admin endpoint\"}".into()),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            "{\"error\":\"unknown admin endpoint\"}".into(),
+        ),
     }
 }

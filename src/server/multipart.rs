@@ -103,14 +103,25 @@ pub async fn upload_part(
             .body(full(x.finish("CopyPartResult")))
             .expect("response"))
     } else {
-        Ok(b.header("etag", quoted(&etag)).body(empty()).expect("response"))
+        Ok(b.header("etag", quoted(&etag))
+            .body(empty())
+            .expect("response"))
     }
 }
 
 /// `bytes=a-b` (inclusive) within an object of `size`.
 fn parse_copy_range(v: &str, size: u64) -> Result<(u64, u64), CosErr> {
-    let bad = || CosErr::bad_request("InvalidArgument", "x-cos-copy-source-range must be bytes=first-last within the source");
-    let (a, b) = v.trim().strip_prefix("bytes=").and_then(|s| s.split_once('-')).ok_or_else(bad)?;
+    let bad = || {
+        CosErr::bad_request(
+            "InvalidArgument",
+            "x-cos-copy-source-range must be bytes=first-last within the source",
+        )
+    };
+    let (a, b) = v
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|s| s.split_once('-'))
+        .ok_or_else(bad)?;
     let start: u64 = a.parse().map_err(|_| bad())?;
     let last: u64 = b.parse().map_err(|_| bad())?;
     if last < start || last >= size {
@@ -126,7 +137,8 @@ pub async fn complete(ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Result<
         .await
         .map_err(|_| CosErr::bad_request("MalformedXML", "Complete body too large or cut off"))?
         .to_bytes();
-    let malformed = || CosErr::bad_request("MalformedXML", "The XML you provided was not well-formed");
+    let malformed =
+        || CosErr::bad_request("MalformedXML", "The XML you provided was not well-formed");
     let doc = crate::xml::parse(&raw).map_err(|_| malformed())?;
     if doc.name != "CompleteMultipartUpload" {
         return Err(malformed());
@@ -144,24 +156,39 @@ pub async fn complete(ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Result<
         return Err(malformed());
     }
     if wanted.windows(2).any(|w| w[0].0 >= w[1].0) {
-        return Err(CosErr::bad_request("InvalidPartOrder", "The list of parts was not in ascending order."));
+        return Err(CosErr::bad_request(
+            "InvalidPartOrder",
+            "The list of parts was not in ascending order.",
+        ));
     }
     let stored = bucket.parts(&up.upload_id)?;
     let invalid = |n: u32| {
-        CosErr::bad_request("InvalidPart", format!("part {n} was not uploaded, or its ETag does not match"))
+        CosErr::bad_request(
+            "InvalidPart",
+            format!("part {n} was not uploaded, or its ETag does not match"),
+        )
     };
     let mut parts = Vec::new();
     for (i, (n, etag)) in wanted.iter().enumerate() {
         if *n as usize != i + 1 {
             return Err(invalid(i as u32 + 1));
         }
-        let p = stored.get(n).filter(|p| p.etag == *etag).ok_or_else(|| invalid(*n))?;
+        let p = stored
+            .get(n)
+            .filter(|p| p.etag == *etag)
+            .ok_or_else(|| invalid(*n))?;
         parts.push(p.clone());
     }
-    if let Some(small) = parts[..parts.len() - 1].iter().find(|p| p.size < MIN_PART_SIZE) {
+    if let Some(small) = parts[..parts.len() - 1]
+        .iter()
+        .find(|p| p.size < MIN_PART_SIZE)
+    {
         return Err(CosErr::bad_request(
             "EntityTooSmall",
-            format!("part {} is {} bytes; every part but the last must be at least 1 MB", small.part_number, small.size),
+            format!(
+                "part {} is {} bytes; every part but the last must be at least 1 MB",
+                small.part_number, small.size
+            ),
         ));
     }
     let mut md5s = Md5::new();
@@ -179,7 +206,8 @@ pub async fn complete(ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Result<
     tokio::spawn(async move {
         let b = bucket.clone();
         let sources: Vec<_> = parts.iter().map(|p| b.data_path(&p.data)).collect();
-        let mut merge = tokio::task::spawn_blocking(move || super::blob::concat_blocking(&b, &sources));
+        let mut merge =
+            tokio::task::spawn_blocking(move || super::blob::concat_blocking(&b, &sources));
         let merged = loop {
             tokio::select! {
                 r = &mut merge => break r.map_err(std::io::Error::other).and_then(|r| r),
@@ -191,14 +219,22 @@ pub async fn complete(ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Result<
             }
         };
         let result = merged.and_then(|(data, size)| {
-            let blob = StoredBlob { data, size, md5: [0; 16], crc64: crc };
+            let blob = StoredBlob {
+                data,
+                size,
+                md5: [0; 16],
+                crc64: crc,
+            };
             let rec = bucket.commit(&key, &blob, etag.clone(), up.headers.clone())?;
             bucket.remove_upload(&up.upload_id, false)?;
             Ok(rec)
         });
         let xml = match result {
             Ok(rec) => {
-                let mut x = XmlOut::new("CompleteMultipartUploadResult", "xmlns=\"http://www.qcloud.com/document/product/436/7751\"");
+                let mut x = XmlOut::new(
+                    "CompleteMultipartUploadResult",
+                    "xmlns=\"http://www.qcloud.com/document/product/436/7751\"",
+                );
                 x.elem("Location", format!("{}/{}", bucket.name, encode_path(&key)))
                     .elem("Bucket", &bucket.name)
                     .elem("Key", &key)
@@ -213,7 +249,9 @@ pub async fn complete(ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Result<
         let _ = tx.send(Ok(bytes::Bytes::from(xml))).await;
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item.map(hyper::body::Frame::data), rx))
+        rx.recv()
+            .await
+            .map(|item| (item.map(hyper::body::Frame::data), rx))
     });
     let body: Body = http_body_util::StreamBody::new(stream).boxed();
     Ok(Response::builder()
@@ -238,7 +276,10 @@ pub fn abort(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, CosErr> {
 
 pub fn list_parts(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, CosErr> {
     let up = upload_of(bucket, ctx)?;
-    let marker: u32 = ctx.param("part-number-marker").and_then(|m| m.parse().ok()).unwrap_or(0);
+    let marker: u32 = ctx
+        .param("part-number-marker")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
     let max: usize = ctx
         .param("max-parts")
         .and_then(|m| m.parse().ok())
@@ -258,7 +299,10 @@ pub fn list_parts(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, CosErr> {
         let Some(p) = listed.next() else { break };
         x.open("Part")
             .elem("PartNumber", p.part_number.to_string())
-            .elem("LastModified", format_iso8601(std::time::UNIX_EPOCH + Duration::from_millis(p.last_modified_ms)))
+            .elem(
+                "LastModified",
+                format_iso8601(std::time::UNIX_EPOCH + Duration::from_millis(p.last_modified_ms)),
+            )
             .elem("ETag", quoted(&p.etag))
             .elem("Size", p.size.to_string())
             .close("Part");
@@ -290,7 +334,9 @@ pub fn list_uploads(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, CosErr> {
         .filter(|u| {
             key_marker.is_empty()
                 || u.key.as_str() > key_marker
-                || (u.key == key_marker && !id_marker.is_empty() && u.upload_id.as_str() > id_marker)
+                || (u.key == key_marker
+                    && !id_marker.is_empty()
+                    && u.upload_id.as_str() > id_marker)
         })
         .collect();
     let mut x = XmlOut::new("ListMultipartUploadsResult", "");
@@ -308,7 +354,10 @@ pub fn list_uploads(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, CosErr> {
             .elem("Key", enc(&u.key))
             .elem("UploadId", &u.upload_id)
             .elem("StorageClass", &u.headers.storage_class)
-            .elem("Initiated", format_iso8601(std::time::UNIX_EPOCH + Duration::from_millis(u.initiated_ms)))
+            .elem(
+                "Initiated",
+                format_iso8601(std::time::UNIX_EPOCH + Duration::from_millis(u.initiated_ms)),
+            )
             .close("Upload");
     }
     x.elem("IsTruncated", truncated.to_string());

@@ -38,7 +38,10 @@ pub fn check_key(key: &str) -> Result<(), CosErr> {
     if key.len() > MAX_KEY_LEN {
         return Err(CosErr::bad_request(
             "KeyTooLong",
-            format!("object key is {} bytes; the limit is {MAX_KEY_LEN}", key.len()),
+            format!(
+                "object key is {} bytes; the limit is {MAX_KEY_LEN}",
+                key.len()
+            ),
         ));
     }
     Ok(())
@@ -107,7 +110,9 @@ pub async fn receive(
                 .decode(v.trim())
                 .ok()
                 .filter(|d| d.len() == 16)
-                .ok_or_else(|| CosErr::bad_request("InvalidDigest", "Content-MD5 is not a base64 MD5"))?,
+                .ok_or_else(|| {
+                    CosErr::bad_request("InvalidDigest", "Content-MD5 is not a base64 MD5")
+                })?,
         ),
         None => None,
     };
@@ -120,7 +125,9 @@ pub async fn receive(
         })?;
         if let Ok(data) = frame.into_data() {
             w.write(&data).await?;
-            st.stats.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
+            st.stats
+                .bytes_in
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
             if w.size() > max_size {
                 return Err(CosErr::bad_request("EntityTooLarge", "body too large"));
             }
@@ -151,7 +158,12 @@ pub async fn receive(
     Ok(blob)
 }
 
-pub async fn put(st: &State, ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Result<Resp, CosErr> {
+pub async fn put(
+    st: &State,
+    ctx: &Ctx,
+    bucket: Arc<Bucket>,
+    body: Incoming,
+) -> Result<Resp, CosErr> {
     check_key(&ctx.key)?;
     if ctx.key.is_empty() {
         return Err(CosErr::bad_request("InvalidArgument", "empty object key"));
@@ -207,7 +219,10 @@ fn check_conditions(ctx: &Ctx, rec: &ObjectRecord, prefix: &str) -> Result<bool,
 fn object_response(rec: &ObjectRecord) -> http::response::Builder {
     let mut b = Response::builder()
         .header("etag", quoted(&rec.etag))
-        .header("last-modified", httpdate::fmt_http_date(rec.last_modified()))
+        .header(
+            "last-modified",
+            httpdate::fmt_http_date(rec.last_modified()),
+        )
         .header("content-type", &rec.content_type)
         .header("accept-ranges", "bytes")
         .header("x-cos-hash-crc64ecma", rec.crc64.to_string());
@@ -254,7 +269,13 @@ fn parse_range(v: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((start, end)))
 }
 
-pub async fn get(st: &State, ctx: &Ctx, bucket: &Bucket, head: bool, drop_mid_body: bool) -> Result<Resp, CosErr> {
+pub async fn get(
+    st: &State,
+    ctx: &Ctx,
+    bucket: &Bucket,
+    head: bool,
+    drop_mid_body: bool,
+) -> Result<Resp, CosErr> {
     // A concurrent overwrite may delete the data file between lookup and open: look again.
     let (rec, file) = {
         let mut tries = 0;
@@ -287,9 +308,10 @@ pub async fn get(st: &State, ctx: &Ctx, bucket: &Bucket, head: bool, drop_mid_bo
     let len = end - start;
     let mut b = object_response(&rec).header("content-length", len);
     if range.is_some() {
-        b = b
-            .status(StatusCode::PARTIAL_CONTENT)
-            .header("content-range", format!("bytes {}-{}/{}", start, end - 1, rec.size));
+        b = b.status(StatusCode::PARTIAL_CONTENT).header(
+            "content-range",
+            format!("bytes {}-{}/{}", start, end - 1, rec.size),
+        );
     }
     if head {
         return Ok(b.body(empty()).expect("response"));
@@ -301,7 +323,9 @@ pub async fn get(st: &State, ctx: &Ctx, bucket: &Bucket, head: bool, drop_mid_bo
     };
     let rx = read_body(file, start, len, faults);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item.map(hyper::body::Frame::data), rx))
+        rx.recv()
+            .await
+            .map(|item| (item.map(hyper::body::Frame::data), rx))
     });
     let body: Body = http_body_util::StreamBody::new(stream).boxed();
     Ok(b.body(body).expect("response"))
@@ -388,7 +412,9 @@ pub async fn copy(st: &State, ctx: &Ctx, bucket: Arc<Bucket>) -> Result<Resp, Co
         bucket.clone_data(&src.data)?
     } else {
         let f = std::fs::File::open(src_bucket.data_path(&src.data))?;
-        super::blob::copy_range(bucket.clone(), f, 0, src.size).await?.data
+        super::blob::copy_range(bucket.clone(), f, 0, src.size)
+            .await?
+            .data
     };
     let blob = StoredBlob {
         data,

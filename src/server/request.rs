@@ -60,12 +60,22 @@ impl Ctx {
     }
 }
 
-/// Split the request target into (bucket, key, params). `None` if it names no bucket.
+/// What a request addresses.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target {
+    pub bucket: String,
+    /// Decoded key; empty for bucket operations.
+    pub key: String,
+    /// Decoded query parameters.
+    pub params: Vec<(String, String)>,
+}
+
+/// Split the request target. `None` if it names no bucket.
 pub fn parse_target(
     host: Option<&str>,
     path: &str,
     query: Option<&str>,
-) -> Result<Option<(String, String, Vec<(String, String)>)>, CosErr> {
+) -> Result<Option<Target>, CosErr> {
     let bad = |what: &str| CosErr::new(StatusCode::BAD_REQUEST, "InvalidURI", what);
     let mut params = Vec::new();
     for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -91,7 +101,11 @@ pub fn parse_target(
         }
     };
     let key = decode(key_raw).map_err(|_| bad("bad key encoding"))?;
-    Ok(Some((bucket, key, params)))
+    Ok(Some(Target {
+        bucket,
+        key,
+        params,
+    }))
 }
 
 /// A COS error answer.
@@ -116,15 +130,27 @@ impl CosErr {
     }
 
     pub fn no_such_key() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist.")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        )
     }
 
     pub fn no_such_bucket() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NoSuchBucket", "The specified bucket does not exist.")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchBucket",
+            "The specified bucket does not exist.",
+        )
     }
 
     pub fn no_such_upload() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NoSuchUpload", "The specified upload does not exist.")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchUpload",
+            "The specified upload does not exist.",
+        )
     }
 
     pub fn precondition() -> Self {
@@ -137,7 +163,11 @@ impl CosErr {
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string())
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            e.to_string(),
+        )
     }
 
     /// The `<Error>` document (no body for HEAD).
@@ -181,7 +211,11 @@ mod tests {
 
     #[test]
     fn path_style_and_virtual_hosted_targets() {
-        let (b, k, p) = parse_target(
+        let Target {
+            bucket: b,
+            key: k,
+            params: p,
+        } = parse_target(
             Some("127.0.0.1:9000"),
             "/b-1/a%20b/../%3F%23+",
             Some("uploads&prefix=x%2Fy"),
@@ -189,13 +223,23 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!((b.as_str(), k.as_str()), ("b-1", "a b/../?#+"));
-        assert_eq!(p, vec![("uploads".into(), "".into()), ("prefix".into(), "x/y".into())]);
-        let (b, k, _) = parse_target(Some("b-1.cos.ap-x.myqcloud.com"), "/k", None)
+        assert_eq!(
+            p,
+            vec![
+                ("uploads".into(), "".into()),
+                ("prefix".into(), "x/y".into())
+            ]
+        );
+        let t = parse_target(Some("b-1.cos.ap-x.myqcloud.com"), "/k", None)
             .unwrap()
             .unwrap();
-        assert_eq!((b.as_str(), k.as_str()), ("b-1", "k"));
-        let (b, k, _) = parse_target(Some("localhost:1"), "/b-1", None).unwrap().unwrap();
-        assert_eq!((b.as_str(), k.as_str()), ("b-1", ""));
-        assert!(parse_target(Some("localhost"), "/", None).unwrap().is_none());
+        assert_eq!((t.bucket.as_str(), t.key.as_str()), ("b-1", "k"));
+        let t = parse_target(Some("localhost:1"), "/b-1", None)
+            .unwrap()
+            .unwrap();
+        assert_eq!((t.bucket.as_str(), t.key.as_str()), ("b-1", ""));
+        assert!(parse_target(Some("localhost"), "/", None)
+            .unwrap()
+            .is_none());
     }
 }

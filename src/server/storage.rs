@@ -97,7 +97,11 @@ pub fn now_ms() -> u64 {
 }
 
 pub fn random_id() -> String {
-    format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
+    format!(
+        "{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
 }
 
 fn write_json_atomic(tmp_dir: &Path, dest: &Path, value: &impl Serialize) -> io::Result<()> {
@@ -133,7 +137,9 @@ impl Bucket {
                     Ok(r) => {
                         index.insert(r.key.clone(), r);
                     }
-                    Err(err) => tracing::warn!(path = %path.display(), %err, "skipping unreadable object record"),
+                    Err(err) => {
+                        tracing::warn!(path = %path.display(), %err, "skipping unreadable object record")
+                    }
                 }
             }
         }
@@ -146,7 +152,9 @@ impl Bucket {
                 Ok(u) => {
                     for p in fs::read_dir(&udir)? {
                         let p = p?.path();
-                        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")) {
+                        if p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+                        {
                             if let Ok(pr) = read_json::<PartRecord>(&p) {
                                 referenced.insert(pr.data);
                             }
@@ -183,7 +191,10 @@ impl Bucket {
 
     fn meta_path(&self, key: &str) -> PathBuf {
         let h = hex::encode(Sha1::digest(key.as_bytes()));
-        self.dir.join("meta").join(&h[..2]).join(format!("{h}.json"))
+        self.dir
+            .join("meta")
+            .join(&h[..2])
+            .join(format!("{h}.json"))
     }
 
     fn upload_dir(&self, upload_id: &str) -> PathBuf {
@@ -325,7 +336,9 @@ impl Bucket {
 
     pub fn uploads(&self) -> Vec<UploadRecord> {
         let mut v: Vec<_> = self.uploads.read().unwrap().values().cloned().collect();
-        v.sort_by(|a, b| (&a.key, a.initiated_ms, &a.upload_id).cmp(&(&b.key, b.initiated_ms, &b.upload_id)));
+        v.sort_by(|a, b| {
+            (&a.key, a.initiated_ms, &a.upload_id).cmp(&(&b.key, b.initiated_ms, &b.upload_id))
+        });
         v
     }
 
@@ -346,7 +359,9 @@ impl Bucket {
         let mut parts = BTreeMap::new();
         for e in fs::read_dir(self.upload_dir(upload_id))? {
             let p = e?.path();
-            if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")) {
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+            {
                 let pr: PartRecord = read_json(&p)?;
                 parts.insert(pr.part_number, pr);
             }

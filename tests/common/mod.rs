@@ -52,7 +52,9 @@ pub fn client_config(endpoint: &str) -> ClientConfig {
 pub fn client_with(cfg: ClientConfig, secret_key: &str) -> CosClient {
     CosClient::new(
         cfg,
-        Some(Arc::new(StaticProvider(Credentials::new(SECRET_ID, secret_key)))),
+        Some(Arc::new(StaticProvider(Credentials::new(
+            SECRET_ID, secret_key,
+        )))),
     )
     .unwrap()
 }
