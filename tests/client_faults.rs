@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{client_config, client_with, pattern, Env, Mode, SECRET_ID, SECRET_KEY};
+use common::{client_config, client_with, get_all, pattern, Env, Mode, SECRET_ID, SECRET_KEY};
 use cosfs::cos::credentials::InstanceRoleProvider;
 use cosfs::cos::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_secret_is_a_clear_signature_error() {
@@ -137,50 +136,11 @@ async fn dropped_connection_mid_body_is_an_error_not_short_data() {
 /// A fake COS that answers every request 200 with whitespace and then an `<Error>` document,
 /// as COS does when Complete Multipart Upload or Copy fails after it started answering.
 async fn error_in_200_server() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let h = h.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let mut seen = Vec::new();
-                // Read the head and the (small) body.
-                loop {
-                    let n = s.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    seen.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&seen);
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len: usize = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if seen.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
-                h.fetch_add(1, Ordering::SeqCst);
-                let body = "\n  \n  <Error><Code>InternalError</Code><Message>merge failed</Message><RequestId>rid-200</RequestId></Error>";
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    (format!("http://{addr}"), hits)
+    common::fake_http(|_| {
+        let body = "\n  \n  <Error><Code>InternalError</Code><Message>merge failed</Message><RequestId>rid-200</RequestId></Error>";
+        ("200 OK", body.to_string())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,49 +175,28 @@ async fn error_inside_a_200_is_an_error() {
     assert_eq!(err.kind(), Some(ErrorKind::ServerError), "{err}");
 }
 
-/// A fake CVM metadata service handing out temporary keys; counts fetches.
+/// A fake CVM metadata service handing out temporary keys for role `cosfs-role`; counts fetches.
 async fn metadata_server(
     id: &'static str,
     key: &'static str,
     token: &'static str,
     lifetime: u64,
 ) -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let h = h.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                let ok =
-                    head.starts_with("GET /latest/meta-data/cam/security-credentials/cosfs-role ");
-                h.fetch_add(1, Ordering::SeqCst);
-                let expires = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs()
-                    + lifetime;
-                let body = if ok {
-                    format!("{{\"TmpSecretId\":\"{id}\",\"TmpSecretKey\":\"{key}\",\"Token\":\"{token}\",\"ExpiredTime\":{expires},\"Expiration\":\"x\",\"Code\":\"Success\"}}")
-                } else {
-                    "not found".to_string()
-                };
-                let status = if ok { "200 OK" } else { "404 Not Found" };
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
+    let (base, hits) = common::fake_http(move |head| {
+        if !head.starts_with("GET /latest/meta-data/cam/security-credentials/cosfs-role ") {
+            return ("404 Not Found", "not found".to_string());
         }
-    });
+        let expires = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + lifetime;
+        let body = format!("{{\"TmpSecretId\":\"{id}\",\"TmpSecretKey\":\"{key}\",\"Token\":\"{token}\",\"ExpiredTime\":{expires},\"Expiration\":\"x\",\"Code\":\"Success\"}}");
+        ("200 OK", body)
+    })
+    .await;
     (
-        format!("http://{addr}/latest/meta-data/cam/security-credentials"),
+        format!("{base}/latest/meta-data/cam/security-credentials"),
         hits,
     )
 }
@@ -320,4 +259,39 @@ async fn instance_role_credentials_are_fetched_cached_and_refreshed() {
     let err = c.head_bucket().await.unwrap_err();
     assert!(matches!(err, CosError::Credentials(_)), "{err}");
     assert!(err.to_string().contains("instance role"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_multipart_upload_is_aborted_and_old_object_kept() {
+    let env = Env::new(Mode::Signed).await;
+    let c = &env.client;
+    let old = Bytes::from(pattern(1000, 5));
+    c.put_object("obj", old.clone(), &PutOptions::default())
+        .await
+        .unwrap();
+    let new = Bytes::from(pattern(3 << 20, 6));
+    // Parts keep failing: every PUT (part uploads) answers 503 until the client gives up.
+    env.server.faults.update(|f| {
+        f.rate_503 = 1.0;
+        f.methods = vec!["PUT".into()];
+    });
+    let opts = PutOptions::default();
+    let put = |body: Bytes| cosfs::cos::upload::put_multipart(c, "obj", body, &opts, 1 << 20, 2);
+    let err = put(new.clone()).await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::Throttled), "{err}");
+    assert_eq!(env.server.stats.get("AbortMultipartUpload"), 1);
+    assert!(c
+        .list_multipart_uploads("", None, None)
+        .await
+        .unwrap()
+        .uploads
+        .is_empty());
+    let got = get_all(c, "obj").await;
+    assert_eq!(got, old, "previous object intact");
+    // With the server healthy again the same call replaces the object.
+    env.server.faults.update(|f| f.rate_503 = 0.0);
+    let done = put(new.clone()).await.unwrap();
+    assert!(done.etag.ends_with("-3"), "{}", done.etag);
+    let got = get_all(c, "obj").await;
+    assert_eq!(got, new);
 }

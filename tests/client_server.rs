@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use common::{pattern, Env, Mode};
+use common::{get_all, pattern, Env, Mode};
 use cosfs::cos::*;
 use futures_util::{stream, StreamExt, TryStreamExt};
 
@@ -45,15 +45,6 @@ both_modes!(
     retries_ride_out_injected_503s,
     head_bucket_and_missing_bucket,
 );
-
-async fn get_all(c: &CosClient, key: &str) -> Bytes {
-    c.get_object(key, &GetOptions::default())
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap()
-}
 
 async fn round_trip_odd_keys_and_metadata(env: Env) {
     let c = &env.client;

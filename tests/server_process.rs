@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{client_config, pattern, BUCKET};
+use common::{client_config, get_all, pattern, BUCKET};
 use cosfs::cos::*;
 
 /// A server process that is killed when dropped (also on panic).
@@ -65,16 +65,6 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-async fn get_all(c: &CosClient, key: &str) -> Vec<u8> {
-    c.get_object(key, &GetOptions::default())
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap()
-        .to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

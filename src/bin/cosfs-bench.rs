@@ -64,24 +64,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mib = size as f64 / (1 << 20) as f64;
 
     let t = Instant::now();
-    let id = client
-        .initiate_multipart(key, &PutOptions::default())
-        .await?;
-    let mut parts: Vec<UploadedPart> = stream::iter((0..size.div_ceil(part)).map(|i| {
-        let chunk = body.slice(i * part..((i + 1) * part).min(size));
-        let (client, id) = (&client, &id);
-        async move { client.upload_part(key, id, i as u32 + 1, chunk).await }
-    }))
-    .buffer_unordered(a.concurrency)
-    .try_collect()
+    cosfs::cos::upload::put_multipart(
+        &client,
+        key,
+        body.clone(),
+        &PutOptions::default(),
+        part,
+        a.concurrency,
+    )
     .await?;
-    parts.sort_by_key(|p| p.part_number);
-    client.complete_multipart(key, &id, &parts).await?;
     let put_s = t.elapsed().as_secs_f64();
     println!(
         "put: {mib:.0} MiB in {put_s:.2} s = {:.1} MiB/s ({} parts of {} MiB, {} in flight)",
         mib / put_s,
-        parts.len(),
+        size.div_ceil(part),
         a.part_mib,
         a.concurrency
     );

@@ -127,26 +127,11 @@ fn read_private_file(path: &Path) -> Result<String, CredentialsError> {
 /// Every key pair of a passwd file (the local server accepts them all).
 pub fn all_from_passwd_file(path: &Path) -> Result<Vec<Credentials>, CredentialsError> {
     let text = read_private_file(path)?;
-    let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(':').map(str::trim).collect();
-        match fields.as_slice() {
-            [_, id, key] | [id, key] if !id.is_empty() && !key.is_empty() => {
-                out.push(Credentials::new(*id, *key))
-            }
-            _ => {
-                return Err(CredentialsError::Malformed {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                })
-            }
-        }
-    }
-    Ok(out)
+    let entries = passwd_entries(&text).map_err(|line| CredentialsError::Malformed {
+        path: path.to_path_buf(),
+        line,
+    })?;
+    Ok(entries.into_iter().map(|(_, c)| c).collect())
 }
 
 /// Read a cosfs passwd file and pick the line for `bucket` (or the default `id:key` line).
@@ -169,27 +154,38 @@ enum PasswdParse {
     NoEntry,
 }
 
-fn parse_passwd(text: &str, bucket: &str) -> Result<Credentials, PasswdParse> {
-    let mut default = None;
+/// The entries of a passwd file: `(Some(bucket), keys)` for `bucket:id:key` lines and
+/// `(None, keys)` for `id:key` lines; blank lines and `#` comments skipped.
+/// Err(line number) for the first malformed line.
+fn passwd_entries(text: &str) -> Result<Vec<(Option<String>, Credentials)>, usize> {
+    let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let fields: Vec<&str> = line.split(':').map(str::trim).collect();
-        match fields.as_slice() {
-            [b, id, key] if !id.is_empty() && !key.is_empty() => {
-                if *b == bucket {
-                    return Ok(Credentials::new(*id, *key));
-                }
-            }
-            [id, key] if !id.is_empty() && !key.is_empty() => {
-                default.get_or_insert_with(|| Credentials::new(*id, *key));
-            }
-            _ => return Err(PasswdParse::Malformed(i + 1)),
+        let (bucket, id, key) = match fields.as_slice() {
+            [b, id, key] => (Some(b.to_string()), *id, *key),
+            [id, key] => (None, *id, *key),
+            _ => return Err(i + 1),
+        };
+        if id.is_empty() || key.is_empty() {
+            return Err(i + 1);
         }
+        out.push((bucket, Credentials::new(id, key)));
     }
-    default.ok_or(PasswdParse::NoEntry)
+    Ok(out)
+}
+
+fn parse_passwd(text: &str, bucket: &str) -> Result<Credentials, PasswdParse> {
+    let entries = passwd_entries(text).map_err(PasswdParse::Malformed)?;
+    let for_bucket = entries.iter().find(|(b, _)| b.as_deref() == Some(bucket));
+    let default = entries.iter().find(|(b, _)| b.is_none());
+    for_bucket
+        .or(default)
+        .map(|(_, c)| c.clone())
+        .ok_or(PasswdParse::NoEntry)
 }
 
 /// Where credentials may come from, in order (DESIGN.md "Operations").

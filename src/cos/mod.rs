@@ -12,6 +12,7 @@ pub mod parse;
 pub mod sign;
 pub mod store;
 pub mod transport;
+pub mod upload;
 
 pub use client::CosClient;
 pub use config::{Addressing, ClientConfig, Endpoint, RetryConfig};

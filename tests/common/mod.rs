@@ -2,6 +2,7 @@
 //! and a client for it. The server runs on the test's own runtime and stops when dropped.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,4 +86,69 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// Read a whole object into memory.
+pub async fn get_all(c: &CosClient, key: &str) -> bytes::Bytes {
+    use cosfs::cos::{GetOptions, ObjectStore};
+    c.get_object(key, &GetOptions::default())
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+}
+
+/// A minimal HTTP/1.1 server on a random loopback port for fakes (a misbehaving COS, a CVM
+/// metadata service): `answer` gets the request head and returns (status line, body); every
+/// answer closes the connection. Returns the base URL and a count of requests answered.
+pub async fn fake_http<F>(answer: F) -> (String, Arc<AtomicUsize>)
+where
+    F: Fn(&str) -> (&'static str, String) + Send + Sync + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (h, answer) = (hits.clone(), Arc::new(answer));
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let (h, answer) = (h.clone(), answer.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut seen = Vec::new();
+                // Read the head and the (small) body it announces.
+                let head = loop {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if seen.len() >= end + 4 + len {
+                            break text[..end].to_string();
+                        }
+                    }
+                };
+                h.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = answer(&head);
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), hits)
 }
