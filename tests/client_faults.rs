@@ -295,3 +295,31 @@ async fn failed_multipart_upload_is_aborted_and_old_object_kept() {
     let got = get_all(c, "obj").await;
     assert_eq!(got, new);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_and_500s_are_injected_as_configured() {
+    let env = Env::new(Mode::Signed).await;
+    env.client.head_bucket().await.unwrap();
+    env.server.faults.update(|f| f.latency_ms = 150);
+    let t = Instant::now();
+    env.client.head_bucket().await.unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        t.elapsed()
+    );
+    env.server.faults.update(|f| {
+        f.latency_ms = 0;
+        f.rate_500 = 1.0;
+    });
+    let err = env
+        .client
+        .list_objects(&ListRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::ServerError), "{err}");
+    assert_eq!(
+        env.server.stats.get("InjectedFault"),
+        env.client.config().retry.max_attempts as u64
+    );
+}

@@ -177,3 +177,71 @@ fn bad_flags_are_refused_with_a_reason() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("between 0 and 1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwd_file_keys_are_accepted_and_loose_permissions_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("passwd-cosfs");
+    std::fs::write(&pw, "# keys\nother-1:AKIDone:keyone\nAKIDtwo:keytwo\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cosfs"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--root"])
+        .arg(dir.path().join("store"))
+        .arg("--passwd-file")
+        .arg(&pw)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
+
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cosfs"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--bucket",
+            BUCKET,
+            "--root",
+        ])
+        .arg(dir.path().join("store"))
+        .arg("--passwd-file")
+        .arg(&pw)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let srv = ServerProcess {
+        child,
+        endpoint: line.split_whitespace().last().unwrap().to_string(),
+    };
+    for (id, key) in [("AKIDone", "keyone"), ("AKIDtwo", "keytwo")] {
+        let c = CosClient::new(
+            client_config(&srv.endpoint),
+            Some(std::sync::Arc::new(StaticProvider(Credentials::new(
+                id, key,
+            )))),
+        )
+        .unwrap();
+        c.put_object(id, Bytes::from_static(b"k"), &PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let wrong = CosClient::new(
+        client_config(&srv.endpoint),
+        Some(std::sync::Arc::new(StaticProvider(Credentials::new(
+            "AKIDone", "keytwo",
+        )))),
+    )
+    .unwrap();
+    let err = wrong
+        .list_objects(&ListRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::BadCredentials), "{err}");
+}
