@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod cos;
+pub mod fs;
 pub mod server;
 pub mod timefmt;
 pub mod xml;

@@ -1,0 +1,318 @@
+//! POSIX attributes of objects, compatible with buckets written by Tencent's cosfs and s3fs.
+//!
+//! Sources, per attribute (first that is present and valid wins):
+//! - type: a key ending in `/` is a directory; otherwise the file-type bits of
+//!   `x-cos-meta-mode` (S_IFLNK: symlink, S_IFDIR: directory), else a regular file;
+//! - permission bits: `x-cos-meta-mode & 0o7777` when non-zero, else the mount's defaults
+//!   (files 0644, directories 0755), so an object from another tool is never `---------`;
+//! - owner: `x-cos-meta-uid` / `-gid`, else the mount's uid/gid;
+//! - mtime: `x-cos-meta-mtime` (integer or fractional seconds, as cosfs and s3fs write it), else
+//!   the object's Last-Modified, else now: never a 1970 date; ctime/atime: their own headers or
+//!   mtime.
+//!
+//! Listing entries carry no user metadata, so attributes built from a listing use the defaults
+//! for type, mode and owner and Last-Modified for mtime (`AttrSource::Listing`); a lookup (HEAD)
+//! gives the full set.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::cos::{ListEntry, ObjectMeta, UserMeta};
+
+pub const S_IFMT: u32 = 0o170_000;
+pub const S_IFDIR: u32 = 0o040_000;
+pub const S_IFREG: u32 = 0o100_000;
+pub const S_IFLNK: u32 = 0o120_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Directory,
+    Symlink,
+}
+
+/// Values for objects that carry no POSIX metadata (`--uid/--gid/--file-mode/--dir-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttrDefaults {
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits of files (default 0644: what `touch` gives under a 022 umask).
+    pub file_mode: u32,
+    /// Permission bits of directories (default 0755).
+    pub dir_mode: u32,
+}
+
+impl AttrDefaults {
+    /// Owned by the mounting user, 0644 files and 0755 directories.
+    pub fn for_current_user() -> Self {
+        // SAFETY: getuid/getgid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        AttrDefaults {
+            uid,
+            gid,
+            file_mode: 0o644,
+            dir_mode: 0o755,
+        }
+    }
+}
+
+/// Where a set of attributes came from: a listing knows less than a HEAD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrSource {
+    Listing,
+    Head,
+    /// A directory that exists only because keys start with its prefix.
+    Implicit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PosixAttr {
+    pub kind: FileKind,
+    /// Permission bits only (no file-type bits).
+    pub perm: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+    pub atime: SystemTime,
+    /// The object's ETag (None for implicit directories).
+    pub etag: Option<String>,
+    pub source: AttrSource,
+}
+
+impl PosixAttr {
+    /// `st_mode`: file-type bits plus permission bits.
+    pub fn st_mode(&self) -> u32 {
+        let t = match self.kind {
+            FileKind::File => S_IFREG,
+            FileKind::Directory => S_IFDIR,
+            FileKind::Symlink => S_IFLNK,
+        };
+        t | self.perm
+    }
+}
+
+/// Seconds since the epoch, integer or fractional; `None` for garbage, zero or negative.
+pub fn parse_time(s: &str) -> Option<SystemTime> {
+    let v: f64 = s.trim().parse().ok()?;
+    if !v.is_finite() || v <= 0.0 {
+        return None;
+    }
+    let secs = v.trunc() as u64;
+    let nanos = ((v - v.trunc()) * 1e9).round().min(999_999_999.0) as u32;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Format a time the way cosfs reads it back (fractional seconds only when needed).
+pub fn format_time(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+            .trim_end_matches('0')
+            .to_string()
+    }
+}
+
+fn meta_u32(meta: &UserMeta, name: &str) -> Option<u32> {
+    meta.get(name)?.trim().parse().ok()
+}
+
+/// Attributes of an object seen by HEAD. `key_is_dir`: the key ends in `/` (a marker).
+pub fn from_object(meta: &ObjectMeta, key_is_dir: bool, d: &AttrDefaults) -> PosixAttr {
+    let um = &meta.user_meta;
+    let mode = meta_u32(um, "mode");
+    let kind = if key_is_dir {
+        FileKind::Directory
+    } else {
+        match mode.map(|m| m & S_IFMT) {
+            Some(S_IFLNK) => FileKind::Symlink,
+            Some(S_IFDIR) => FileKind::Directory,
+            _ => FileKind::File,
+        }
+    };
+    let default_perm = if kind == FileKind::Directory {
+        d.dir_mode
+    } else {
+        d.file_mode
+    };
+    let perm = mode
+        .map(|m| m & 0o7777)
+        .filter(|p| *p != 0)
+        .unwrap_or(default_perm);
+    let mtime = um
+        .get("mtime")
+        .and_then(|v| parse_time(v))
+        .or(meta.last_modified)
+        .unwrap_or_else(SystemTime::now);
+    let other = |name: &str| um.get(name).and_then(|v| parse_time(v)).unwrap_or(mtime);
+    PosixAttr {
+        kind,
+        perm,
+        uid: meta_u32(um, "uid").unwrap_or(d.uid),
+        gid: meta_u32(um, "gid").unwrap_or(d.gid),
+        size: if kind == FileKind::Directory {
+            0
+        } else {
+            meta.size
+        },
+        mtime,
+        ctime: other("ctime"),
+        atime: other("atime"),
+        etag: Some(meta.etag.clone()),
+        source: AttrSource::Head,
+    }
+}
+
+/// Attributes of a file known only from a listing entry.
+pub fn from_listing(e: &ListEntry, d: &AttrDefaults) -> PosixAttr {
+    let mtime = e.last_modified.unwrap_or_else(SystemTime::now);
+    PosixAttr {
+        kind: FileKind::File,
+        perm: d.file_mode,
+        uid: d.uid,
+        gid: d.gid,
+        size: e.size,
+        mtime,
+        ctime: mtime,
+        atime: mtime,
+        etag: Some(e.etag.clone()),
+        source: AttrSource::Listing,
+    }
+}
+
+/// A directory that has no marker object, only keys below it.
+pub fn implicit_dir(d: &AttrDefaults, mtime: SystemTime) -> PosixAttr {
+    PosixAttr {
+        kind: FileKind::Directory,
+        perm: d.dir_mode,
+        uid: d.uid,
+        gid: d.gid,
+        size: 0,
+        mtime,
+        ctime: mtime,
+        atime: mtime,
+        etag: None,
+        source: AttrSource::Implicit,
+    }
+}
+
+/// The `x-cos-meta-*` headers that store `attr` (cosfs-compatible).
+pub fn to_user_meta(attr: &PosixAttr) -> UserMeta {
+    let mut m = UserMeta::new();
+    m.insert("mode".into(), attr.st_mode().to_string());
+    m.insert("uid".into(), attr.uid.to_string());
+    m.insert("gid".into(), attr.gid.to_string());
+    m.insert("mtime".into(), format_time(attr.mtime));
+    m.insert("ctime".into(), format_time(attr.ctime));
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: AttrDefaults = AttrDefaults {
+        uid: 1000,
+        gid: 1001,
+        file_mode: 0o644,
+        dir_mode: 0o755,
+    };
+
+    fn meta(pairs: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            size: 42,
+            etag: "e".into(),
+            last_modified: Some(UNIX_EPOCH + Duration::from_secs(1_600_000_000)),
+            user_meta: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn plain_objects_get_defaults_and_last_modified() {
+        let a = from_object(&meta(&[]), false, &D);
+        assert_eq!(a.kind, FileKind::File);
+        assert_eq!(a.st_mode(), 0o100644);
+        assert_eq!((a.uid, a.gid, a.size), (1000, 1001, 42));
+        assert_eq!(a.mtime, UNIX_EPOCH + Duration::from_secs(1_600_000_000));
+        let dir = from_object(&meta(&[]), true, &D);
+        assert_eq!(dir.st_mode(), 0o040755);
+        assert_eq!(dir.size, 0);
+    }
+
+    #[test]
+    fn cosfs_metadata_is_honoured() {
+        let a = from_object(
+            &meta(&[
+                ("mode", "33261"),
+                ("uid", "0"),
+                ("gid", "5"),
+                ("mtime", "1700000000.25"),
+            ]),
+            false,
+            &D,
+        );
+        assert_eq!(a.st_mode(), 0o100755);
+        assert_eq!((a.uid, a.gid), (0, 5));
+        assert_eq!(
+            a.mtime,
+            UNIX_EPOCH + Duration::new(1_700_000_000, 250_000_000)
+        );
+        assert_eq!(a.ctime, a.mtime);
+        let link = from_object(
+            &meta(&[("mode", &(S_IFLNK | 0o777).to_string())]),
+            false,
+            &D,
+        );
+        assert_eq!(link.kind, FileKind::Symlink);
+        assert_eq!(link.st_mode(), 0o120777);
+        let dir = from_object(&meta(&[("mode", "16877")]), true, &D);
+        assert_eq!(dir.st_mode(), 0o040755);
+    }
+
+    #[test]
+    fn never_1970_never_no_permissions() {
+        let a = from_object(&meta(&[("mtime", "0"), ("mode", "16384")]), true, &D);
+        assert_eq!(a.mtime, UNIX_EPOCH + Duration::from_secs(1_600_000_000));
+        assert_eq!(a.st_mode(), 0o040755, "d--------- replaced by the default");
+        let mut m = meta(&[("mtime", "garbage")]);
+        m.last_modified = None;
+        assert!(from_object(&m, false, &D).mtime > UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    }
+
+    #[test]
+    fn user_meta_round_trips() {
+        let a = from_object(
+            &meta(&[
+                ("mode", "33188"),
+                ("uid", "7"),
+                ("gid", "8"),
+                ("mtime", "1700000000.5"),
+            ]),
+            false,
+            &D,
+        );
+        let again = from_object(&meta_from(to_user_meta(&a)), false, &D);
+        assert_eq!(
+            (again.st_mode(), again.uid, again.gid, again.mtime),
+            (a.st_mode(), 7, 8, a.mtime)
+        );
+        assert_eq!(format_time(UNIX_EPOCH + Duration::from_secs(5)), "5");
+        assert_eq!(
+            format_time(UNIX_EPOCH + Duration::new(5, 500_000_000)),
+            "5.5"
+        );
+    }
+
+    fn meta_from(um: UserMeta) -> ObjectMeta {
+        ObjectMeta {
+            user_meta: um,
+            ..meta(&[])
+        }
+    }
+}
