@@ -1,0 +1,83 @@
+//! Errors of the fs core and their errno: the one place where COS errors become errnos, each
+//! with the log level it deserves (an ENOENT on lookup is routine, a server failure is not).
+
+use crate::cos::{CosError, ErrorKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("file name longer than 255 bytes")]
+    NameTooLong,
+    #[error("invalid file name")]
+    InvalidName,
+    #[error(transparent)]
+    Cos(#[from] CosError),
+}
+
+impl FsError {
+    pub fn errno(&self) -> i32 {
+        match self {
+            FsError::NotFound => libc::ENOENT,
+            FsError::NameTooLong => libc::ENAMETOOLONG,
+            FsError::InvalidName => libc::EINVAL,
+            FsError::Cos(e) => match e.kind() {
+                Some(ErrorKind::NotFound) => libc::ENOENT,
+                Some(
+                    ErrorKind::AccessDenied
+                    | ErrorKind::BadCredentials
+                    | ErrorKind::RequestExpired
+                    | ErrorKind::ExpiredToken
+                    | ErrorKind::ClockSkew,
+                ) => libc::EACCES,
+                Some(ErrorKind::PreconditionFailed) => libc::ESTALE,
+                Some(ErrorKind::InvalidObjectState) => libc::EAGAIN,
+                _ => match e {
+                    CosError::Timeout(_) => libc::ETIMEDOUT,
+                    CosError::InvalidRequest(_) => libc::EINVAL,
+                    _ => libc::EIO,
+                },
+            },
+        }
+    }
+
+    /// Expected outcomes (a name that does not exist) are debug; the rest are warnings.
+    pub fn is_routine(&self) -> bool {
+        matches!(
+            self,
+            FsError::NotFound | FsError::NameTooLong | FsError::InvalidName
+        ) || matches!(self, FsError::Cos(e) if e.is_not_found())
+    }
+}
+
+impl From<super::names::NameError> for FsError {
+    fn from(e: super::names::NameError) -> Self {
+        match e {
+            super::names::NameError::TooLong => FsError::NameTooLong,
+            super::names::NameError::Invalid => FsError::InvalidName,
+        }
+    }
+}
+
+pub type FsResult<T> = Result<T, FsError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errnos() {
+        assert_eq!(FsError::NotFound.errno(), libc::ENOENT);
+        assert_eq!(FsError::NameTooLong.errno(), libc::ENAMETOOLONG);
+        assert_eq!(
+            FsError::Cos(CosError::Transport("x".into())).errno(),
+            libc::EIO
+        );
+        assert_eq!(
+            FsError::Cos(CosError::Timeout(std::time::Duration::from_secs(1))).errno(),
+            libc::ETIMEDOUT
+        );
+        assert!(FsError::NotFound.is_routine());
+        assert!(!FsError::Cos(CosError::Transport("x".into())).is_routine());
+    }
+}
