@@ -6,20 +6,13 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::listing::{list, ListParams};
-use super::request::{empty, full, CosErr, Ctx, Resp};
+use super::request::{empty, xml_response, CosErr, Ctx, Resp};
 use super::storage::Bucket;
 use super::xmlout::{quoted, XmlOut};
 use super::State;
 use crate::cos::encode::encode_path;
 use crate::cos::integrity::content_md5;
 use crate::timefmt::format_iso8601;
-
-fn xml_response(xml: String) -> Resp {
-    Response::builder()
-        .header("content-type", "application/xml")
-        .body(full(xml))
-        .expect("response")
-}
 
 pub fn list_objects(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, CosErr> {
     let max_keys = match ctx.param("max-keys") {

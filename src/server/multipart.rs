@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use md5::{Digest, Md5};
 
 use super::objects::{self, check_key, new_object_headers, receive, MAX_SINGLE_PUT};
-use super::request::{empty, error_xml, full, Body, CosErr, Ctx, Resp};
+use super::request::{empty, error_xml, full, xml_response, Body, CosErr, Ctx, Resp};
 use super::storage::{now_ms, Bucket, PartRecord, StoredBlob};
 use super::xmlout::{quoted, XmlOut};
 use super::State;
@@ -24,13 +24,6 @@ use crate::timefmt::format_iso8601;
 /// Smallest part that may be followed by another (1 MB).
 pub const MIN_PART_SIZE: u64 = 1024 * 1024;
 const MAX_PARTS: u32 = 10_000;
-
-fn xml_response(xml: String) -> Resp {
-    Response::builder()
-        .header("content-type", "application/xml")
-        .body(full(xml))
-        .expect("response")
-}
 
 fn upload_of(bucket: &Bucket, ctx: &Ctx) -> Result<super::storage::UploadRecord, CosErr> {
     let id = ctx.param("uploadId").unwrap_or_default();
@@ -212,9 +205,8 @@ pub async fn complete(ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Result<
             tokio::select! {
                 r = &mut merge => break r.map_err(std::io::Error::other).and_then(|r| r),
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                    if tx.send(Ok(bytes::Bytes::from_static(b" "))).await.is_err() {
-                        // Client gone; the merge still completes so the upload is not lost.
-                    }
+                    // If the client is gone the merge still completes: the upload is not lost.
+                    let _ = tx.send(Ok(bytes::Bytes::from_static(b" "))).await;
                 }
             }
         };

@@ -22,6 +22,14 @@ pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
 
+/// A 200 answer with an XML document.
+pub fn xml_response(xml: String) -> Resp {
+    Response::builder()
+        .header("content-type", "application/xml")
+        .body(full(xml))
+        .expect("response")
+}
+
 pub fn empty() -> Body {
     full(Bytes::new())
 }
