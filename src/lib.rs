@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod cos;
 pub mod fs;
+pub mod fuse;
 pub mod server;
 pub mod timefmt;
 pub mod xml;

@@ -1,6 +1,8 @@
-//! Command line: `cosfs serve` (local COS-compatible server). Parsing and wiring only; each
-//! subcommand hands plain config structs to the layer that does the work.
+//! Command line: `cosfs mount`, `cosfs unmount`, `cosfs serve` (local COS-compatible server).
+//! Parsing and wiring only; each subcommand hands plain config structs to the layer that does
+//! the work.
 
+pub mod mount;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +20,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Mount a bucket (or a prefix of one) on a directory.
+    Mount(mount::MountArgs),
+    /// Unmount a cosfs mount.
+    Unmount(mount::UnmountArgs),
     /// Run a local COS-compatible server on a directory (for tests and try-outs).
     Serve(serve::ServeArgs),
 }
@@ -35,6 +41,8 @@ pub fn init_logging(level: &str) {
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
+        Command::Mount(args) => mount::run(args),
+        Command::Unmount(args) => mount::run_unmount(args),
         Command::Serve(args) => serve::run(args),
     }
 }

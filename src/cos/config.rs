@@ -52,6 +52,11 @@ pub fn valid_bucket_name(b: &str) -> bool {
 }
 
 impl Endpoint {
+    /// `scheme://host` (for messages; path-style requests add `/<bucket>`).
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
+    }
+
     /// Real COS in `region`: `https://<bucket>.cos.<region>.myqcloud.com`.
     pub fn for_region(bucket: &str, region: &str) -> Result<Self, ConfigError> {
         if region.is_empty()

@@ -11,8 +11,43 @@ pub enum FsError {
     NameTooLong,
     #[error("invalid file name")]
     InvalidName,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("read-only file system")]
+    ReadOnly,
+    #[error("unknown file handle")]
+    BadHandle,
+    /// The object changed kind behind a cached entry; the kernel looks it up again.
+    #[error("stale entry")]
+    Stale,
+    /// A failure already reduced to an errno (a block fetch shared by several readers).
+    #[error("I/O error (errno {0})")]
+    Io(i32),
     #[error(transparent)]
     Cos(#[from] CosError),
+}
+
+/// The errno of an object-client error.
+pub fn cos_errno(e: &CosError) -> i32 {
+    match e.kind() {
+        Some(ErrorKind::NotFound) => libc::ENOENT,
+        Some(
+            ErrorKind::AccessDenied
+            | ErrorKind::BadCredentials
+            | ErrorKind::RequestExpired
+            | ErrorKind::ExpiredToken
+            | ErrorKind::ClockSkew,
+        ) => libc::EACCES,
+        Some(ErrorKind::PreconditionFailed) => libc::ESTALE,
+        Some(ErrorKind::InvalidObjectState) => libc::EAGAIN,
+        _ => match e {
+            CosError::Timeout(_) => libc::ETIMEDOUT,
+            CosError::InvalidRequest(_) => libc::EINVAL,
+            _ => libc::EIO,
+        },
+    }
 }
 
 impl FsError {
@@ -21,23 +56,13 @@ impl FsError {
             FsError::NotFound => libc::ENOENT,
             FsError::NameTooLong => libc::ENAMETOOLONG,
             FsError::InvalidName => libc::EINVAL,
-            FsError::Cos(e) => match e.kind() {
-                Some(ErrorKind::NotFound) => libc::ENOENT,
-                Some(
-                    ErrorKind::AccessDenied
-                    | ErrorKind::BadCredentials
-                    | ErrorKind::RequestExpired
-                    | ErrorKind::ExpiredToken
-                    | ErrorKind::ClockSkew,
-                ) => libc::EACCES,
-                Some(ErrorKind::PreconditionFailed) => libc::ESTALE,
-                Some(ErrorKind::InvalidObjectState) => libc::EAGAIN,
-                _ => match e {
-                    CosError::Timeout(_) => libc::ETIMEDOUT,
-                    CosError::InvalidRequest(_) => libc::EINVAL,
-                    _ => libc::EIO,
-                },
-            },
+            FsError::NotDir => libc::ENOTDIR,
+            FsError::IsDir => libc::EISDIR,
+            FsError::ReadOnly => libc::EROFS,
+            FsError::BadHandle => libc::EBADF,
+            FsError::Stale => libc::ESTALE,
+            FsError::Io(errno) => *errno,
+            FsError::Cos(e) => cos_errno(e),
         }
     }
 
@@ -45,7 +70,13 @@ impl FsError {
     pub fn is_routine(&self) -> bool {
         matches!(
             self,
-            FsError::NotFound | FsError::NameTooLong | FsError::InvalidName
+            FsError::NotFound
+                | FsError::NameTooLong
+                | FsError::InvalidName
+                | FsError::NotDir
+                | FsError::IsDir
+                | FsError::ReadOnly
+                | FsError::Stale
         ) || matches!(self, FsError::Cos(e) if e.is_not_found())
     }
 }

@@ -4,9 +4,20 @@
 //! - `names`: paths and keys, which listing names are representable;
 //! - `attr`: POSIX attributes from `x-cos-meta-*` headers and listings, with defaults;
 //! - `lookup`: one name in a directory (HEAD and LIST concurrently);
-//! - `error`: the fs error type and the one errno mapping.
+//! - `error`: the fs error type and the one errno mapping;
+//! - `inode`: inode numbers, kernel references, attribute freshness;
+//! - `dir`: directory streams over listing pages;
+//! - `cache`, `reader`: the shared block cache and per-handle reads with prefetch;
+//! - `core`: `CosFs`, the operations the FUSE adapter calls.
 
 pub mod attr;
+pub mod cache;
+pub mod core;
+pub mod dir;
 pub mod error;
+pub mod inode;
 pub mod lookup;
 pub mod names;
+pub mod reader;
+
+pub use self::core::{CosFs, Entry, FsConfig, FsStats, ListedEntry, Opened};

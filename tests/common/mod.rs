@@ -152,3 +152,4 @@ where
     });
     (format!("http://{addr}"), hits)
 }
+pub mod mount;

@@ -1,0 +1,540 @@
+//! `cosfs mount BUCKET[:/prefix] MOUNTPOINT` and `cosfs unmount MOUNTPOINT`.
+//!
+//! Order of work, so that every usual mistake is reported before anything is mounted:
+//! 1. arguments (bucket name, region/endpoint, sizes, modes) and the mountpoint (an existing,
+//!    empty directory) are checked, credentials resolved;
+//! 2. without `-f`, the process forks before any thread exists; the parent waits on a pipe
+//!    and exits 0 once the child reports the mount live, or 1 with the child's reason;
+//! 3. one LIST of the mount prefix proves the endpoint answers, the credentials work and the
+//!    bucket exists (each failure gets its own message);
+//! 4. the FUSE session is mounted read-only and served on this thread; SIGINT/SIGTERM
+//!    unmount (lazily if files are still open) and the process exits 0.
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cos::credentials::{self, CredentialSources};
+use crate::cos::{
+    ClientConfig, CosClient, CosError, Endpoint, ErrorKind, ListRequest, ObjectStore,
+};
+use crate::fs::attr::AttrDefaults;
+use crate::fs::names::normalize_prefix;
+use crate::fs::{CosFs, FsConfig};
+use crate::fuse::FuseAdapter;
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// Bucket to mount (`name-appid`), optionally with a key prefix: `BUCKET:/some/prefix`.
+    pub bucket: String,
+    /// Directory to mount on (must exist and be empty).
+    pub mountpoint: PathBuf,
+    /// COS region, e.g. ap-guangzhou (uses https://BUCKET.cos.REGION.myqcloud.com).
+    #[arg(long, conflicts_with = "endpoint")]
+    pub region: Option<String>,
+    /// Endpoint URL instead of a region, e.g. http://127.0.0.1:9100 for `cosfs serve`.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Stay in the foreground (for systemd and debugging); otherwise daemonise once mounted.
+    #[arg(short, long)]
+    pub foreground: bool,
+    /// Mount read-only (in this version every mount is read-only).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Owner of objects without POSIX metadata (default: the mounting user).
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// Group of objects without POSIX metadata (default: the mounting user's group).
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// Permission bits (octal) of files without POSIX metadata.
+    #[arg(long, default_value = "0644", value_parser = parse_mode)]
+    pub file_mode: u32,
+    /// Permission bits (octal) of directories without POSIX metadata.
+    #[arg(long, default_value = "0755", value_parser = parse_mode)]
+    pub dir_mode: u32,
+    /// Seconds that attributes and "no such file" answers are trusted (fractions allowed).
+    #[arg(long, default_value = "1", value_parser = parse_seconds)]
+    pub metadata_ttl: Duration,
+    /// Memory budget of the block cache (bytes, or with K/M/G suffix).
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    pub cache_size: u64,
+    /// Credentials file (`bucket:SecretId:SecretKey` lines, mode 600), used alone when given.
+    #[arg(long)]
+    pub passwd_file: Option<PathBuf>,
+    /// CVM instance role to take temporary credentials from.
+    #[arg(long)]
+    pub cam_role: Option<String>,
+    /// Send unsigned requests (public-read buckets, or `cosfs serve --anonymous`).
+    #[arg(long, conflicts_with_all = ["passwd_file", "cam_role"])]
+    pub anonymous: bool,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, default_value = "warn")]
+    pub log_level: String,
+    /// Append logs to this file (the daemon has no terminal; with -f logs go to stderr).
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnmountArgs {
+    /// Where the bucket is mounted.
+    pub mountpoint: PathBuf,
+    /// Detach now even if files are open (they keep working until closed).
+    #[arg(long)]
+    pub lazy: bool,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.trim_start_matches("0o");
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{s:?} is not an octal mode such as 0644"))
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{s:?} is not a number of seconds"))
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().trim_end_matches("iB").trim_end_matches('B');
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        Some('T') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{s:?} is not a size such as 512M or 2G"))
+}
+
+/// Everything checked and resolved before forking.
+struct Prepared {
+    bucket: String,
+    prefix: String,
+    mountpoint: PathBuf,
+    client_cfg: ClientConfig,
+    creds: Option<Arc<dyn credentials::CredentialProvider>>,
+    fs_cfg: FsConfig,
+}
+
+fn prepare(a: &MountArgs) -> Result<Prepared, String> {
+    let (bucket, prefix) = match a.bucket.split_once(':') {
+        Some((b, p)) => (b.to_string(), normalize_prefix(p)),
+        None => (a.bucket.clone(), String::new()),
+    };
+    let endpoint = match (&a.region, &a.endpoint) {
+        (Some(r), None) => Endpoint::for_region(&bucket, r),
+        (None, Some(u)) => Endpoint::from_url(&bucket, u),
+        _ => return Err("say where the bucket is: --region REGION or --endpoint URL".into()),
+    }
+    .map_err(|e| e.to_string())?;
+    let client_cfg = ClientConfig::new(&bucket, endpoint).map_err(|e| e.to_string())?;
+    check_mountpoint(&a.mountpoint)?;
+    let mountpoint = a
+        .mountpoint
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", a.mountpoint.display()))?;
+    let creds = if a.anonymous {
+        None
+    } else {
+        let sources = CredentialSources {
+            passwd_file: a.passwd_file.clone(),
+            cam_role: a.cam_role.clone(),
+            cam_role_endpoint: None,
+        };
+        Some(
+            credentials::resolve(&bucket, &sources).map_err(|e| match e {
+                credentials::CredentialsError::NotFound => format!(
+                    "no credentials for bucket {bucket}: set COS_SECRET_ID and COS_SECRET_KEY, \
+                 write {bucket}:SecretId:SecretKey to ~/.passwd-cosfs (chmod 600), pass \
+                 --passwd-file FILE, or use --anonymous for a public bucket"
+                ),
+                other => other.to_string(),
+            })?,
+        )
+    };
+    let mut defaults = AttrDefaults::for_current_user();
+    defaults.uid = a.uid.unwrap_or(defaults.uid);
+    defaults.gid = a.gid.unwrap_or(defaults.gid);
+    defaults.file_mode = a.file_mode;
+    defaults.dir_mode = a.dir_mode;
+    let fs_cfg = FsConfig {
+        prefix: prefix.clone(),
+        defaults,
+        metadata_ttl: a.metadata_ttl,
+        cache_bytes: a.cache_size,
+    };
+    Ok(Prepared {
+        bucket,
+        prefix,
+        mountpoint,
+        client_cfg,
+        creds,
+        fs_cfg,
+    })
+}
+
+fn check_mountpoint(p: &Path) -> Result<(), String> {
+    let md = std::fs::metadata(p).map_err(|e| format!("mountpoint {}: {e}", p.display()))?;
+    if !md.is_dir() {
+        return Err(format!("mountpoint {} is not a directory", p.display()));
+    }
+    let mut entries =
+        std::fs::read_dir(p).map_err(|e| format!("mountpoint {}: {e}", p.display()))?;
+    if entries.next().is_some() {
+        return Err(format!(
+            "mountpoint {} is not empty (is something already mounted there?)",
+            p.display()
+        ));
+    }
+    Ok(())
+}
+
+/// One LIST of the prefix: the cheapest request that proves endpoint, credentials and bucket.
+async fn preflight(client: &CosClient, bucket: &str, prefix: &str) -> Result<(), String> {
+    let req = ListRequest {
+        prefix: prefix.to_string(),
+        delimiter: Some("/".into()),
+        max_keys: 1,
+        ..Default::default()
+    };
+    let endpoint = client.config().endpoint.base_url();
+    match client.list_objects(&req).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(match (e.kind(), &e) {
+            (Some(ErrorKind::NotFound), _) => {
+                format!("bucket {bucket} does not exist at {endpoint} ({e})")
+            }
+            (Some(ErrorKind::BadCredentials), _) => {
+                format!("the credentials were rejected for bucket {bucket}: {e}")
+            }
+            (Some(ErrorKind::AccessDenied), _) => {
+                format!("access to bucket {bucket} denied: {e}")
+            }
+            (_, CosError::Transport(_) | CosError::Timeout(_)) => {
+                format!("cannot reach {endpoint}: {e}")
+            }
+            _ => format!("bucket {bucket} at {endpoint} cannot be listed: {e}"),
+        }),
+    }
+}
+
+/// `cosfs mount`: returns the exit code.
+pub fn run(args: MountArgs) -> i32 {
+    let prep = match prepare(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cosfs mount: {e}");
+            return 1;
+        }
+    };
+    if args.foreground {
+        super::init_logging(&args.log_level);
+        return serve_mount(&args, prep, |r| match r {
+            Ok(msg) => {
+                println!("{msg}");
+                let _ = std::io::stdout().flush();
+            }
+            Err(e) => eprintln!("cosfs mount: {e}"),
+        });
+    }
+    daemonise(&args, prep)
+}
+
+/// Fork; the parent waits for the child's "ready" or its reason for failing.
+fn daemonise(args: &MountArgs, prep: Prepared) -> i32 {
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills two fds we then own; fork happens while this process has one thread.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        eprintln!("cosfs mount: pipe: {}", std::io::Error::last_os_error());
+        return 1;
+    }
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    match unsafe { libc::fork() } {
+        -1 => {
+            eprintln!("cosfs mount: fork: {}", std::io::Error::last_os_error());
+            1
+        }
+        0 => {
+            drop(rd);
+            unsafe { libc::setsid() };
+            let mut report = std::fs::File::from(wr);
+            init_daemon_logging(args);
+            serve_mount(args, prep, move |r| {
+                let line = match r {
+                    Ok(_) => "OK\n".to_string(),
+                    Err(e) => format!("ERR {e}\n"),
+                };
+                let _ = report.write_all(line.as_bytes());
+                // The parent is gone after this; nothing of ours may write to its terminal.
+                redirect_stdio_to_null();
+            })
+        }
+        _child => {
+            drop(wr);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(rd).read_to_string(&mut msg);
+            match msg.strip_prefix("OK") {
+                Some(_) => 0,
+                None => {
+                    let reason = msg.strip_prefix("ERR ").unwrap_or("").trim();
+                    if reason.is_empty() {
+                        eprintln!(
+                            "cosfs mount: the mount process exited before the mount was ready"
+                        );
+                    } else {
+                        eprintln!("cosfs mount: {reason}");
+                    }
+                    1
+                }
+            }
+        }
+    }
+}
+
+fn init_daemon_logging(args: &MountArgs) {
+    let Some(path) = &args.log_file else { return };
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}
+
+fn redirect_stdio_to_null() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors; `null` stays open until here.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Build the runtime, check the bucket, mount and serve until unmounted. `ready` is called
+/// exactly once: with a message once the mount is live, or with the reason it is not.
+fn serve_mount(
+    args: &MountArgs,
+    prep: Prepared,
+    ready: impl FnOnce(Result<String, String>),
+) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            ready(Err(format!("cannot start runtime: {e}")));
+            return 1;
+        }
+    };
+    let client = match CosClient::new(prep.client_cfg.clone(), prep.creds.clone()) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            ready(Err(e.to_string()));
+            return 1;
+        }
+    };
+    // The preflight gives up sooner than file operations do: a typo should not take a minute.
+    let mut quick = prep.client_cfg.clone();
+    quick.retry.max_attempts = 2;
+    let checked = CosClient::new(quick, prep.creds.clone())
+        .map_err(|e| e.to_string())
+        .and_then(|c| rt.block_on(preflight(&c, &prep.bucket, &prep.prefix)));
+    if let Err(e) = checked {
+        ready(Err(e));
+        return 1;
+    }
+    let fs = Arc::new(CosFs::new(client, prep.fs_cfg.clone()));
+    let adapter = FuseAdapter::new(fs, rt.handle().clone());
+    let mut options = vec![
+        fuser::MountOption::FSName(format!("cosfs:{}", prep.bucket)),
+        fuser::MountOption::Subtype("cosfs".into()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+        // Writes arrive with the next version; until then the kernel answers them EROFS.
+        fuser::MountOption::RO,
+    ];
+    if args.allow_other {
+        options.push(fuser::MountOption::AllowOther);
+    }
+    let mut session = match fuser::Session::new(adapter, &prep.mountpoint, &options) {
+        Ok(s) => s,
+        Err(e) => {
+            ready(Err(format!(
+                "cannot mount on {}: {e}",
+                prep.mountpoint.display()
+            )));
+            return 1;
+        }
+    };
+    let mountpoint = prep.mountpoint.clone();
+    rt.spawn_blocking(move || raise_readahead(&mountpoint));
+    let mountpoint = prep.mountpoint.clone();
+    rt.spawn(async move {
+        wait_for_signal().await;
+        tracing::info!(mountpoint = %mountpoint.display(), "signal received, unmounting");
+        if let Err(e) = unmount(&mountpoint, true) {
+            tracing::error!(mountpoint = %mountpoint.display(), error = %e, "unmount failed");
+        }
+    });
+    ready(Ok(format!(
+        "cosfs: {}{} mounted on {}",
+        prep.bucket,
+        if prep.prefix.is_empty() {
+            String::new()
+        } else {
+            format!(":/{}", prep.prefix.trim_end_matches('/'))
+        },
+        prep.mountpoint.display()
+    )));
+    let result = session.run();
+    drop(session);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "FUSE session failed");
+            1
+        }
+    }
+}
+
+/// Ask the kernel for 1 MiB readahead on this mount (the default is 128 KiB), so sequential
+/// reads arrive as large requests. Needs root; best effort. Runs beside the session: the
+/// stat waits until the kernel's INIT is answered, which would otherwise reset the value.
+fn raise_readahead(mountpoint: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(mountpoint) else {
+        return;
+    };
+    let (major, minor) = (libc::major(md.dev()), libc::minor(md.dev()));
+    let path = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
+    if let Err(e) = std::fs::write(&path, "1024") {
+        tracing::debug!(path, error = %e, "could not raise readahead");
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+/// Unmount `mountpoint`: umount(2) as root, else `fusermount3 -u`. With `lazy_if_busy`, a
+/// busy mount is detached (open files keep working until closed).
+pub fn unmount(mountpoint: &Path, lazy_if_busy: bool) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())
+        .map_err(|_| "mountpoint contains NUL".to_string())?;
+    // SAFETY: c is a valid NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EBUSY) if lazy_if_busy => {
+            if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+                return Ok(());
+            }
+            Err(std::io::Error::last_os_error().to_string())
+        }
+        Some(libc::EBUSY) => Err(format!(
+            "{} is busy (files are open); close them or use --lazy",
+            mountpoint.display()
+        )),
+        Some(libc::EINVAL) => Err(format!("{} is not a mount point", mountpoint.display())),
+        Some(libc::EPERM) => fusermount_unmount(mountpoint, lazy_if_busy),
+        _ => Err(format!("{}: {err}", mountpoint.display())),
+    }
+}
+
+fn fusermount_unmount(mountpoint: &Path, lazy: bool) -> Result<(), String> {
+    let mut cmd = std::process::Command::new("fusermount3");
+    cmd.arg("-u");
+    if lazy {
+        cmd.arg("-z");
+    }
+    let out = cmd
+        .arg("--")
+        .arg(mountpoint)
+        .output()
+        .map_err(|e| format!("fusermount3: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// `cosfs unmount`: returns the exit code.
+pub fn run_unmount(args: UnmountArgs) -> i32 {
+    let target = args
+        .mountpoint
+        .canonicalize()
+        .unwrap_or_else(|_| args.mountpoint.clone());
+    match unmount(&target, args.lazy) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cosfs unmount: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_parsers() {
+        assert_eq!(parse_mode("0644"), Ok(0o644));
+        assert_eq!(parse_mode("755"), Ok(0o755));
+        assert!(parse_mode("0999").is_err());
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_seconds("-1").is_err());
+    }
+}

@@ -1,0 +1,250 @@
+//! The shared block cache of the read path.
+//!
+//! - Objects are read in fixed blocks (`BLOCK_SIZE`), identified by key + ETag + index, so a
+//!   block of one object version can never be served for another.
+//! - A block is either ready (in an `lru::LruCache`) or pending (a GET is filling it; readers
+//!   wait on a `watch` channel). A block is fetched by one GET however many readers want it.
+//! - Memory: ready blocks plus blocks being fetched never exceed the budget (`--cache-size`).
+//!   A fetch reserves room for its blocks before it starts (`reserve`, waiting; prefetch uses
+//!   `try_reserve`, never waiting), and reserving evicts least-recently-used ready blocks until
+//!   ready + in flight fits the budget. At most half of the budget may be in flight, so a burst
+//!   of readers cannot wipe out every cached block. In-flight room is a fair semaphore whose
+//!   permits fetches always return, so waiting readers cannot deadlock.
+//! - Lock order: the one `Mutex` is a leaf; it is never held across an await.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use lru::LruCache;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+/// Cache granularity: what one random read fetches at least. Small enough that random 4 KiB
+/// reads do not drag whole megabytes over the network, large enough that bookkeeping is
+/// negligible next to the bytes.
+pub const BLOCK_SIZE: u64 = 256 * 1024;
+
+/// Smallest budget: 16 blocks (4 MiB), so that one reader's largest request fits in flight.
+const MIN_BLOCKS: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BlockId {
+    pub key: Arc<str>,
+    pub etag: Arc<str>,
+    pub index: u64,
+}
+
+/// The result a pending block resolves to: its bytes, or the error (errno) of its fetch.
+pub type BlockResult = Result<Bytes, i32>;
+
+pub enum Lookup {
+    Ready(Bytes),
+    Pending(watch::Receiver<Option<BlockResult>>),
+    Missing,
+}
+
+struct Inner {
+    ready: LruCache<BlockId, Bytes>,
+    ready_bytes: u64,
+    pending: HashMap<BlockId, watch::Sender<Option<BlockResult>>>,
+}
+
+pub struct BlockCache {
+    inner: Mutex<Inner>,
+    /// Blocks that may be in flight at once (one permit each).
+    in_flight: Arc<Semaphore>,
+    in_flight_cap: usize,
+    budget: u64,
+}
+
+/// Room for `n` blocks being fetched; give one back per block with `take_one`.
+pub struct Reservation(OwnedSemaphorePermit);
+
+impl Reservation {
+    /// Split off the room of one block (dropped when that block is stored or fails).
+    pub fn take_one(&mut self) -> Option<Reservation> {
+        self.take(1)
+    }
+
+    /// Split off the room of `n` blocks.
+    pub fn take(&mut self, n: usize) -> Option<Reservation> {
+        self.0.split(n).map(Reservation)
+    }
+}
+
+impl BlockCache {
+    /// A cache holding at most `budget_bytes` (at least `MIN_BLOCKS` blocks).
+    pub fn new(budget_bytes: u64) -> Self {
+        let blocks = ((budget_bytes / BLOCK_SIZE) as usize).max(MIN_BLOCKS);
+        BlockCache {
+            inner: Mutex::new(Inner {
+                ready: LruCache::unbounded(),
+                ready_bytes: 0,
+                pending: HashMap::new(),
+            }),
+            in_flight: Arc::new(Semaphore::new(blocks / 2)),
+            in_flight_cap: blocks / 2,
+            budget: blocks as u64 * BLOCK_SIZE,
+        }
+    }
+
+    pub fn budget_bytes(&self) -> u64 {
+        self.budget
+    }
+
+    /// Most blocks one fetch may reserve.
+    pub fn max_run(&self) -> usize {
+        self.in_flight_cap
+    }
+
+    /// Bytes held by ready blocks.
+    pub fn ready_bytes(&self) -> u64 {
+        self.inner.lock().unwrap().ready_bytes
+    }
+
+    pub fn lookup(&self, id: &BlockId) -> Lookup {
+        let mut g = self.inner.lock().unwrap();
+        if let Some(b) = g.ready.get(id) {
+            return Lookup::Ready(b.clone());
+        }
+        match g.pending.get(id) {
+            Some(tx) => Lookup::Pending(tx.subscribe()),
+            None => Lookup::Missing,
+        }
+    }
+
+    /// Mark `id` pending unless it is already ready or pending; true if the caller now owns
+    /// its fetch and must later call `complete` or `fail`.
+    pub fn claim(&self, id: &BlockId) -> bool {
+        let mut g = self.inner.lock().unwrap();
+        if g.ready.contains(id) || g.pending.contains_key(id) {
+            return false;
+        }
+        g.pending.insert(id.clone(), watch::channel(None).0);
+        true
+    }
+
+    /// Wait for room for `n` blocks (`n <= max_run()`).
+    pub async fn reserve(&self, n: usize) -> Reservation {
+        let n = n.clamp(1, self.in_flight_cap) as u32;
+        let p = self
+            .in_flight
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .expect("never closed");
+        self.make_room();
+        Reservation(p)
+    }
+
+    /// Room for `n` blocks if it is free now (prefetch never waits).
+    pub fn try_reserve(&self, n: usize) -> Option<Reservation> {
+        let n = n.clamp(1, self.in_flight_cap) as u32;
+        let p = self.in_flight.clone().try_acquire_many_owned(n).ok()?;
+        self.make_room();
+        Some(Reservation(p))
+    }
+
+    /// Evict ready blocks until ready + in flight fits the budget.
+    fn make_room(&self) {
+        let in_flight = (self.in_flight_cap - self.in_flight.available_permits()) as u64;
+        let mut g = self.inner.lock().unwrap();
+        while g.ready_bytes + in_flight * BLOCK_SIZE > self.budget {
+            match g.ready.pop_lru() {
+                Some((_, b)) => g.ready_bytes -= b.len() as u64,
+                None => break,
+            }
+        }
+    }
+
+    /// A claimed block arrived: make it ready and wake its waiters. Its room moves from
+    /// in flight to ready when `room` is dropped here.
+    pub fn complete(&self, id: BlockId, data: Bytes, room: Option<Reservation>) {
+        let tx = {
+            let mut g = self.inner.lock().unwrap();
+            g.ready_bytes += data.len() as u64;
+            if let Some((old_id, old)) = g.ready.push(id.clone(), data.clone()) {
+                if old_id == id {
+                    g.ready_bytes -= old.len() as u64;
+                }
+            }
+            g.pending.remove(&id)
+        };
+        drop(room);
+        if let Some(tx) = tx {
+            let _ = tx.send(Some(Ok(data)));
+        }
+    }
+
+    /// A claimed block's fetch failed: wake its waiters with the errno.
+    pub fn fail(&self, id: &BlockId, errno: i32) {
+        let tx = self.inner.lock().unwrap().pending.remove(id);
+        if let Some(tx) = tx {
+            let _ = tx.send(Some(Err(errno)));
+        }
+    }
+}
+
+/// Wait for a pending block. A fetch that vanished without an answer is EIO.
+pub async fn wait(mut rx: watch::Receiver<Option<BlockResult>>) -> BlockResult {
+    match rx.wait_for(|v| v.is_some()).await {
+        Ok(v) => v.clone().expect("checked is_some"),
+        Err(_) => Err(libc::EIO),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(i: u64) -> BlockId {
+        BlockId {
+            key: Arc::from("k"),
+            etag: Arc::from("e"),
+            index: i,
+        }
+    }
+
+    fn block() -> Bytes {
+        Bytes::from(vec![0u8; BLOCK_SIZE as usize])
+    }
+
+    #[tokio::test]
+    async fn budget_bounds_ready_and_in_flight() {
+        let c = BlockCache::new(16 * BLOCK_SIZE);
+        for i in 0..40 {
+            assert!(c.claim(&id(i)));
+            let mut r = c.reserve(1).await;
+            let one = r.take_one();
+            c.complete(id(i), block(), one);
+            assert!(c.ready_bytes() <= 16 * BLOCK_SIZE);
+        }
+        assert!(matches!(c.lookup(&id(39)), Lookup::Ready(_)));
+        assert!(matches!(c.lookup(&id(0)), Lookup::Missing), "evicted");
+        // Reserving half the budget in flight evicts ready blocks down to the other half.
+        let held = c.reserve(8).await;
+        assert!(c.ready_bytes() <= 8 * BLOCK_SIZE);
+        assert!(c.try_reserve(1).is_none(), "in-flight room is exhausted");
+        drop(held);
+        assert!(c.try_reserve(1).is_some());
+    }
+
+    #[tokio::test]
+    async fn waiters_get_the_bytes_or_the_error() {
+        let c = Arc::new(BlockCache::new(64 * BLOCK_SIZE));
+        assert!(c.claim(&id(1)));
+        assert!(!c.claim(&id(1)), "one fetch per block");
+        let Lookup::Pending(rx) = c.lookup(&id(1)) else {
+            panic!("pending")
+        };
+        c.complete(id(1), Bytes::from_static(b"abc"), None);
+        assert_eq!(wait(rx).await.unwrap(), Bytes::from_static(b"abc"));
+        assert!(c.claim(&id(2)));
+        let Lookup::Pending(rx) = c.lookup(&id(2)) else {
+            panic!("pending")
+        };
+        c.fail(&id(2), libc::EIO);
+        assert_eq!(wait(rx).await, Err(libc::EIO));
+        assert!(c.claim(&id(2)), "a failed block can be fetched again");
+    }
+}

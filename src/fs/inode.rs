@@ -1,0 +1,327 @@
+//! The inode table: which inode number stands for which path, and what we last knew about it.
+//!
+//! - Inode numbers are derived from the path (a hash of the directory flag and the full key),
+//!   probed past collisions with live inodes, so the same path gets the same number for the
+//!   whole life of the mount, also after the kernel forgot it (barring a collision, when it
+//!   gets the next free number).
+//! - Each inode counts the kernel's references (`lookup`, `readdirplus` entries) and is dropped
+//!   when `forget` brings the count to zero. The root (ino 1) is never dropped.
+//! - Attributes carry the instant they were fetched; callers decide freshness against the
+//!   metadata TTL. Negative entries (names known not to exist) are kept per directory with the
+//!   same TTL and a size cap.
+//! - One `Mutex` guards the table; it is never held across an await (callers copy out what
+//!   they need).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::attr::{AttrSource, FileKind, PosixAttr};
+
+pub const ROOT_INO: u64 = 1;
+
+/// Most negative entries kept; when full, expired ones are dropped, then all of them.
+const NEGATIVE_CAP: usize = 65_536;
+
+#[derive(Debug, Clone)]
+pub struct Inode {
+    pub ino: u64,
+    pub parent: u64,
+    pub name: Arc<str>,
+    /// Object key for files and symlinks; key prefix (ending in `/`, or empty at the bucket
+    /// root) for directories.
+    pub key: Arc<str>,
+    pub attr: PosixAttr,
+    pub fetched: Instant,
+    /// References the kernel holds (lookups minus forgets).
+    pub lookups: u64,
+    /// ETag of the last open, to let the kernel keep its page cache when it did not change.
+    pub last_open_etag: Option<String>,
+}
+
+impl Inode {
+    pub fn is_fresh(&self, ttl: Duration) -> bool {
+        self.fetched.elapsed() < ttl
+    }
+}
+
+#[derive(Debug)]
+pub struct InodeTable {
+    inodes: HashMap<u64, Inode>,
+    by_name: HashMap<(u64, Arc<str>), u64>,
+    negative: HashMap<(u64, Arc<str>), Instant>,
+}
+
+/// The key or key prefix of `name` in the directory with prefix `dir_prefix`.
+pub fn key_for(dir_prefix: &str, name: &str, kind: FileKind) -> String {
+    match kind {
+        FileKind::Directory => format!("{dir_prefix}{name}/"),
+        _ => format!("{dir_prefix}{name}"),
+    }
+}
+
+fn path_hash(key: &str) -> u64 {
+    // SipHash with fixed keys: the same path hashes the same in every run.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    key.hash(&mut h);
+    // Keep clear of 0 (invalid), 1 (root) and the top bit (some tools print inodes signed).
+    (h.finish() >> 1).max(2)
+}
+
+impl InodeTable {
+    pub fn new(root_prefix: &str, root_attr: PosixAttr) -> Self {
+        let root = Inode {
+            ino: ROOT_INO,
+            parent: ROOT_INO,
+            name: Arc::from(""),
+            key: Arc::from(root_prefix),
+            attr: root_attr,
+            fetched: Instant::now(),
+            lookups: 1,
+            last_open_etag: None,
+        };
+        InodeTable {
+            inodes: HashMap::from([(ROOT_INO, root)]),
+            by_name: HashMap::new(),
+            negative: HashMap::new(),
+        }
+    }
+
+    pub fn get(&self, ino: u64) -> Option<&Inode> {
+        self.inodes.get(&ino)
+    }
+
+    pub fn get_mut(&mut self, ino: u64) -> Option<&mut Inode> {
+        self.inodes.get_mut(&ino)
+    }
+
+    /// The inode currently standing for `name` in `parent`, if any.
+    pub fn child(&self, parent: u64, name: &str) -> Option<&Inode> {
+        let ino = self.by_name.get(&(parent, Arc::from(name)))?;
+        self.inodes.get(ino)
+    }
+
+    /// Whether `name` in `parent` is known not to exist (a fresh negative entry).
+    pub fn is_negative(&self, parent: u64, name: &str, ttl: Duration) -> bool {
+        self.negative
+            .get(&(parent, Arc::from(name)))
+            .is_some_and(|t| t.elapsed() < ttl)
+    }
+
+    pub fn set_negative(&mut self, parent: u64, name: &str, ttl: Duration) {
+        if self.negative.len() >= NEGATIVE_CAP {
+            self.negative.retain(|_, t| t.elapsed() < ttl);
+            if self.negative.len() >= NEGATIVE_CAP {
+                self.negative.clear();
+            }
+        }
+        self.negative
+            .insert((parent, Arc::from(name)), Instant::now());
+    }
+
+    /// Record what a lookup or listing found for `name` in `parent` and take `refs` kernel
+    /// references on it. An existing inode of the same kind is updated in place; one of another
+    /// kind (a file replaced by a directory) is unlinked from the name and a new one made.
+    /// `keep_richer`: a listing must not overwrite HEAD attributes of the same object version.
+    pub fn upsert(
+        &mut self,
+        parent: u64,
+        name: &str,
+        attr: PosixAttr,
+        refs: u64,
+        keep_richer: bool,
+    ) -> Inode {
+        let name: Arc<str> = Arc::from(name);
+        self.negative.remove(&(parent, name.clone()));
+        let dir_key = self
+            .inodes
+            .get(&parent)
+            .map(|p| p.key.clone())
+            .unwrap_or_else(|| Arc::from(""));
+        if let Some(&ino) = self.by_name.get(&(parent, name.clone())) {
+            let node = self
+                .inodes
+                .get_mut(&ino)
+                .expect("by_name points at a live inode");
+            // A listing cannot tell a symlink or a mode; what a HEAD of the same version
+            // (same ETag, or both implicit directories) found stays.
+            let keep = keep_richer
+                && node.attr.etag == attr.etag
+                && node.attr.source != AttrSource::Listing;
+            if keep || node.attr.kind == attr.kind {
+                if !keep {
+                    node.attr = attr;
+                }
+                node.fetched = Instant::now();
+                node.lookups += refs;
+                return node.clone();
+            }
+            self.by_name.remove(&(parent, name.clone()));
+        }
+        let key: Arc<str> = Arc::from(key_for(&dir_key, &name, attr.kind));
+        let mut ino = path_hash(&key);
+        while self.inodes.contains_key(&ino) {
+            ino = ino.wrapping_add(1).max(2) & (u64::MAX >> 1);
+        }
+        let node = Inode {
+            ino,
+            parent,
+            name: name.clone(),
+            key,
+            attr,
+            fetched: Instant::now(),
+            lookups: refs,
+            last_open_etag: None,
+        };
+        self.inodes.insert(ino, node.clone());
+        self.by_name.insert((parent, name), ino);
+        node
+    }
+
+    /// Forget that `name` in `parent` exists (it was found deleted).
+    pub fn unlink_name(&mut self, parent: u64, name: &str) {
+        self.by_name.remove(&(parent, Arc::from(name)));
+    }
+
+    /// The kernel dropped `n` references.
+    pub fn forget(&mut self, ino: u64, n: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        let Some(node) = self.inodes.get_mut(&ino) else {
+            return;
+        };
+        node.lookups = node.lookups.saturating_sub(n);
+        if node.lookups == 0 {
+            let node = self.inodes.remove(&ino).expect("present");
+            let k = (node.parent, node.name.clone());
+            if self.by_name.get(&k) == Some(&ino) {
+                self.by_name.remove(&k);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inodes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::attr::{implicit_dir, AttrDefaults};
+    use std::time::SystemTime;
+
+    fn file(etag: &str, perm: u32, source: AttrSource) -> PosixAttr {
+        let mut a = implicit_dir(&AttrDefaults::for_current_user(), SystemTime::now());
+        a.kind = FileKind::File;
+        a.perm = perm;
+        a.etag = Some(etag.into());
+        a.source = source;
+        a
+    }
+
+    fn table() -> InodeTable {
+        let root = implicit_dir(&AttrDefaults::for_current_user(), SystemTime::now());
+        InodeTable::new("pre/", root)
+    }
+
+    #[test]
+    fn stable_numbers_and_keys() {
+        let mut t = table();
+        let a = t.upsert(ROOT_INO, "a", file("e1", 0o644, AttrSource::Head), 1, false);
+        assert_eq!(&*a.key, "pre/a");
+        t.forget(a.ino, 1);
+        assert!(t.get(a.ino).is_none());
+        let again = t.upsert(ROOT_INO, "a", file("e1", 0o644, AttrSource::Head), 1, false);
+        assert_eq!(again.ino, a.ino, "same path, same inode after forget");
+        let d = t.upsert(
+            ROOT_INO,
+            "d",
+            implicit_dir(&AttrDefaults::for_current_user(), SystemTime::now()),
+            1,
+            false,
+        );
+        assert_eq!(&*d.key, "pre/d/");
+        let f = t.upsert(d.ino, "f", file("e", 0o644, AttrSource::Listing), 2, false);
+        assert_eq!(&*f.key, "pre/d/f");
+        t.forget(f.ino, 1);
+        assert!(t.get(f.ino).is_some(), "one reference left");
+        t.forget(f.ino, 1);
+        assert!(t.child(d.ino, "f").is_none());
+    }
+
+    #[test]
+    fn listing_keeps_head_attrs_of_same_version() {
+        let mut t = table();
+        t.upsert(ROOT_INO, "a", file("e1", 0o600, AttrSource::Head), 1, false);
+        let n = t.upsert(
+            ROOT_INO,
+            "a",
+            file("e1", 0o644, AttrSource::Listing),
+            1,
+            true,
+        );
+        assert_eq!(n.attr.perm, 0o600);
+        assert_eq!(n.lookups, 2);
+        let n = t.upsert(
+            ROOT_INO,
+            "a",
+            file("e2", 0o644, AttrSource::Listing),
+            1,
+            true,
+        );
+        assert_eq!(n.attr.perm, 0o644, "a new version replaces the attributes");
+        let mut link = file("e3", 0o777, AttrSource::Head);
+        link.kind = FileKind::Symlink;
+        let l = t.upsert(ROOT_INO, "l", link, 1, false);
+        let n = t.upsert(
+            ROOT_INO,
+            "l",
+            file("e3", 0o644, AttrSource::Listing),
+            1,
+            true,
+        );
+        assert_eq!((n.ino, n.attr.kind), (l.ino, FileKind::Symlink));
+    }
+
+    #[test]
+    fn kind_change_makes_a_new_inode() {
+        let mut t = table();
+        let f = t.upsert(ROOT_INO, "x", file("e", 0o644, AttrSource::Head), 1, false);
+        let d = t.upsert(
+            ROOT_INO,
+            "x",
+            implicit_dir(&AttrDefaults::for_current_user(), SystemTime::now()),
+            1,
+            false,
+        );
+        assert_ne!(f.ino, d.ino);
+        assert_eq!(t.child(ROOT_INO, "x").unwrap().ino, d.ino);
+        // The old file inode lives until the kernel forgets it, without stealing the name.
+        t.forget(f.ino, 1);
+        assert_eq!(t.child(ROOT_INO, "x").unwrap().ino, d.ino);
+    }
+
+    #[test]
+    fn negative_entries_expire() {
+        let mut t = table();
+        t.set_negative(ROOT_INO, "gone", Duration::from_secs(60));
+        assert!(t.is_negative(ROOT_INO, "gone", Duration::from_secs(60)));
+        assert!(!t.is_negative(ROOT_INO, "gone", Duration::ZERO));
+        t.upsert(
+            ROOT_INO,
+            "gone",
+            file("e", 0o644, AttrSource::Head),
+            1,
+            false,
+        );
+        assert!(!t.is_negative(ROOT_INO, "gone", Duration::from_secs(60)));
+    }
+}

@@ -1,0 +1,313 @@
+//! Reading one open object version: ranged GETs pinned with `If-Match`, through the block cache.
+//!
+//! - A handle reads the version (ETag) it saw at open. Every GET sends `If-Match`, and blocks
+//!   are cached under key + ETag, so a reader never mixes two versions: if the object is
+//!   replaced, blocks already cached still serve the old version and a block that must be
+//!   fetched fails with EIO ("changed while open", logged).
+//! - Random reads fetch only the blocks they touch.
+//! - Sequential reads (each read starting near where the last ended) open a prefetch window
+//!   that starts at 1 MiB and doubles on every read that keeps the pattern, up to a cap; the
+//!   window is fetched ahead in GETs of up to `FETCH_CHUNK`, several in flight. Prefetch only
+//!   uses cache room that is free, so it never pushes the cache over its budget.
+//! - A demand fetch that fails with a transient error is retried once with a fresh GET.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use crate::cos::{ByteRange, ErrorKind, GetOptions, ObjectStore};
+
+use super::cache::{self, BlockCache, BlockId, Lookup, Reservation, BLOCK_SIZE};
+use super::error::{FsError, FsResult};
+
+const MIB: u64 = 1024 * 1024;
+/// First prefetch window of a sequential reader.
+const INITIAL_WINDOW: u64 = MIB;
+/// Largest window (further limited to a quarter of the cache budget).
+const MAX_WINDOW: u64 = 64 * MIB;
+/// Largest single prefetch GET: big enough to amortise a request, small enough that several
+/// run in parallel inside a window.
+const FETCH_CHUNK: u64 = 8 * MIB;
+/// Largest request the kernel sends (max_read), used to tolerate reordered async reads.
+const MAX_REQUEST: u64 = MIB;
+
+#[derive(Debug)]
+struct SeqState {
+    /// Where the last read ended.
+    next: u64,
+    window: u64,
+    /// Prefetch has been issued up to here (byte offset).
+    prefetched_until: u64,
+}
+
+pub struct ObjectReader {
+    key: Arc<str>,
+    etag: Arc<str>,
+    size: u64,
+    seq: Mutex<SeqState>,
+}
+
+impl ObjectReader {
+    pub fn new(key: &str, etag: &str, size: u64) -> Self {
+        ObjectReader {
+            key: Arc::from(key),
+            etag: Arc::from(etag),
+            size,
+            seq: Mutex::new(SeqState {
+                next: 0,
+                window: INITIAL_WINDOW,
+                prefetched_until: 0,
+            }),
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn id(&self, index: u64) -> BlockId {
+        BlockId {
+            key: self.key.clone(),
+            etag: self.etag.clone(),
+            index,
+        }
+    }
+
+    /// Up to `len` bytes at `offset` (fewer at the end of the object).
+    pub async fn read<S: ObjectStore + ?Sized>(
+        &self,
+        store: &Arc<S>,
+        cache: &Arc<BlockCache>,
+        offset: u64,
+        len: u32,
+    ) -> FsResult<Bytes> {
+        if offset >= self.size || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let end = self.size.min(offset + len as u64);
+        let prefetch = self.note_read(offset, end, cache.budget_bytes());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let pending = self.start_demand(store, cache, offset, end).await;
+            if let Some((from, to)) = prefetch.filter(|_| attempt == 1) {
+                self.start_prefetch(store, cache, from, to);
+            }
+            match self.assemble(pending, offset, end).await {
+                Ok(b) => return Ok(b),
+                Err(errno) if errno == libc::EIO && attempt < 2 => continue,
+                Err(errno) => return Err(FsError::Io(errno)),
+            }
+        }
+    }
+
+    /// Update the sequential-pattern state; returns the byte range to prefetch, if any.
+    fn note_read(&self, offset: u64, end: u64, budget: u64) -> Option<(u64, u64)> {
+        let mut s = self.seq.lock().unwrap();
+        let sequential =
+            offset >= s.next.saturating_sub(2 * MAX_REQUEST) && offset <= s.next + BLOCK_SIZE;
+        if !sequential {
+            s.window = INITIAL_WINDOW;
+            s.next = end;
+            s.prefetched_until = end;
+            return None;
+        }
+        if end > s.next {
+            if end / BLOCK_SIZE != s.next / BLOCK_SIZE {
+                s.window = (s.window * 2).min(MAX_WINDOW).min(budget / 4);
+            }
+            s.next = end;
+        }
+        let target = self.size.min(end + s.window);
+        let from = s.prefetched_until.max(end);
+        if target <= from {
+            return None;
+        }
+        s.prefetched_until = target;
+        Some((from, target))
+    }
+
+    fn block_len(&self, index: u64) -> u64 {
+        BLOCK_SIZE.min(self.size - index * BLOCK_SIZE)
+    }
+
+    /// Find or start the fetches of every block of `offset..end`; returns what to wait for.
+    async fn start_demand<S: ObjectStore + ?Sized>(
+        &self,
+        store: &Arc<S>,
+        cache: &Arc<BlockCache>,
+        offset: u64,
+        end: u64,
+    ) -> Vec<Lookup> {
+        let (first, last) = (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE);
+        let mut out = Vec::new();
+        let mut run: Vec<u64> = Vec::new();
+        for i in first..=last {
+            let id = self.id(i);
+            let mut found = cache.lookup(&id);
+            if matches!(found, Lookup::Missing) {
+                if cache.claim(&id) {
+                    run.push(i);
+                    out.push(cache.lookup(&id));
+                    if run.len() == cache.max_run() {
+                        let room = cache.reserve(run.len()).await;
+                        self.spawn_fetch(store, cache, std::mem::take(&mut run), room);
+                    }
+                    continue;
+                }
+                found = cache.lookup(&id);
+            }
+            if !run.is_empty() {
+                let room = cache.reserve(run.len()).await;
+                self.spawn_fetch(store, cache, std::mem::take(&mut run), room);
+            }
+            out.push(found);
+        }
+        if !run.is_empty() {
+            let room = cache.reserve(run.len()).await;
+            self.spawn_fetch(store, cache, run, room);
+        }
+        out
+    }
+
+    /// Start GETs for the blocks of `from..to` that are neither cached nor being fetched,
+    /// as far as free cache room allows.
+    fn start_prefetch<S: ObjectStore + ?Sized>(
+        &self,
+        store: &Arc<S>,
+        cache: &Arc<BlockCache>,
+        from: u64,
+        to: u64,
+    ) {
+        let chunk_blocks = ((FETCH_CHUNK / BLOCK_SIZE) as usize).min(cache.max_run());
+        let (mut i, last) = (from / BLOCK_SIZE, (to - 1) / BLOCK_SIZE);
+        while i <= last {
+            let n = chunk_blocks.min((last - i + 1) as usize);
+            let Some(mut room) = cache.try_reserve(n) else {
+                // No free room: forget the rest so a later read may prefetch it.
+                let mut s = self.seq.lock().unwrap();
+                s.prefetched_until = s.prefetched_until.min(i * BLOCK_SIZE);
+                return;
+            };
+            let mut run = Vec::new();
+            for j in i..i + n as u64 {
+                if cache.claim(&self.id(j)) {
+                    run.push(j);
+                } else if !run.is_empty() {
+                    let part = room.take(run.len()).expect("reserved room for the run");
+                    self.spawn_fetch(store, cache, std::mem::take(&mut run), part);
+                }
+            }
+            if !run.is_empty() {
+                let part = room.take(run.len()).expect("reserved room for the run");
+                self.spawn_fetch(store, cache, run, part);
+            }
+            i += n as u64;
+        }
+    }
+
+    /// GET the consecutive blocks `run` in one request; every block is completed or failed.
+    fn spawn_fetch<S: ObjectStore + ?Sized>(
+        &self,
+        store: &Arc<S>,
+        cache: &Arc<BlockCache>,
+        run: Vec<u64>,
+        room: Reservation,
+    ) {
+        let (store, cache) = (store.clone(), cache.clone());
+        let (key, etag, size) = (self.key.clone(), self.etag.clone(), self.size);
+        let lens: Vec<u64> = run.iter().map(|&i| self.block_len(i)).collect();
+        tokio::spawn(async move {
+            let first = run[0];
+            let start = first * BLOCK_SIZE;
+            let end = size.min(start + lens.iter().sum::<u64>());
+            let opts = GetOptions {
+                range: Some(ByteRange::new(start, end)),
+                if_match: Some(etag.to_string()),
+                ..Default::default()
+            };
+            let id = |index| BlockId {
+                key: key.clone(),
+                etag: etag.clone(),
+                index,
+            };
+            let mut room = room;
+            let mut done = 0usize;
+            let errno = match store.get_object(&key, &opts).await {
+                Err(e) => read_errno(&key, &e),
+                Ok(out) if out.content_length != end - start => {
+                    tracing::warn!(%key, got = out.content_length, want = end - start, "ranged GET returned the wrong length");
+                    libc::EIO
+                }
+                Ok(out) => {
+                    let mut body = out.body;
+                    let mut buf = BytesMut::new();
+                    let mut errno = 0;
+                    while done < run.len() {
+                        let want = lens[done] as usize;
+                        if buf.len() >= want {
+                            let block = buf.split_to(want).freeze();
+                            cache.complete(id(run[done]), block, room.take_one());
+                            done += 1;
+                            continue;
+                        }
+                        match body.next().await {
+                            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                            Some(Err(e)) => {
+                                errno = read_errno(&key, &e);
+                                break;
+                            }
+                            None => {
+                                tracing::warn!(%key, "object body ended early");
+                                errno = libc::EIO;
+                                break;
+                            }
+                        }
+                    }
+                    errno
+                }
+            };
+            for &i in &run[done..] {
+                cache.fail(&id(i), errno);
+            }
+        });
+    }
+
+    async fn assemble(&self, pending: Vec<Lookup>, offset: u64, end: u64) -> Result<Bytes, i32> {
+        let first = offset / BLOCK_SIZE;
+        let mut blocks = Vec::with_capacity(pending.len());
+        for p in pending {
+            let b = match p {
+                Lookup::Ready(b) => b,
+                Lookup::Pending(rx) => cache::wait(rx).await?,
+                // Lost a race with an eviction between lookup and claim: refetch.
+                Lookup::Missing => return Err(libc::EIO),
+            };
+            blocks.push(b);
+        }
+        if blocks.len() == 1 {
+            let s = (offset - first * BLOCK_SIZE) as usize;
+            let e = (end - first * BLOCK_SIZE) as usize;
+            return Ok(blocks[0].slice(s..e.min(blocks[0].len())));
+        }
+        let mut out = BytesMut::with_capacity((end - offset) as usize);
+        for (k, b) in blocks.iter().enumerate() {
+            let block_start = (first + k as u64) * BLOCK_SIZE;
+            let s = offset.saturating_sub(block_start) as usize;
+            let e = ((end - block_start) as usize).min(b.len());
+            out.extend_from_slice(&b[s.min(e)..e]);
+        }
+        Ok(out.freeze())
+    }
+}
+
+/// The errno a failed GET gives the reader; a changed object is logged as such.
+fn read_errno(key: &str, e: &crate::cos::CosError) -> i32 {
+    if e.kind() == Some(ErrorKind::PreconditionFailed) {
+        tracing::warn!(%key, "object changed while open; the reader gets EIO (reopen to read the new version)");
+        return libc::EIO;
+    }
+    tracing::warn!(%key, error = %e, "read failed");
+    super::error::cos_errno(e)
+}
