@@ -405,8 +405,17 @@ fn serve_mount(
     rt.spawn(async move {
         wait_for_signal().await;
         tracing::info!(mountpoint = %mountpoint.display(), "signal received, unmounting");
-        if let Err(e) = unmount(&mountpoint, true) {
-            tracing::error!(mountpoint = %mountpoint.display(), error = %e, "unmount failed");
+        match unmount(&mountpoint, true) {
+            Ok(Unmounted::Clean) => {} // the session sees the unmount and returns
+            Ok(Unmounted::Detached) => {
+                // Files are still open: the kernel keeps the connection until they close,
+                // but the mount is gone from the tree, so stop now (nothing is buffered).
+                tracing::warn!(mountpoint = %mountpoint.display(), "detached with files open; they now fail with ENOTCONN");
+                std::process::exit(0);
+            }
+            Err(e) => {
+                tracing::error!(mountpoint = %mountpoint.display(), error = %e, "unmount failed")
+            }
         }
     });
     ready(Ok(format!(
@@ -460,21 +469,29 @@ async fn wait_for_signal() {
     }
 }
 
+/// How an unmount went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmounted {
+    Clean,
+    /// Busy, so detached lazily: open files keep their (now unreachable) connection.
+    Detached,
+}
+
 /// Unmount `mountpoint`: umount(2) as root, else `fusermount3 -u`. With `lazy_if_busy`, a
-/// busy mount is detached (open files keep working until closed).
-pub fn unmount(mountpoint: &Path, lazy_if_busy: bool) -> Result<(), String> {
+/// busy mount is detached.
+pub fn unmount(mountpoint: &Path, lazy_if_busy: bool) -> Result<Unmounted, String> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())
         .map_err(|_| "mountpoint contains NUL".to_string())?;
     // SAFETY: c is a valid NUL-terminated path.
     if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
-        return Ok(());
+        return Ok(Unmounted::Clean);
     }
     let err = std::io::Error::last_os_error();
     match err.raw_os_error() {
         Some(libc::EBUSY) if lazy_if_busy => {
             if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
-                return Ok(());
+                return Ok(Unmounted::Detached);
             }
             Err(std::io::Error::last_os_error().to_string())
         }
@@ -488,7 +505,7 @@ pub fn unmount(mountpoint: &Path, lazy_if_busy: bool) -> Result<(), String> {
     }
 }
 
-fn fusermount_unmount(mountpoint: &Path, lazy: bool) -> Result<(), String> {
+fn fusermount_unmount(mountpoint: &Path, lazy: bool) -> Result<Unmounted, String> {
     let mut cmd = std::process::Command::new("fusermount3");
     cmd.arg("-u");
     if lazy {
@@ -500,7 +517,11 @@ fn fusermount_unmount(mountpoint: &Path, lazy: bool) -> Result<(), String> {
         .output()
         .map_err(|e| format!("fusermount3: {e}"))?;
     if out.status.success() {
-        Ok(())
+        Ok(if lazy {
+            Unmounted::Detached
+        } else {
+            Unmounted::Clean
+        })
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
@@ -513,7 +534,7 @@ pub fn run_unmount(args: UnmountArgs) -> i32 {
         .canonicalize()
         .unwrap_or_else(|_| args.mountpoint.clone());
     match unmount(&target, args.lazy) {
-        Ok(()) => 0,
+        Ok(_) => 0,
         Err(e) => {
             eprintln!("cosfs unmount: {e}");
             1

@@ -1,0 +1,148 @@
+//! `cosfs mount` / `cosfs unmount` as a user runs them: the errors reported before anything is
+//! mounted, daemon mode, and clean stops.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::mount::{force_unmount, is_mounted, mount_command, Backend, Mounted};
+use common::BUCKET;
+
+/// Run `cosfs mount` to completion (daemon mode unless `-f` is in `extra`) with a deadline.
+fn run_mount(cmd: &mut Command) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("cosfs mount did not return within 60 s")
+        })
+}
+
+fn fails_with(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+}
+
+fn mountpoint() -> (tempfile::TempDir, std::path::PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("mnt");
+    std::fs::create_dir(&p).unwrap();
+    (d, p)
+}
+
+#[test]
+fn clear_errors_before_mounting() {
+    let b = Backend::start();
+    let (_d, mnt) = mountpoint();
+
+    // Missing credentials (nothing in the environment, no passwd files under HOME).
+    let out = run_mount(
+        mount_command(BUCKET, &mnt, &b.endpoint())
+            .env_remove("COS_SECRET_ID")
+            .env_remove("COS_SECRET_KEY"),
+    );
+    fails_with(&out, "no credentials for bucket");
+
+    // Wrong secret.
+    let out = run_mount(mount_command(BUCKET, &mnt, &b.endpoint()).env("COS_SECRET_KEY", "wrong"));
+    fails_with(&out, "credentials were rejected");
+
+    // Missing bucket.
+    let out = run_mount(&mut mount_command("nosuch-1250000000", &mnt, &b.endpoint()));
+    fails_with(&out, "does not exist");
+
+    // Unreachable endpoint: a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run_mount(&mut mount_command(
+        BUCKET,
+        &mnt,
+        &format!("http://127.0.0.1:{port}"),
+    ));
+    fails_with(&out, "cannot reach");
+
+    // Mountpoint not empty, and not a directory.
+    std::fs::write(mnt.join("file"), "x").unwrap();
+    let out = run_mount(&mut mount_command(BUCKET, &mnt, &b.endpoint()));
+    fails_with(&out, "is not empty");
+    let out = run_mount(&mut mount_command(BUCKET, &mnt.join("file"), &b.endpoint()));
+    fails_with(&out, "is not a directory");
+    assert!(!is_mounted(&mnt));
+}
+
+#[test]
+fn daemon_mode_returns_once_mounted_and_unmount_stops_it() {
+    let b = Backend::start();
+    b.put("hello.txt", "hi\n");
+    let (_d, mnt) = mountpoint();
+    let out = run_mount(&mut mount_command(BUCKET, &mnt, &b.endpoint()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The mount is live when the command returns: no waiting, no retry loop.
+    let read = std::fs::read_to_string(mnt.join("hello.txt"));
+    let unmount = Command::new(env!("CARGO_BIN_EXE_cosfs"))
+        .arg("unmount")
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    if !unmount.status.success() {
+        force_unmount(&mnt);
+    }
+    assert_eq!(read.unwrap(), "hi\n");
+    assert!(
+        unmount.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unmount.stderr)
+    );
+    assert!(!is_mounted(&mnt));
+    // The daemon exits after the unmount.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let daemon_alive = || {
+        let ps = Command::new("pgrep")
+            .args(["-f", &format!("mount {BUCKET} {}", mnt.display())])
+            .output()
+            .unwrap();
+        !ps.stdout.is_empty()
+    };
+    while daemon_alive() {
+        assert!(Instant::now() < deadline, "daemon still running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Unmounting again is a clear error.
+    let again = Command::new(env!("CARGO_BIN_EXE_cosfs"))
+        .arg("unmount")
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not a mount point"));
+}
+
+#[test]
+fn sigterm_unmounts_cleanly_even_with_a_file_open() {
+    let b = Backend::start();
+    b.put("f", "data");
+    let mut m = Mounted::start(&b, &[]);
+    let open = std::fs::File::open(m.p("f")).unwrap();
+    let (code, gone) = m.stop();
+    assert_eq!(code, Some(0));
+    assert!(gone, "mount left behind after SIGTERM");
+    drop(open);
+    // No "Transport endpoint is not connected" left: the directory is usable again.
+    assert!(std::fs::read_dir(&m.path).unwrap().next().is_none());
+}
