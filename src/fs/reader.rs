@@ -242,7 +242,8 @@ impl ObjectReader {
                 }
                 Ok(out) => {
                     let mut body = out.body;
-                    let mut buf = BytesMut::new();
+                    // One allocation per run: blocks are split off it without further copies.
+                    let mut buf = BytesMut::with_capacity((end - start) as usize);
                     let mut errno = 0;
                     while done < run.len() {
                         let want = lens[done] as usize;

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Read-path benchmark: a cosfs mount against the raw object client doing the same work, over a
+# local `cosfs serve`, without and with injected per-request latency. s3fs-fuse is measured in
+# the same run when it is installed (apt-get install s3fs). Needs root (FUSE mounts, dropping
+# the page cache).
+#
+#   scripts/bench-read.sh [SIZE_MIB=1024] [LIST_COUNT=10000] [LATENCIES="0 10"]
+#
+# Figures: sequential read of a SIZE_MIB object (dd bs=1M, cold caches) vs parallel ranged GETs
+# (8 MiB, 8 in flight); random 4 KiB and 64 KiB reads from 8 readers (pread vs ranged GETs);
+# `ls -l` of a LIST_COUNT-object directory on a fresh mount vs the LIST pages alone.
+set -euo pipefail
+SIZE_MIB=${1:-1024}
+N=${2:-10000}
+LATENCIES=${3:-"0 10"}
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin cosfs --bin cosfs-bench-read
+BIN=$PWD/target/release
+WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/cosfs-bench-read.XXXXXX")
+BUCKET=bench-1250000000
+MNT=$WORK/mnt
+mkdir -p "$MNT"
+cleanup() {
+  mountpoint -q "$MNT" && { "$BIN/cosfs" unmount "$MNT" 2>/dev/null || umount -l "$MNT"; }
+  [ -n "${SRV:-}" ] && kill "$SRV" 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$BIN/cosfs" serve --root "$WORK/store" --listen 127.0.0.1:0 --anonymous --bucket "$BUCKET" \
+  --log-level warn > "$WORK/serve.out" &
+SRV=$!
+for _ in $(seq 50); do grep -q http "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
+EP=$(grep -o 'http://[0-9.:]*' "$WORK/serve.out")
+RAW="$BIN/cosfs-bench-read --endpoint $EP --bucket $BUCKET"
+HAVE_S3FS=$(command -v s3fs >/dev/null && echo yes || echo no)
+echo "server: $EP  object: $SIZE_MIB MiB  listing: $N objects  cores: $(nproc)  s3fs: $HAVE_S3FS"
+
+$RAW seed big "$SIZE_MIB" >/dev/null
+$RAW fill list "$N" >/dev/null
+
+now() { date +%s.%N; }
+fig() { grep -o '= [0-9.]*' | tail -1 | tr -d '= '; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+stats_reset() { curl -sf -X DELETE "$EP/-/stats" >/dev/null; }
+stat_of() { curl -sf "$EP/-/stats" | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || echo 0; }
+latency() { curl -sf -X PUT -d "{\"latency_ms\":$1}" "$EP/-/faults" >/dev/null; }
+
+mount_cosfs() { "$BIN/cosfs" mount "$BUCKET" "$MNT" --endpoint "$EP" --anonymous; }
+mount_s3fs() {
+  s3fs "$BUCKET" "$MNT" -o url="$EP" -o use_path_request_style -o public_bucket=1 \
+    -o parallel_count=8 -o multipart_size=8
+  for _ in $(seq 100); do mountpoint -q "$MNT" && return; sleep 0.1; done
+}
+unmount_any() { umount "$MNT" 2>/dev/null || umount -l "$MNT"; }
+cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+# seq: MiB/s of dd over the whole object on a fresh mount.
+fs_seq() {
+  "$1"; cold
+  local t0 t1; t0=$(now); dd if="$MNT/big" of=/dev/null bs=1M status=none; t1=$(now)
+  unmount_any
+  awk -v s="$SIZE_MIB" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", s / (b - a) }'
+}
+fs_rand() { # mount size ops
+  "$1"; cold
+  local r; r=$($RAW rand-pread "$MNT/big" "$2" --ops "$3" | fig)
+  unmount_any; echo "$r"
+}
+fs_ls() { # seconds for ls -l on a fresh mount; also HEAD requests it made
+  "$1"; stats_reset
+  local t0 t1; t0=$(now); ls -l "$MNT/list" > /dev/null; t1=$(now)
+  stat_of HeadObject > "$WORK/heads"
+  unmount_any
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
+
+for LAT in $LATENCIES; do
+  latency "$LAT"
+  OPS=$([ "$LAT" -gt 0 ] && echo 100 || echo 500)
+  echo
+  echo "== injected latency: $LAT ms per request =="
+  raw_seq=$($RAW get big | fig)
+  cos_seq=$(fs_seq mount_cosfs)
+  echo "sequential read: raw client $raw_seq MiB/s | cosfs $cos_seq MiB/s ($(ratio "$cos_seq" "$raw_seq")x)" \
+    "$([ "$HAVE_S3FS" = yes ] && { s=$(fs_seq mount_s3fs); echo "| s3fs $s MiB/s ($(ratio "$s" "$raw_seq")x)"; })"
+  for SZ in 4096 65536; do
+    raw=$($RAW rand-get big "$SZ" --ops "$OPS" | fig)
+    cos=$(fs_rand mount_cosfs "$SZ" "$OPS")
+    echo "random $((SZ / 1024)) KiB, 8 readers: raw client $raw reads/s | cosfs $cos reads/s ($(ratio "$cos" "$raw")x)" \
+      "$([ "$HAVE_S3FS" = yes ] && { s=$(fs_rand mount_s3fs "$SZ" "$OPS"); echo "| s3fs $s reads/s ($(ratio "$s" "$raw")x)"; })"
+  done
+  raw_list=$($RAW list list | fig)
+  cos_ls=$(fs_ls mount_cosfs); cos_heads=$(cat "$WORK/heads")
+  line="ls -l of $N objects: LIST pages $raw_list s | cosfs $cos_ls s ($(ratio "$cos_ls" "$raw_list")x the LIST time, $cos_heads HEADs)"
+  if [ "$HAVE_S3FS" = yes ]; then
+    s=$(fs_ls mount_s3fs)
+    line="$line | s3fs $s s ($(ratio "$s" "$raw_list")x, $(cat "$WORK/heads") HEADs)"
+  fi
+  echo "$line"
+done

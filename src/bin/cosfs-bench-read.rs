@@ -1,0 +1,261 @@
+//! cosfs-bench-read: the raw-client and file-side halves of `scripts/bench-read.sh`.
+//!
+//! Raw client (what the mount is compared against): `seed` uploads an object, `get` reads it
+//! with parallel ranged GETs, `rand-get` does random ranged GETs from N workers, `fill` creates
+//! many small objects, `list` pages through a prefix. File side: `rand-pread` does the same
+//! random reads with pread(2) on a mounted file from N threads. Each prints one line ending in
+//! `= <figure> <unit>` for the script to pick up.
+
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use cosfs::cos::*;
+use futures_util::{stream, StreamExt};
+
+#[derive(Parser)]
+#[command(about = "Read-path benchmark helpers for scripts/bench-read.sh")]
+struct Args {
+    /// Endpoint URL (e.g. http://127.0.0.1:9100); unsigned requests (`cosfs serve --anonymous`).
+    #[arg(long, default_value = "")]
+    endpoint: String,
+    #[arg(long, default_value = "bench-1250000000")]
+    bucket: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Upload SIZE_MIB of pseudo-random bytes as KEY (multipart, 8 MiB parts).
+    Seed { key: String, size_mib: usize },
+    /// Read KEY with parallel ranged GETs of PART_MIB, CONC in flight; bytes are discarded.
+    Get {
+        key: String,
+        #[arg(long, default_value_t = 8)]
+        part_mib: usize,
+        #[arg(long, default_value_t = 8)]
+        conc: usize,
+    },
+    /// Random ranged GETs of SIZE bytes from WORKERS workers, OPS each.
+    RandGet {
+        key: String,
+        size: u64,
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        #[arg(long, default_value_t = 500)]
+        ops: usize,
+    },
+    /// Random preads of SIZE bytes on FILE from WORKERS threads, OPS each.
+    RandPread {
+        file: std::path::PathBuf,
+        size: u64,
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        #[arg(long, default_value_t = 500)]
+        ops: usize,
+    },
+    /// Create COUNT small objects PREFIX/f00000...
+    Fill { prefix: String, count: usize },
+    /// List PREFIX/ with delimiter, all pages.
+    List { prefix: String },
+}
+
+fn rng(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move |bound| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % bound.max(1)
+    }
+}
+
+fn data(len: usize) -> Bytes {
+    let mut next = rng(7);
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        v.extend_from_slice(&next(u64::MAX).to_le_bytes());
+    }
+    v.truncate(len);
+    Bytes::from(v)
+}
+
+fn client(a: &Args) -> Result<CosClient, Box<dyn std::error::Error>> {
+    let cfg = ClientConfig::new(&a.bucket, Endpoint::from_url(&a.bucket, &a.endpoint)?)?;
+    Ok(CosClient::new(cfg, None)?)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a = Args::parse();
+    match &a.cmd {
+        Cmd::Seed { key, size_mib } => {
+            let c = client(&a)?;
+            let body = data(size_mib << 20);
+            upload::put_multipart(&c, key, body, &PutOptions::default(), 8 << 20, 4).await?;
+            println!("seeded {key} = {size_mib} MiB");
+        }
+        Cmd::Get {
+            key,
+            part_mib,
+            conc,
+        } => {
+            let c = client(&a)?;
+            let size = c.head_object(key).await?.size;
+            let part = (*part_mib as u64) << 20;
+            let t = Instant::now();
+            let c = &c;
+            let got: u64 = stream::iter((0..size.div_ceil(part)).map(|i| async move {
+                let r = ByteRange::new(i * part, ((i + 1) * part).min(size));
+                let opts = GetOptions {
+                    range: Some(r),
+                    ..Default::default()
+                };
+                let mut body = c.get_object(key, &opts).await?.body;
+                let mut n = 0u64;
+                while let Some(chunk) = body.next().await {
+                    n += chunk?.len() as u64;
+                }
+                Ok::<u64, CosError>(n)
+            }))
+            .buffer_unordered(*conc)
+            .fold(
+                Ok::<u64, CosError>(0),
+                |acc, r| async move { Ok(acc? + r?) },
+            )
+            .await?;
+            let s = t.elapsed().as_secs_f64();
+            if got != size {
+                return Err(format!("read {got} of {size} bytes").into());
+            }
+            let mib = size as f64 / 1048576.0;
+            println!("raw get: {mib:.0} MiB in {s:.2} s = {:.1} MiB/s", mib / s);
+        }
+        Cmd::RandGet {
+            key,
+            size,
+            workers,
+            ops,
+        } => {
+            let c = Arc::new(client(&a)?);
+            let obj = c.head_object(key).await?.size;
+            let t = Instant::now();
+            let mut tasks = Vec::new();
+            for w in 0..*workers {
+                let (c, key, size, ops) = (c.clone(), key.clone(), *size, *ops);
+                tasks.push(tokio::spawn(async move {
+                    let mut next = rng(w as u64 + 1);
+                    for _ in 0..ops {
+                        let off = next(obj - size);
+                        let opts = GetOptions {
+                            range: Some(ByteRange::new(off, off + size)),
+                            ..Default::default()
+                        };
+                        let b = c.get_object(&key, &opts).await?.collect().await?;
+                        assert_eq!(b.len() as u64, size);
+                    }
+                    Ok::<(), CosError>(())
+                }));
+            }
+            for t in tasks {
+                t.await??;
+            }
+            report_rand(
+                "raw rand-get",
+                *size,
+                workers * ops,
+                t.elapsed().as_secs_f64(),
+            );
+        }
+        Cmd::RandPread {
+            file,
+            size,
+            workers,
+            ops,
+        } => {
+            let len = std::fs::metadata(file)?.len();
+            let t = Instant::now();
+            std::thread::scope(|s| -> Result<(), std::io::Error> {
+                let handles: Vec<_> = (0..*workers)
+                    .map(|w| {
+                        s.spawn(move || -> Result<(), std::io::Error> {
+                            let f = std::fs::File::open(file)?;
+                            let mut next = rng(w as u64 + 1);
+                            let mut buf = vec![0u8; *size as usize];
+                            for _ in 0..*ops {
+                                f.read_exact_at(&mut buf, next(len - size))?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("reader thread")?;
+                }
+                Ok(())
+            })?;
+            report_rand(
+                "fs rand-pread",
+                *size,
+                workers * ops,
+                t.elapsed().as_secs_f64(),
+            );
+        }
+        Cmd::Fill { prefix, count } => {
+            let c = &client(&a)?;
+            let t = Instant::now();
+            let results: Vec<CosResult<PutResult>> = stream::iter(0..*count)
+                .map(|i| async move {
+                    let body = Bytes::from(format!("object {i}\n"));
+                    c.put_object(&format!("{prefix}/f{i:05}"), body, &PutOptions::default())
+                        .await
+                })
+                .buffer_unordered(32)
+                .collect()
+                .await;
+            for r in results {
+                r?;
+            }
+            println!(
+                "filled {count} objects = {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        Cmd::List { prefix } => {
+            let c = client(&a)?;
+            let t = Instant::now();
+            let (mut marker, mut n, mut pages) = (None, 0usize, 0);
+            loop {
+                let req = ListRequest {
+                    prefix: format!("{prefix}/"),
+                    delimiter: Some("/".into()),
+                    marker: marker.clone(),
+                    max_keys: 1000,
+                };
+                let page = c.list_objects(&req).await?;
+                pages += 1;
+                n += page.entries.len() + page.common_prefixes.len();
+                if !page.is_truncated {
+                    break;
+                }
+                marker = page.next_marker;
+            }
+            println!(
+                "raw list: {n} entries in {pages} pages = {:.3} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn report_rand(what: &str, size: u64, n: usize, s: f64) {
+    println!(
+        "{what}: {n} reads of {size} B in {s:.2} s ({:.1} MiB/s) = {:.0} reads/s",
+        (n as u64 * size) as f64 / 1048576.0 / s,
+        n as f64 / s
+    );
+}
