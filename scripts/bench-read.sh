@@ -4,7 +4,10 @@
 # the same run when it is installed (apt-get install s3fs). Needs root (FUSE mounts, dropping
 # the page cache).
 #
-#   scripts/bench-read.sh [SIZE_MIB=1024] [LIST_COUNT=10000] [LATENCIES="0 10"]
+#   scripts/bench-read.sh [SIZE_MIB=1024] [LIST_COUNT=10000] [SCENARIOS="0 10"]
+#
+# A scenario is MS (latency added to every request) or MS:MIBS (also a per-request bandwidth cap
+# in MiB/s, like one connection to a real COS endpoint), e.g. "0 10 10:100".
 #
 # Figures: sequential read of a SIZE_MIB object (dd bs=1M, cold caches) vs parallel ranged GETs
 # (8 MiB, 8 in flight); random 4 KiB and 64 KiB reads from 8 readers (pread vs ranged GETs);
@@ -12,7 +15,7 @@
 set -euo pipefail
 SIZE_MIB=${1:-1024}
 N=${2:-10000}
-LATENCIES=${3:-"0 10"}
+SCENARIOS=${3:-"0 10"}
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin cosfs --bin cosfs-bench-read
 BIN=$PWD/target/release
@@ -45,7 +48,9 @@ fig() { grep -o '= [0-9.]*' | tail -1 | tr -d '= '; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 stats_reset() { curl -sf -X DELETE "$EP/-/stats" >/dev/null; }
 stat_of() { curl -sf "$EP/-/stats" | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || echo 0; }
-latency() { curl -sf -X PUT -d "{\"latency_ms\":$1}" "$EP/-/faults" >/dev/null; }
+faults() { # latency_ms bandwidth_mibs
+  curl -sf -X PUT -d "{\"latency_ms\":$1,\"bandwidth\":$(($2 * 1048576))}" "$EP/-/faults" >/dev/null
+}
 
 mount_cosfs() { "$BIN/cosfs" mount "$BUCKET" "$MNT" --endpoint "$EP" --anonymous; }
 mount_s3fs() {
@@ -76,11 +81,13 @@ fs_ls() { # seconds for ls -l on a fresh mount; also HEAD requests it made
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
 }
 
-for LAT in $LATENCIES; do
-  latency "$LAT"
+for SC in $SCENARIOS; do
+  LAT=${SC%%:*}
+  BW=$([ "$SC" = "$LAT" ] && echo 0 || echo "${SC#*:}")
+  faults "$LAT" "$BW"
   OPS=$([ "$LAT" -gt 0 ] && echo 100 || echo 500)
   echo
-  echo "== injected latency: $LAT ms per request =="
+  echo "== injected latency: $LAT ms per request, bandwidth cap per request: $([ "$BW" = 0 ] && echo none || echo "$BW MiB/s") =="
   raw_seq=$($RAW get big | fig)
   cos_seq=$(fs_seq mount_cosfs)
   echo "sequential read: raw client $raw_seq MiB/s | cosfs $cos_seq MiB/s ($(ratio "$cos_seq" "$raw_seq")x)" \
