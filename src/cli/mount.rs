@@ -403,7 +403,7 @@ fn serve_mount(
     rt.spawn_blocking(move || raise_readahead(&mountpoint));
     let mountpoint = prep.mountpoint.clone();
     rt.spawn(async move {
-        wait_for_signal().await;
+        super::wait_for_signal().await;
         tracing::info!(mountpoint = %mountpoint.display(), "signal received, unmounting");
         match unmount(&mountpoint, true) {
             Ok(Unmounted::Clean) => {} // the session sees the unmount and returns
@@ -452,20 +452,6 @@ fn raise_readahead(mountpoint: &Path) {
     let path = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
     if let Err(e) = std::fs::write(&path, "1024") {
         tracing::debug!(path, error = %e, "could not raise readahead");
-    }
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
     }
 }
 

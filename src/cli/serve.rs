@@ -148,22 +148,8 @@ pub fn run(args: ServeArgs) -> i32 {
         println!("cosfs serve: listening on {}", srv.endpoint());
         let _ = std::io::stdout().flush();
         tracing::info!(endpoint = %srv.endpoint(), root = %root.display(), "serving");
-        wait_for_signal().await;
+        super::wait_for_signal().await;
         srv.stop();
         0
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
 }
