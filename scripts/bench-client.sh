@@ -17,11 +17,8 @@ WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/cosfs-bench.XXXXXX")
 BUCKET=bench-1250000000
 cleanup() { [ -n "${SRV:-}" ] && kill "$SRV" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
-"$BIN/cosfs" serve --root "$WORK/store" --listen 127.0.0.1:0 --anonymous --bucket "$BUCKET" \
-    --log-level warn > "$WORK/serve.out" &
-SRV=$!
-for _ in $(seq 50); do grep -q http "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
-EP=$(grep -o 'http://[0-9.:]*' "$WORK/serve.out")
+. scripts/lib/serve.sh
+start_serve
 echo "server: $EP  object: ${SIZE_MIB} MiB  part: ${PART_MIB} MiB  in flight: $CONC  cores: $(nproc)"
 
 "$BIN/cosfs-bench" --endpoint "$EP" --bucket "$BUCKET" --size-mib "$SIZE_MIB" \

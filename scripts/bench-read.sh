@@ -31,11 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN/cosfs" serve --root "$WORK/store" --listen 127.0.0.1:0 --anonymous --bucket "$BUCKET" \
-  --log-level warn > "$WORK/serve.out" &
-SRV=$!
-for _ in $(seq 50); do grep -q http "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
-EP=$(grep -o 'http://[0-9.:]*' "$WORK/serve.out")
+. scripts/lib/serve.sh
+start_serve
 RAW="$BIN/cosfs-bench-read --endpoint $EP --bucket $BUCKET"
 HAVE_S3FS=$(command -v s3fs >/dev/null && echo yes || echo no)
 echo "server: $EP  object: $SIZE_MIB MiB  listing: $N objects  cores: $(nproc)  s3fs: $HAVE_S3FS"

@@ -44,12 +44,15 @@ impl<S: ObjectStore + ?Sized> FuseAdapter<S> {
     }
 }
 
-fn file_attr(ino: u64, a: &PosixAttr) -> FileAttr {
-    let kind = match a.kind {
+fn file_type(kind: FileKind) -> FileType {
+    match kind {
         FileKind::File => FileType::RegularFile,
         FileKind::Directory => FileType::Directory,
         FileKind::Symlink => FileType::Symlink,
-    };
+    }
+}
+
+fn file_attr(ino: u64, a: &PosixAttr) -> FileAttr {
     FileAttr {
         ino,
         size: a.size,
@@ -58,7 +61,7 @@ fn file_attr(ino: u64, a: &PosixAttr) -> FileAttr {
         mtime: a.mtime,
         ctime: a.ctime,
         crtime: a.mtime,
-        kind,
+        kind: file_type(a.kind),
         perm: (a.perm & 0o7777) as u16,
         nlink: if a.kind == FileKind::Directory { 2 } else { 1 },
         uid: a.uid,
@@ -216,13 +219,8 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         self.rt.spawn(async move {
             match fs.readdir(fh, offset.max(0) as u64, 128).await {
                 Ok(entries) => {
-                    let kinds = entries.iter().map(|e| match e.attr.kind {
-                        FileKind::Directory => FileType::Directory,
-                        FileKind::File => FileType::RegularFile,
-                        FileKind::Symlink => FileType::Symlink,
-                    });
-                    for (e, kind) in entries.iter().zip(kinds) {
-                        if reply.add(e.ino, e.offset as i64, kind, &e.name) {
+                    for e in &entries {
+                        if reply.add(e.ino, e.offset as i64, file_type(e.attr.kind), &e.name) {
                             break;
                         }
                     }

@@ -136,10 +136,6 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         &self.cfg
     }
 
-    pub fn cache(&self) -> &BlockCache {
-        &self.cache
-    }
-
     fn node(&self, ino: u64) -> FsResult<Inode> {
         self.inodes
             .lock()

@@ -202,14 +202,6 @@ impl InodeTable {
             }
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.inodes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.inodes.is_empty()
-    }
 }
 
 #[cfg(test)]

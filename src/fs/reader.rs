@@ -62,10 +62,6 @@ impl ObjectReader {
         }
     }
 
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     fn id(&self, index: u64) -> BlockId {
         BlockId {
             key: self.key.clone(),
