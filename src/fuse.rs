@@ -5,22 +5,25 @@
 //!   network and the kernel may have many requests in flight.
 //! - Errors become errnos through `FsError::errno`, logged at debug when routine (ENOENT on
 //!   lookup) and at warn otherwise.
-//! - Write operations are not implemented in this read-only mount; the mount itself is `ro`,
-//!   so the kernel answers them with EROFS before they get here.
+//! - Its only decisions are translations: open flags into `OpenFlags`, `TimeOrNow` into a
+//!   time, the request's uid/gid into the owner of a new file.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use fuser::{
-    consts, FileAttr, FileType, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    consts, FileAttr, FileType, KernelConfig, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow,
 };
 
 use crate::cos::ObjectStore;
 use crate::fs::attr::{FileKind, PosixAttr};
 use crate::fs::error::FsError;
+use crate::fs::files::{OpenFlags, SetAttr};
 use crate::fs::CosFs;
 
 /// `st_blksize`: tools such as cat and cp size their buffers by it; 1 MiB matches the largest
@@ -87,6 +90,45 @@ fn name_str(name: &OsStr) -> Option<String> {
         .map(str::to_string)
 }
 
+fn open_flags(flags: i32) -> OpenFlags {
+    OpenFlags {
+        write: flags & libc::O_ACCMODE != libc::O_RDONLY,
+        truncate: flags & libc::O_TRUNC != 0,
+        append: flags & libc::O_APPEND != 0,
+    }
+}
+
+fn time(t: Option<TimeOrNow>) -> Option<SystemTime> {
+    t.map(|t| match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    })
+}
+
+fn reply_entry(reply: ReplyEntry, ttl: Duration, r: Result<crate::fs::Entry, FsError>, op: &str) {
+    match r {
+        Ok(e) => reply.entry(&ttl, &file_attr(e.ino, &e.attr), 0),
+        Err(e) => reply.error(log_error(op, &e)),
+    }
+}
+
+fn reply_empty(reply: ReplyEmpty, r: Result<(), FsError>, op: &str) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(log_error(op, &e)),
+    }
+}
+
+/// getxattr/listxattr answer: the size when asked for it, the bytes when they fit, else ERANGE.
+fn reply_xattr(reply: ReplyXattr, size: u32, r: Result<Vec<u8>, FsError>, op: &str) {
+    match r {
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() <= size as usize => reply.data(&v),
+        Ok(_) => reply.error(libc::ERANGE),
+        Err(e) => reply.error(log_error(op, &e)),
+    }
+}
+
 impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
         // Each capability is optional: an older kernel without it still mounts.
@@ -94,6 +136,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
             consts::FUSE_DO_READDIRPLUS,
             consts::FUSE_PARALLEL_DIROPS,
             consts::FUSE_CACHE_SYMLINKS,
+            consts::FUSE_ATOMIC_O_TRUNC,
         ] {
             let _ = config.add_capabilities(cap);
         }
@@ -148,10 +191,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
-        let write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         let fs = self.fs.clone();
         self.rt.spawn(async move {
-            match fs.open(ino, write).await {
+            match fs.open(ino, open_flags(flags)).await {
                 Ok(o) => {
                     let flags = if o.keep_cache {
                         consts::FOPEN_KEEP_CACHE
@@ -195,8 +237,309 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh);
-        reply.ok();
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            fs.release(fh).await;
+            reply.ok();
+        });
+    }
+
+    fn create(
+        &mut self,
+        req: &Request<'_>,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::EINVAL);
+        };
+        let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
+        self.rt.spawn(async move {
+            match fs
+                .create(parent, &name, mode, uid, gid, open_flags(flags))
+                .await
+            {
+                Ok((e, o)) => reply.created(&ttl, &file_attr(e.ino, &e.attr), 0, o.fh, 0),
+                Err(e) => reply.error(log_error("create", &e)),
+            }
+        });
+    }
+
+    fn mknod(
+        &mut self,
+        req: &Request<'_>,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        // Only regular files have an object form.
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return reply.error(libc::EPERM);
+        }
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::EINVAL);
+        };
+        let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
+        self.rt.spawn(async move {
+            let flags = OpenFlags {
+                write: true,
+                ..Default::default()
+            };
+            let r = match fs.create(parent, &name, mode, uid, gid, flags).await {
+                Ok((e, o)) => {
+                    let published = fs.flush(o.fh).await;
+                    fs.release(o.fh).await;
+                    published.map(|_| e)
+                }
+                Err(e) => Err(e),
+            };
+            reply_entry(reply, ttl, r, "mknod");
+        });
+    }
+
+    fn write(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        offset: i64,
+        data: &[u8],
+        _write_flags: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyWrite,
+    ) {
+        let fs = self.fs.clone();
+        let data = data.to_vec();
+        self.rt.spawn(async move {
+            match fs.write(fh, offset.max(0) as u64, &data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(log_error("write", &e)),
+            }
+        });
+    }
+
+    fn flush(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _lock: u64, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        self.rt
+            .spawn(async move { reply_empty(reply, fs.flush(fh).await, "flush") });
+    }
+
+    fn fsync(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _data: bool, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        self.rt
+            .spawn(async move { reply_empty(reply, fs.flush(fh).await, "fsync") });
+    }
+
+    fn setattr(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<u64>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<u32>,
+        reply: ReplyAttr,
+    ) {
+        let set = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: time(atime),
+            mtime: time(mtime),
+        };
+        let (fs, ttl) = (self.fs.clone(), self.ttl);
+        self.rt.spawn(async move {
+            match fs.setattr(ino, fh, set).await {
+                Ok(e) => reply.attr(&ttl, &file_attr(e.ino, &e.attr)),
+                Err(e) => reply.error(log_error("setattr", &e)),
+            }
+        });
+    }
+
+    fn fallocate(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        offset: i64,
+        length: i64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            let r = fs
+                .fallocate(fh, offset.max(0) as u64, length.max(0) as u64, mode)
+                .await;
+            reply_empty(reply, r, "fallocate")
+        });
+    }
+
+    fn mkdir(
+        &mut self,
+        req: &Request<'_>,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::EINVAL);
+        };
+        let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
+        self.rt.spawn(async move {
+            let r = fs.mkdir(parent, &name, mode, uid, gid).await;
+            reply_entry(reply, ttl, r, "mkdir")
+        });
+    }
+
+    fn symlink(
+        &mut self,
+        req: &Request<'_>,
+        parent: u64,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let Some(name) = name_str(link_name) else {
+            return reply.error(libc::EINVAL);
+        };
+        let target = target.as_os_str().as_bytes().to_vec();
+        let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
+        self.rt.spawn(async move {
+            let r = fs.symlink(parent, &name, &target, uid, gid).await;
+            reply_entry(reply, ttl, r, "symlink")
+        });
+    }
+
+    fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::ENOENT);
+        };
+        let fs = self.fs.clone();
+        self.rt
+            .spawn(async move { reply_empty(reply, fs.unlink(parent, &name).await, "unlink") });
+    }
+
+    fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::ENOENT);
+        };
+        let fs = self.fs.clone();
+        self.rt
+            .spawn(async move { reply_empty(reply, fs.rmdir(parent, &name).await, "rmdir") });
+    }
+
+    fn rename(
+        &mut self,
+        _req: &Request<'_>,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: u32,
+        reply: ReplyEmpty,
+    ) {
+        let (Some(name), Some(newname)) = (name_str(name), name_str(newname)) else {
+            return reply.error(libc::EINVAL);
+        };
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            let r = fs.rename(parent, &name, newparent, &newname, flags).await;
+            reply_empty(reply, r, "rename")
+        });
+    }
+
+    fn link(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        _newparent: u64,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        // An object store has no hard links.
+        reply.error(libc::EPERM);
+    }
+
+    fn setxattr(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::EINVAL);
+        };
+        let (fs, value) = (self.fs.clone(), value.to_vec());
+        self.rt.spawn(async move {
+            let r = fs.setxattr(ino, &name, Some(&value), flags).await;
+            reply_empty(reply, r, "setxattr")
+        });
+    }
+
+    fn removexattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::EINVAL);
+        };
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            let r = fs.setxattr(ino, &name, None, 0).await;
+            reply_empty(reply, r, "removexattr")
+        });
+    }
+
+    fn getxattr(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        name: &OsStr,
+        size: u32,
+        reply: ReplyXattr,
+    ) {
+        let Some(name) = name_str(name) else {
+            return reply.error(libc::ENODATA);
+        };
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            let r = fs.getxattr(ino, &name).await;
+            reply_xattr(reply, size, r, "getxattr")
+        });
+    }
+
+    fn listxattr(&mut self, _req: &Request<'_>, ino: u64, size: u32, reply: ReplyXattr) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            let r = fs.listxattr(ino).await.map(|names| {
+                names
+                    .into_iter()
+                    .flat_map(|n| n.into_bytes().into_iter().chain([0]))
+                    .collect()
+            });
+            reply_xattr(reply, size, r, "listxattr")
+        });
     }
 
     fn opendir(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {

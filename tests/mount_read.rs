@@ -165,11 +165,11 @@ fn replaced_object_never_mixes_versions() {
 }
 
 #[test]
-fn writes_are_erofs() {
+fn read_only_mount_refuses_every_change() {
     let b = Backend::start();
     b.put("a.txt", "a");
     b.put("d/x", "x");
-    let m = Mounted::start(&b, &[]);
+    let m = Mounted::start(&b, &["--read-only"]);
     let erofs =
         |r: std::io::Result<()>| assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EROFS));
     erofs(std::fs::write(m.p("new.txt"), "n"));
@@ -183,6 +183,11 @@ fn writes_are_erofs() {
     erofs(std::fs::remove_file(m.p("a.txt")));
     erofs(std::fs::rename(m.p("a.txt"), m.p("b.txt")));
     erofs(std::fs::remove_dir_all(m.p("d")));
+    use std::os::unix::fs::PermissionsExt;
+    erofs(std::fs::set_permissions(
+        m.p("a.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    ));
     assert_eq!(std::fs::read_to_string(m.p("a.txt")).unwrap(), "a");
 }
 

@@ -42,7 +42,7 @@ pub struct MountArgs {
     /// Stay in the foreground (for systemd and debugging); otherwise daemonise once mounted.
     #[arg(short, long)]
     pub foreground: bool,
-    /// Mount read-only (in this version every mount is read-only).
+    /// Mount read-only: every change is EROFS.
     #[arg(long)]
     pub read_only: bool,
     /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root).
@@ -66,6 +66,20 @@ pub struct MountArgs {
     /// Memory budget of the block cache (bytes, or with K/M/G suffix).
     #[arg(long, default_value = "256M", value_parser = parse_size)]
     pub cache_size: u64,
+    /// Directory for staging files of files modified in place (default: /var/cache/cosfs as
+    /// root, else $XDG_CACHE_HOME/cosfs or ~/.cache/cosfs). Staging files are unlinked at
+    /// once, so nothing is left there after a crash.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Most bytes staging files may hold together; past it writes fail with ENOSPC.
+    #[arg(long, default_value = "4G", value_parser = parse_size)]
+    pub cache_dir_size: u64,
+    /// Size of upload parts (1M..5G); it doubles every 1,000 parts of a big file.
+    #[arg(long, default_value = "8M", value_parser = parse_size)]
+    pub part_size: u64,
+    /// Part uploads in flight for the whole mount.
+    #[arg(long, default_value = "8", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub upload_concurrency: u16,
     /// Credentials file (`bucket:SecretId:SecretKey` lines, mode 600), used alone when given.
     #[arg(long)]
     pub passwd_file: Option<PathBuf>,
@@ -90,6 +104,19 @@ pub struct UnmountArgs {
     /// Detach now even if files are open (they keep working until closed).
     #[arg(long)]
     pub lazy: bool,
+}
+
+/// `/var/cache/cosfs` for root, else the XDG cache directory.
+fn default_cache_dir() -> PathBuf {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/cache/cosfs");
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("cosfs")
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -175,11 +202,24 @@ fn prepare(a: &MountArgs) -> Result<Prepared, String> {
     defaults.gid = a.gid.unwrap_or(defaults.gid);
     defaults.file_mode = a.file_mode;
     defaults.dir_mode = a.dir_mode;
+    if !(1 << 20..=5 << 30).contains(&a.part_size) {
+        return Err("--part-size must be between 1M and 5G (the COS part limits)".into());
+    }
+    let cache_dir = a.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    if !a.read_only {
+        std::fs::create_dir_all(&cache_dir)
+            .map_err(|e| format!("cannot use {} as cache directory: {e}", cache_dir.display()))?;
+    }
     let fs_cfg = FsConfig {
         prefix: prefix.clone(),
         defaults,
         metadata_ttl: a.metadata_ttl,
         cache_bytes: a.cache_size,
+        read_only: a.read_only,
+        cache_dir,
+        cache_dir_bytes: a.cache_dir_size,
+        part_size: a.part_size,
+        upload_concurrency: a.upload_concurrency as usize,
     };
     Ok(Prepared {
         bucket,
@@ -383,9 +423,10 @@ fn serve_mount(
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::NoDev,
         fuser::MountOption::NoSuid,
-        // Writes arrive with the next version; until then the kernel answers them EROFS.
-        fuser::MountOption::RO,
     ];
+    if args.read_only {
+        options.push(fuser::MountOption::RO);
+    }
     if args.allow_other {
         options.push(fuser::MountOption::AllowOther);
     }

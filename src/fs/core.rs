@@ -8,11 +8,16 @@
 //!   attributes in the inode table, so `ls -l` needs no request per entry. Entries returned by
 //!   `readdir` carry one kernel reference each (readdirplus); `unsent` gives back the ones the
 //!   reply had no room for.
-//! - This mount is read-only for now: every open for writing is EROFS.
-//! - Lock order: `dirs`/`files` maps, then `inodes`; never held across an await (directory
-//!   streams have their own async mutex, held while a page is fetched).
+//! - Writes: `files` (file operations) and `namespace` (mkdir, unlink, rename, ...) extend
+//!   `CosFs` in their own modules. A file open for writing has one `FileWriter` shared by its
+//!   handles; while it exists the inode is `local` (its attributes are the truth) and reads of
+//!   the file from any handle go through the writer, so unpublished writes are visible.
+//! - Lock order: `dirs`/`files`/`writers` maps, then `inodes`; none is held across an await.
+//!   Async mutexes (a directory stream, a writer) may be held across awaits and are taken
+//!   before any of the std mutexes.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -21,7 +26,7 @@ use bytes::Bytes;
 
 use crate::cos::{GetOptions, ObjectStore};
 
-use super::attr::{self, AttrDefaults, AttrSource, FileKind, PosixAttr};
+use super::attr::{self, AttrDefaults, FileKind, PosixAttr};
 use super::cache::BlockCache;
 use super::dir::DirStream;
 use super::error::{FsError, FsResult};
@@ -29,6 +34,7 @@ use super::inode::{Inode, InodeTable, ROOT_INO};
 use super::lookup::lookup;
 use super::names::check_name;
 use super::reader::ObjectReader;
+use super::write::{CacheDir, FileWriter, WriteCtx};
 
 /// Longest symlink target we read (PATH_MAX).
 const MAX_LINK: u64 = 4096;
@@ -43,6 +49,17 @@ pub struct FsConfig {
     pub metadata_ttl: Duration,
     /// Memory budget of the block cache, bytes.
     pub cache_bytes: u64,
+    /// Refuse every change with EROFS.
+    pub read_only: bool,
+    /// Where staging files of files modified in place live.
+    pub cache_dir: PathBuf,
+    /// Most bytes staging files may hold together (ENOSPC beyond).
+    pub cache_dir_bytes: u64,
+    /// Size of the first parts of a streaming upload.
+    pub part_size: u64,
+    /// Parts of the first size in flight, mount-wide (the upload memory budget is this many
+    /// times `part_size`; bigger parts later in a big file take more of it each).
+    pub upload_concurrency: usize,
 }
 
 impl Default for FsConfig {
@@ -54,6 +71,15 @@ impl Default for FsConfig {
             metadata_ttl: Duration::from_secs(1),
             // 256 MiB: a 64 MiB prefetch window per sequential reader with room for others.
             cache_bytes: 256 * 1024 * 1024,
+            read_only: false,
+            cache_dir: std::env::temp_dir().join("cosfs"),
+            // 4 GiB: room for in-place edits of several large files at once.
+            cache_dir_bytes: 4 << 30,
+            // 8 MiB: small enough that a part retried after a failure is cheap, big enough
+            // that a 1 GiB file is 128 requests (DESIGN.md).
+            part_size: 8 << 20,
+            // 8 parts in flight: 64 MiB of upload memory, enough to fill a fast link.
+            upload_concurrency: 8,
         }
     }
 }
@@ -94,16 +120,33 @@ pub struct FsStats {
 struct DirHandle {
     ino: u64,
     stream: DirStream,
+    /// Files created on this mount that are not on COS yet (listed after the stream ends).
+    local_names: Vec<String>,
 }
 
+/// An open file.
+#[derive(Clone)]
+pub(super) struct FileHandle {
+    pub ino: u64,
+    pub reader: Arc<ObjectReader>,
+    /// Opened for writing: holds one of the writer's handle counts.
+    pub writes: bool,
+    pub append: bool,
+}
+
+pub(super) type SharedWriter<S> = Arc<tokio::sync::Mutex<FileWriter<S>>>;
+
 pub struct CosFs<S: ObjectStore + ?Sized> {
-    store: Arc<S>,
-    cfg: FsConfig,
-    inodes: Mutex<InodeTable>,
+    pub(super) store: Arc<S>,
+    pub(super) cfg: FsConfig,
+    pub(super) inodes: Mutex<InodeTable>,
     cache: Arc<BlockCache>,
-    files: Mutex<HashMap<u64, Arc<ObjectReader>>>,
+    pub(super) files: Mutex<HashMap<u64, FileHandle>>,
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
-    next_fh: AtomicU64,
+    /// Files open for writing, by inode.
+    pub(super) writers: Mutex<HashMap<u64, SharedWriter<S>>>,
+    pub(super) wctx: WriteCtx<S>,
+    pub(super) next_fh: AtomicU64,
     mount_time: SystemTime,
 }
 
@@ -120,12 +163,26 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     pub fn new(store: Arc<S>, cfg: FsConfig) -> Self {
         let now = SystemTime::now();
         let root = attr::implicit_dir(&cfg.defaults, now);
+        let cache = Arc::new(BlockCache::new(cfg.cache_bytes));
+        // Upload memory in flight: `upload_concurrency` parts of the first size.
+        let budget_mib = (cfg.part_size.div_ceil(1 << 20) as usize * cfg.upload_concurrency.max(1))
+            .min(u32::MAX as usize) as u32;
+        let wctx = WriteCtx {
+            store: store.clone(),
+            cache: cache.clone(),
+            cache_dir: Arc::new(CacheDir::new(&cfg.cache_dir, cfg.cache_dir_bytes)),
+            permits: Arc::new(tokio::sync::Semaphore::new(budget_mib as usize)),
+            budget_mib,
+            part_size: cfg.part_size,
+        };
         CosFs {
             store,
             inodes: Mutex::new(InodeTable::new(&cfg.prefix, root)),
-            cache: Arc::new(BlockCache::new(cfg.cache_bytes)),
+            cache,
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
+            writers: Mutex::new(HashMap::new()),
+            wctx,
             next_fh: AtomicU64::new(1),
             mount_time: now,
             cfg,
@@ -136,7 +193,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         &self.cfg
     }
 
-    fn node(&self, ino: u64) -> FsResult<Inode> {
+    pub(super) fn cache_ref(&self) -> Arc<BlockCache> {
+        self.cache.clone()
+    }
+
+    pub(super) fn node(&self, ino: u64) -> FsResult<Inode> {
         self.inodes
             .lock()
             .unwrap()
@@ -145,7 +206,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .ok_or(FsError::NotFound)
     }
 
-    fn dir_node(&self, ino: u64) -> FsResult<Inode> {
+    pub(super) fn dir_node(&self, ino: u64) -> FsResult<Inode> {
         let n = self.node(ino)?;
         if n.attr.kind != FileKind::Directory {
             return Err(FsError::NotDir);
@@ -160,7 +221,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let ttl = self.cfg.metadata_ttl;
         {
             let mut t = self.inodes.lock().unwrap();
-            if let Some(c) = t.child(parent, name).filter(|c| c.is_fresh(ttl)) {
+            if let Some(c) = t.child(parent, name).filter(|c| c.is_fresh(ttl) || c.local) {
                 let ino = c.ino;
                 let node = t.get_mut(ino).expect("child is live");
                 node.lookups += 1;
@@ -203,7 +264,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// Attributes of `ino`, refreshed when older than the TTL.
     pub async fn getattr(&self, ino: u64) -> FsResult<Entry> {
         let node = self.node(ino)?;
-        if ino == ROOT_INO || node.is_fresh(self.cfg.metadata_ttl) {
+        if ino == ROOT_INO || node.local || node.is_fresh(self.cfg.metadata_ttl) {
             return Ok(Entry {
                 ino,
                 attr: node.attr,
@@ -238,9 +299,14 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let dir = self.dir_node(ino)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let stream = DirStream::new(&dir.key, self.mount_time);
+        let local_names = self.local_only_children(ino);
         self.dirs.lock().unwrap().insert(
             fh,
-            Arc::new(tokio::sync::Mutex::new(DirHandle { ino, stream })),
+            Arc::new(tokio::sync::Mutex::new(DirHandle {
+                ino,
+                stream,
+                local_names,
+            })),
         );
         Ok(fh)
     }
@@ -281,6 +347,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .stream
             .read(&*self.store, &self.cfg.defaults, pos, want)
             .await?;
+        let got = entries.len();
+        let next = entries.last().map(|(p, _)| p + 1).unwrap_or(pos);
         let mut t = self.inodes.lock().unwrap();
         for (p, e) in entries {
             let n = t.upsert(dir.ino, &e.name, e.attr, 1, true);
@@ -290,6 +358,26 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 name: e.name,
                 attr: n.attr,
             });
+        }
+        // After the listing: files that exist only on this mount so far.
+        if let (true, Some(end)) = (got < want, h.stream.end()) {
+            let skip = next.saturating_sub(end) as usize;
+            for (i, name) in h.local_names.iter().enumerate().skip(skip) {
+                if out.len() >= max {
+                    break;
+                }
+                let Some(ino) = t.child(dir.ino, name).filter(|c| c.local).map(|c| c.ino) else {
+                    continue;
+                };
+                let n = t.get_mut(ino).expect("child is live");
+                n.lookups += 1;
+                out.push(ListedEntry {
+                    ino,
+                    offset: end + i as u64 + 3,
+                    name: name.clone(),
+                    attr: n.attr.clone(),
+                });
+            }
         }
         Ok(out)
     }
@@ -304,74 +392,6 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     pub fn releasedir(&self, fh: u64) {
         self.dirs.lock().unwrap().remove(&fh);
-    }
-
-    /// Open `ino` for reading. Writing is EROFS on this (read-only) mount.
-    pub async fn open(&self, ino: u64, write: bool) -> FsResult<Opened> {
-        if write {
-            return Err(FsError::ReadOnly);
-        }
-        let mut node = self.node(ino)?;
-        match node.attr.kind {
-            FileKind::Directory => return Err(FsError::IsDir),
-            FileKind::Symlink | FileKind::File => {}
-        }
-        // A listing could not tell a symlink from a file: check before serving bytes.
-        if !node.is_fresh(self.cfg.metadata_ttl) || node.attr.source == AttrSource::Listing {
-            let fresh = match self.store.head_object(&node.key).await {
-                Ok(meta) => attr::from_object(&meta, false, &self.cfg.defaults),
-                Err(e) if e.is_not_found() => {
-                    self.inodes
-                        .lock()
-                        .unwrap()
-                        .unlink_name(node.parent, &node.name);
-                    return Err(FsError::NotFound);
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let kind_changed = fresh.kind != node.attr.kind;
-            self.inodes
-                .lock()
-                .unwrap()
-                .upsert(node.parent, &node.name, fresh.clone(), 0, false);
-            if kind_changed {
-                // ESTALE makes the kernel look the name up again and retry the open, which
-                // then follows the symlink.
-                return Err(FsError::Stale);
-            }
-            node.attr = fresh;
-        }
-        let etag = node.attr.etag.clone().unwrap_or_default();
-        let keep_cache = {
-            let mut t = self.inodes.lock().unwrap();
-            match t.get_mut(ino) {
-                Some(n) => {
-                    let same = n.last_open_etag.as_deref() == Some(etag.as_str());
-                    n.last_open_etag = Some(etag.clone());
-                    same
-                }
-                None => false,
-            }
-        };
-        let reader = ObjectReader::new(&node.key, &etag, node.attr.size);
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.files.lock().unwrap().insert(fh, Arc::new(reader));
-        Ok(Opened { fh, keep_cache })
-    }
-
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
-        let reader = self
-            .files
-            .lock()
-            .unwrap()
-            .get(&fh)
-            .cloned()
-            .ok_or(FsError::BadHandle)?;
-        reader.read(&self.store, &self.cache, offset, size).await
-    }
-
-    pub fn release(&self, fh: u64) {
-        self.files.lock().unwrap().remove(&fh);
     }
 
     /// The target of a symlink (the object's body, as cosfs and s3fs store it).

@@ -57,6 +57,12 @@ impl DirStream {
         }
     }
 
+    /// The number of entries of the whole stream, once the last page has been read.
+    pub fn end(&self) -> Option<u64> {
+        self.done
+            .then(|| self.base + self.prev.len() as u64 + self.cur.len() as u64)
+    }
+
     fn restart(&mut self) {
         *self = DirStream::new(&self.prefix, self.dir_mtime);
     }

@@ -78,6 +78,18 @@ impl FsError {
                 | FsError::ReadOnly
                 | FsError::Stale
         ) || matches!(self, FsError::Cos(e) if e.is_not_found())
+            || matches!(
+                self,
+                FsError::Io(
+                    libc::ENODATA
+                        | libc::ENOTEMPTY
+                        | libc::EEXIST
+                        | libc::EPERM
+                        | libc::EOPNOTSUPP
+                        | libc::E2BIG
+                        | libc::EINVAL
+                )
+            )
     }
 }
 

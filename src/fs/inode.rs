@@ -38,6 +38,9 @@ pub struct Inode {
     pub lookups: u64,
     /// ETag of the last open, to let the kernel keep its page cache when it did not change.
     pub last_open_etag: Option<String>,
+    /// Open for writing on this mount: the attributes here are the truth (never refreshed
+    /// from COS nor overwritten by a listing) until the last writer closes.
+    pub local: bool,
 }
 
 impl Inode {
@@ -81,6 +84,7 @@ impl InodeTable {
             fetched: Instant::now(),
             lookups: 1,
             last_open_etag: None,
+            local: false,
         };
         InodeTable {
             inodes: HashMap::from([(ROOT_INO, root)]),
@@ -147,9 +151,10 @@ impl InodeTable {
                 .expect("by_name points at a live inode");
             // A listing cannot tell a symlink or a mode; what a HEAD of the same version
             // (same ETag, or both implicit directories) found stays.
-            let keep = keep_richer
-                && node.attr.etag == attr.etag
-                && node.attr.source != AttrSource::Listing;
+            let keep = node.local
+                || (keep_richer
+                    && node.attr.etag == attr.etag
+                    && node.attr.source != AttrSource::Listing);
             if keep || node.attr.kind == attr.kind {
                 if !keep {
                     node.attr = attr;
@@ -174,6 +179,7 @@ impl InodeTable {
             fetched: Instant::now(),
             lookups: refs,
             last_open_etag: None,
+            local: false,
         };
         self.inodes.insert(ino, node.clone());
         self.by_name.insert((parent, name), ino);
@@ -183,6 +189,39 @@ impl InodeTable {
     /// Forget that `name` in `parent` exists (it was found deleted).
     pub fn unlink_name(&mut self, parent: u64, name: &str) {
         self.by_name.remove(&(parent, Arc::from(name)));
+    }
+
+    /// `name` in `parent` is now `new_name` in `new_parent` (same inode number). A directory
+    /// takes every known inode below it along (their keys change prefix). Whatever stood
+    /// under the new name is unlinked from it.
+    pub fn rename(&mut self, parent: u64, name: &str, new_parent: u64, new_name: &str) {
+        let Some(ino) = self.by_name.remove(&(parent, Arc::from(name))) else {
+            return;
+        };
+        let new_dir_key = self
+            .inodes
+            .get(&new_parent)
+            .map(|p| p.key.clone())
+            .unwrap_or_else(|| Arc::from(""));
+        let new_name: Arc<str> = Arc::from(new_name);
+        let Some(node) = self.inodes.get_mut(&ino) else {
+            return;
+        };
+        let old_key = node.key.clone();
+        let new_key: Arc<str> = Arc::from(key_for(&new_dir_key, &new_name, node.attr.kind));
+        node.parent = new_parent;
+        node.name = new_name.clone();
+        node.key = new_key.clone();
+        let is_dir = node.attr.kind == FileKind::Directory;
+        self.negative.remove(&(new_parent, new_name.clone()));
+        self.by_name.insert((new_parent, new_name), ino);
+        if is_dir && !old_key.is_empty() {
+            for n in self.inodes.values_mut() {
+                if n.ino != ino && n.key.starts_with(&*old_key) {
+                    n.key = Arc::from(format!("{new_key}{}", &n.key[old_key.len()..]));
+                }
+            }
+        }
     }
 
     /// The kernel dropped `n` references.
@@ -299,6 +338,20 @@ mod tests {
         // The old file inode lives until the kernel forgets it, without stealing the name.
         t.forget(f.ino, 1);
         assert_eq!(t.child(ROOT_INO, "x").unwrap().ino, d.ino);
+    }
+
+    #[test]
+    fn rename_moves_the_inode_and_its_descendants() {
+        let mut t = table();
+        let dir = implicit_dir(&AttrDefaults::for_current_user(), SystemTime::now());
+        let d = t.upsert(ROOT_INO, "d", dir.clone(), 1, false);
+        let f = t.upsert(d.ino, "f", file("e", 0o644, AttrSource::Head), 1, false);
+        let e = t.upsert(ROOT_INO, "e", dir, 1, false);
+        t.rename(ROOT_INO, "d", e.ino, "moved");
+        assert!(t.child(ROOT_INO, "d").is_none());
+        let m = t.child(e.ino, "moved").unwrap();
+        assert_eq!((m.ino, &*m.key), (d.ino, "pre/e/moved/"));
+        assert_eq!(&*t.get(f.ino).unwrap().key, "pre/e/moved/f");
     }
 
     #[test]

@@ -15,9 +15,13 @@ pub mod cache;
 pub mod core;
 pub mod dir;
 pub mod error;
+pub mod files;
 pub mod inode;
 pub mod lookup;
+pub mod meta;
 pub mod names;
+pub mod namespace;
 pub mod reader;
+pub mod write;
 
 pub use self::core::{CosFs, Entry, FsConfig, FsStats, ListedEntry, Opened};

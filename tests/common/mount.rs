@@ -116,6 +116,8 @@ impl Mounted {
         std::fs::create_dir(&path).unwrap();
         let mut child = mount_command(spec, &path, &backend.endpoint())
             .arg("-f")
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -136,6 +138,11 @@ impl Mounted {
             path,
             child: Some(child),
         }
+    }
+
+    /// The mount process (for tests that kill it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     pub fn p(&self, rel: &str) -> PathBuf {

@@ -1,0 +1,608 @@
+//! File operations of `CosFs`: open, create, read, write, flush/fsync, release, setattr,
+//! fallocate and xattrs.
+//!
+//! - Opening for writing attaches the handle to the file's `FileWriter` (made on first use:
+//!   a fresh stream for `O_TRUNC`, a staged file over the object otherwise). The writer lives
+//!   until the last writing handle is released; the inode is `local` meanwhile.
+//! - `flush` (every `close`) and `fsync` publish the writer and return its error, so a failed
+//!   upload is the errno of `close`. `release` publishes once more if something is still
+//!   unpublished (writes after a failed flush) and then drops the writer.
+//! - Metadata changes (chmod, chown, utimens, xattrs) on a file open for writing ride along
+//!   with its next publish; on a closed file they are one copy of the object onto itself.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::cos::{MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
+
+use super::attr::{self, AttrSource, FileKind, PosixAttr};
+use super::core::{CosFs, Entry, FileHandle, Opened, SharedWriter};
+use super::error::{FsError, FsResult};
+use super::inode::Inode;
+use super::meta::{self, Xattrs, DIR_CONTENT_TYPE};
+use super::names::check_name;
+use super::reader::ObjectReader;
+use super::write::FileWriter;
+
+/// How a file is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenFlags {
+    pub write: bool,
+    pub truncate: bool,
+    pub append: bool,
+}
+
+/// The attribute changes of one setattr.
+#[derive(Debug, Clone, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<SystemTime>,
+    pub mtime: Option<SystemTime>,
+}
+
+impl SetAttr {
+    fn changes_meta(&self) -> bool {
+        self.mode.is_some()
+            || self.uid.is_some()
+            || self.gid.is_some()
+            || self.atime.is_some()
+            || self.mtime.is_some()
+    }
+
+    fn apply(&self, a: &mut PosixAttr) {
+        if let Some(m) = self.mode {
+            a.perm = m & 0o7777;
+        }
+        if let Some(u) = self.uid {
+            a.uid = u;
+        }
+        if let Some(g) = self.gid {
+            a.gid = g;
+        }
+        if let Some(t) = self.atime {
+            a.atime = t;
+        }
+        if let Some(t) = self.mtime {
+            a.mtime = t;
+        }
+        a.ctime = SystemTime::now();
+    }
+}
+
+/// Attributes of a file, directory or symlink made on this mount.
+pub(super) fn new_attr(kind: FileKind, perm: u32, uid: u32, gid: u32, size: u64) -> PosixAttr {
+    let now = SystemTime::now();
+    PosixAttr {
+        kind,
+        perm: perm & 0o7777,
+        uid,
+        gid,
+        size,
+        mtime: now,
+        ctime: now,
+        atime: now,
+        etag: None,
+        source: AttrSource::Head,
+    }
+}
+
+impl<S: ObjectStore + ?Sized> CosFs<S> {
+    pub(super) fn writable(&self) -> FsResult<()> {
+        if self.cfg.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        Ok(())
+    }
+
+    pub(super) fn writer(&self, ino: u64) -> Option<SharedWriter<S>> {
+        self.writers.lock().unwrap().get(&ino).cloned()
+    }
+
+    fn handle(&self, fh: u64) -> FsResult<FileHandle> {
+        self.files
+            .lock()
+            .unwrap()
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle)
+    }
+
+    fn new_fh(&self, h: FileHandle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.files.lock().unwrap().insert(fh, h);
+        fh
+    }
+
+    /// Copy the writer's attributes to the inode table.
+    pub(super) fn sync_attr(&self, ino: u64, a: &PosixAttr) {
+        if let Some(n) = self.inodes.lock().unwrap().get_mut(ino) {
+            n.attr = a.clone();
+            n.fetched = std::time::Instant::now();
+        }
+    }
+
+    /// Names in `dir` of files open for writing that are not on COS yet.
+    pub(super) fn local_only_children(&self, dir: u64) -> Vec<String> {
+        let inos: Vec<u64> = self.writers.lock().unwrap().keys().copied().collect();
+        let mut names: Vec<String> = Vec::new();
+        for ino in inos {
+            let Some(w) = self.writer(ino) else { continue };
+            let Ok(w) = w.try_lock() else { continue };
+            if w.exists_remote || w.unlinked {
+                continue;
+            }
+            if let Some(n) = self.inodes.lock().unwrap().get(ino) {
+                if n.parent == dir {
+                    names.push(n.name.to_string());
+                }
+            }
+        }
+        names.sort();
+        names
+    }
+
+    /// The current object behind `node` (HEAD), or None when there is none.
+    async fn head(&self, key: &str) -> FsResult<Option<ObjectMeta>> {
+        match self.store.head_object(key).await {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Attach to (or make) the writer of `node`; takes one handle count.
+    async fn attach_writer(&self, node: &Inode, truncate: bool) -> FsResult<SharedWriter<S>> {
+        loop {
+            let w = match self.writer(node.ino) {
+                Some(w) => w,
+                None => {
+                    let existing = self.head(&node.key).await?;
+                    let mut a = match &existing {
+                        Some(m) => attr::from_object(m, false, &self.cfg.defaults),
+                        None if truncate => node.attr.clone(),
+                        None => return Err(FsError::NotFound),
+                    };
+                    if a.kind != FileKind::File {
+                        return Err(FsError::Stale);
+                    }
+                    a.source = AttrSource::Head;
+                    let w = if truncate {
+                        FileWriter::new_empty(&self.wctx, &node.key, a, existing.as_ref())
+                    } else {
+                        FileWriter::new_over(
+                            &node.key,
+                            a,
+                            existing.as_ref().expect("checked above"),
+                        )
+                    };
+                    let w = Arc::new(tokio::sync::Mutex::new(w));
+                    self.writers
+                        .lock()
+                        .unwrap()
+                        .entry(node.ino)
+                        .or_insert(w)
+                        .clone()
+                }
+            };
+            let mut g = w.lock().await;
+            if !self
+                .writer(node.ino)
+                .is_some_and(|cur| Arc::ptr_eq(&cur, &w))
+            {
+                continue; // released while we waited: make a new one
+            }
+            if truncate && g.size() > 0 {
+                g.truncate(&self.wctx, 0).await?;
+            }
+            g.handles += 1;
+            if let Some(n) = self.inodes.lock().unwrap().get_mut(node.ino) {
+                n.local = true;
+                n.attr = g.attr.clone();
+            }
+            drop(g);
+            return Ok(w);
+        }
+    }
+
+    /// Open `ino`. Readers pin the object's ETag; writers share the file's `FileWriter`.
+    pub async fn open(&self, ino: u64, flags: OpenFlags) -> FsResult<Opened> {
+        if flags.write {
+            self.writable()?;
+        }
+        let mut node = self.node(ino)?;
+        if node.attr.kind == FileKind::Directory {
+            return Err(FsError::IsDir);
+        }
+        // A listing could not tell a symlink from a file: check before serving bytes.
+        if !node.local
+            && (!node.is_fresh(self.cfg.metadata_ttl) || node.attr.source == AttrSource::Listing)
+        {
+            let fresh = match self.head(&node.key).await? {
+                Some(m) => attr::from_object(&m, false, &self.cfg.defaults),
+                None => {
+                    self.inodes
+                        .lock()
+                        .unwrap()
+                        .unlink_name(node.parent, &node.name);
+                    return Err(FsError::NotFound);
+                }
+            };
+            let kind_changed = fresh.kind != node.attr.kind;
+            self.inodes
+                .lock()
+                .unwrap()
+                .upsert(node.parent, &node.name, fresh.clone(), 0, false);
+            if kind_changed {
+                // ESTALE makes the kernel look the name up again and retry the open, which
+                // then follows the symlink.
+                return Err(FsError::Stale);
+            }
+            node.attr = fresh;
+        }
+        if flags.write {
+            self.attach_writer(&node, flags.truncate).await?;
+        }
+        let etag = node.attr.etag.clone().unwrap_or_default();
+        let keep_cache = !flags.write && {
+            let mut t = self.inodes.lock().unwrap();
+            match t.get_mut(ino) {
+                Some(n) if !n.local => {
+                    let same = n.last_open_etag.as_deref() == Some(etag.as_str());
+                    n.last_open_etag = Some(etag.clone());
+                    same
+                }
+                _ => false,
+            }
+        };
+        let fh = self.new_fh(FileHandle {
+            ino,
+            reader: Arc::new(ObjectReader::new(&node.key, &etag, node.attr.size)),
+            writes: flags.write,
+            append: flags.append,
+        });
+        Ok(Opened { fh, keep_cache })
+    }
+
+    /// Create and open a new file `name` in `parent`.
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        flags: OpenFlags,
+    ) -> FsResult<(Entry, Opened)> {
+        self.writable()?;
+        check_name(name)?;
+        let dir = self.dir_node(parent)?;
+        let key = format!("{}{name}", dir.key);
+        let a = new_attr(FileKind::File, mode, uid, gid, 0);
+        let w = FileWriter::new_empty(&self.wctx, &key, a.clone(), None);
+        let mut w = w;
+        w.handles = 1;
+        let node = {
+            let mut t = self.inodes.lock().unwrap();
+            // A name created here replaces whatever inode stood for it (created elsewhere
+            // and not seen yet): the new file gets an inode of its own.
+            t.unlink_name(parent, name);
+            let n = t.upsert(parent, name, a, 1, false);
+            t.get_mut(n.ino).expect("just made").local = true;
+            n
+        };
+        self.writers
+            .lock()
+            .unwrap()
+            .insert(node.ino, Arc::new(tokio::sync::Mutex::new(w)));
+        self.touch_dir(parent);
+        let fh = self.new_fh(FileHandle {
+            ino: node.ino,
+            reader: Arc::new(ObjectReader::new(&key, "", 0)),
+            writes: true,
+            append: flags.append,
+        });
+        Ok((
+            Entry {
+                ino: node.ino,
+                attr: node.attr,
+            },
+            Opened {
+                fh,
+                keep_cache: false,
+            },
+        ))
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
+        let h = self.handle(fh)?;
+        if let Some(w) = self.writer(h.ino) {
+            return w.lock().await.read(&self.wctx, offset, size).await;
+        }
+        h.reader
+            .read(&self.store, &self.cache_ref(), offset, size)
+            .await
+    }
+
+    /// Write `data` at `offset` (at the end for `O_APPEND` handles); returns the bytes taken.
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let h = self.handle(fh)?;
+        if !h.writes {
+            return Err(FsError::BadHandle);
+        }
+        let w = self.writer(h.ino).ok_or(FsError::BadHandle)?;
+        let mut g = w.lock().await;
+        let offset = if h.append { g.size() } else { offset };
+        g.write(&self.wctx, offset, data).await?;
+        self.sync_attr(h.ino, &g.attr);
+        Ok(data.len() as u32)
+    }
+
+    /// Publish the handle's file if it is written (every `close` and `fsync`).
+    pub async fn flush(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        if !h.writes {
+            return Ok(());
+        }
+        let Some(w) = self.writer(h.ino) else {
+            return Ok(());
+        };
+        let mut g = w.lock().await;
+        let r = g.publish(&self.wctx).await;
+        self.sync_attr(h.ino, &g.attr);
+        r
+    }
+
+    pub async fn release(&self, fh: u64) {
+        let Some(h) = self.files.lock().unwrap().remove(&fh) else {
+            return;
+        };
+        if !h.writes {
+            return;
+        }
+        let Some(w) = self.writer(h.ino) else {
+            return;
+        };
+        let mut g = w.lock().await;
+        g.handles = g.handles.saturating_sub(1);
+        if g.handles > 0 {
+            return;
+        }
+        // A failed flush already told the program; uploading now would make the changes it
+        // was told are lost appear after all.
+        if !g.publish_failed {
+            if let Err(e) = g.publish(&self.wctx).await {
+                tracing::error!(key = %g.key, error = %e, "last close of a file could not upload it; its changes are lost");
+            }
+        }
+        g.discard().await;
+        let failed = g.failed() || g.modified;
+        self.writers.lock().unwrap().remove(&h.ino);
+        let mut t = self.inodes.lock().unwrap();
+        if let Some(n) = t.get_mut(h.ino) {
+            n.local = false;
+            if failed || g.unlinked {
+                // What COS holds is not what this mount showed: look again next time.
+                n.fetched = std::time::Instant::now() - self.cfg.metadata_ttl;
+            } else {
+                n.attr = g.attr.clone();
+                n.fetched = std::time::Instant::now();
+            }
+        }
+    }
+
+    /// chmod, chown, utimens and truncate.
+    pub async fn setattr(&self, ino: u64, fh: Option<u64>, set: SetAttr) -> FsResult<Entry> {
+        self.writable()?;
+        let node = self.node(ino)?;
+        if let Some(size) = set.size {
+            if node.attr.kind == FileKind::Directory {
+                return Err(FsError::IsDir);
+            }
+            self.truncate(&node, fh, size).await?;
+        }
+        if set.changes_meta() {
+            self.change_meta(&node, |a, _| {
+                set.apply(a);
+                Ok(())
+            })
+            .await?;
+        }
+        let node = self.node(ino)?;
+        Ok(Entry {
+            ino,
+            attr: node.attr,
+        })
+    }
+
+    async fn truncate(&self, node: &Inode, fh: Option<u64>, size: u64) -> FsResult<()> {
+        let open = fh
+            .and_then(|fh| self.handle(fh).ok())
+            .is_some_and(|h| h.writes);
+        let w = match self.writer(node.ino) {
+            Some(w) => w,
+            None => self.attach_writer(node, size == 0).await?,
+        };
+        let temporary = !open
+            && self
+                .files
+                .lock()
+                .unwrap()
+                .values()
+                .all(|h| h.ino != node.ino || !h.writes);
+        {
+            let mut g = w.lock().await;
+            g.truncate(&self.wctx, size).await?;
+            self.sync_attr(node.ino, &g.attr);
+            if !temporary {
+                return Ok(());
+            }
+        }
+        // truncate(2) on a closed file: publish now and let go of the writer.
+        let fh = self.new_fh(FileHandle {
+            ino: node.ino,
+            reader: Arc::new(ObjectReader::new(&node.key, "", 0)),
+            writes: true,
+            append: false,
+        });
+        let r = self.flush(fh).await;
+        self.release(fh).await;
+        r
+    }
+
+    /// fallocate: plain allocation (mode 0) extends the file like truncate; keeping the size
+    /// is a no-op (an object store has no blocks to reserve); other modes are EOPNOTSUPP.
+    pub async fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> FsResult<()> {
+        const KEEP_SIZE: i32 = libc::FALLOC_FL_KEEP_SIZE;
+        if mode & !KEEP_SIZE != 0 {
+            return Err(FsError::Io(libc::EOPNOTSUPP));
+        }
+        let h = self.handle(fh)?;
+        let w = self.writer(h.ino).ok_or(FsError::BadHandle)?;
+        let mut g = w.lock().await;
+        if mode & KEEP_SIZE == 0 && offset + len > g.size() {
+            g.truncate(&self.wctx, offset + len).await?;
+            self.sync_attr(h.ino, &g.attr);
+        }
+        Ok(())
+    }
+
+    /// Change the metadata of `node`: folded into its writer if it is open for writing, else
+    /// one copy onto itself (files, symlinks) or a new marker (directories).
+    pub(super) async fn change_meta<F>(&self, node: &Inode, change: F) -> FsResult<()>
+    where
+        F: FnOnce(&mut PosixAttr, &mut UserMeta) -> FsResult<()>,
+    {
+        if let Some(w) = self.writer(node.ino) {
+            let mut g = w.lock().await;
+            let (mut a, mut foreign) = (g.attr.clone(), g.foreign.clone());
+            change(&mut a, &mut foreign)?;
+            meta::put_options(&a, &foreign, None, None)?;
+            g.foreign = foreign;
+            g.set_attr(a);
+            self.sync_attr(node.ino, &g.attr);
+            return Ok(());
+        }
+        let existing = self.head(&node.key).await?;
+        let (mut a, mut foreign) = match &existing {
+            Some(m) => (
+                attr::from_object(m, node.attr.kind == FileKind::Directory, &self.cfg.defaults),
+                meta::foreign_meta(&m.user_meta),
+            ),
+            None if node.attr.kind == FileKind::Directory => (node.attr.clone(), UserMeta::new()),
+            None => return Err(FsError::NotFound),
+        };
+        change(&mut a, &mut foreign)?;
+        let etag = if node.attr.kind == FileKind::Directory {
+            if node.key.is_empty() {
+                return Err(FsError::Io(libc::EPERM)); // the bucket root has no marker
+            }
+            let opts = meta::put_options(&a, &foreign, Some(DIR_CONTENT_TYPE), None)?;
+            self.store
+                .put_object(&node.key, Bytes::new(), &opts)
+                .await?
+                .etag
+        } else {
+            let m = existing.expect("files were checked above");
+            let opts: PutOptions = meta::put_options(
+                &a,
+                &foreign,
+                m.content_type.as_deref(),
+                m.storage_class.as_deref(),
+            )?;
+            meta::copy_object(
+                &*self.store,
+                &node.key,
+                &node.key,
+                m.size,
+                &m.etag,
+                MetadataDirective::Replaced(opts),
+            )
+            .await?
+        };
+        a.etag = Some(etag);
+        a.source = AttrSource::Head;
+        self.sync_attr(node.ino, &a);
+        Ok(())
+    }
+
+    /// The xattrs of `node` (one HEAD unless it is open for writing).
+    async fn xattrs_of(&self, node: &Inode) -> FsResult<Xattrs> {
+        if let Some(w) = self.writer(node.ino) {
+            return Ok(meta::xattrs(&w.lock().await.foreign));
+        }
+        Ok(self
+            .head(&node.key)
+            .await?
+            .map(|m| meta::xattrs(&m.user_meta))
+            .unwrap_or_default())
+    }
+
+    pub async fn getxattr(&self, ino: u64, name: &str) -> FsResult<Vec<u8>> {
+        if !meta::stored_namespace(name) {
+            return Err(FsError::Io(libc::ENODATA));
+        }
+        let node = self.node(ino)?;
+        self.xattrs_of(&node)
+            .await?
+            .remove(name)
+            .ok_or(FsError::Io(libc::ENODATA))
+    }
+
+    pub async fn listxattr(&self, ino: u64) -> FsResult<Vec<String>> {
+        let node = self.node(ino)?;
+        Ok(self.xattrs_of(&node).await?.into_keys().collect())
+    }
+
+    /// setxattr (`flags`: XATTR_CREATE / XATTR_REPLACE) and, with `value = None`, removexattr.
+    pub async fn setxattr(
+        &self,
+        ino: u64,
+        name: &str,
+        value: Option<&[u8]>,
+        flags: i32,
+    ) -> FsResult<()> {
+        self.writable()?;
+        if !meta::stored_namespace(name) {
+            return Err(FsError::Io(libc::EOPNOTSUPP));
+        }
+        let node = self.node(ino)?;
+        self.change_meta(&node, |a, foreign| {
+            let mut x = meta::xattrs(foreign);
+            let exists = x.contains_key(name);
+            match value {
+                Some(_) if exists && flags & libc::XATTR_CREATE != 0 => {
+                    return Err(FsError::Io(libc::EEXIST))
+                }
+                Some(_) if !exists && flags & libc::XATTR_REPLACE != 0 => {
+                    return Err(FsError::Io(libc::ENODATA))
+                }
+                None if !exists => return Err(FsError::Io(libc::ENODATA)),
+                Some(v) => {
+                    x.insert(name.to_string(), v.to_vec());
+                }
+                None => {
+                    x.remove(name);
+                }
+            }
+            meta::set_xattrs(foreign, &x);
+            a.ctime = SystemTime::now();
+            Ok(())
+        })
+        .await
+    }
+
+    /// A directory's contents changed here: its mtime is now (this mount's view).
+    pub(super) fn touch_dir(&self, ino: u64) {
+        if let Some(n) = self.inodes.lock().unwrap().get_mut(ino) {
+            let now = SystemTime::now();
+            n.attr.mtime = now;
+            n.attr.ctime = now;
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The write path (DESIGN.md "Write path"): streaming uploads for files written from their
+//! start, staging files for files modified in place, and the plans that rebuild an object from
+//! copied and uploaded parts.
+//!
+//! - `parts`: part sizes and rebuild plans (pure);
+//! - `ranges`: byte-range sets (dirty bytes);
+//! - `staging`: the size-capped cache directory and its anonymous staging files;
+//! - `stream`: the background multipart upload of a sequentially written file;
+//! - `writer`: `FileWriter`, the state of one file open for writing.
+
+pub mod parts;
+pub mod ranges;
+pub mod staging;
+pub mod stream;
+pub mod writer;
+
+pub use staging::CacheDir;
+pub use writer::{FileWriter, WriteCtx};
