@@ -151,10 +151,16 @@ impl InodeTable {
                 .expect("by_name points at a live inode");
             // A listing cannot tell a symlink or a mode; what a HEAD of the same version
             // (same ETag, or both implicit directories) found stays.
+            // A listing shows a directory only as a common prefix (no marker ETag): a marker's
+            // attributes from a HEAD stay too.
+            let marker_dir = node.attr.kind == FileKind::Directory
+                && attr.source == AttrSource::Implicit
+                && node.attr.source == AttrSource::Head;
             let keep = node.local
                 || (keep_richer
-                    && node.attr.etag == attr.etag
-                    && node.attr.source != AttrSource::Listing);
+                    && (marker_dir
+                        || (node.attr.etag == attr.etag
+                            && node.attr.source != AttrSource::Listing)));
             if keep || node.attr.kind == attr.kind {
                 if !keep {
                     node.attr = attr;
