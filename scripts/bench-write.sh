@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Write-path benchmark: a cosfs mount against the raw object client doing the same uploads,
+# over a local `cosfs serve`, without and with injected per-request latency. s3fs-fuse is
+# measured in the same run when it is installed (apt-get install s3fs). Needs root (FUSE).
+#
+#   scripts/bench-write.sh [SIZE_MIB=1024] [FILES=1000] [SCENARIOS="0 10"]
+#
+# A scenario is MS (latency added to every request) or MS:MIBS (also a per-request bandwidth
+# cap in MiB/s, like one connection to a real COS endpoint), e.g. "0 10 10:100".
+#
+# Figures: sequential write of SIZE_MIB (dd bs=1M conv=fsync from a local file) vs multipart
+# with 8 MiB parts, 8 in flight; creating FILES 4 KiB files from one process vs as many PUTs
+# one after another; appending 1 KiB to a 256 MiB file vs Upload Part - Copy + one part;
+# renaming a directory of FILES files vs parallel copies + DELETE Multiple.
+set -euo pipefail
+SIZE_MIB=${1:-1024}
+N=${2:-1000}
+SCENARIOS=${3:-"0 10"}
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin cosfs --bin cosfs-bench-read --bin cosfs-bench-write
+BIN=$PWD/target/release
+WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/cosfs-bench-write.XXXXXX")
+BUCKET=bench-1250000000
+MNT=$WORK/mnt
+mkdir -p "$MNT"
+cleanup() {
+  mountpoint -q "$MNT" && { "$BIN/cosfs" unmount "$MNT" 2>/dev/null || umount -l "$MNT"; }
+  [ -n "${SRV:-}" ] && kill "$SRV" 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+. scripts/lib/serve.sh
+start_serve
+RAW="$BIN/cosfs-bench-write --endpoint $EP --bucket $BUCKET"
+SEED="$BIN/cosfs-bench-read --endpoint $EP --bucket $BUCKET"
+HAVE_S3FS=$(command -v s3fs >/dev/null && echo yes || echo no)
+echo "server: $EP  file: $SIZE_MIB MiB  files: $N  cores: $(nproc)  s3fs: $HAVE_S3FS"
+head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/src.bin"
+
+now() { date +%s.%N; }
+fig() { grep -o '= [0-9.]*' | tail -1 | tr -d '= '; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+faults() { # latency_ms bandwidth_mibs
+  curl -sf -X PUT -d "{\"latency_ms\":$1,\"bandwidth\":$(($2 * 1048576))}" "$EP/-/faults" >/dev/null
+}
+
+mount_cosfs() { "$BIN/cosfs" mount "$BUCKET" "$MNT" --endpoint "$EP" --anonymous --cache-dir "$WORK/cache"; }
+mount_s3fs() {
+  s3fs "$BUCKET" "$MNT" -o url="$EP" -o use_path_request_style -o public_bucket=1 \
+    -o parallel_count=8 -o multipart_size=8 -o use_cache="$WORK/s3fs-cache"
+  for _ in $(seq 100); do mountpoint -q "$MNT" && return; sleep 0.1; done
+}
+unmount_any() { umount "$MNT" 2>/dev/null || umount -l "$MNT"; }
+
+fs_seq() { # MiB/s of dd onto a fresh mount, ending with fsync
+  "$1"
+  local t0; t0=$(now)
+  dd if="$WORK/src.bin" of="$MNT/seq-$1.bin" bs=1M conv=fsync status=none
+  local s; s=$(since "$t0"); unmount_any
+  awk -v m="$SIZE_MIB" -v s="$s" 'BEGIN { printf "%.1f", m / s }'
+}
+fs_many() { # files/s
+  "$1"; mkdir -p "$MNT/many-$1"
+  local r; r=$($RAW write-files "$MNT/many-$1" "$N" 4096 | fig); unmount_any; echo "$r"
+}
+fs_append() { # seconds to append 1 KiB to a 256 MiB file
+  "$1"
+  local t0; t0=$(now)
+  head -c 1024 "$WORK/src.bin" >> "$MNT/app-$1.bin"
+  local s; s=$(since "$t0"); unmount_any; echo "$s"
+}
+fs_rename() { # seconds for mv of a directory of N files
+  "$1"
+  local t0; t0=$(now)
+  mv "$MNT/ren-$1" "$MNT/ren-$1-moved"
+  local s; s=$(since "$t0"); unmount_any; echo "$s"
+}
+tools() { echo cosfs; [ "$HAVE_S3FS" = yes ] && echo s3fs; return 0; }
+
+for SC in $SCENARIOS; do
+  LAT=${SC%%:*}
+  BW=$([ "$SC" = "$LAT" ] && echo 0 || echo "${SC#*:}")
+  echo
+  echo "== injected latency: $LAT ms per request, bandwidth cap per request: $([ "$BW" = 0 ] && echo none || echo "$BW MiB/s") =="
+  # Fixtures for append and rename, made without faults.
+  faults 0 0
+  for T in raw $(tools); do
+    $SEED seed "app-mount_$T.bin" 256 >/dev/null
+    $RAW put-many "ren-mount_$T" "$N" 4096 >/dev/null
+  done
+  faults "$LAT" "$BW"
+
+  raw=$($RAW put-big "seq-raw.bin" "$SIZE_MIB" | fig); line="sequential write $SIZE_MIB MiB: raw client $raw MiB/s"
+  for T in $(tools); do v=$(fs_seq "mount_$T"); line="$line | $T $v MiB/s ($(ratio "$v" "$raw")x)"; done
+  echo "$line"
+
+  raw=$($RAW put-many "many-raw" "$N" 4096 | fig); line="create $N 4 KiB files: raw client $raw PUT/s"
+  for T in $(tools); do v=$(fs_many "mount_$T"); line="$line | $T $v files/s ($(ratio "$v" "$raw")x)"; done
+  echo "$line"
+
+  raw=$($RAW append "app-mount_raw.bin" 1024 | fig); line="append 1 KiB to 256 MiB: raw client $raw s"
+  for T in $(tools); do v=$(fs_append "mount_$T"); line="$line | $T $v s ($(ratio "$v" "$raw")x the time)"; done
+  echo "$line"
+
+  raw=$($RAW rename "ren-mount_raw" "ren-raw-moved" | fig); line="rename a directory of $N files: raw client $raw s"
+  for T in $(tools); do v=$(fs_rename "mount_$T"); line="$line | $T $v s ($(ratio "$v" "$raw")x the time)"; done
+  echo "$line"
+done

@@ -1,0 +1,162 @@
+//! cosfs-bench-write: the raw-client and file-side halves of `scripts/bench-write.sh`.
+//!
+//! Raw client (what the mount is compared against, doing the same uploads the best way the
+//! COS API allows): `put-big` uploads an object with parallel multipart, `put-many` PUTs small
+//! objects one after another (as a program creating files does), `append` rebuilds an object
+//! with one Upload Part - Copy of its old bytes plus the new tail, `rename` copies every key of
+//! a prefix (parallel) and deletes the sources. File side: `write-files` creates small files
+//! in a directory from one process. Each prints one line ending in `= <figure> <unit>`.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use cosfs::cos::*;
+use futures_util::{stream, StreamExt, TryStreamExt};
+
+#[derive(Parser)]
+#[command(about = "Write-path benchmark helpers for scripts/bench-write.sh")]
+struct Args {
+    /// Endpoint URL (e.g. http://127.0.0.1:9100); unsigned requests (`cosfs serve --anonymous`).
+    #[arg(long, default_value = "")]
+    endpoint: String,
+    #[arg(long, default_value = "bench-1250000000")]
+    bucket: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Upload SIZE_MIB as KEY: multipart, PART_MIB parts, CONC in flight (MiB/s).
+    PutBig {
+        key: String,
+        size_mib: usize,
+        #[arg(long, default_value_t = 8)]
+        part_mib: usize,
+        #[arg(long, default_value_t = 8)]
+        conc: usize,
+    },
+    /// PUT COUNT objects of SIZE bytes under PREFIX/, one at a time (objects/s).
+    PutMany { prefix: String, count: usize, size: usize },
+    /// Append BYTES to KEY server-side: Upload Part - Copy of the old object + one part (s).
+    Append { key: String, bytes: usize },
+    /// Move every key under FROM/ to TO/: parallel copies, then DELETE Multiple (s).
+    Rename {
+        from: String,
+        to: String,
+        #[arg(long, default_value_t = 16)]
+        conc: usize,
+    },
+    /// Create COUNT files of SIZE bytes in DIR from this process (files/s).
+    WriteFiles { dir: std::path::PathBuf, count: usize, size: usize },
+}
+
+fn data(len: usize) -> Bytes {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    Bytes::from(v)
+}
+
+fn client(a: &Args) -> Result<CosClient, Box<dyn std::error::Error>> {
+    let cfg = ClientConfig::new(&a.bucket, Endpoint::from_url(&a.bucket, &a.endpoint)?)?;
+    Ok(CosClient::new(cfg, None)?)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a = Args::parse();
+    match &a.cmd {
+        Cmd::PutBig {
+            key,
+            size_mib,
+            part_mib,
+            conc,
+        } => {
+            let c = client(&a)?;
+            let body = data(size_mib << 20);
+            let t = Instant::now();
+            upload::put_multipart(&c, key, body, &PutOptions::default(), part_mib << 20, *conc)
+                .await?;
+            let s = t.elapsed().as_secs_f64();
+            println!("raw put: {size_mib} MiB in {s:.2} s = {:.1} MiB/s", *size_mib as f64 / s);
+        }
+        Cmd::PutMany {
+            prefix,
+            count,
+            size,
+        } => {
+            let c = client(&a)?;
+            let body = data(*size);
+            let t = Instant::now();
+            for i in 0..*count {
+                c.put_object(&format!("{prefix}/f{i:05}"), body.clone(), &PutOptions::default())
+                    .await?;
+            }
+            let s = t.elapsed().as_secs_f64();
+            println!("raw put-many: {count} in {s:.2} s = {:.1} objects/s", *count as f64 / s);
+        }
+        Cmd::Append { key, bytes } => {
+            let c = client(&a)?;
+            let m = c.head_object(key).await?;
+            let t = Instant::now();
+            let id = c.initiate_multipart(key, &PutOptions::default()).await?;
+            let r = ByteRange::new(0, m.size);
+            let p1 = c
+                .upload_part_copy(key, &id, 1, key, Some(r), Some(&m.etag))
+                .await?;
+            let p2 = c.upload_part(key, &id, 2, data(*bytes)).await?;
+            c.complete_multipart(key, &id, &[p1, p2]).await?;
+            println!("raw append: {bytes} bytes = {:.3} s", t.elapsed().as_secs_f64());
+        }
+        Cmd::Rename { from, to, conc } => {
+            let c = client(&a)?;
+            let t = Instant::now();
+            let mut keys = Vec::new();
+            let mut marker = None;
+            loop {
+                let page = c
+                    .list_objects(&ListRequest {
+                        prefix: format!("{from}/"),
+                        marker: marker.clone(),
+                        ..Default::default()
+                    })
+                    .await?;
+                keys.extend(page.entries.into_iter().map(|e| e.key));
+                if !page.is_truncated {
+                    break;
+                }
+                marker = page.next_marker;
+            }
+            let c = &c;
+            stream::iter(keys.iter().map(|k| async move {
+                let dest = format!("{to}/{}", &k[from.len() + 1..]);
+                c.copy_object(k, &dest, &CopyOptions::default()).await
+            }))
+            .buffer_unordered(*conc)
+            .try_collect::<Vec<_>>()
+            .await?;
+            for chunk in keys.chunks(MAX_DELETE_KEYS) {
+                c.delete_objects(chunk).await?;
+            }
+            println!("raw rename: {} keys = {:.3} s", keys.len(), t.elapsed().as_secs_f64());
+        }
+        Cmd::WriteFiles { dir, count, size } => {
+            let body = data(*size);
+            let t = Instant::now();
+            for i in 0..*count {
+                std::fs::write(dir.join(format!("f{i:05}")), &body)?;
+            }
+            let s = t.elapsed().as_secs_f64();
+            println!("write-files: {count} in {s:.2} s = {:.1} files/s", *count as f64 / s);
+        }
+    }
+    Ok(())
+}
