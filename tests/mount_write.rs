@@ -520,3 +520,33 @@ fn failed_uploads_surface_at_close_and_keep_the_old_object() {
     drop(f);
     assert_eq!(body(&b, "keep.bin"), b"old contents");
 }
+
+#[test]
+fn a_full_cache_dir_is_enospc_and_loses_nothing() {
+    let b = Backend::start();
+    let data = pattern(3 * MIB, 4);
+    b.put("f.bin", data.clone());
+    let m = Mounted::start(&b, &["--cache-dir-size", "1M"]);
+    let f = OpenOptions::new().write(true).open(m.p("f.bin")).unwrap();
+    f.write_all_at(&[1u8; MIB], 0).unwrap();
+    let err = f.write_all_at(&[2u8; 4096], 2 * MIB as u64).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
+    f.write_all_at(&[3u8; 4096], 4096).unwrap(); // rewriting staged bytes needs no room
+    close(f).unwrap();
+    let mut want = data;
+    want[..MIB].fill(1);
+    want[4096..8192].fill(3);
+    assert!(
+        body(&b, "f.bin") == want,
+        "the writes that fit landed, nothing else changed"
+    );
+
+    // chown (root only) is stored like chmod.
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(m.p("f.bin"), Some(1234), Some(5678)).unwrap();
+        assert_eq!(meta(&b, "f.bin", "uid"), "1234");
+        assert_eq!(meta(&b, "f.bin", "gid"), "5678");
+        assert!(body(&b, "f.bin") == want);
+    }
+}

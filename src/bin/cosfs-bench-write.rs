@@ -38,7 +38,11 @@ enum Cmd {
         conc: usize,
     },
     /// PUT COUNT objects of SIZE bytes under PREFIX/, one at a time (objects/s).
-    PutMany { prefix: String, count: usize, size: usize },
+    PutMany {
+        prefix: String,
+        count: usize,
+        size: usize,
+    },
     /// Append BYTES to KEY server-side: Upload Part - Copy of the old object + one part (s).
     Append { key: String, bytes: usize },
     /// Move every key under FROM/ to TO/: parallel copies, then DELETE Multiple (s).
@@ -49,7 +53,11 @@ enum Cmd {
         conc: usize,
     },
     /// Create COUNT files of SIZE bytes in DIR from this process (files/s).
-    WriteFiles { dir: std::path::PathBuf, count: usize, size: usize },
+    WriteFiles {
+        dir: std::path::PathBuf,
+        count: usize,
+        size: usize,
+    },
 }
 
 fn data(len: usize) -> Bytes {
@@ -86,7 +94,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             upload::put_multipart(&c, key, body, &PutOptions::default(), part_mib << 20, *conc)
                 .await?;
             let s = t.elapsed().as_secs_f64();
-            println!("raw put: {size_mib} MiB in {s:.2} s = {:.1} MiB/s", *size_mib as f64 / s);
+            println!(
+                "raw put: {size_mib} MiB in {s:.2} s = {:.1} MiB/s",
+                *size_mib as f64 / s
+            );
         }
         Cmd::PutMany {
             prefix,
@@ -97,11 +108,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let body = data(*size);
             let t = Instant::now();
             for i in 0..*count {
-                c.put_object(&format!("{prefix}/f{i:05}"), body.clone(), &PutOptions::default())
-                    .await?;
+                c.put_object(
+                    &format!("{prefix}/f{i:05}"),
+                    body.clone(),
+                    &PutOptions::default(),
+                )
+                .await?;
             }
             let s = t.elapsed().as_secs_f64();
-            println!("raw put-many: {count} in {s:.2} s = {:.1} objects/s", *count as f64 / s);
+            println!(
+                "raw put-many: {count} in {s:.2} s = {:.1} objects/s",
+                *count as f64 / s
+            );
         }
         Cmd::Append { key, bytes } => {
             let c = client(&a)?;
@@ -114,7 +132,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
             let p2 = c.upload_part(key, &id, 2, data(*bytes)).await?;
             c.complete_multipart(key, &id, &[p1, p2]).await?;
-            println!("raw append: {bytes} bytes = {:.3} s", t.elapsed().as_secs_f64());
+            println!(
+                "raw append: {bytes} bytes = {:.3} s",
+                t.elapsed().as_secs_f64()
+            );
         }
         Cmd::Rename { from, to, conc } => {
             let c = client(&a)?;
@@ -146,7 +167,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             for chunk in keys.chunks(MAX_DELETE_KEYS) {
                 c.delete_objects(chunk).await?;
             }
-            println!("raw rename: {} keys = {:.3} s", keys.len(), t.elapsed().as_secs_f64());
+            println!(
+                "raw rename: {} keys = {:.3} s",
+                keys.len(),
+                t.elapsed().as_secs_f64()
+            );
         }
         Cmd::WriteFiles { dir, count, size } => {
             let body = data(*size);
@@ -155,7 +180,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 std::fs::write(dir.join(format!("f{i:05}")), &body)?;
             }
             let s = t.elapsed().as_secs_f64();
-            println!("write-files: {count} in {s:.2} s = {:.1} files/s", *count as f64 / s);
+            println!(
+                "write-files: {count} in {s:.2} s = {:.1} files/s",
+                *count as f64 / s
+            );
         }
     }
     Ok(())

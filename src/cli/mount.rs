@@ -416,7 +416,7 @@ fn serve_mount(
         return 1;
     }
     let fs = Arc::new(CosFs::new(client, prep.fs_cfg.clone()));
-    let adapter = FuseAdapter::new(fs, rt.handle().clone());
+    let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone());
     let mut options = vec![
         fuser::MountOption::FSName(format!("cosfs:{}", prep.bucket)),
         fuser::MountOption::Subtype("cosfs".into()),
@@ -450,9 +450,10 @@ fn serve_mount(
             Ok(Unmounted::Clean) => {} // the session sees the unmount and returns
             Ok(Unmounted::Detached) => {
                 // Files are still open: the kernel keeps the connection until they close,
-                // but the mount is gone from the tree, so stop now (nothing is buffered).
-                tracing::warn!(mountpoint = %mountpoint.display(), "detached with files open; they now fail with ENOTCONN");
-                std::process::exit(0);
+                // but the mount is gone from the tree. Upload what open files hold, then stop.
+                let failed = fs.publish_all().await;
+                tracing::warn!(mountpoint = %mountpoint.display(), failed_uploads = failed, "detached with files open; they now fail with ENOTCONN");
+                std::process::exit(if failed == 0 { 0 } else { 1 });
             }
             Err(e) => {
                 tracing::error!(mountpoint = %mountpoint.display(), error = %e, "unmount failed")

@@ -396,6 +396,22 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
     }
 
+    /// Publish every file open for writing (shutdown with files still open); returns how many
+    /// failed (each is logged).
+    pub async fn publish_all(&self) -> usize {
+        let writers: Vec<SharedWriter<S>> =
+            self.writers.lock().unwrap().values().cloned().collect();
+        let mut failed = 0;
+        for w in writers {
+            let mut g = w.lock().await;
+            if let Err(e) = g.publish(&self.wctx).await {
+                tracing::error!(key = %g.key, error = %e, "could not upload an open file at shutdown");
+                failed += 1;
+            }
+        }
+        failed
+    }
+
     /// chmod, chown, utimens and truncate.
     pub async fn setattr(&self, ino: u64, fh: Option<u64>, set: SetAttr) -> FsResult<Entry> {
         self.writable()?;
