@@ -17,20 +17,9 @@ SIZE_MIB=${1:-1024}
 N=${2:-1000}
 SCENARIOS=${3:-"0 10"}
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin cosfs --bin cosfs-bench-read --bin cosfs-bench-write
-BIN=$PWD/target/release
-WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/cosfs-bench-write.XXXXXX")
-BUCKET=bench-1250000000
-MNT=$WORK/mnt
-mkdir -p "$MNT"
-cleanup() {
-  mountpoint -q "$MNT" && { "$BIN/cosfs" unmount "$MNT" 2>/dev/null || umount -l "$MNT"; }
-  [ -n "${SRV:-}" ] && kill "$SRV" 2>/dev/null
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
+BENCH_BINS="cosfs cosfs-bench-read cosfs-bench-write"
+. scripts/lib/bench.sh
+bench_init cosfs-bench-write
 . scripts/lib/serve.sh
 start_serve
 RAW="$BIN/cosfs-bench-write --endpoint $EP --bucket $BUCKET"

@@ -9,22 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::mount::{drop_kernel_caches, Backend, Mounted};
 use common::pattern;
-use cosfs::cos::PutOptions;
 
 const MIB: usize = 1024 * 1024;
-
-fn put_big(b: &Backend, key: &str, data: &[u8]) {
-    let body = bytes::Bytes::copy_from_slice(data);
-    b.block_on(cosfs::cos::upload::put_multipart(
-        &*b.client,
-        key,
-        body,
-        &PutOptions::default(),
-        8 * MIB,
-        4,
-    ))
-    .unwrap();
-}
 
 /// xorshift offsets/lengths, reproducible per seed.
 fn rng(seed: u64) -> impl FnMut(u64) -> u64 {
@@ -41,7 +27,7 @@ fn rng(seed: u64) -> impl FnMut(u64) -> u64 {
 fn random_and_concurrent_reads_match_the_source() {
     let b = Backend::start();
     let data = pattern(64 * MIB + 12345, 7);
-    put_big(&b, "big.bin", &data);
+    b.put_big("big.bin", &data);
     let m = Mounted::start(&b, &["--cache-size", "32M"]);
     let path = m.p("big.bin");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), data.len() as u64);
@@ -89,7 +75,7 @@ fn random_and_concurrent_reads_match_the_source() {
 fn large_object_reads_whole() {
     let b = Backend::start();
     let data = pattern(300 * MIB, 9);
-    put_big(&b, "huge.bin", &data);
+    b.put_big("huge.bin", &data);
     let m = Mounted::start(&b, &[]);
     b.reset_counts();
     let got = std::fs::read(m.p("huge.bin")).unwrap();

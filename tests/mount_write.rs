@@ -64,19 +64,6 @@ fn close(f: std::fs::File) -> Result<(), i32> {
     }
 }
 
-fn put_big(b: &Backend, key: &str, data: &[u8]) {
-    let body = bytes::Bytes::copy_from_slice(data);
-    b.block_on(cosfs::cos::upload::put_multipart(
-        &*b.client,
-        key,
-        body,
-        &PutOptions::default(),
-        8 * MIB,
-        4,
-    ))
-    .unwrap();
-}
-
 fn no_uploads_left(b: &Backend) {
     let page = b
         .block_on(b.client.list_multipart_uploads("", None, None))
@@ -412,7 +399,7 @@ fn xattrs_unflushed_reads_and_fallocate() {
 fn edits_of_large_files_reuse_unchanged_parts() {
     let b = Backend::start();
     let data = pattern(24 * MIB, 3);
-    put_big(&b, "big.bin", &data);
+    b.put_big("big.bin", &data);
     let m = Mounted::start(&b, &[]);
     b.reset_counts();
     let mut f = OpenOptions::new()

@@ -287,31 +287,22 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let w = FileWriter::new_empty(&self.wctx, &key, a.clone(), None);
         let mut w = w;
         w.handles = 1;
-        let node = {
-            let mut t = self.inodes.lock().unwrap();
-            // A name created here replaces whatever inode stood for it (created elsewhere
-            // and not seen yet): the new file gets an inode of its own.
-            t.unlink_name(parent, name);
-            let n = t.upsert(parent, name, a, 1, false);
-            t.get_mut(n.ino).expect("just made").local = true;
-            n
-        };
+        let entry = self.add_entry(parent, name, a);
+        if let Some(n) = self.inodes.lock().unwrap().get_mut(entry.ino) {
+            n.local = true;
+        }
         self.writers
             .lock()
             .unwrap()
-            .insert(node.ino, Arc::new(tokio::sync::Mutex::new(w)));
-        self.touch_dir(parent);
+            .insert(entry.ino, Arc::new(tokio::sync::Mutex::new(w)));
         let fh = self.new_fh(FileHandle {
-            ino: node.ino,
+            ino: entry.ino,
             reader: Arc::new(ObjectReader::new(&key, "", 0)),
             writes: true,
             append: flags.append,
         });
         Ok((
-            Entry {
-                ino: node.ino,
-                attr: node.attr,
-            },
+            entry,
             Opened {
                 fh,
                 keep_cache: false,

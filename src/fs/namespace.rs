@@ -18,7 +18,7 @@ use futures_util::{stream, StreamExt};
 
 use crate::cos::{ListRequest, MetadataDirective, ObjectStore, PutOptions, MAX_DELETE_KEYS};
 
-use super::attr::{to_user_meta, AttrSource, FileKind};
+use super::attr::{to_user_meta, AttrSource, FileKind, PosixAttr};
 use super::core::{CosFs, Entry};
 use super::error::{FsError, FsResult};
 use super::files::new_attr;
@@ -103,6 +103,21 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         Ok(!self.local_only_children(node.ino).is_empty())
     }
 
+    /// `name` in `parent` was just made on this mount: it gets a fresh inode (whatever stood
+    /// for the name, created elsewhere and not seen yet, is unlinked) with one kernel reference.
+    pub(super) fn add_entry(&self, parent: u64, name: &str, attr: PosixAttr) -> Entry {
+        let n = {
+            let mut t = self.inodes.lock().unwrap();
+            t.unlink_name(parent, name);
+            t.upsert(parent, name, attr, 1, false)
+        };
+        self.touch_dir(parent);
+        Entry {
+            ino: n.ino,
+            attr: n.attr,
+        }
+    }
+
     pub async fn mkdir(
         &self,
         parent: u64,
@@ -122,16 +137,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             user_meta: to_user_meta(&a),
         };
         a.etag = Some(self.store.put_object(&key, Bytes::new(), &opts).await?.etag);
-        let n = {
-            let mut t = self.inodes.lock().unwrap();
-            t.unlink_name(parent, name);
-            t.upsert(parent, name, a, 1, false)
-        };
-        self.touch_dir(parent);
-        Ok(Entry {
-            ino: n.ino,
-            attr: n.attr,
-        })
+        Ok(self.add_entry(parent, name, a))
     }
 
     pub async fn symlink(
@@ -150,16 +156,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let opts = meta::put_options(&a, &Default::default(), None, None)?;
         let body = Bytes::copy_from_slice(target);
         a.etag = Some(self.store.put_object(&key, body, &opts).await?.etag);
-        let n = {
-            let mut t = self.inodes.lock().unwrap();
-            t.unlink_name(parent, name);
-            t.upsert(parent, name, a, 1, false)
-        };
-        self.touch_dir(parent);
-        Ok(Entry {
-            ino: n.ino,
-            attr: n.attr,
-        })
+        Ok(self.add_entry(parent, name, a))
     }
 
     pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {

@@ -74,6 +74,20 @@ impl Backend {
         self.put_with(key, body, Default::default());
     }
 
+    /// Upload `data` as a multipart object (8 MiB parts), as big objects from other tools are.
+    pub fn put_big(&self, key: &str, data: &[u8]) {
+        let body = bytes::Bytes::copy_from_slice(data);
+        self.block_on(cosfs::cos::upload::put_multipart(
+            &*self.client,
+            key,
+            body,
+            &cosfs::cos::PutOptions::default(),
+            8 * 1024 * 1024,
+            4,
+        ))
+        .unwrap_or_else(|e| panic!("put {key}: {e}"));
+    }
+
     pub fn put_with(&self, key: &str, body: impl Into<bytes::Bytes>, opts: cosfs::cos::PutOptions) {
         use cosfs::cos::ObjectStore;
         self.block_on(self.client.put_object(key, body.into(), &opts))
