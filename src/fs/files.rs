@@ -22,7 +22,7 @@ use super::attr::{self, AttrSource, FileKind, PosixAttr};
 use super::core::{CosFs, Entry, FileHandle, Opened, SharedWriter};
 use super::error::{FsError, FsResult};
 use super::inode::Inode;
-use super::meta::{self, Xattrs, DIR_CONTENT_TYPE};
+use super::meta::{self, Xattrs};
 use super::names::check_name;
 use super::reader::ObjectReader;
 use super::write::FileWriter;
@@ -509,11 +509,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             if node.key.is_empty() {
                 return Err(FsError::Io(libc::EPERM)); // the bucket root has no marker
             }
-            let opts = meta::put_options(&a, &foreign, Some(DIR_CONTENT_TYPE), None)?;
-            self.store
-                .put_object(&node.key, Bytes::new(), &opts)
-                .await?
-                .etag
+            meta::put_marker(&*self.store, &node.key, &a, &foreign).await?
         } else {
             let m = existing.expect("files were checked above");
             let opts: PutOptions = meta::put_options(

@@ -110,6 +110,21 @@ pub fn stored_namespace(name: &str) -> bool {
     name.starts_with("user.") && name.len() > 5
 }
 
+/// Write the directory marker `key` (zero bytes, `application/x-directory`) carrying `attr`
+/// and the `foreign` headers; returns its ETag.
+pub async fn put_marker<S: ObjectStore + ?Sized>(
+    store: &S,
+    key: &str,
+    attr: &PosixAttr,
+    foreign: &UserMeta,
+) -> FsResult<String> {
+    let opts = put_options(attr, foreign, Some(DIR_CONTENT_TYPE), None)?;
+    Ok(store
+        .put_object(key, bytes::Bytes::new(), &opts)
+        .await?
+        .etag)
+}
+
 /// Copy `source` (of `size` bytes, at `etag`) to `dest` with `directive`; multipart above 5 GB.
 pub async fn copy_object<S: ObjectStore + ?Sized>(
     store: &S,

@@ -16,15 +16,15 @@
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 
-use crate::cos::{ListRequest, MetadataDirective, ObjectStore, PutOptions, MAX_DELETE_KEYS};
+use crate::cos::{ListRequest, MetadataDirective, ObjectStore, MAX_DELETE_KEYS};
 
-use super::attr::{to_user_meta, AttrSource, FileKind, PosixAttr};
+use super::attr::{AttrSource, FileKind, PosixAttr};
 use super::core::{CosFs, Entry};
 use super::error::{FsError, FsResult};
 use super::files::new_attr;
 use super::inode::Inode;
 use super::lookup::lookup;
-use super::meta::{self, DIR_CONTENT_TYPE};
+use super::meta;
 use super::names::check_name;
 
 /// Copies in flight while renaming a directory.
@@ -69,12 +69,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if dir.key.is_empty() || dir.attr.source != AttrSource::Implicit {
             return Ok(());
         }
-        let opts = meta::put_options(&dir.attr, &Default::default(), Some(DIR_CONTENT_TYPE), None)?;
-        let etag = self
-            .store
-            .put_object(&dir.key, Bytes::new(), &opts)
-            .await?
-            .etag;
+        let etag = meta::put_marker(&*self.store, &dir.key, &dir.attr, &Default::default()).await?;
         let mut a = dir.attr;
         a.etag = Some(etag);
         a.source = AttrSource::Head;
@@ -131,12 +126,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let dir = self.dir_node(parent)?;
         let mut a = new_attr(FileKind::Directory, mode, uid, gid, 0);
         let key = format!("{}{name}/", dir.key);
-        let opts = PutOptions {
-            content_type: Some(DIR_CONTENT_TYPE.into()),
-            storage_class: None,
-            user_meta: to_user_meta(&a),
-        };
-        a.etag = Some(self.store.put_object(&key, Bytes::new(), &opts).await?.etag);
+        a.etag = Some(meta::put_marker(&*self.store, &key, &a, &Default::default()).await?);
         Ok(self.add_entry(parent, name, a))
     }
 
@@ -361,9 +351,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
         if keys.is_empty() {
             // Known only on this mount (files not uploaded yet): give it a marker.
-            let opts =
-                meta::put_options(&src.attr, &Default::default(), Some(DIR_CONTENT_TYPE), None)?;
-            self.store.put_object(new_key, Bytes::new(), &opts).await?;
+            meta::put_marker(&*self.store, new_key, &src.attr, &Default::default()).await?;
         }
         let old: Vec<String> = keys.into_iter().map(|(k, _, _)| k).collect();
         for chunk in old.chunks(MAX_DELETE_KEYS) {
