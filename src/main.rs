@@ -1,6 +1,16 @@
 use clap::Parser;
 
 fn main() {
-    let cli = cosfs::cli::Cli::parse();
+    let routed = match cosfs::cli::legacy::route(std::env::args_os().collect()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cosfs: {e}");
+            std::process::exit(1);
+        }
+    };
+    for w in &routed.warnings {
+        eprintln!("cosfs: {w}");
+    }
+    let cli = cosfs::cli::Cli::parse_from(routed.argv);
     std::process::exit(cosfs::cli::run(cli));
 }

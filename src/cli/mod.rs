@@ -2,6 +2,7 @@
 //! Parsing and wiring only; each subcommand hands plain config structs to the layer that does
 //! the work.
 
+pub mod legacy;
 pub mod mount;
 pub mod serve;
 
@@ -21,6 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Mount a bucket (or a prefix of one) on a directory.
+    #[command(args_override_self = true)]
     Mount(mount::MountArgs),
     /// Unmount a cosfs mount.
     Unmount(mount::UnmountArgs),

@@ -42,9 +42,19 @@ pub struct MountArgs {
     /// Stay in the foreground (for systemd and debugging); otherwise daemonise once mounted.
     #[arg(short, long)]
     pub foreground: bool,
+    /// Read the bucket, mountpoint and options from a `key = value` file (e.g.
+    /// /etc/cosfs/NAME.conf for systemd's cosfs@NAME); flags after it override the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Mount read-only: every change is EROFS.
     #[arg(long)]
     pub read_only: bool,
+    /// Allow mounting over a directory that is not empty (its files are hidden meanwhile).
+    #[arg(long)]
+    pub nonempty: bool,
+    /// Do not allow programs on the mount to be executed.
+    #[arg(long)]
+    pub noexec: bool,
     /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root).
     #[arg(long)]
     pub allow_other: bool,
@@ -173,7 +183,7 @@ fn prepare(a: &MountArgs) -> Result<Prepared, String> {
     }
     .map_err(|e| e.to_string())?;
     let client_cfg = ClientConfig::new(&bucket, endpoint).map_err(|e| e.to_string())?;
-    check_mountpoint(&a.mountpoint)?;
+    check_mountpoint(&a.mountpoint, a.nonempty)?;
     let mountpoint = a
         .mountpoint
         .canonicalize()
@@ -231,16 +241,16 @@ fn prepare(a: &MountArgs) -> Result<Prepared, String> {
     })
 }
 
-fn check_mountpoint(p: &Path) -> Result<(), String> {
+fn check_mountpoint(p: &Path, nonempty_ok: bool) -> Result<(), String> {
     let md = std::fs::metadata(p).map_err(|e| format!("mountpoint {}: {e}", p.display()))?;
     if !md.is_dir() {
         return Err(format!("mountpoint {} is not a directory", p.display()));
     }
     let mut entries =
         std::fs::read_dir(p).map_err(|e| format!("mountpoint {}: {e}", p.display()))?;
-    if entries.next().is_some() {
+    if !nonempty_ok && entries.next().is_some() {
         return Err(format!(
-            "mountpoint {} is not empty (is something already mounted there?)",
+            "mountpoint {} is not empty (is something already mounted there? --nonempty mounts anyway)",
             p.display()
         ));
     }
@@ -426,6 +436,9 @@ fn serve_mount(
     ];
     if args.read_only {
         options.push(fuser::MountOption::RO);
+    }
+    if args.noexec {
+        options.push(fuser::MountOption::NoExec);
     }
     if args.allow_other {
         options.push(fuser::MountOption::AllowOther);

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Install cosfs for mounting at boot (run as root):
+#   - the binary to PREFIX/bin/cosfs (default /usr/local/bin), where mount.fuse3 finds it for
+#     fstab lines `cosfs#BUCKET /mnt fuse ...` (it runs `cosfs` from PATH);
+#   - the mount helper /sbin/mount.fuse.cosfs (a symlink to the binary), which `mount -t
+#     fuse.cosfs` and fstab lines of type fuse.cosfs run;
+#   - the systemd template unit cosfs@.service (when systemd is present) and /etc/cosfs/.
+#
+# Usage: scripts/install.sh [--bin PATH] [--prefix DIR] [--sbin DIR] [--no-systemd]
+#   --bin PATH   install this binary instead of building target/release/cosfs
+#   --uninstall  remove what a previous run installed (with the same --prefix/--sbin)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin="" prefix=/usr/local sbin=/sbin systemd=1 uninstall=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bin) bin="$2"; shift 2 ;;
+    --prefix) prefix="$2"; shift 2 ;;
+    --sbin) sbin="$2"; shift 2 ;;
+    --no-systemd) systemd=0; shift ;;
+    --uninstall) uninstall=1; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+unitdir=/etc/systemd/system
+
+if [ "$uninstall" = 1 ]; then
+  rm -f "$sbin/mount.fuse.cosfs" "$prefix/bin/cosfs" "$unitdir/cosfs@.service"
+  echo "removed $prefix/bin/cosfs, $sbin/mount.fuse.cosfs and $unitdir/cosfs@.service"
+  exit 0
+fi
+
+if [ -z "$bin" ]; then
+  cargo build --release --bin cosfs
+  bin=target/release/cosfs
+fi
+[ -x "$bin" ] || { echo "install.sh: $bin is not an executable" >&2; exit 1; }
+
+install -d "$prefix/bin" "$sbin"
+install -m 0755 "$bin" "$prefix/bin/cosfs.new"
+mv -f "$prefix/bin/cosfs.new" "$prefix/bin/cosfs"
+ln -sfn "$(realpath "$prefix/bin/cosfs")" "$sbin/mount.fuse.cosfs"
+echo "installed $prefix/bin/cosfs and the mount helper $sbin/mount.fuse.cosfs"
+
+if [ "$systemd" = 1 ] && [ -d "$unitdir" ]; then
+  install -d -m 0755 /etc/cosfs
+  sed "s|/usr/local/bin/cosfs|$(realpath "$prefix/bin/cosfs")|g" systemd/cosfs@.service \
+    > "$unitdir/cosfs@.service"
+  chmod 0644 "$unitdir/cosfs@.service"
+  command -v systemctl >/dev/null && [ -d /run/systemd/system ] && systemctl daemon-reload || true
+  echo "installed $unitdir/cosfs@.service; put a mount's settings in /etc/cosfs/NAME.conf and run: systemctl enable --now cosfs@NAME"
+fi
