@@ -146,18 +146,3 @@ fn sigterm_unmounts_cleanly_even_with_a_file_open() {
     // No "Transport endpoint is not connected" left: the directory is usable again.
     assert!(std::fs::read_dir(&m.path).unwrap().next().is_none());
 }
-
-#[test]
-fn sigterm_uploads_files_still_open_for_writing() {
-    use std::io::Write;
-    let b = Backend::start();
-    let mut m = Mounted::start(&b, &[]);
-    let mut f = std::fs::File::create(m.p("unsaved.txt")).unwrap();
-    f.write_all(b"written, never closed").unwrap();
-    let (code, gone) = m.stop();
-    assert_eq!(code, Some(0));
-    assert!(gone);
-    drop(f);
-    let got = b.block_on(common::get_all(&b.client, "unsaved.txt"));
-    assert_eq!(&got[..], b"written, never closed");
-}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::mount::{force_unmount, is_mounted, Backend};
+use common::mount::{is_mounted, Backend, Unmounter};
 use common::{BUCKET, SECRET_ID, SECRET_KEY};
 
 const HELPER: &str = "/sbin/mount.fuse.cosfs";
@@ -54,17 +54,6 @@ impl Drop for InstallGuard {
     }
 }
 
-/// Unmounts `path` on drop if a test step left it mounted.
-struct Unmounter(PathBuf);
-
-impl Drop for Unmounter {
-    fn drop(&mut self) {
-        if is_mounted(&self.0) {
-            force_unmount(&self.0);
-        }
-    }
-}
-
 fn text(out: &Output) -> String {
     format!(
         "status {:?}\nstdout: {}\nstderr: {}",
@@ -101,7 +90,7 @@ fn mount_helper_fstab_and_legacy_options() {
     std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    let _unmount = Unmounter(mnt.clone());
+    let _unmount = Unmounter::new(&mnt);
     let cache = tmp.path().join("cache");
     let opts = format!(
         "url={},passwd_file={},use_cache={}",

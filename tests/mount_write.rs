@@ -8,11 +8,11 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
-use std::os::unix::io::{AsRawFd, IntoRawFd};
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::mount::{drop_kernel_caches, Backend, Mounted};
+use common::mount::{close, drop_kernel_caches, no_uploads_left, Backend, Mounted};
 use common::{get_all, pattern};
 use cosfs::cos::{ObjectMeta, ObjectStore, PutOptions};
 use cosfs::server::FaultConfig;
@@ -54,23 +54,6 @@ fn cpath(p: &Path) -> CString {
 }
 
 /// close(2) of a file, returning its errno (std ignores close errors).
-fn close(f: std::fs::File) -> Result<(), i32> {
-    // SAFETY: the fd is owned by `f` and closed exactly once here.
-    let rc = unsafe { libc::close(f.into_raw_fd()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap())
-    }
-}
-
-fn no_uploads_left(b: &Backend) {
-    let page = b
-        .block_on(b.client.list_multipart_uploads("", None, None))
-        .unwrap();
-    assert!(page.uploads.is_empty(), "left behind: {:?}", page.uploads);
-}
-
 #[test]
 fn files_are_objects_with_cosfs_metadata() {
     let b = Backend::start();

@@ -2,8 +2,13 @@
 //! Parsing and wiring only; each subcommand hands plain config structs to the layer that does
 //! the work.
 
+pub mod check;
+pub mod control;
 pub mod legacy;
+mod lifecycle;
+pub mod logging;
 pub mod mount;
+pub mod notify;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -26,18 +31,17 @@ pub enum Command {
     Mount(mount::MountArgs),
     /// Unmount a cosfs mount.
     Unmount(mount::UnmountArgs),
+    /// Check that a bucket can be mounted: endpoint, clock, credentials, permissions.
+    Check(check::CheckArgs),
+    /// Print one line of statistics of a running mount.
+    Stats(control::StatsArgs),
     /// Run a local COS-compatible server on a directory (for tests and try-outs).
     Serve(serve::ServeArgs),
 }
 
 /// Logging to stderr at `level` (error, warn, info, debug, trace); `RUST_LOG` overrides it.
 pub fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = logging::init(level, None);
 }
 
 /// Wait for SIGINT or SIGTERM (forever if the handlers cannot be installed).
@@ -60,6 +64,8 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Mount(args) => mount::run(args),
         Command::Unmount(args) => mount::run_unmount(args),
+        Command::Check(args) => check::run(args),
+        Command::Stats(args) => control::run_stats(args),
         Command::Serve(args) => serve::run(args),
     }
 }

@@ -102,9 +102,14 @@ pub struct MountArgs {
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "warn")]
     pub log_level: String,
-    /// Append logs to this file (the daemon has no terminal; with -f logs go to stderr).
+    /// Append logs to this file; SIGHUP reopens it. Without it, logs go to stderr with -f
+    /// (journald-shaped under systemd) and nowhere in daemon mode.
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// On SIGTERM/SIGINT, how long files open for writing may still be finished and closed
+    /// before they are given up (their programs get EIO; COS keeps the previous version).
+    #[arg(long, default_value = "30", value_parser = parse_seconds)]
+    pub stop_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -171,29 +176,40 @@ struct Prepared {
     fs_cfg: FsConfig,
 }
 
-fn prepare(a: &MountArgs) -> Result<Prepared, String> {
-    let (bucket, prefix) = match a.bucket.split_once(':') {
+/// A bucket to talk to, shared by `mount` and `check`.
+pub(super) struct Target {
+    pub bucket: String,
+    pub prefix: String,
+    pub client_cfg: ClientConfig,
+    pub creds: Option<Arc<dyn credentials::CredentialProvider>>,
+}
+
+/// Where `BUCKET[:/prefix]` is and which keys sign for it (None: anonymous).
+pub(super) fn target(
+    spec: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    anonymous: bool,
+    passwd_file: Option<&Path>,
+    cam_role: Option<&str>,
+) -> Result<Target, String> {
+    let (bucket, prefix) = match spec.split_once(':') {
         Some((b, p)) => (b.to_string(), normalize_prefix(p)),
-        None => (a.bucket.clone(), String::new()),
+        None => (spec.to_string(), String::new()),
     };
-    let endpoint = match (&a.region, &a.endpoint) {
+    let endpoint = match (region, endpoint) {
         (Some(r), None) => Endpoint::for_region(&bucket, r),
         (None, Some(u)) => Endpoint::from_url(&bucket, u),
         _ => return Err("say where the bucket is: --region REGION or --endpoint URL".into()),
     }
     .map_err(|e| e.to_string())?;
     let client_cfg = ClientConfig::new(&bucket, endpoint).map_err(|e| e.to_string())?;
-    check_mountpoint(&a.mountpoint, a.nonempty)?;
-    let mountpoint = a
-        .mountpoint
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", a.mountpoint.display()))?;
-    let creds = if a.anonymous {
+    let creds = if anonymous {
         None
     } else {
         let sources = CredentialSources {
-            passwd_file: a.passwd_file.clone(),
-            cam_role: a.cam_role.clone(),
+            passwd_file: passwd_file.map(Path::to_path_buf),
+            cam_role: cam_role.map(str::to_string),
             cam_role_endpoint: None,
         };
         Some(
@@ -207,6 +223,33 @@ fn prepare(a: &MountArgs) -> Result<Prepared, String> {
             })?,
         )
     };
+    Ok(Target {
+        bucket,
+        prefix,
+        client_cfg,
+        creds,
+    })
+}
+
+fn prepare(a: &MountArgs) -> Result<Prepared, String> {
+    let Target {
+        bucket,
+        prefix,
+        client_cfg,
+        creds,
+    } = target(
+        &a.bucket,
+        a.region.as_deref(),
+        a.endpoint.as_deref(),
+        a.anonymous,
+        a.passwd_file.as_deref(),
+        a.cam_role.as_deref(),
+    )?;
+    check_mountpoint(&a.mountpoint, a.nonempty)?;
+    let mountpoint = a
+        .mountpoint
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", a.mountpoint.display()))?;
     let mut defaults = AttrDefaults::for_current_user();
     defaults.uid = a.uid.unwrap_or(defaults.uid);
     defaults.gid = a.gid.unwrap_or(defaults.gid);
@@ -214,6 +257,10 @@ fn prepare(a: &MountArgs) -> Result<Prepared, String> {
     defaults.dir_mode = a.dir_mode;
     if !(1 << 20..=5 << 30).contains(&a.part_size) {
         return Err("--part-size must be between 1M and 5G (the COS part limits)".into());
+    }
+    if let Some(log) = &a.log_file {
+        super::logging::LogFile::open(log)
+            .map_err(|e| format!("cannot open log file {}: {e}", log.display()))?;
     }
     let cache_dir = a.cache_dir.clone().unwrap_or_else(default_cache_dir);
     if !a.read_only {
@@ -296,8 +343,10 @@ pub fn run(args: MountArgs) -> i32 {
         }
     };
     if args.foreground {
-        super::init_logging(&args.log_level);
-        return serve_mount(&args, prep, |r| match r {
+        let log = super::logging::init(&args.log_level, args.log_file.as_deref())
+            .ok()
+            .flatten();
+        return serve_mount(&args, prep, log, |r| match r {
             Ok(msg) => {
                 println!("{msg}");
                 let _ = std::io::stdout().flush();
@@ -326,8 +375,13 @@ fn daemonise(args: &MountArgs, prep: Prepared) -> i32 {
             drop(rd);
             unsafe { libc::setsid() };
             let mut report = std::fs::File::from(wr);
-            init_daemon_logging(args);
-            serve_mount(args, prep, move |r| {
+            let log = match &args.log_file {
+                Some(path) => super::logging::init(&args.log_level, Some(path))
+                    .ok()
+                    .flatten(),
+                None => None,
+            };
+            serve_mount(args, prep, log, move |r| {
                 let line = match r {
                     Ok(_) => "OK\n".to_string(),
                     Err(e) => format!("ERR {e}\n"),
@@ -359,24 +413,6 @@ fn daemonise(args: &MountArgs, prep: Prepared) -> i32 {
     }
 }
 
-fn init_daemon_logging(args: &MountArgs) {
-    let Some(path) = &args.log_file else { return };
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    else {
-        return;
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
-        .try_init();
-}
-
 fn redirect_stdio_to_null() {
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
@@ -396,7 +432,8 @@ fn redirect_stdio_to_null() {
 fn serve_mount(
     args: &MountArgs,
     prep: Prepared,
-    ready: impl FnOnce(Result<String, String>),
+    log: Option<Arc<super::logging::LogFile>>,
+    ready: impl FnOnce(Result<String, String>) + Send + 'static,
 ) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -425,7 +462,7 @@ fn serve_mount(
         ready(Err(e));
         return 1;
     }
-    let fs = Arc::new(CosFs::new(client, prep.fs_cfg.clone()));
+    let fs = Arc::new(CosFs::new(client.clone(), prep.fs_cfg.clone()));
     let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone());
     let mut options = vec![
         fuser::MountOption::FSName(format!("cosfs:{}", prep.bucket)),
@@ -453,27 +490,23 @@ fn serve_mount(
             return 1;
         }
     };
-    let mountpoint = prep.mountpoint.clone();
-    rt.spawn_blocking(move || raise_readahead(&mountpoint));
-    let mountpoint = prep.mountpoint.clone();
-    rt.spawn(async move {
-        super::wait_for_signal().await;
-        tracing::info!(mountpoint = %mountpoint.display(), "signal received, unmounting");
-        match unmount(&mountpoint, true) {
-            Ok(Unmounted::Clean) => {} // the session sees the unmount and returns
-            Ok(Unmounted::Detached) => {
-                // Files are still open: the kernel keeps the connection until they close,
-                // but the mount is gone from the tree. Upload what open files hold, then stop.
-                let failed = fs.publish_all().await;
-                tracing::warn!(mountpoint = %mountpoint.display(), failed_uploads = failed, "detached with files open; they now fail with ENOTCONN");
-                std::process::exit(if failed == 0 { 0 } else { 1 });
-            }
-            Err(e) => {
-                tracing::error!(mountpoint = %mountpoint.display(), error = %e, "unmount failed")
-            }
-        }
-    });
-    ready(Ok(format!(
+    let started = std::time::Instant::now();
+    let socket = {
+        let _enter = rt.enter();
+        let (client, fs) = (client.clone(), fs.clone());
+        let answer = Arc::new(move || super::control::stats_line(&client, &fs, started));
+        super::control::listen(&prep.mountpoint, answer)
+            .map_err(|e| tracing::warn!(error = %e, "no control socket: cosfs stats will not work"))
+            .ok()
+    };
+    rt.spawn(super::lifecycle::supervise(super::lifecycle::Running {
+        fs: fs.clone(),
+        mountpoint: prep.mountpoint.clone(),
+        stop_timeout: args.stop_timeout,
+        log,
+        socket,
+    }));
+    let message = format!(
         "cosfs: {}{} mounted on {}",
         prep.bucket,
         if prep.prefix.is_empty() {
@@ -482,7 +515,17 @@ fn serve_mount(
             format!(":/{}", prep.prefix.trim_end_matches('/'))
         },
         prep.mountpoint.display()
-    )));
+    );
+    // Ready once the mount answers: the stat waits for the kernel's INIT and our getattr.
+    let mountpoint = prep.mountpoint.clone();
+    std::thread::spawn(move || match answers(&mountpoint) {
+        Ok(()) => {
+            raise_readahead(&mountpoint);
+            super::notify::notify(&format!("READY=1\nSTATUS={message}"));
+            ready(Ok(message));
+        }
+        Err(e) => ready(Err(e)),
+    });
     let result = session.run();
     drop(session);
     rt.shutdown_timeout(Duration::from_secs(1));
@@ -492,6 +535,19 @@ fn serve_mount(
             tracing::error!(error = %e, "FUSE session failed");
             1
         }
+    }
+}
+
+/// Whether `mountpoint` is a mount that answers (its root is on another device than its
+/// parent directory).
+fn answers(mountpoint: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(mountpoint)
+        .map_err(|e| format!("the mount on {} does not answer: {e}", mountpoint.display()))?;
+    let parent = mountpoint.parent().unwrap_or(Path::new("/"));
+    match std::fs::metadata(parent) {
+        Ok(p) if p.dev() == md.dev() => Err(format!("{} is not mounted", mountpoint.display())),
+        _ => Ok(()),
     }
 }
 

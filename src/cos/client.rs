@@ -79,6 +79,7 @@ pub struct CosClient {
     transport: Transport,
     /// Server time minus local time, in seconds, learned from skew errors.
     clock_offset: AtomicI64,
+    stats: super::stats::RequestStats,
 }
 
 impl std::fmt::Debug for CosClient {
@@ -98,7 +99,32 @@ impl CosClient {
             cfg,
             creds,
             clock_offset: AtomicI64::new(0),
+            stats: Default::default(),
         })
+    }
+
+    /// Requests sent so far, by kind.
+    pub fn request_counts(&self) -> super::stats::RequestCounts {
+        self.stats.snapshot()
+    }
+
+    /// One signed HEAD of the bucket, sent once (no retries, no clock correction): how long
+    /// the answer took, the server's clock from its `Date` header, and the outcome.
+    /// `cosfs check` reads the endpoint and the clock from it.
+    pub async fn probe(&self) -> (std::time::Duration, Option<SystemTime>, CosResult<()>) {
+        let t0 = std::time::Instant::now();
+        let r = self.send_once(&Request::new(Method::HEAD, None)).await;
+        let took = t0.elapsed();
+        match r {
+            Ok(resp) => (took, parse::http_date(&resp.headers, "date"), Ok(())),
+            Err(CosError::Service(e)) => (took, e.server_date, Err(CosError::Service(e))),
+            Err(e) => (took, None, Err(e)),
+        }
+    }
+
+    /// Server time minus local time in seconds, as learned from clock-skew answers.
+    pub fn clock_offset_secs(&self) -> i64 {
+        self.clock_offset.load(Ordering::Relaxed)
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -222,10 +248,21 @@ impl CosClient {
         let mut attempt = 0u32;
         let mut skew_fixed = false;
         let mut token_refreshed = false;
+        let copy = req.headers.iter().any(|(k, _)| k == "x-cos-copy-source");
+        let kind = super::stats::kind_of(&req.method, req.key.is_some(), &req.params, copy);
+        self.stats.request(kind, req.body.len());
         loop {
             attempt += 1;
+            if attempt > 1 {
+                self.stats.retry();
+            }
             let result = match self.send_once(&req).await {
-                Ok(resp) => handle(resp).await,
+                Ok(resp) => {
+                    if req.method != Method::HEAD {
+                        self.stats.received(content_length(&resp.headers));
+                    }
+                    handle(resp).await
+                }
                 Err(e) => Err(e),
             };
             let err = match result {
@@ -263,8 +300,16 @@ impl CosClient {
                 tokio::time::sleep(delay).await;
                 continue;
             }
-            if let Some(rid) = err.request_id() {
-                tracing::debug!(method = %req.method, key = req.key.as_deref().unwrap_or("/"), request_id = rid, error = %err, "COS request failed");
+            if !err.is_not_found() {
+                self.stats.failure();
+            }
+            let key = req.key.as_deref().unwrap_or("/");
+            let request_id = err.request_id().unwrap_or("-");
+            if err.is_not_found() {
+                // Lookups of names that do not exist: routine.
+                tracing::debug!(method = %req.method, key, request_id, error = %err, "COS request failed");
+            } else {
+                tracing::warn!(method = %req.method, key, request_id, attempts = attempt, error = %err, "COS request failed");
             }
             return Err(err);
         }
@@ -336,4 +381,12 @@ fn service_error(status: u16, headers: &HeaderMap, body: &[u8]) -> ServiceError 
     }
     e.server_date = parse::http_date(headers, "date");
     e
+}
+
+fn content_length(headers: &HeaderMap) -> u64 {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

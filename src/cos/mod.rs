@@ -10,6 +10,7 @@ pub mod integrity;
 mod ops;
 pub mod parse;
 pub mod sign;
+pub mod stats;
 pub mod store;
 pub mod transport;
 pub mod upload;

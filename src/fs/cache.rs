@@ -13,6 +13,7 @@
 //! - Lock order: the one `Mutex` is a leaf; it is never held across an await.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -56,6 +57,9 @@ pub struct BlockCache {
     in_flight: Arc<Semaphore>,
     in_flight_cap: usize,
     budget: u64,
+    /// Lookups answered from memory, and lookups that had to wait for or start a fetch.
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 /// Room for `n` blocks being fetched; give one back per block with `take_one`.
@@ -86,6 +90,8 @@ impl BlockCache {
             in_flight: Arc::new(Semaphore::new(blocks / 2)),
             in_flight_cap: blocks / 2,
             budget: blocks as u64 * BLOCK_SIZE,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -103,11 +109,21 @@ impl BlockCache {
         self.inner.lock().unwrap().ready_bytes
     }
 
+    /// (hits, misses) of `lookup` so far.
+    pub fn hit_counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
     pub fn lookup(&self, id: &BlockId) -> Lookup {
         let mut g = self.inner.lock().unwrap();
         if let Some(b) = g.ready.get(id) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Ready(b.clone());
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         match g.pending.get(id) {
             Some(tx) => Lookup::Pending(tx.subscribe()),
             None => Lookup::Missing,

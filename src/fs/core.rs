@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -148,6 +148,20 @@ pub struct CosFs<S: ObjectStore + ?Sized> {
     pub(super) wctx: WriteCtx<S>,
     pub(super) next_fh: AtomicU64,
     mount_time: SystemTime,
+    /// Stopping: no new writes (opening for writing, creating, namespace changes are EROFS).
+    pub(super) stopping: AtomicBool,
+}
+
+/// What the filesystem is doing, for `cosfs stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsActivity {
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_bytes: u64,
+    /// Files open for writing (their uploads finish at close or fsync).
+    pub open_for_writing: usize,
+    /// Upload bytes in memory or on the wire now.
+    pub upload_bytes_in_flight: u64,
 }
 
 /// The key prefix of the directory holding `key` (a file key or a directory prefix).
@@ -185,12 +199,25 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             wctx,
             next_fh: AtomicU64::new(1),
             mount_time: now,
+            stopping: AtomicBool::new(false),
             cfg,
         }
     }
 
     pub fn config(&self) -> &FsConfig {
         &self.cfg
+    }
+
+    pub fn activity(&self) -> FsActivity {
+        let (cache_hits, cache_misses) = self.cache.hit_counts();
+        let free_mib = self.wctx.permits.available_permits() as u64;
+        FsActivity {
+            cache_hits,
+            cache_misses,
+            cache_bytes: self.cache.ready_bytes(),
+            open_for_writing: self.writers.lock().unwrap().len(),
+            upload_bytes_in_flight: (self.wctx.budget_mib as u64).saturating_sub(free_mib) << 20,
+        }
     }
 
     pub(super) fn cache_ref(&self) -> Arc<BlockCache> {

@@ -94,10 +94,44 @@ pub(super) fn new_attr(kind: FileKind, perm: u32, uid: u32, gid: u32, size: u64)
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     pub(super) fn writable(&self) -> FsResult<()> {
-        if self.cfg.read_only {
+        if self.cfg.read_only || self.stopping.load(Ordering::Relaxed) {
             return Err(FsError::ReadOnly);
         }
         Ok(())
+    }
+
+    /// Stop taking changes (shutdown): from now on opening for writing, creating and every
+    /// namespace or metadata change is EROFS. Handles already open for writing keep working,
+    /// so programs in the middle of a file can finish it.
+    pub fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Files open for writing now.
+    pub fn open_for_writing(&self) -> usize {
+        self.writers.lock().unwrap().len()
+    }
+
+    /// Give up on every file still open for writing (shutdown after the grace period): its
+    /// unfinished upload is aborted, so COS keeps the object as of the last close or fsync,
+    /// and every later write, flush or close of it fails with EIO. With `wait`, uploads that
+    /// are completing right now (a close or fsync in progress) are let finish first; without,
+    /// those are skipped. Returns the keys given up on.
+    pub async fn abort_writers(&self, wait: bool) -> Vec<String> {
+        let writers: Vec<SharedWriter<S>> =
+            self.writers.lock().unwrap().values().cloned().collect();
+        let mut keys = Vec::new();
+        for w in writers {
+            let mut g = match w.try_lock() {
+                Ok(g) => g,
+                Err(_) if wait => w.lock().await,
+                Err(_) => continue,
+            };
+            if g.give_up().await {
+                keys.push(g.key.clone());
+            }
+        }
+        keys
     }
 
     pub(super) fn writer(&self, ino: u64) -> Option<SharedWriter<S>> {
@@ -387,25 +421,15 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
     }
 
-    /// Publish every file open for writing (shutdown with files still open); returns how many
-    /// failed (each is logged).
-    pub async fn publish_all(&self) -> usize {
-        let writers: Vec<SharedWriter<S>> =
-            self.writers.lock().unwrap().values().cloned().collect();
-        let mut failed = 0;
-        for w in writers {
-            let mut g = w.lock().await;
-            if let Err(e) = g.publish(&self.wctx).await {
-                tracing::error!(key = %g.key, error = %e, "could not upload an open file at shutdown");
-                failed += 1;
-            }
-        }
-        failed
-    }
-
     /// chmod, chown, utimens and truncate.
     pub async fn setattr(&self, ino: u64, fh: Option<u64>, set: SetAttr) -> FsResult<Entry> {
-        self.writable()?;
+        // ftruncate on a handle open for writing is a write: allowed while stopping.
+        let on_writer = fh
+            .and_then(|f| self.handle(f).ok())
+            .is_some_and(|h| h.writes);
+        if !on_writer || self.cfg.read_only {
+            self.writable()?;
+        }
         let node = self.node(ino)?;
         if let Some(size) = set.size {
             if node.attr.kind == FileKind::Directory {

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cosfs::cos::CosClient;
+use cosfs::cos::{CosClient, ObjectStore};
 use cosfs::server::RunningServer;
 
 use super::{client_with, start_server, Mode, BUCKET, SECRET_ID, SECRET_KEY};
@@ -163,14 +163,27 @@ impl Mounted {
         self.path.join(rel)
     }
 
+    /// Send `sig` to the mount process.
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
     /// Stop with SIGTERM as a user would; returns the exit status and whether the mount is
     /// gone from the mount table.
     pub fn stop(&mut self) -> (Option<i32>, bool) {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(10))
+    }
+
+    /// Wait up to `timeout` for the mount process to exit (then kill it); returns the exit
+    /// status and whether the mount is gone from the mount table.
+    pub fn wait_exit(&mut self, timeout: Duration) -> (Option<i32>, bool) {
         let Some(mut child) = self.child.take() else {
             return (None, !is_mounted(&self.path));
         };
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + timeout;
         let status = loop {
             if let Ok(Some(s)) = child.try_wait() {
                 break Some(s);
@@ -190,6 +203,23 @@ impl Drop for Mounted {
         let (_, gone) = self.stop();
         if !gone {
             force_unmount(&self.path);
+        }
+    }
+}
+
+/// Unmounts `path` on drop if it is still mounted (tests that run `cosfs mount` themselves).
+pub struct Unmounter(PathBuf);
+
+impl Unmounter {
+    pub fn new(path: &Path) -> Unmounter {
+        Unmounter(path.to_path_buf())
+    }
+}
+
+impl Drop for Unmounter {
+    fn drop(&mut self) {
+        if is_mounted(&self.0) {
+            force_unmount(&self.0);
         }
     }
 }
@@ -214,6 +244,26 @@ pub fn force_unmount(path: &Path) {
         .arg(path)
         .stderr(Stdio::null())
         .status();
+}
+
+/// close(2) of `f`, returning its errno (where a failed upload shows).
+pub fn close(f: std::fs::File) -> Result<(), i32> {
+    use std::os::fd::IntoRawFd;
+    // SAFETY: the fd is owned by `f` and closed exactly once here.
+    let rc = unsafe { libc::close(f.into_raw_fd()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap())
+    }
+}
+
+/// Panics if any multipart upload is left unfinished on the server.
+pub fn no_uploads_left(b: &Backend) {
+    let page = b
+        .block_on(b.client.list_multipart_uploads("", None, None))
+        .unwrap();
+    assert!(page.uploads.is_empty(), "left behind: {:?}", page.uploads);
 }
 
 /// Drop the kernel's page cache, so the next read reaches the filesystem.

@@ -395,6 +395,16 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
     pub fn failed(&self) -> bool {
         self.failed.is_some()
     }
+
+    /// Shutdown gave up on this file: drop what is not published (aborting its multipart
+    /// upload) and fail every later operation with EIO. True if unpublished changes were lost.
+    pub async fn give_up(&mut self) -> bool {
+        let lost = !self.unlinked && (self.modified || self.meta_modified);
+        self.discard().await;
+        self.failed = Some(libc::EIO);
+        self.publish_failed = true;
+        lost
+    }
 }
 
 fn new_stream<S: ObjectStore + ?Sized>(ctx: &WriteCtx<S>, key: &str) -> StreamUpload<S> {

@@ -1,0 +1,157 @@
+//! The control socket of a running mount, and `cosfs stats MOUNTPOINT` which reads it.
+//!
+//! Each mount listens on a unix socket named after its mountpoint in the runtime directory
+//! (`/run/cosfs` as root, else `$XDG_RUNTIME_DIR/cosfs` or `/tmp/cosfs-UID`; the directory is
+//! mode 0700, so only the mounting user can ask). A client writes one command line and reads
+//! the answer until EOF. The only command is `stats`: one line of request counts by kind,
+//! bytes, block-cache hit rate and pending uploads.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use sha1::{Digest, Sha1};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::cos::CosClient;
+use crate::fs::CosFs;
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Where the bucket is mounted.
+    pub mountpoint: PathBuf,
+}
+
+fn runtime_dir() -> PathBuf {
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
+        return PathBuf::from("/run/cosfs");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) => PathBuf::from(d).join("cosfs"),
+        None => std::env::temp_dir().join(format!("cosfs-{uid}")),
+    }
+}
+
+/// The socket of the mount on `mountpoint` (canonical path): its last component plus a hash
+/// of the whole path, so it stays under the 108-byte limit of socket paths.
+pub fn socket_path(mountpoint: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let hash = Sha1::digest(mountpoint.as_os_str().as_bytes());
+    let base: String = mountpoint
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".into())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(40)
+        .collect();
+    runtime_dir().join(format!("{base}-{}.sock", hex::encode(&hash[..6])))
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+/// The stats line of a mount.
+pub fn stats_line(client: &CosClient, fs: &CosFs<CosClient>, started: Instant) -> String {
+    let r = client.request_counts();
+    let a = fs.activity();
+    let total: u64 = r.by_kind.iter().map(|(_, n)| n).sum();
+    let kinds: Vec<String> = r.by_kind.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    let lookups = a.cache_hits + a.cache_misses;
+    let hit_rate = if lookups == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.1}%", a.cache_hits as f64 * 100.0 / lookups as f64)
+    };
+    format!(
+        "uptime={}s requests={total} [{}] failed={} retried={} sent={} received={} \
+         cache_hit_rate={hit_rate} ({}/{} blocks) cache_held={} open_for_writing={} \
+         upload_in_flight={}",
+        started.elapsed().as_secs(),
+        kinds.join(" "),
+        r.failed,
+        r.retried,
+        mib(r.bytes_sent),
+        mib(r.bytes_received),
+        a.cache_hits,
+        lookups,
+        mib(a.cache_bytes),
+        a.open_for_writing,
+        mib(a.upload_bytes_in_flight),
+    )
+}
+
+/// Listen on the control socket of `mountpoint` until the process ends; the socket file is
+/// removed by `remove_socket` at exit. A stale socket of a dead mount is replaced.
+pub fn listen(
+    mountpoint: &Path,
+    answer: Arc<dyn Fn() -> String + Send + Sync>,
+) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let path = socket_path(mountpoint);
+    let dir = path.parent().expect("socket path has a directory");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((conn, _)) = listener.accept().await else {
+                continue;
+            };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let (rd, mut wr) = conn.into_split();
+                let mut line = String::new();
+                let _ = BufReader::new(rd).read_line(&mut line).await;
+                let reply = match line.trim() {
+                    "stats" => answer(),
+                    other => format!("unknown command {other:?}; known: stats"),
+                };
+                let _ = wr.write_all(format!("{reply}\n").as_bytes()).await;
+            });
+        }
+    });
+    Ok(path)
+}
+
+/// `cosfs stats MOUNTPOINT`: returns the exit code.
+pub fn run_stats(args: StatsArgs) -> i32 {
+    let mnt = args
+        .mountpoint
+        .canonicalize()
+        .unwrap_or_else(|_| args.mountpoint.clone());
+    let path = socket_path(&mnt);
+    let mut conn = match std::os::unix::net::UnixStream::connect(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "cosfs stats: no cosfs mount answers for {} ({}: {e}); is it mounted, by this user?",
+                mnt.display(),
+                path.display()
+            );
+            return 1;
+        }
+    };
+    let mut out = String::new();
+    let sent = conn
+        .write_all(b"stats\n")
+        .and_then(|_| conn.read_to_string(&mut out));
+    match sent {
+        Ok(_) => {
+            print!("{out}");
+            0
+        }
+        Err(e) => {
+            eprintln!("cosfs stats: {}: {e}", path.display());
+            1
+        }
+    }
+}
