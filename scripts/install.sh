@@ -46,6 +46,7 @@ echo "installed $prefix/bin/cosfs and the mount helper $sbin/mount.fuse.cosfs"
 
 if [ "$systemd" = 1 ] && [ -d "$unitdir" ]; then
   install -d -m 0755 /etc/cosfs
+  install -m 0644 systemd/example.conf /etc/cosfs/example.conf.sample
   sed "s|/usr/local/bin/cosfs|$(realpath "$prefix/bin/cosfs")|g" systemd/cosfs@.service \
     > "$unitdir/cosfs@.service"
   chmod 0644 "$unitdir/cosfs@.service"

@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+# The systemd units in systemd/, against the binary the tests just built.
+scripts/verify-units.sh "$PWD/target/debug/cosfs"

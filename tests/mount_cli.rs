@@ -146,3 +146,53 @@ fn sigterm_unmounts_cleanly_even_with_a_file_open() {
     // No "Transport endpoint is not connected" left: the directory is usable again.
     assert!(std::fs::read_dir(&m.path).unwrap().next().is_none());
 }
+
+#[test]
+fn a_dead_mount_left_by_kill_9_is_replaced_by_the_next_mount() {
+    let b = Backend::start();
+    b.put("hello.txt", "hi\n");
+    let (d, mnt) = mountpoint();
+    let cache = d.path().join("cache");
+    let mount = || {
+        let out = run_mount(
+            mount_command(BUCKET, &mnt, &b.endpoint())
+                .arg("--cache-dir")
+                .arg(&cache),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let _guard = common::mount::Unmounter::new(&mnt);
+    mount();
+    let ps = Command::new("pgrep")
+        .args(["-f", &format!("mount {BUCKET} {}", mnt.display())])
+        .output()
+        .unwrap();
+    let pid: i32 = String::from_utf8_lossy(&ps.stdout).trim().parse().unwrap();
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let dead = loop {
+        match std::fs::metadata(&mnt) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => break true,
+            _ if Instant::now() > deadline => break false,
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    assert!(dead, "the killed mount should answer ENOTCONN");
+    let out = mount();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dead cosfs mount"));
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("hello.txt")).unwrap(),
+        "hi\n"
+    );
+    let status = Command::new(env!("CARGO_BIN_EXE_cosfs"))
+        .arg("unmount")
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -289,7 +289,14 @@ fn prepare(a: &MountArgs) -> Result<Prepared, String> {
 }
 
 fn check_mountpoint(p: &Path, nonempty_ok: bool) -> Result<(), String> {
-    let md = std::fs::metadata(p).map_err(|e| format!("mountpoint {}: {e}", p.display()))?;
+    let md = match std::fs::metadata(p) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            clear_stale_mount(p)?;
+            std::fs::metadata(p)
+        }
+        other => other,
+    }
+    .map_err(|e| format!("mountpoint {}: {e}", p.display()))?;
     if !md.is_dir() {
         return Err(format!("mountpoint {} is not a directory", p.display()));
     }
@@ -302,6 +309,47 @@ fn check_mountpoint(p: &Path, nonempty_ok: bool) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The filesystem type and source of the mount on `p` (absolute, not canonicalised: a dead
+/// mount cannot be resolved), from /proc/self/mountinfo; the last one mounted there wins.
+fn mount_type(p: &Path) -> Option<(String, String)> {
+    let want = p.to_string_lossy().replace(' ', "\\040");
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .rev()
+        .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
+        .filter_map(|l| {
+            let mut f = l.split(" - ").nth(1)?.split(' ');
+            Some((f.next()?.to_string(), f.next()?.to_string()))
+        })
+        .next()
+}
+
+/// A cosfs process died without unmounting (kill -9, OOM): its mountpoint answers ENOTCONN.
+/// Detach that dead mount so this one can take its place; anything else is left alone.
+fn clear_stale_mount(p: &Path) -> Result<(), String> {
+    let abs = std::env::current_dir()
+        .map(|d| d.join(p))
+        .unwrap_or_else(|_| p.to_path_buf());
+    let found = mount_type(&abs);
+    match &found {
+        // Ours: fuse.cosfs through fusermount, or plain fuse with our fsname as root.
+        Some((t, src)) if t == "fuse.cosfs" || (t == "fuse" && src.starts_with("cosfs:")) => {
+            unmount(&abs, true)?;
+            eprintln!(
+                "cosfs mount: {} held a dead cosfs mount (its process had died); detached it",
+                abs.display()
+            );
+            Ok(())
+        }
+        _ => Err(format!(
+            "mountpoint {} is a dead mount ({}) whose process is gone; unmount it: umount -l {}",
+            abs.display(),
+            found.as_ref().map_or("unknown type", |(t, _)| t.as_str()),
+            abs.display()
+        )),
+    }
 }
 
 /// One LIST of the prefix: the cheapest request that proves endpoint, credentials and bucket.
