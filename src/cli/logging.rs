@@ -108,7 +108,11 @@ pub fn init(level: &str, file: Option<&Path>) -> std::io::Result<Option<Arc<LogF
             .with_writer(std::io::stderr)
             .try_init();
     } else {
-        let _ = builder.with_writer(std::io::stderr).try_init();
+        use std::io::IsTerminal;
+        let _ = builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init();
     }
     Ok(None)
 }

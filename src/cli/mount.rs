@@ -552,7 +552,7 @@ fn serve_mount(
         mountpoint: prep.mountpoint.clone(),
         stop_timeout: args.stop_timeout,
         log,
-        socket,
+        socket: socket.clone(),
     }));
     let message = format!(
         "cosfs: {}{} mounted on {}",
@@ -576,6 +576,10 @@ fn serve_mount(
     });
     let result = session.run();
     drop(session);
+    // Unmounted from outside (umount, cosfs unmount): the control socket goes too.
+    if let Some(p) = &socket {
+        let _ = std::fs::remove_file(p);
+    }
     rt.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => 0,
