@@ -121,47 +121,35 @@ fn mount_helper_fstab_and_legacy_options() {
 
     // 2. fstab line of type fuse.cosfs, mounted by its mountpoint alone.
     let fstab = tmp.path().join("fstab");
-    std::fs::write(
-        &fstab,
+    let mount_by_fstab = |line: String, file: &str, want: &str| {
+        std::fs::write(&fstab, format!("# test fstab\n{line}\n")).unwrap();
+        let out = run(Command::new("mount").arg("-T").arg(&fstab).arg(&mnt));
+        assert!(out.status.success(), "mount by {line}: {}", text(&out));
+        assert_eq!(
+            std::fs::read_to_string(mnt.join(file)).unwrap(),
+            want,
+            "{line}"
+        );
+        umount(&mnt);
+    };
+    // The :/sub prefix is the root.
+    mount_by_fstab(
         format!(
-            "# test fstab\n{BUCKET}:/sub {} fuse.cosfs _netdev,allow_other,{opts} 0 0\n",
+            "{BUCKET}:/sub {} fuse.cosfs _netdev,allow_other,{opts} 0 0",
             mnt.display()
         ),
-    )
-    .unwrap();
-    let out = run(Command::new("mount").arg("-T").arg(&fstab).arg(&mnt));
-    assert!(
-        out.status.success(),
-        "mount MOUNTPOINT (fuse.cosfs): {}",
-        text(&out)
-    );
-    assert_eq!(
-        std::fs::read_to_string(mnt.join("hello.txt")).unwrap(),
+        "hello.txt",
         "hello from COS",
-        "the :/sub prefix is the root"
     );
-    umount(&mnt);
-
     // 3. the legacy fstab form: mount.fuse3 runs `cosfs` (installed in /usr/local/bin).
-    std::fs::write(
-        &fstab,
+    mount_by_fstab(
         format!(
-            "cosfs#{BUCKET} {} fuse _netdev,{opts},dbglevel=warn 0 0\n",
+            "cosfs#{BUCKET} {} fuse _netdev,{opts},dbglevel=warn 0 0",
             mnt.display()
         ),
-    )
-    .unwrap();
-    let out = run(Command::new("mount").arg("-T").arg(&fstab).arg(&mnt));
-    assert!(
-        out.status.success(),
-        "mount MOUNTPOINT (cosfs#): {}",
-        text(&out)
+        "via-helper.txt",
+        "written through the helper",
     );
-    assert_eq!(
-        std::fs::read_to_string(mnt.join("via-helper.txt")).unwrap(),
-        "written through the helper"
-    );
-    umount(&mnt);
 
     // 4. an option cosfs does not know is refused by name, and nothing is mounted.
     let out = run(Command::new("mount")

@@ -12,7 +12,6 @@
 //! 7. unfinished multipart uploads under the prefix (left by crashed writers): counted, and
 //!    those older than a day aborted with `--abort-stale-uploads`.
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -26,21 +25,8 @@ use crate::cos::{
 pub struct CheckArgs {
     /// Bucket (`name-APPID`), optionally with a key prefix: `BUCKET:/some/prefix`.
     pub bucket: String,
-    /// COS region, e.g. ap-guangzhou.
-    #[arg(long, conflicts_with = "endpoint")]
-    pub region: Option<String>,
-    /// Endpoint URL instead of a region (e.g. http://127.0.0.1:9100 for `cosfs serve`).
-    #[arg(long)]
-    pub endpoint: Option<String>,
-    /// Credentials file (`bucket:SecretId:SecretKey` lines, mode 600).
-    #[arg(long)]
-    pub passwd_file: Option<PathBuf>,
-    /// CVM instance role to take temporary credentials from.
-    #[arg(long)]
-    pub cam_role: Option<String>,
-    /// Send unsigned requests (public-read buckets).
-    #[arg(long, conflicts_with_all = ["passwd_file", "cam_role"])]
-    pub anonymous: bool,
+    #[command(flatten)]
+    pub access: super::mount::AccessArgs,
     /// Skip the write probe (for mounts that will be --read-only).
     #[arg(long)]
     pub read_only: bool,
@@ -135,14 +121,7 @@ async fn check(a: &CheckArgs, r: &mut Report) {
             "use the full name from the COS console's bucket list, e.g. examplebucket-1250000000",
         );
     }
-    let target = match super::mount::target(
-        &a.bucket,
-        a.region.as_deref(),
-        a.endpoint.as_deref(),
-        a.anonymous,
-        a.passwd_file.as_deref(),
-        a.cam_role.as_deref(),
-    ) {
+    let target = match super::mount::target(&a.bucket, &a.access) {
         Ok(t) => t,
         Err(e) => {
             return r.fail(

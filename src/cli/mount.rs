@@ -33,12 +33,8 @@ pub struct MountArgs {
     pub bucket: String,
     /// Directory to mount on (must exist and be empty).
     pub mountpoint: PathBuf,
-    /// COS region, e.g. ap-guangzhou (uses https://BUCKET.cos.REGION.myqcloud.com).
-    #[arg(long, conflicts_with = "endpoint")]
-    pub region: Option<String>,
-    /// Endpoint URL instead of a region, e.g. http://127.0.0.1:9100 for `cosfs serve`.
-    #[arg(long)]
-    pub endpoint: Option<String>,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Stay in the foreground (for systemd and debugging); otherwise daemonise once mounted.
     #[arg(short, long)]
     pub foreground: bool,
@@ -90,15 +86,6 @@ pub struct MountArgs {
     /// Part uploads in flight for the whole mount.
     #[arg(long, default_value = "8", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub upload_concurrency: u16,
-    /// Credentials file (`bucket:SecretId:SecretKey` lines, mode 600), used alone when given.
-    #[arg(long)]
-    pub passwd_file: Option<PathBuf>,
-    /// CVM instance role to take temporary credentials from.
-    #[arg(long)]
-    pub cam_role: Option<String>,
-    /// Send unsigned requests (public-read buckets, or `cosfs serve --anonymous`).
-    #[arg(long, conflicts_with_all = ["passwd_file", "cam_role"])]
-    pub anonymous: bool,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "warn")]
     pub log_level: String,
@@ -110,6 +97,26 @@ pub struct MountArgs {
     /// before they are given up (their programs get EIO; COS keeps the previous version).
     #[arg(long, default_value = "30", value_parser = parse_seconds)]
     pub stop_timeout: Duration,
+}
+
+/// Where a bucket is and how to sign for it (`mount` and `check`).
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// COS region, e.g. ap-guangzhou (uses https://BUCKET.cos.REGION.myqcloud.com).
+    #[arg(long, conflicts_with = "endpoint")]
+    pub region: Option<String>,
+    /// Endpoint URL instead of a region, e.g. http://127.0.0.1:9100 for `cosfs serve`.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Credentials file (`bucket:SecretId:SecretKey` lines, mode 600), used alone when given.
+    #[arg(long)]
+    pub passwd_file: Option<PathBuf>,
+    /// CVM instance role to take temporary credentials from.
+    #[arg(long)]
+    pub cam_role: Option<String>,
+    /// Send unsigned requests (public-read buckets, or `cosfs serve --anonymous`).
+    #[arg(long, conflicts_with_all = ["passwd_file", "cam_role"])]
+    pub anonymous: bool,
 }
 
 #[derive(Debug, Args)]
@@ -185,14 +192,14 @@ pub(super) struct Target {
 }
 
 /// Where `BUCKET[:/prefix]` is and which keys sign for it (None: anonymous).
-pub(super) fn target(
-    spec: &str,
-    region: Option<&str>,
-    endpoint: Option<&str>,
-    anonymous: bool,
-    passwd_file: Option<&Path>,
-    cam_role: Option<&str>,
-) -> Result<Target, String> {
+pub(super) fn target(spec: &str, access: &AccessArgs) -> Result<Target, String> {
+    let AccessArgs {
+        region,
+        endpoint,
+        passwd_file,
+        cam_role,
+        anonymous,
+    } = access;
     let (bucket, prefix) = match spec.split_once(':') {
         Some((b, p)) => (b.to_string(), normalize_prefix(p)),
         None => (spec.to_string(), String::new()),
@@ -204,12 +211,12 @@ pub(super) fn target(
     }
     .map_err(|e| e.to_string())?;
     let client_cfg = ClientConfig::new(&bucket, endpoint).map_err(|e| e.to_string())?;
-    let creds = if anonymous {
+    let creds = if *anonymous {
         None
     } else {
         let sources = CredentialSources {
-            passwd_file: passwd_file.map(Path::to_path_buf),
-            cam_role: cam_role.map(str::to_string),
+            passwd_file: passwd_file.clone(),
+            cam_role: cam_role.clone(),
             cam_role_endpoint: None,
         };
         Some(
@@ -237,14 +244,7 @@ fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         prefix,
         client_cfg,
         creds,
-    } = target(
-        &a.bucket,
-        a.region.as_deref(),
-        a.endpoint.as_deref(),
-        a.anonymous,
-        a.passwd_file.as_deref(),
-        a.cam_role.as_deref(),
-    )?;
+    } = target(&a.bucket, &a.access)?;
     check_mountpoint(&a.mountpoint, a.nonempty)?;
     let mountpoint = a
         .mountpoint
