@@ -23,7 +23,6 @@ use super::core::{CosFs, Entry, FileHandle, Opened, SharedWriter};
 use super::error::{FsError, FsResult};
 use super::inode::Inode;
 use super::meta::{self, Xattrs};
-use super::names::check_name;
 use super::reader::ObjectReader;
 use super::write::FileWriter;
 
@@ -313,9 +312,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         gid: u32,
         flags: OpenFlags,
     ) -> FsResult<(Entry, Opened)> {
-        self.writable()?;
-        check_name(name)?;
-        let dir = self.dir_node(parent)?;
+        let dir = self.dir_for_new(parent, name)?;
         let key = format!("{}{name}", dir.key);
         let a = new_attr(FileKind::File, mode, uid, gid, 0);
         let w = FileWriter::new_empty(&self.wctx, &key, a.clone(), None);

@@ -35,6 +35,14 @@ pub const RENAME_NOREPLACE: u32 = 1;
 pub const RENAME_EXCHANGE: u32 = 2;
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
+    /// The directory a new entry `name` goes into (create, mkdir, symlink), once the mount
+    /// takes changes and the name is valid.
+    pub(super) fn dir_for_new(&self, parent: u64, name: &str) -> FsResult<Inode> {
+        self.writable()?;
+        check_name(name)?;
+        self.dir_node(parent)
+    }
+
     /// The inode of `name` in `parent` without taking a kernel reference (ENOENT if none).
     async fn resolve(&self, parent: u64, name: &str) -> FsResult<Inode> {
         check_name(name)?;
@@ -121,9 +129,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         uid: u32,
         gid: u32,
     ) -> FsResult<Entry> {
-        self.writable()?;
-        check_name(name)?;
-        let dir = self.dir_node(parent)?;
+        let dir = self.dir_for_new(parent, name)?;
         let mut a = new_attr(FileKind::Directory, mode, uid, gid, 0);
         let key = format!("{}{name}/", dir.key);
         a.etag = Some(meta::put_marker(&*self.store, &key, &a, &Default::default()).await?);
@@ -138,9 +144,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         uid: u32,
         gid: u32,
     ) -> FsResult<Entry> {
-        self.writable()?;
-        check_name(name)?;
-        let dir = self.dir_node(parent)?;
+        let dir = self.dir_for_new(parent, name)?;
         let mut a = new_attr(FileKind::Symlink, 0o777, uid, gid, target.len() as u64);
         let key = format!("{}{name}", dir.key);
         let opts = meta::put_options(&a, &Default::default(), None, None)?;
