@@ -190,10 +190,10 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         });
     }
 
-    fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
-        let fs = self.fs.clone();
+    fn open(&mut self, req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
+        let (fs, pid) = (self.fs.clone(), req.pid());
         self.rt.spawn(async move {
-            match fs.open(ino, open_flags(flags)).await {
+            match fs.open(ino, open_flags(flags), pid).await {
                 Ok(o) => {
                     let flags = if o.keep_cache {
                         consts::FOPEN_KEEP_CACHE
@@ -257,10 +257,10 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         let Some(name) = name_str(name) else {
             return reply.error(libc::EINVAL);
         };
-        let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
+        let (fs, ttl, uid, gid, pid) = (self.fs.clone(), self.ttl, req.uid(), req.gid(), req.pid());
         self.rt.spawn(async move {
             match fs
-                .create(parent, &name, mode, uid, gid, open_flags(flags))
+                .create(parent, &name, mode, uid, gid, open_flags(flags), pid)
                 .await
             {
                 Ok((e, o)) => reply.created(&ttl, &file_attr(e.ino, &e.attr), 0, o.fh, 0),
@@ -292,9 +292,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
                 write: true,
                 ..Default::default()
             };
-            let r = match fs.create(parent, &name, mode, uid, gid, flags).await {
+            let r = match fs.create(parent, &name, mode, uid, gid, flags, 0).await {
                 Ok((e, o)) => {
-                    let published = fs.flush(o.fh).await;
+                    let published = fs.fsync(o.fh).await;
                     fs.release(o.fh).await;
                     published.map(|_| e)
                 }
@@ -326,16 +326,16 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         });
     }
 
-    fn flush(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _lock: u64, reply: ReplyEmpty) {
-        let fs = self.fs.clone();
+    fn flush(&mut self, req: &Request<'_>, _ino: u64, fh: u64, _lock: u64, reply: ReplyEmpty) {
+        let (fs, pid) = (self.fs.clone(), req.pid());
         self.rt
-            .spawn(async move { reply_empty(reply, fs.flush(fh).await, "flush") });
+            .spawn(async move { reply_empty(reply, fs.flush(fh, pid).await, "flush") });
     }
 
     fn fsync(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _data: bool, reply: ReplyEmpty) {
         let fs = self.fs.clone();
         self.rt
-            .spawn(async move { reply_empty(reply, fs.flush(fh).await, "fsync") });
+            .spawn(async move { reply_empty(reply, fs.fsync(fh).await, "fsync") });
     }
 
     fn setattr(

@@ -132,6 +132,23 @@ pub(super) struct FileHandle {
     /// Opened for writing: holds one of the writer's handle counts.
     pub writes: bool,
     pub append: bool,
+    /// The process that opened the handle: only its closes are commit points (`files`).
+    pub opener: u32,
+    /// Written through (write, ftruncate, fallocate) since it was opened.
+    pub wrote: Arc<AtomicBool>,
+}
+
+impl FileHandle {
+    pub fn new(ino: u64, reader: ObjectReader, writes: bool, append: bool, opener: u32) -> Self {
+        FileHandle {
+            ino,
+            reader: Arc::new(reader),
+            writes,
+            append,
+            opener,
+            wrote: Arc::new(AtomicBool::new(false)),
+        }
+    }
 }
 
 pub(super) type SharedWriter<S> = Arc<tokio::sync::Mutex<FileWriter<S>>>;

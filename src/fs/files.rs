@@ -4,9 +4,18 @@
 //! - Opening for writing attaches the handle to the file's `FileWriter` (made on first use:
 //!   a fresh stream for `O_TRUNC`, a staged file over the object otherwise). The writer lives
 //!   until the last writing handle is released; the inode is `local` meanwhile.
-//! - `flush` (every `close`) and `fsync` publish the writer and return its error, so a failed
-//!   upload is the errno of `close`. `release` publishes once more if something is still
-//!   unpublished (writes after a failed flush) and then drops the writer.
+//! - Commit points, where COS is made to hold the file and the upload's error is returned:
+//!   - `fsync` always;
+//!   - `flush` (every `close` of any descriptor) only when it can be the writer's last close:
+//!     the handle was written through since it was opened, and the closing process is the one
+//!     that opened it. A flush before any write is a descriptor being duplicated away (`dd`,
+//!     the shell's `>`: open, dup2, close the original); a flush from another process is a
+//!     forked child closing what it inherited. Neither publishes, so an existing object is
+//!     never replaced by the empty file `O_TRUNC` left or by half of the new content;
+//!   - `release` (the last reference gone) publishes whatever is still unpublished, unless a
+//!     commit already failed and told the program (its errors can only be logged: the kernel
+//!     does not wait for it). So `open(O_TRUNC)` + `close` with no write, or a file last
+//!     closed by a child, still ends with the right object.
 //! - Metadata changes (chmod, chown, utimens, xattrs) on a file open for writing ride along
 //!   with its next publish; on a closed file they are one copy of the object onto itself.
 
@@ -19,6 +28,7 @@ use bytes::Bytes;
 use crate::cos::{MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
 
 use super::attr::{self, AttrSource, FileKind, PosixAttr};
+use super::caller::process_of;
 use super::core::{CosFs, Entry, FileHandle, Opened, SharedWriter};
 use super::error::{FsError, FsResult};
 use super::inode::Inode;
@@ -243,8 +253,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
     }
 
-    /// Open `ino`. Readers pin the object's ETag; writers share the file's `FileWriter`.
-    pub async fn open(&self, ino: u64, flags: OpenFlags) -> FsResult<Opened> {
+    /// Open `ino` for thread `pid`. Readers pin the object's ETag; writers share the file's
+    /// `FileWriter`.
+    pub async fn open(&self, ino: u64, flags: OpenFlags, pid: u32) -> FsResult<Opened> {
         if flags.write {
             self.writable()?;
         }
@@ -293,16 +304,20 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 _ => false,
             }
         };
-        let fh = self.new_fh(FileHandle {
+        let opener = if flags.write { process_of(pid) } else { 0 };
+        let reader = ObjectReader::new(&node.key, &etag, node.attr.size);
+        let fh = self.new_fh(FileHandle::new(
             ino,
-            reader: Arc::new(ObjectReader::new(&node.key, &etag, node.attr.size)),
-            writes: flags.write,
-            append: flags.append,
-        });
+            reader,
+            flags.write,
+            flags.append,
+            opener,
+        ));
         Ok(Opened { fh, keep_cache })
     }
 
-    /// Create and open a new file `name` in `parent`.
+    /// Create and open a new file `name` in `parent` for thread `pid` (owned by uid/gid).
+    #[allow(clippy::too_many_arguments)]
     pub async fn create(
         &self,
         parent: u64,
@@ -311,6 +326,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         uid: u32,
         gid: u32,
         flags: OpenFlags,
+        pid: u32,
     ) -> FsResult<(Entry, Opened)> {
         let dir = self.dir_for_new(parent, name)?;
         let key = format!("{}{name}", dir.key);
@@ -326,12 +342,13 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .lock()
             .unwrap()
             .insert(entry.ino, Arc::new(tokio::sync::Mutex::new(w)));
-        let fh = self.new_fh(FileHandle {
-            ino: entry.ino,
-            reader: Arc::new(ObjectReader::new(&key, "", 0)),
-            writes: true,
-            append: flags.append,
-        });
+        let fh = self.new_fh(FileHandle::new(
+            entry.ino,
+            ObjectReader::new(&key, "", 0),
+            true,
+            flags.append,
+            process_of(pid),
+        ));
         Ok((
             entry,
             Opened {
@@ -358,6 +375,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Err(FsError::BadHandle);
         }
         let w = self.writer(h.ino).ok_or(FsError::BadHandle)?;
+        // Set before the attempt: a close after a failed write must report it too.
+        h.wrote.store(true, Ordering::Relaxed);
         let mut g = w.lock().await;
         let offset = if h.append { g.size() } else { offset };
         g.write(&self.wctx, offset, data).await?;
@@ -365,8 +384,21 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         Ok(data.len() as u32)
     }
 
-    /// Publish the handle's file if it is written (every `close` and `fsync`).
-    pub async fn flush(&self, fh: u64) -> FsResult<()> {
+    /// A `close` of one descriptor of handle `fh` by thread `pid`: publishes only at a commit
+    /// point (see the module comment), else does nothing and answers success.
+    pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        if !h.writes || !h.wrote.load(Ordering::Relaxed) {
+            return Ok(()); // nothing written through it yet: a dup'ed descriptor going away
+        }
+        if process_of(pid) != h.opener {
+            return Ok(()); // a forked child closing the descriptor it inherited
+        }
+        self.fsync(fh).await
+    }
+
+    /// Make COS hold the handle's file now and return the upload's error.
+    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
         if !h.writes {
             return Ok(());
@@ -432,6 +464,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             if node.attr.kind == FileKind::Directory {
                 return Err(FsError::IsDir);
             }
+            if let Some(h) = fh.and_then(|f| self.handle(f).ok()) {
+                h.wrote.store(true, Ordering::Relaxed);
+            }
             self.truncate(&node, fh, size).await?;
         }
         if set.changes_meta() {
@@ -472,13 +507,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             }
         }
         // truncate(2) on a closed file: publish now and let go of the writer.
-        let fh = self.new_fh(FileHandle {
-            ino: node.ino,
-            reader: Arc::new(ObjectReader::new(&node.key, "", 0)),
-            writes: true,
-            append: false,
-        });
-        let r = self.flush(fh).await;
+        let reader = ObjectReader::new(&node.key, "", 0);
+        let fh = self.new_fh(FileHandle::new(node.ino, reader, true, false, 0));
+        let r = self.fsync(fh).await;
         self.release(fh).await;
         r
     }
@@ -494,6 +525,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let w = self.writer(h.ino).ok_or(FsError::BadHandle)?;
         let mut g = w.lock().await;
         if mode & KEEP_SIZE == 0 && offset + len > g.size() {
+            h.wrote.store(true, Ordering::Relaxed);
             g.truncate(&self.wctx, offset + len).await?;
             self.sync_attr(h.ino, &g.attr);
         }

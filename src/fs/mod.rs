@@ -2,6 +2,7 @@
 //! the object client, never `fuser`, so it is tested without a mount.
 //!
 //! - `names`: paths and keys, which listing names are representable;
+//! - `caller`: the process behind a request (commit points are per process);
 //! - `attr`: POSIX attributes from `x-cos-meta-*` headers and listings, with defaults;
 //! - `lookup`: one name in a directory (HEAD and LIST concurrently);
 //! - `error`: the fs error type and the one errno mapping;
@@ -12,6 +13,7 @@
 
 pub mod attr;
 pub mod cache;
+pub mod caller;
 pub mod core;
 pub mod dir;
 pub mod error;

@@ -244,7 +244,9 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             self.body = Body::Stream(new_stream(ctx, &self.key));
         } else {
             if let Body::Stream(s) = &self.body {
-                if size < s.buf_start() {
+                // Cutting into sent bytes needs them back; growing past what memory holds
+                // (a part) would buffer zeros: both go on in a (sparse) staging file.
+                if size < s.buf_start() || size > s.size() + ctx.part_size {
                     self.make_staged(ctx).await?;
                 }
             }
