@@ -471,13 +471,15 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     fn link(
         &mut self,
         _req: &Request<'_>,
-        _ino: u64,
-        _newparent: u64,
-        _newname: &OsStr,
+        ino: u64,
+        newparent: u64,
+        newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        // An object store has no hard links.
-        reply.error(libc::EPERM);
+        let Some(name) = name_str(newname) else {
+            return reply.error(libc::EINVAL);
+        };
+        reply_entry(reply, self.ttl, self.fs.link(ino, newparent, &name), "link");
     }
 
     fn setxattr(

@@ -2,8 +2,8 @@
 //!
 //! A `ServiceError` is what COS itself answered (status, `<Code>`, message, request id); its
 //! `kind()` classifies it so callers match on meaning, not strings. Everything else is a transport,
-//! integrity, credential or protocol failure. Retry policy lives in `retry.rs` and asks
-//! `CosError::is_retryable`.
+//! integrity, credential or protocol failure. Retry policy lives in `client.rs`
+//! (`CosClient::call`) and asks `CosError::is_retryable`.
 
 use std::fmt;
 
@@ -38,6 +38,8 @@ pub enum ErrorKind {
     Conflict,
     /// ARCHIVE objects not restored.
     InvalidObjectState,
+    /// The key is over COS's 850-byte limit.
+    KeyTooLong,
     /// Anything else (mostly 400s: bad arguments, bad digests, part errors).
     Other,
 }
@@ -63,6 +65,7 @@ impl ServiceError {
             (_, "RequestTimeTooSkewed") => ErrorKind::ClockSkew,
             (_, "ExpiredToken") => ErrorKind::ExpiredToken,
             (_, "InvalidObjectState") => ErrorKind::InvalidObjectState,
+            (_, "KeyTooLong") => ErrorKind::KeyTooLong,
             (403, "AccessDenied") if self.message.contains("expired") => ErrorKind::RequestExpired,
             (403, _) => ErrorKind::AccessDenied,
             (_, "RequestTimeout") => ErrorKind::RequestTimeout,

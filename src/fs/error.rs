@@ -7,7 +7,8 @@ use crate::cos::{CosError, ErrorKind};
 pub enum FsError {
     #[error("no such file or directory")]
     NotFound,
-    #[error("file name longer than 255 bytes")]
+    /// A name over 255 bytes, or a path whose key would be over COS's 850 bytes.
+    #[error("file name too long (names: 255 bytes; whole COS keys: 850 bytes)")]
     NameTooLong,
     #[error("invalid file name")]
     InvalidName,
@@ -42,6 +43,7 @@ pub fn cos_errno(e: &CosError) -> i32 {
         ) => libc::EACCES,
         Some(ErrorKind::PreconditionFailed) => libc::ESTALE,
         Some(ErrorKind::InvalidObjectState) => libc::EAGAIN,
+        Some(ErrorKind::KeyTooLong) => libc::ENAMETOOLONG,
         _ => match e {
             CosError::Timeout(_) => libc::ETIMEDOUT,
             CosError::InvalidRequest(_) => libc::EINVAL,

@@ -7,7 +7,8 @@
 //! - Commit points, where COS is made to hold the file and the upload's error is returned:
 //!   - `fsync` always;
 //!   - `flush` (every `close` of any descriptor) only when it can be the writer's last close:
-//!     the handle was written through since it was opened, and the closing process is the one
+//!     the handle was written through (write, ftruncate, fallocate, or any metadata change
+//!     of the file while it is open) since it was opened, and the closing process is the one
 //!     that opened it. A flush before any write is a descriptor being duplicated away (`dd`,
 //!     the shell's `>`: open, dup2, close the original); a flush from another process is a
 //!     forked child closing what it inherited. Neither publishes, so an existing object is
@@ -154,6 +155,15 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .get(&fh)
             .cloned()
             .ok_or(FsError::BadHandle)
+    }
+
+    /// Every handle open for writing on `ino` now has changes to commit at its close.
+    fn mark_written(&self, ino: u64) {
+        for h in self.files.lock().unwrap().values() {
+            if h.ino == ino && h.writes {
+                h.wrote.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     fn new_fh(&self, h: FileHandle) -> u64 {
@@ -328,8 +338,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         flags: OpenFlags,
         pid: u32,
     ) -> FsResult<(Entry, Opened)> {
-        let dir = self.dir_for_new(parent, name)?;
-        let key = format!("{}{name}", dir.key);
+        let key = self.new_entry_key(parent, name, FileKind::File)?;
         let a = new_attr(FileKind::File, mode, uid, gid, 0);
         let w = FileWriter::new_empty(&self.wctx, &key, a.clone(), None);
         let mut w = w;
@@ -460,12 +469,12 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             self.writable()?;
         }
         let node = self.node(ino)?;
+        if fh.is_some() {
+            self.mark_written(ino); // ftruncate
+        }
         if let Some(size) = set.size {
             if node.attr.kind == FileKind::Directory {
                 return Err(FsError::IsDir);
-            }
-            if let Some(h) = fh.and_then(|f| self.handle(f).ok()) {
-                h.wrote.store(true, Ordering::Relaxed);
             }
             self.truncate(&node, fh, size).await?;
         }
@@ -539,6 +548,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         F: FnOnce(&mut PosixAttr, &mut UserMeta) -> FsResult<()>,
     {
         if let Some(w) = self.writer(node.ino) {
+            // The kernel names no handle for chmod/utimens; the next commit of any writing
+            // handle of the file takes the change along.
+            self.mark_written(node.ino);
             let mut g = w.lock().await;
             let (mut a, mut foreign) = (g.attr.clone(), g.foreign.clone());
             change(&mut a, &mut foreign)?;

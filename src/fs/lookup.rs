@@ -4,13 +4,14 @@
 //!   attributes (one more HEAD, marker directories only), otherwise it is implicit.
 //! - When both `key` and `key/...` exist, the directory wins and the file is hidden (logged once
 //!   per lookup at info level: the bucket holds both, which a filesystem cannot show).
-//! - Neither: ENOENT. Names that cannot exist (over 255 bytes, `.`/`..`) fail before any request.
+//! - Neither: ENOENT. Names that cannot exist (over 255 bytes, `.`/`..`, a key over COS's 850
+//!   bytes) fail before any request.
 
 use crate::cos::{ListRequest, ObjectStore};
 
 use super::attr::{self, AttrDefaults, PosixAttr};
 use super::error::{FsError, FsResult};
-use super::names::{check_name, child_dir_prefix, child_key};
+use super::names::{check_key, check_name, child_dir_prefix, child_key};
 
 /// Look up `name` in the directory with key prefix `dir_prefix`.
 pub async fn lookup<S: ObjectStore + ?Sized>(
@@ -21,6 +22,7 @@ pub async fn lookup<S: ObjectStore + ?Sized>(
 ) -> FsResult<PosixAttr> {
     check_name(name)?;
     let key = child_key(dir_prefix, name);
+    check_key(&key)?;
     let prefix = child_dir_prefix(dir_prefix, name);
     let list_req = ListRequest {
         prefix: prefix.clone(),

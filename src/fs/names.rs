@@ -3,9 +3,14 @@
 //! Path `/a/b` is key `prefix/a/b`; directory `a` is the key prefix `prefix/a/` (its marker
 //! object, when there is one, is the zero-byte key `prefix/a/`). A listing name that cannot be a
 //! file name (empty, `.`, `..`, over 255 bytes, containing NUL) is skipped, never fatal.
+//! COS keys are at most 850 bytes: a path whose key (or, for a directory, whose `key/`) would
+//! be longer cannot exist, and is refused with ENAMETOOLONG before any request.
 
 /// Longest file name Linux accepts (NAME_MAX).
 pub const NAME_MAX: usize = 255;
+
+/// Longest object key COS accepts, in bytes of UTF-8.
+pub const MAX_KEY_LEN: usize = 850;
 
 /// Why a name cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +27,14 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
         return Err(NameError::Invalid);
     }
     if name.len() > NAME_MAX {
+        return Err(NameError::TooLong);
+    }
+    Ok(())
+}
+
+/// Check a whole key (or directory prefix) against the COS key limit.
+pub fn check_key(key: &str) -> Result<(), NameError> {
+    if key.len() > MAX_KEY_LEN {
         return Err(NameError::TooLong);
     }
     Ok(())
@@ -68,6 +81,14 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a\0b"] {
             assert_eq!(check_name(bad), Err(NameError::Invalid), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn keys_over_850_bytes_are_too_long() {
+        assert_eq!(check_key(&"k".repeat(850)), Ok(()));
+        assert_eq!(check_key(&"k".repeat(851)), Err(NameError::TooLong));
+        // Bytes, not characters: 284 three-byte characters are 852 bytes.
+        assert_eq!(check_key(&"子".repeat(284)), Err(NameError::TooLong));
     }
 
     #[test]

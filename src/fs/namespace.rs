@@ -22,10 +22,10 @@ use super::attr::{AttrSource, FileKind, PosixAttr};
 use super::core::{CosFs, Entry};
 use super::error::{FsError, FsResult};
 use super::files::new_attr;
-use super::inode::Inode;
+use super::inode::{key_for, Inode};
 use super::lookup::lookup;
 use super::meta;
-use super::names::check_name;
+use super::names::{check_key, check_name};
 
 /// Copies in flight while renaming a directory.
 const RENAME_CONCURRENCY: usize = 16;
@@ -35,12 +35,27 @@ pub const RENAME_NOREPLACE: u32 = 1;
 pub const RENAME_EXCHANGE: u32 = 2;
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
-    /// The directory a new entry `name` goes into (create, mkdir, symlink), once the mount
-    /// takes changes and the name is valid.
-    pub(super) fn dir_for_new(&self, parent: u64, name: &str) -> FsResult<Inode> {
+    /// The key of a new entry `name` of `kind` in `parent` (create, mkdir, symlink, link),
+    /// once the mount takes changes, the name is valid and the key fits COS's limit.
+    pub(super) fn new_entry_key(
+        &self,
+        parent: u64,
+        name: &str,
+        kind: FileKind,
+    ) -> FsResult<String> {
         self.writable()?;
         check_name(name)?;
-        self.dir_node(parent)
+        let key = key_for(&self.dir_node(parent)?.key, name, kind);
+        check_key(&key)?;
+        Ok(key)
+    }
+
+    /// link(2): objects cannot share data, so hard links are EPERM; an impossible name or key
+    /// is refused first, as for any new entry.
+    pub fn link(&self, ino: u64, new_parent: u64, new_name: &str) -> FsResult<Entry> {
+        let kind = self.node(ino)?.attr.kind;
+        self.new_entry_key(new_parent, new_name, kind)?;
+        Err(FsError::Io(libc::EPERM))
     }
 
     /// The inode of `name` in `parent` without taking a kernel reference (ENOENT if none).
@@ -129,9 +144,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         uid: u32,
         gid: u32,
     ) -> FsResult<Entry> {
-        let dir = self.dir_for_new(parent, name)?;
+        let key = self.new_entry_key(parent, name, FileKind::Directory)?;
         let mut a = new_attr(FileKind::Directory, mode, uid, gid, 0);
-        let key = format!("{}{name}/", dir.key);
         a.etag = Some(meta::put_marker(&*self.store, &key, &a, &Default::default()).await?);
         Ok(self.add_entry(parent, name, a))
     }
@@ -144,9 +158,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         uid: u32,
         gid: u32,
     ) -> FsResult<Entry> {
-        let dir = self.dir_for_new(parent, name)?;
+        let key = self.new_entry_key(parent, name, FileKind::Symlink)?;
         let mut a = new_attr(FileKind::Symlink, 0o777, uid, gid, target.len() as u64);
-        let key = format!("{}{name}", dir.key);
         let opts = meta::put_options(&a, &Default::default(), None, None)?;
         let body = Bytes::copy_from_slice(target);
         a.etag = Some(self.store.put_object(&key, body, &opts).await?.etag);
@@ -204,8 +217,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Err(FsError::Io(libc::EINVAL));
         }
         check_name(new_name)?;
-        let src = self.resolve(parent, name).await?;
         let new_dir = self.dir_node(new_parent)?;
+        check_key(&key_for(&new_dir.key, new_name, FileKind::File))?;
+        let src = self.resolve(parent, name).await?;
+        let new_key = key_for(&new_dir.key, new_name, src.attr.kind);
+        check_key(&new_key)?;
         let dst = self.resolve_opt(new_parent, new_name).await?;
         if let Some(d) = &dst {
             if flags & RENAME_NOREPLACE != 0 {
@@ -226,10 +242,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 _ => {}
             }
         }
-        self.keep_dir(parent).await?;
         if src.attr.kind == FileKind::Directory {
-            let new_key = format!("{}{new_name}/", new_dir.key);
-            self.rename_dir(&src, &new_key).await?;
+            self.rename_dir(parent, &src, &new_key).await?;
             if let Some(d) = &dst {
                 // The empty directory that was replaced.
                 if *d.key != *new_key {
@@ -237,7 +251,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 }
             }
         } else {
-            let new_key = format!("{}{new_name}", new_dir.key);
+            self.keep_dir(parent).await?;
             self.rename_file(&src, &new_key).await?;
         }
         self.inodes
@@ -284,7 +298,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         Ok(())
     }
 
-    async fn rename_dir(&self, src: &Inode, new_key: &str) -> FsResult<()> {
+    /// Rename directory `src` (in `parent`) to the key prefix `new_key`.
+    async fn rename_dir(&self, parent: u64, src: &Inode, new_key: &str) -> FsResult<()> {
         let old_key = src.key.to_string();
         // Files below that are open for writing go up first, so the copy takes them along.
         let open: Vec<(u64, String)> = {
@@ -319,6 +334,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             }
             marker = page.next_marker;
         }
+        // Every key below must fit under the new name before anything is copied.
+        if let Some((k, _, _)) = keys.iter().max_by_key(|(k, _, _)| k.len()) {
+            check_key(&format!("{new_key}{}", &k[old_key.len()..]))?;
+        }
+        self.keep_dir(parent).await?;
         let copies: Vec<_> = keys
             .iter()
             .map(|(k, size, etag)| {
