@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{client_config, client_with, get_all, pattern, Env, Mode, SECRET_ID, SECRET_KEY};
+use cosfs::cos::config::TimeBudget;
 use cosfs::cos::credentials::InstanceRoleProvider;
 use cosfs::cos::*;
+use cosfs::server::FaultConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_secret_is_a_clear_signature_error() {
@@ -81,13 +83,79 @@ async fn hung_server_times_out_instead_of_hanging() {
         .unwrap();
     env.server.faults.update(|f| f.hang_rate = 1.0);
     let mut cfg = client_config(&env.server.endpoint());
-    cfg.read_timeout = Duration::from_millis(300);
-    cfg.retry.max_attempts = 2;
+    cfg.time = TimeBudget::from_op(Duration::from_millis(900));
+    cfg.retry.max_attempts = 100;
     let c = client_with(cfg, SECRET_KEY);
     let t = Instant::now();
     let err = c.head_object("k").await.unwrap_err();
     assert!(matches!(err, CosError::Timeout(_)), "{err}");
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // Three attempts of 300 ms of silence each, all inside the 900 ms budget.
+    assert!(
+        t.elapsed() >= Duration::from_millis(850),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        env.server.stats.get("InjectedHang") >= 2,
+        "hung attempts were retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_and_a_trickling_body_stay_inside_the_budget() {
+    let env = Env::new(Mode::Signed).await;
+    let data = pattern(256 * 1024, 4);
+    env.client
+        .put_object("k", Bytes::from(data), &PutOptions::default())
+        .await
+        .unwrap();
+    let mut cfg = client_config(&env.server.endpoint());
+    cfg.time = TimeBudget::from_op(Duration::from_secs(1));
+    cfg.retry.max_attempts = 1000;
+    cfg.retry.base_delay = Duration::from_millis(50);
+    let c = client_with(cfg, SECRET_KEY);
+
+    // Every answer a 503: many retries, then the 503 itself, once the second is spent.
+    env.server.faults.set(FaultConfig {
+        rate_503: 1.0,
+        ..Default::default()
+    });
+    let t = Instant::now();
+    let err = c.head_object("k").await.unwrap_err();
+    assert_eq!(err.kind(), Some(cosfs::cos::ErrorKind::Throttled), "{err}");
+    assert!(
+        t.elapsed() < Duration::from_millis(1300),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // A body trickling at 1 KiB/s: 64 KiB would take a minute; the ranged GET has 1 s plus
+    // its 1/16 s transfer allowance.
+    env.server.faults.set(FaultConfig {
+        bandwidth: 1024,
+        ..Default::default()
+    });
+    let t = Instant::now();
+    let opts = GetOptions {
+        range: Some(cosfs::cos::ByteRange::new(0, 65536)),
+        ..Default::default()
+    };
+    let r = match c.get_object("k", &opts).await {
+        Ok(out) => out.collect().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    let err = r.unwrap_err();
+    assert!(matches!(err, CosError::Timeout(_)), "{err}");
+    assert!(
+        t.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

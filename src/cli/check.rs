@@ -154,8 +154,7 @@ async fn check(a: &CheckArgs, r: &mut Report) {
     };
     let mut cfg = target.client_cfg.clone();
     cfg.retry.max_attempts = 1;
-    cfg.connect_timeout = Duration::from_secs(5);
-    cfg.read_timeout = Duration::from_secs(10);
+    cfg.time = crate::cos::config::TimeBudget::from_op(Duration::from_secs(10));
     let client = match CosClient::new(cfg, target.creds.clone()) {
         Ok(c) => c,
         Err(e) => return r.fail("client", &e.to_string(), "report this as a bug"),

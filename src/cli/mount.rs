@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::cos::config::TimeBudget;
 use crate::cos::credentials::{self, CredentialSources};
 use crate::cos::{
     ClientConfig, CosClient, CosError, Endpoint, ErrorKind, ListRequest, ObjectStore,
@@ -93,6 +94,11 @@ pub struct MountArgs {
     /// (journald-shaped under systemd) and nowhere in daemon mode.
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// Longest wait on COS, in seconds: a stat, ls, open or read that gets no answer fails
+    /// with ETIMEDOUT after it; each request, retries included, gets this long (plus 1 s per
+    /// MiB it moves; Complete and Copy get 20 times it).
+    #[arg(long, default_value = "30", value_parser = parse_op_timeout)]
+    pub op_timeout: Duration,
     /// On SIGTERM/SIGINT, how long files open for writing may still be finished and closed
     /// before they are given up (their programs get EIO; COS keeps the previous version).
     #[arg(long, default_value = "30", value_parser = parse_seconds)]
@@ -155,6 +161,13 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         .filter(|v| v.is_finite() && *v >= 0.0)
         .map(Duration::from_secs_f64)
         .ok_or_else(|| format!("{s:?} is not a number of seconds"))
+}
+
+fn parse_op_timeout(s: &str) -> Result<Duration, String> {
+    parse_seconds(s)
+        .ok()
+        .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(d))
+        .ok_or_else(|| format!("{s:?} is not a number of seconds between 1 and 3600"))
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -245,6 +258,8 @@ fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         client_cfg,
         creds,
     } = target(&a.bucket, &a.access)?;
+    let mut client_cfg = client_cfg;
+    client_cfg.time = TimeBudget::from_op(a.op_timeout);
     check_mountpoint(&a.mountpoint, a.nonempty)?;
     let mountpoint = a
         .mountpoint
@@ -277,6 +292,7 @@ fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         cache_dir_bytes: a.cache_dir_size,
         part_size: a.part_size,
         upload_concurrency: a.upload_concurrency as usize,
+        op_timeout: a.op_timeout,
     };
     Ok(Prepared {
         bucket,

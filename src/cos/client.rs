@@ -6,6 +6,12 @@
 //! and RequestTimeout back off with jitter; a clock-skew or expired-signature answer corrects the
 //! clock offset from the server's `Date` and retries once; ExpiredToken refreshes temporary
 //! credentials and retries once; other 4xx fail at once. The operations themselves are in `ops.rs`.
+//!
+//! Time: each request has one budget (`TimeBudget`: the op budget, or the long one for
+//! Complete/Copy, plus one second per MiB it moves) that every attempt, backoff and the body
+//! share; when it is spent the request fails with the last error (a timeout says the budget).
+//! An attempt is given up after `silence` without an answer, so a server that dropped one
+//! request is retried instead of waited on for the whole budget.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -22,7 +28,7 @@ use super::encode::{encode_path, encode_strict};
 use super::error::{parse_error_body, CosError, CosResult, ErrorKind, ServiceError};
 use super::parse;
 use super::sign::{authorization, sign, SignInput};
-use super::transport::{Response, Transport};
+use super::transport::{AttemptLimits, Response, Transport};
 
 /// One logical request; `call` may send it several times.
 #[derive(Debug, Clone)]
@@ -35,7 +41,9 @@ pub(crate) struct Request {
     /// Headers to send and sign (lowercase names). Empty values are neither sent nor signed.
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
-    /// Use the long read timeout (Complete, Copy).
+    /// Bytes the answer is expected to carry (a ranged GET), for the time allowance.
+    pub expect_bytes: u64,
+    /// Use the long budget (Complete, Copy).
     pub long: bool,
     /// A 200 answer may carry an `<Error>` body (Complete, Copy, Upload Part - Copy).
     pub error_in_200: bool,
@@ -49,6 +57,7 @@ impl Request {
             params: Vec::new(),
             headers: Vec::new(),
             body: Bytes::new(),
+            expect_bytes: 0,
             long: false,
             error_in_200: false,
         }
@@ -95,7 +104,7 @@ impl CosClient {
     /// A client; `creds = None` sends unsigned requests (public buckets, `--anonymous` servers).
     pub fn new(cfg: ClientConfig, creds: Option<Arc<dyn CredentialProvider>>) -> CosResult<Self> {
         Ok(CosClient {
-            transport: Transport::new(cfg.connect_timeout)?,
+            transport: Transport::new(cfg.time.connect)?,
             cfg,
             creds,
             clock_offset: AtomicI64::new(0),
@@ -113,7 +122,10 @@ impl CosClient {
     /// `cosfs check` reads the endpoint and the clock from it.
     pub async fn probe(&self) -> (std::time::Duration, Option<SystemTime>, CosResult<()>) {
         let t0 = std::time::Instant::now();
-        let r = self.send_once(&Request::new(Method::HEAD, None)).await;
+        let req = Request::new(Method::HEAD, None);
+        let r = self
+            .send_once(&req, self.limits(&req, self.budget(&req)))
+            .await;
         let took = t0.elapsed();
         match r {
             Ok(resp) => (took, parse::http_date(&resp.headers, "date"), Ok(())),
@@ -196,8 +208,28 @@ impl CosClient {
         )))
     }
 
+    /// The time budget of `req` (all its attempts).
+    fn budget(&self, req: &Request) -> std::time::Duration {
+        let t = &self.cfg.time;
+        let base = if req.long { t.long_op } else { t.op };
+        base + t.transfer_allowance(req.body.len() as u64 + req.expect_bytes)
+    }
+
+    /// Limits of one attempt of `req` with `remaining` of its budget left.
+    fn limits(&self, req: &Request, remaining: std::time::Duration) -> AttemptLimits {
+        let t = &self.cfg.time;
+        let silence = if req.long { t.long_silence } else { t.silence };
+        let send = t.transfer_allowance(req.body.len() as u64);
+        AttemptLimits {
+            head: remaining.min(silence + send),
+            idle: remaining.min(silence),
+            deadline: tokio::time::Instant::now() + remaining,
+            budget: self.budget(req),
+        }
+    }
+
     /// Send once; Ok only for a 2xx answer.
-    async fn send_once(&self, req: &Request) -> CosResult<Response> {
+    async fn send_once(&self, req: &Request, limits: AttemptLimits) -> CosResult<Response> {
         let bad = |e: http::Error| CosError::InvalidRequest(format!("cannot build request: {e}"));
         let mut rb = http::Request::builder()
             .method(req.method.clone())
@@ -215,12 +247,7 @@ impl CosClient {
             rb = rb.header("content-length", req.body.len());
         }
         let http_req = rb.body(Full::new(req.body.clone())).map_err(bad)?;
-        let idle = if req.long {
-            self.cfg.long_read_timeout
-        } else {
-            self.cfg.read_timeout
-        };
-        let resp = self.transport.send(http_req, idle).await?;
+        let resp = self.transport.send(http_req, limits).await?;
         let status = resp.status;
         if status.is_success() {
             return Ok(resp);
@@ -251,12 +278,15 @@ impl CosClient {
         let copy = req.headers.iter().any(|(k, _)| k == "x-cos-copy-source");
         let kind = super::stats::kind_of(&req.method, req.key.is_some(), &req.params, copy);
         self.stats.request(kind, req.body.len());
+        let budget = self.budget(&req);
+        let deadline = tokio::time::Instant::now() + budget;
         loop {
             attempt += 1;
             if attempt > 1 {
                 self.stats.retry();
             }
-            let result = match self.send_once(&req).await {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let result = match self.send_once(&req, self.limits(&req, remaining)).await {
                 Ok(resp) => {
                     if req.method != Method::HEAD {
                         self.stats.received(content_length(&resp.headers));
@@ -291,15 +321,23 @@ impl CosClient {
                 }
                 _ => {}
             }
-            if err.is_retryable() && attempt < self.cfg.retry.max_attempts {
-                let delay = self.cfg.retry.delay(attempt);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if err.is_retryable() && attempt < self.cfg.retry.max_attempts && !left.is_zero() {
+                let delay = self.cfg.retry.delay(attempt).min(left);
                 tracing::debug!(
                     method = %req.method, key = req.key.as_deref().unwrap_or("/"),
                     attempt, ?delay, error = %err, "retrying COS request"
                 );
                 tokio::time::sleep(delay).await;
-                continue;
+                if tokio::time::Instant::now() < deadline {
+                    continue;
+                }
             }
+            // The budget is spent: a timeout says the whole budget, not the last attempt's.
+            let err = match err {
+                CosError::Timeout(_) if left.is_zero() || attempt > 1 => CosError::Timeout(budget),
+                other => other,
+            };
             if !err.is_not_found() {
                 self.stats.failure();
             }

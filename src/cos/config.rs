@@ -140,17 +140,64 @@ impl RetryConfig {
     }
 }
 
+/// How long a request may take. Every bound covers the whole request: all its attempts, the
+/// backoff between them, sending the body and receiving the answer. So a server that hangs or
+/// trickles turns into an error within a known time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeBudget {
+    /// The budget of one ordinary request (HEAD, LIST, DELETE, Initiate, small bodies).
+    pub op: Duration,
+    /// The budget of Complete Multipart Upload, Copy and Upload Part - Copy, which COS may
+    /// legitimately work on for minutes.
+    pub long_op: Duration,
+    /// Requests that move a body get one more second per this many bytes of it, so a big
+    /// part on a slow but working link is not cut short.
+    pub bytes_per_extra_second: u64,
+    /// Longest silence within one attempt (waiting for the answer, or between body chunks)
+    /// before that attempt is given up and retried.
+    pub silence: Duration,
+    /// Longest silence within one attempt of a long request.
+    pub long_silence: Duration,
+    /// TCP+TLS connect limit of one attempt.
+    pub connect: Duration,
+}
+
+impl TimeBudget {
+    /// The bounds that follow from one operation budget `op`: long requests get 20 times it,
+    /// and an attempt is given up after a third of it, so two retries still fit.
+    pub fn from_op(op: Duration) -> Self {
+        TimeBudget {
+            op,
+            long_op: op * 20,
+            // 1 MiB/s: a working COS connection is far faster; an 8 MiB part gets 8 s more.
+            bytes_per_extra_second: 1 << 20,
+            silence: (op / 3).max(Duration::from_millis(100)),
+            long_silence: op * 20,
+            // A COS endpoint that takes over 5 s to accept a connection is down for our purposes.
+            connect: Duration::from_secs(5).min(op),
+        }
+    }
+
+    /// The extra time a body of `bytes` gets.
+    pub fn transfer_allowance(&self, bytes: u64) -> Duration {
+        Duration::from_secs_f64(bytes as f64 / self.bytes_per_extra_second.max(1) as f64)
+    }
+}
+
+impl Default for TimeBudget {
+    fn default() -> Self {
+        // 30 s: a hung server fails an `ls` or a `stat` within half a minute, while two
+        // retries of 10 s each still fit for a server that dropped one request.
+        TimeBudget::from_op(Duration::from_secs(30))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub bucket: String,
     pub endpoint: Endpoint,
     pub retry: RetryConfig,
-    /// TCP+TLS connect limit.
-    pub connect_timeout: Duration,
-    /// Longest silence while waiting for response bytes on ordinary requests.
-    pub read_timeout: Duration,
-    /// Longest silence for Complete Multipart Upload and Copy, which COS may take minutes over.
-    pub long_read_timeout: Duration,
+    pub time: TimeBudget,
     /// How long a signature stays valid.
     pub signature_validity: Duration,
 }
@@ -164,13 +211,7 @@ impl ClientConfig {
             bucket: bucket.into(),
             endpoint,
             retry: RetryConfig::default(),
-            // A COS endpoint that takes over 5 s to accept a connection is down for our purposes.
-            connect_timeout: Duration::from_secs(5),
-            // 30 s of silence mid-response means a hung server: fail and retry rather than hang
-            // the reading program.
-            read_timeout: Duration::from_secs(30),
-            // Complete of a 10,000-part object can take minutes on COS.
-            long_read_timeout: Duration::from_secs(600),
+            time: TimeBudget::default(),
             // 1 h, like the SDKs; the start is backdated 60 s to absorb clock skew.
             signature_validity: Duration::from_secs(3600),
         })
@@ -210,6 +251,16 @@ mod tests {
         assert_eq!(e.host, "b-1.cos.ap-beijing.tencentcos.cn");
         assert!(Endpoint::from_url("b-1", "ftp://x").is_err());
         assert!(Endpoint::from_url("b-1", "http://x/y").is_err());
+    }
+
+    #[test]
+    fn budgets_follow_from_the_op_timeout() {
+        let t = TimeBudget::from_op(Duration::from_secs(30));
+        assert_eq!(t.long_op, Duration::from_secs(600));
+        assert_eq!(t.silence, Duration::from_secs(10));
+        assert_eq!(t.transfer_allowance(8 << 20), Duration::from_secs(8));
+        let t = TimeBudget::from_op(Duration::from_secs(2));
+        assert_eq!(t.connect, Duration::from_secs(2));
     }
 
     #[test]

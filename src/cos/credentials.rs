@@ -286,7 +286,10 @@ impl InstanceRoleProvider {
             .map_err(|e| self.fail(e.to_string()))?;
         let resp = self
             .http
-            .send(req, Duration::from_secs(3))
+            .send(
+                req,
+                super::transport::AttemptLimits::within(Duration::from_secs(3)),
+            )
             .await
             .map_err(|e| self.fail(e.to_string()))?;
         if !resp.status.is_success() {

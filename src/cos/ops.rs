@@ -112,11 +112,24 @@ impl ObjectStore for CosClient {
             req = req.header("if-none-match", format!("\"{e}\""));
         }
         let ranged = opts.range.is_some();
-        let resp = self.call(req, |resp| async move { Ok(resp) }).await?;
+        if let Some(ByteRange {
+            start,
+            end: Some(end),
+        }) = opts.range
+        {
+            req.expect_bytes = end.saturating_sub(start);
+        }
+        let mut resp = self.call(req, |resp| async move { Ok(resp) }).await?;
         let meta = parse::object_meta(resp.headers());
         let content_length = resp
             .content_length()
             .unwrap_or(if ranged { 0 } else { meta.size });
+        if !ranged {
+            // Only now is the size known: the body gets its transfer allowance.
+            resp.extend_deadline(
+                self.cfg.time.op + self.cfg.time.transfer_allowance(content_length),
+            );
+        }
         // A ranged GET carries the whole object's CRC, so only whole reads can be checked.
         let expected_crc = if ranged { None } else { meta.crc64 };
         let key = key.to_string();

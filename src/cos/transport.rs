@@ -1,9 +1,10 @@
 //! HTTP transport of the object client: a pooled hyper client (HTTP/1.1, rustls with the
 //! webpki roots, TCP_NODELAY) that sends the request target exactly as we encoded it.
 //!
-//! Timeouts: connecting is bounded by `connect_timeout`; waiting for the response head and every
-//! later gap between body chunks is bounded by the caller's idle timeout, so a hung server turns
-//! into `CosError::Timeout` instead of a hung reader, while a long, steady download is fine.
+//! Timeouts (`AttemptLimits`): connecting is bounded by the connect timeout; sending the
+//! request and waiting for the response head by `head`; every later gap between body chunks by
+//! `idle`, and the whole body by `deadline`. So a server that hangs or trickles turns into
+//! `CosError::Timeout` at a known time instead of a hung reader.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tokio::time::Instant;
 
 use super::error::{CosError, CosResult};
 
@@ -26,12 +28,37 @@ pub struct Transport {
     client: Client<Connector, Full<Bytes>>,
 }
 
+/// How long one attempt may take.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptLimits {
+    /// Longest wait for the response head, sending the request body included.
+    pub head: Duration,
+    /// Longest silence between body chunks.
+    pub idle: Duration,
+    /// When the whole response body must have arrived.
+    pub deadline: Instant,
+    /// The whole request's budget, for the error message.
+    pub budget: Duration,
+}
+
+impl AttemptLimits {
+    /// Everything (head and body) within `d` from now.
+    pub fn within(d: Duration) -> Self {
+        AttemptLimits {
+            head: d,
+            idle: d,
+            deadline: Instant::now() + d,
+            budget: d,
+        }
+    }
+}
+
 /// A response whose body has not been read yet.
 pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
     body: Incoming,
-    idle: Duration,
+    limits: AttemptLimits,
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -68,14 +95,15 @@ impl Transport {
         Ok(Transport { client })
     }
 
-    /// Send `req`; `idle` bounds the wait for the response head and later for each body chunk.
+    /// Send `req` within `limits`.
     pub async fn send(
         &self,
         req: http::Request<Full<Bytes>>,
-        idle: Duration,
+        limits: AttemptLimits,
     ) -> CosResult<Response> {
-        match tokio::time::timeout(idle, self.client.request(req)).await {
-            Err(_) => Err(CosError::Timeout(idle)),
+        let head_by = limits.deadline.min(Instant::now() + limits.head);
+        match tokio::time::timeout_at(head_by, self.client.request(req)).await {
+            Err(_) => Err(CosError::Timeout(limits.head.min(limits.budget))),
             Ok(Err(e)) => Err(CosError::Transport(error_chain(&e))),
             Ok(Ok(resp)) => {
                 let (parts, body) = resp.into_parts();
@@ -83,7 +111,7 @@ impl Transport {
                     status: parts.status,
                     headers: parts.headers,
                     body,
-                    idle,
+                    limits,
                 })
             }
         }
@@ -102,14 +130,27 @@ impl Response {
             .and_then(|v| v.parse().ok())
     }
 
-    /// The body as a stream of chunks, each awaited at most `idle`.
+    /// Give the body `extra` more time (a whole-object GET, whose size the head told).
+    pub fn extend_deadline(&mut self, extra: Duration) {
+        self.limits.deadline = self.limits.deadline.max(Instant::now() + extra);
+    }
+
+    /// The body as a stream of chunks, each awaited at most `idle`, all by the deadline.
     pub fn into_stream(self) -> BoxStream<'static, CosResult<Bytes>> {
-        let idle = self.idle;
+        let limits = self.limits;
         futures_util::stream::unfold(Some(self.body), move |body| async move {
             let mut body = body?;
             loop {
-                match tokio::time::timeout(idle, body.frame()).await {
-                    Err(_) => return Some((Err(CosError::Timeout(idle)), None)),
+                let by = limits.deadline.min(Instant::now() + limits.idle);
+                match tokio::time::timeout_at(by, body.frame()).await {
+                    Err(_) => {
+                        let waited = if by == limits.deadline {
+                            limits.budget
+                        } else {
+                            limits.idle
+                        };
+                        return Some((Err(CosError::Timeout(waited)), None));
+                    }
                     Ok(None) => return None,
                     Ok(Some(Err(e))) => {
                         return Some((Err(CosError::Transport(error_chain(&e))), None))

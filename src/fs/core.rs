@@ -34,6 +34,7 @@ use super::inode::{Inode, InodeTable, ROOT_INO};
 use super::lookup::lookup;
 use super::names::check_name;
 use super::reader::ObjectReader;
+use super::timeouts::TimedOutNames;
 use super::write::{CacheDir, FileWriter, WriteCtx};
 
 /// Longest symlink target we read (PATH_MAX).
@@ -60,6 +61,9 @@ pub struct FsConfig {
     /// Parts of the first size in flight, mount-wide (the upload memory budget is this many
     /// times `part_size`; bigger parts later in a big file take more of it each).
     pub upload_concurrency: usize,
+    /// Longest a read-only operation (lookup, getattr, readdir, open for reading, read,
+    /// readlink, xattr reads) may wait on COS before it fails with ETIMEDOUT.
+    pub op_timeout: Duration,
 }
 
 impl Default for FsConfig {
@@ -80,6 +84,8 @@ impl Default for FsConfig {
             part_size: 8 << 20,
             // 8 parts in flight: 64 MiB of upload memory, enough to fill a fast link.
             upload_concurrency: 8,
+            // The client's default request budget: one slow request is all it waits for.
+            op_timeout: crate::cos::config::TimeBudget::default().op,
         }
     }
 }
@@ -167,6 +173,7 @@ pub struct CosFs<S: ObjectStore + ?Sized> {
     mount_time: SystemTime,
     /// Stopping: no new writes (opening for writing, creating, namespace changes are EROFS).
     pub(super) stopping: AtomicBool,
+    timed_out: TimedOutNames,
 }
 
 /// What the filesystem is doing, for `cosfs stats`.
@@ -217,6 +224,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             next_fh: AtomicU64::new(1),
             mount_time: now,
             stopping: AtomicBool::new(false),
+            timed_out: TimedOutNames::default(),
             cfg,
         }
     }
@@ -258,8 +266,35 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         Ok(n)
     }
 
+    /// Run a read-only operation within `op_timeout`, else fail it with ETIMEDOUT. Only for
+    /// operations that are safe to abandon at any await: they wait on requests and the block
+    /// cache, and record what they learned only once it has arrived.
+    pub(super) async fn within_budget<T>(
+        &self,
+        op: impl std::future::Future<Output = FsResult<T>>,
+    ) -> FsResult<T> {
+        tokio::time::timeout(self.cfg.op_timeout, op)
+            .await
+            .unwrap_or(Err(FsError::TimedOut(self.cfg.op_timeout)))
+    }
+
     /// Find `name` in directory `parent`; takes one kernel reference on the result.
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Entry> {
+        self.lookup_now(parent, name).await
+    }
+
+    async fn lookup_now(&self, parent: u64, name: &str) -> FsResult<Entry> {
+        if self.timed_out.recent(parent, name) {
+            return Err(FsError::TimedOut(self.cfg.op_timeout));
+        }
+        let r = self.within_budget(self.lookup_fresh(parent, name)).await;
+        if r.as_ref().is_err_and(FsError::is_timeout) {
+            self.timed_out.record(parent, name);
+        }
+        r
+    }
+
+    async fn lookup_fresh(&self, parent: u64, name: &str) -> FsResult<Entry> {
         check_name(name)?;
         let dir = self.dir_node(parent)?;
         let ttl = self.cfg.metadata_ttl;
@@ -307,6 +342,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     /// Attributes of `ino`, refreshed when older than the TTL.
     pub async fn getattr(&self, ino: u64) -> FsResult<Entry> {
+        self.within_budget(self.getattr_now(ino)).await
+    }
+
+    async fn getattr_now(&self, ino: u64) -> FsResult<Entry> {
         let node = self.node(ino)?;
         if ino == ROOT_INO || node.local || node.is_fresh(self.cfg.metadata_ttl) {
             return Ok(Entry {
@@ -358,6 +397,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// Up to `max` entries from `offset` (0 = start). Offsets 1 and 2 are `.` and `..`; every
     /// other entry takes one kernel reference, returned through `unsent` if not delivered.
     pub async fn readdir(&self, fh: u64, offset: u64, max: usize) -> FsResult<Vec<ListedEntry>> {
+        self.within_budget(self.readdir_now(fh, offset, max)).await
+    }
+
+    async fn readdir_now(&self, fh: u64, offset: u64, max: usize) -> FsResult<Vec<ListedEntry>> {
         let handle = self
             .dirs
             .lock()
@@ -440,6 +483,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     /// The target of a symlink (the object's body, as cosfs and s3fs store it).
     pub async fn readlink(&self, ino: u64) -> FsResult<Bytes> {
+        self.within_budget(self.readlink_now(ino)).await
+    }
+
+    async fn readlink_now(&self, ino: u64) -> FsResult<Bytes> {
         let node = self.node(ino)?;
         if node.attr.kind != FileKind::Symlink {
             return Err(FsError::InvalidName);

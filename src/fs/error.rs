@@ -23,6 +23,9 @@ pub enum FsError {
     /// The object changed kind behind a cached entry; the kernel looks it up again.
     #[error("stale entry")]
     Stale,
+    /// A read-only operation got no answer from COS within its budget (`--op-timeout`).
+    #[error("no answer from COS within {0:?} (--op-timeout)")]
+    TimedOut(std::time::Duration),
     /// A failure already reduced to an errno (a block fetch shared by several readers).
     #[error("I/O error (errno {0})")]
     Io(i32),
@@ -63,9 +66,18 @@ impl FsError {
             FsError::ReadOnly => libc::EROFS,
             FsError::BadHandle => libc::EBADF,
             FsError::Stale => libc::ESTALE,
+            FsError::TimedOut(_) => libc::ETIMEDOUT,
             FsError::Io(errno) => *errno,
             FsError::Cos(e) => cos_errno(e),
         }
+    }
+
+    /// COS did not answer in time: our op budget ran out, or the client's request budget.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            FsError::TimedOut(_) | FsError::Cos(CosError::Timeout(_))
+        )
     }
 
     /// Expected outcomes (a name that does not exist) are debug; the rest are warnings.

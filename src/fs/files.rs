@@ -264,8 +264,16 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     /// Open `ino` for thread `pid`. Readers pin the object's ETag; writers share the file's
-    /// `FileWriter`.
+    /// `FileWriter`. Opening for reading is bounded by `op_timeout`; opening for writing makes
+    /// at most two requests of the client's budget each.
     pub async fn open(&self, ino: u64, flags: OpenFlags, pid: u32) -> FsResult<Opened> {
+        if flags.write {
+            return self.open_now(ino, flags, pid).await;
+        }
+        self.within_budget(self.open_now(ino, flags, pid)).await
+    }
+
+    async fn open_now(&self, ino: u64, flags: OpenFlags, pid: u32) -> FsResult<Opened> {
         if flags.write {
             self.writable()?;
         }
@@ -367,14 +375,25 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         ))
     }
 
+    /// Read from handle `fh`: through the file's writer while it is open for writing (which
+    /// may complete an upload, so it is bounded by the client's budgets), else from COS
+    /// through the block cache within `op_timeout`.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
         let h = self.handle(fh)?;
         if let Some(w) = self.writer(h.ino) {
             return w.lock().await.read(&self.wctx, offset, size).await;
         }
-        h.reader
-            .read(&self.store, &self.cache_ref(), offset, size)
-            .await
+        if h.reader.timed_out.recent() {
+            return Err(FsError::TimedOut(self.cfg.op_timeout));
+        }
+        let cache = self.cache_ref();
+        let r = self
+            .within_budget(h.reader.read(&self.store, &cache, offset, size))
+            .await;
+        if r.as_ref().is_err_and(FsError::is_timeout) {
+            h.reader.timed_out.record();
+        }
+        r
     }
 
     /// Write `data` at `offset` (at the end for `O_APPEND` handles); returns the bytes taken.
@@ -599,14 +618,13 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         Ok(())
     }
 
-    /// The xattrs of `node` (one HEAD unless it is open for writing).
+    /// The xattrs of `node` (one HEAD, within `op_timeout`, unless it is open for writing).
     async fn xattrs_of(&self, node: &Inode) -> FsResult<Xattrs> {
         if let Some(w) = self.writer(node.ino) {
             return Ok(meta::xattrs(&w.lock().await.foreign));
         }
-        Ok(self
-            .head(&node.key)
-            .await?
+        let found = self.within_budget(self.head(&node.key)).await?;
+        Ok(found
             .map(|m| meta::xattrs(&m.user_meta))
             .unwrap_or_default())
     }

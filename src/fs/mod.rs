@@ -9,6 +9,10 @@
 //! - `inode`: inode numbers, kernel references, attribute freshness;
 //! - `dir`: directory streams over listing pages;
 //! - `cache`, `reader`: the shared block cache and per-handle reads with prefetch;
+//! - `meta`: `x-cos-meta-*` headers written back (PUT options, copies onto itself, markers);
+//! - `write`: streaming uploads, staging files and rebuild plans of files being written;
+//! - `files`, `namespace`: the file operations and the namespace operations of `CosFs`;
+//! - `timeouts`: names whose lookup just timed out (the kernel's immediate second lookup);
 //! - `core`: `CosFs`, the operations the FUSE adapter calls.
 
 pub mod attr;
@@ -24,6 +28,7 @@ pub mod meta;
 pub mod names;
 pub mod namespace;
 pub mod reader;
+pub mod timeouts;
 pub mod write;
 
 pub use self::core::{CosFs, Entry, FsConfig, FsStats, ListedEntry, Opened};

@@ -9,17 +9,20 @@
 //!   that starts at 1 MiB and doubles on every read that keeps the pattern, up to a cap; the
 //!   window is fetched ahead in GETs of up to `FETCH_CHUNK`, several in flight. Prefetch only
 //!   uses cache room that is free, so it never pushes the cache over its budget.
-//! - A demand fetch that fails with a transient error is retried once with a fresh GET.
+//! - A fetch whose connection is cut mid-body resumes from the first incomplete block (a few
+//!   times); a demand read whose blocks still fail (EIO, or ETIMEDOUT of an older fetch) is
+//!   retried once with a fresh GET, within the operation's budget.
 
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use crate::cos::{ByteRange, ErrorKind, GetOptions, ObjectStore};
+use crate::cos::{ByteRange, CosError, ErrorKind, GetOptions, ObjectStore};
 
 use super::cache::{self, BlockCache, BlockId, Lookup, Reservation, BLOCK_SIZE};
 use super::error::{FsError, FsResult};
+use super::timeouts::Echo;
 
 const MIB: u64 = 1024 * 1024;
 /// First prefetch window of a sequential reader.
@@ -31,6 +34,8 @@ const MAX_WINDOW: u64 = 64 * MIB;
 const FETCH_CHUNK: u64 = 8 * MIB;
 /// Largest request the kernel sends (max_read), used to tolerate reordered async reads.
 const MAX_REQUEST: u64 = MIB;
+/// How often one fetch picks up again after its connection was cut mid-body.
+const MAX_RESUMES: u32 = 3;
 
 #[derive(Debug)]
 struct SeqState {
@@ -46,6 +51,8 @@ pub struct ObjectReader {
     etag: Arc<str>,
     size: u64,
     seq: Mutex<SeqState>,
+    /// When a read of this handle last ran out of time (see `timeouts`).
+    pub timed_out: Echo,
 }
 
 impl ObjectReader {
@@ -59,6 +66,7 @@ impl ObjectReader {
                 window: INITIAL_WINDOW,
                 prefetched_until: 0,
             }),
+            timed_out: Echo::default(),
         }
     }
 
@@ -92,7 +100,9 @@ impl ObjectReader {
             }
             match self.assemble(pending, offset, end).await {
                 Ok(b) => return Ok(b),
-                Err(errno) if errno == libc::EIO && attempt < 2 => continue,
+                // A fetch that failed may be an older one (a prefetch of a server that has
+                // since recovered): one fresh GET. The caller's budget bounds the retry.
+                Err(libc::EIO | libc::ETIMEDOUT) if attempt < 2 => continue,
                 Err(errno) => return Err(FsError::Io(errno)),
             }
         }
@@ -129,6 +139,8 @@ impl ObjectReader {
     }
 
     /// Find or start the fetches of every block of `offset..end`; returns what to wait for.
+    /// Safe to abandon at any await (a read past its deadline): blocks claimed but not yet
+    /// handed to a fetch are failed by `Claims`, so no other reader waits on them forever.
     async fn start_demand<S: ObjectStore + ?Sized>(
         &self,
         store: &Arc<S>,
@@ -138,31 +150,35 @@ impl ObjectReader {
     ) -> Vec<Lookup> {
         let (first, last) = (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE);
         let mut out = Vec::new();
-        let mut run: Vec<u64> = Vec::new();
+        let mut run = Claims {
+            reader: self,
+            cache,
+            blocks: Vec::new(),
+        };
         for i in first..=last {
             let id = self.id(i);
             let mut found = cache.lookup(&id);
             if matches!(found, Lookup::Missing) {
                 if cache.claim(&id) {
-                    run.push(i);
+                    run.blocks.push(i);
                     out.push(cache.lookup(&id));
-                    if run.len() == cache.max_run() {
-                        let room = cache.reserve(run.len()).await;
-                        self.spawn_fetch(store, cache, std::mem::take(&mut run), room);
+                    if run.blocks.len() == cache.max_run() {
+                        let room = cache.reserve(run.blocks.len()).await;
+                        self.spawn_fetch(store, cache, run.take(), room);
                     }
                     continue;
                 }
                 found = cache.lookup(&id);
             }
-            if !run.is_empty() {
-                let room = cache.reserve(run.len()).await;
-                self.spawn_fetch(store, cache, std::mem::take(&mut run), room);
+            if !run.blocks.is_empty() {
+                let room = cache.reserve(run.blocks.len()).await;
+                self.spawn_fetch(store, cache, run.take(), room);
             }
             out.push(found);
         }
-        if !run.is_empty() {
-            let room = cache.reserve(run.len()).await;
-            self.spawn_fetch(store, cache, run, room);
+        if !run.blocks.is_empty() {
+            let room = cache.reserve(run.blocks.len()).await;
+            self.spawn_fetch(store, cache, run.take(), room);
         }
         out
     }
@@ -204,6 +220,8 @@ impl ObjectReader {
     }
 
     /// GET the consecutive blocks `run` in one request; every block is completed or failed.
+    /// A connection dropped mid-body is resumed from the first block not yet complete, up to
+    /// `MAX_RESUMES` times; other failures (a timeout, a changed object) fail the rest.
     fn spawn_fetch<S: ObjectStore + ?Sized>(
         &self,
         store: &Arc<S>,
@@ -215,14 +233,7 @@ impl ObjectReader {
         let (key, etag, size) = (self.key.clone(), self.etag.clone(), self.size);
         let lens: Vec<u64> = run.iter().map(|&i| self.block_len(i)).collect();
         tokio::spawn(async move {
-            let first = run[0];
-            let start = first * BLOCK_SIZE;
-            let end = size.min(start + lens.iter().sum::<u64>());
-            let opts = GetOptions {
-                range: Some(ByteRange::new(start, end)),
-                if_match: Some(etag.to_string()),
-                ..Default::default()
-            };
+            let end = size.min(run[0] * BLOCK_SIZE + lens.iter().sum::<u64>());
             let id = |index| BlockId {
                 key: key.clone(),
                 etag: etag.clone(),
@@ -230,39 +241,48 @@ impl ObjectReader {
             };
             let mut room = room;
             let mut done = 0usize;
-            let errno = match store.get_object(&key, &opts).await {
-                Err(e) => read_errno(&key, &e),
-                Ok(out) if out.content_length != end - start => {
-                    tracing::warn!(%key, got = out.content_length, want = end - start, "ranged GET returned the wrong length");
-                    libc::EIO
-                }
-                Ok(out) => {
-                    let mut body = out.body;
-                    // One allocation per run: blocks are split off it without further copies.
-                    let mut buf = BytesMut::with_capacity((end - start) as usize);
-                    let mut errno = 0;
-                    while done < run.len() {
-                        let want = lens[done] as usize;
-                        if buf.len() >= want {
-                            let block = buf.split_to(want).freeze();
-                            cache.complete(id(run[done]), block, room.take_one());
-                            done += 1;
-                            continue;
-                        }
-                        match body.next().await {
-                            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-                            Some(Err(e)) => {
-                                errno = read_errno(&key, &e);
-                                break;
-                            }
-                            None => {
-                                tracing::warn!(%key, "object body ended early");
-                                errno = libc::EIO;
-                                break;
-                            }
-                        }
+            let mut resumes = 0;
+            let errno = loop {
+                let start = run[done] * BLOCK_SIZE;
+                let opts = GetOptions {
+                    range: Some(ByteRange::new(start, end)),
+                    if_match: Some(etag.to_string()),
+                    ..Default::default()
+                };
+                let mut body = match store.get_object(&key, &opts).await {
+                    Err(e) => break read_errno(&key, &e),
+                    Ok(out) if out.content_length != end - start => {
+                        tracing::warn!(%key, got = out.content_length, want = end - start, "ranged GET returned the wrong length");
+                        break libc::EIO;
                     }
-                    errno
+                    Ok(out) => out.body,
+                };
+                // One allocation per GET: blocks are split off it without further copies.
+                let mut buf = BytesMut::with_capacity((end - start) as usize);
+                let failed = loop {
+                    if done == run.len() {
+                        break None;
+                    }
+                    let want = lens[done] as usize;
+                    if buf.len() >= want {
+                        let block = buf.split_to(want).freeze();
+                        cache.complete(id(run[done]), block, room.take_one());
+                        done += 1;
+                        continue;
+                    }
+                    match body.next().await {
+                        Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                        Some(Err(e)) => break Some(e),
+                        None => break Some(CosError::Transport("object body ended early".into())),
+                    }
+                };
+                match failed {
+                    None => break 0,
+                    Some(CosError::Transport(why)) if resumes < MAX_RESUMES => {
+                        resumes += 1;
+                        tracing::debug!(%key, why, from = run[done] * BLOCK_SIZE, "body cut off; resuming");
+                    }
+                    Some(e) => break read_errno(&key, &e),
                 }
             };
             for &i in &run[done..] {
@@ -296,6 +316,28 @@ impl ObjectReader {
             out.extend_from_slice(&b[s.min(e)..e]);
         }
         Ok(out.freeze())
+    }
+}
+
+/// Blocks a reader claimed and has not handed to a fetch yet.
+struct Claims<'a> {
+    reader: &'a ObjectReader,
+    cache: &'a BlockCache,
+    blocks: Vec<u64>,
+}
+
+impl Claims<'_> {
+    /// The claimed run, now owned by a fetch.
+    fn take(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.blocks)
+    }
+}
+
+impl Drop for Claims<'_> {
+    fn drop(&mut self) {
+        for &i in &self.blocks {
+            self.cache.fail(&self.reader.id(i), libc::ETIMEDOUT);
+        }
     }
 }
 

@@ -162,6 +162,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io:
             "We encountered an internal error. Please try again. (injected fault)",
         )),
         faults::Injected::Hang => {
+            st.stats.count("InjectedHang");
             std::future::pending::<()>().await;
             None
         }
