@@ -74,6 +74,27 @@ async fn clock_skew_is_corrected_from_the_server_date() {
     env.client.head_bucket().await.unwrap();
 }
 
+/// A fresh client's first requests go out together (a lookup is a HEAD and a LIST at once):
+/// all succeed, including those signed before another one corrected the clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_requests_all_survive_clock_skew() {
+    let env = Env::new(Mode::Signed).await;
+    env.client
+        .put_object("k", Bytes::from_static(b"v"), &PutOptions::default())
+        .await
+        .unwrap();
+    env.server.faults.update(|f| f.clock_offset_secs = -1200);
+    let fresh = client_with(client_config(&env.server.endpoint()), SECRET_KEY);
+    let list = ListRequest::default();
+    let heads = futures_util::future::join_all((0..8).map(|_| fresh.head_object("k")));
+    let (heads, listed) = tokio::join!(heads, fresh.list_objects(&list));
+    listed.unwrap();
+    for h in heads {
+        assert_eq!(h.unwrap().size, 1);
+    }
+    assert!(fresh.clock_offset_secs() <= -1190);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hung_server_times_out_instead_of_hanging() {
     let env = Env::new(Mode::Signed).await;

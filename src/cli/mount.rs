@@ -521,7 +521,12 @@ fn serve_mount(
     quick.retry.max_attempts = 2;
     let checked = CosClient::new(quick, prep.creds.clone())
         .map_err(|e| e.to_string())
-        .and_then(|c| rt.block_on(preflight(&c, &prep.bucket, &prep.prefix)));
+        .and_then(|c| {
+            rt.block_on(preflight(&c, &prep.bucket, &prep.prefix))?;
+            // A skewed clock found by the preflight is corrected before the first operation.
+            client.adopt_clock_offset(c.clock_offset_secs());
+            Ok(())
+        });
     if let Err(e) = checked {
         ready(Err(e));
         return 1;

@@ -139,6 +139,12 @@ impl CosClient {
         self.clock_offset.load(Ordering::Relaxed)
     }
 
+    /// Start from an offset another client learned (the mount's preflight), so the first
+    /// real request is signed with the server's time.
+    pub fn adopt_clock_offset(&self, secs: i64) {
+        self.clock_offset.store(secs, Ordering::Relaxed);
+    }
+
     pub fn config(&self) -> &ClientConfig {
         &self.cfg
     }
@@ -286,6 +292,7 @@ impl CosClient {
                 self.stats.retry();
             }
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let signed_with = self.clock_offset.load(Ordering::Relaxed);
             let result = match self.send_once(&req, self.limits(&req, remaining)).await {
                 Ok(resp) => {
                     if req.method != Method::HEAD {
@@ -309,6 +316,10 @@ impl CosClient {
                     if let Some(offset) = self.skew_from(&err) {
                         tracing::warn!(offset_secs = offset, "clock skew against COS; correcting");
                         self.clock_offset.store(offset, Ordering::Relaxed);
+                        continue;
+                    }
+                    // Signed before a concurrent request corrected the clock: sign again.
+                    if self.clock_offset.load(Ordering::Relaxed) != signed_with {
                         continue;
                     }
                 }
