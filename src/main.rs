@@ -1,6 +1,9 @@
 use clap::Parser;
 
 fn main() {
+    // Printing commands end quietly when their reader goes away; `run` changes this back for
+    // the long-lived ones.
+    cosfs::cli::set_sigpipe(true);
     let routed = match cosfs::cli::legacy::route(std::env::args_os().collect()) {
         Ok(r) => r,
         Err(e) => {

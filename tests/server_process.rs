@@ -175,7 +175,7 @@ fn bad_flags_are_refused_with_a_reason() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("between 0 and 1"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a fraction from 0 to 1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use clap::Args;
 
+use super::diagnose::{self, Target};
 use crate::cos::{
     CosClient, CosError, ErrorKind, GetOptions, ListRequest, ObjectStore, PutOptions,
 };
@@ -55,7 +56,7 @@ impl Report {
     }
 }
 
-fn mask(id: &str) -> String {
+pub(super) fn mask(id: &str) -> String {
     if id.len() <= 8 {
         return "****".into();
     }
@@ -162,12 +163,17 @@ async fn check(a: &CheckArgs, r: &mut Report) {
 
     // Endpoint and clock.
     let (took, server_date, head) = client.probe().await;
-    if let Err(e @ (CosError::Transport(_) | CosError::Timeout(_))) = &head {
-        return r.fail(
-            "endpoint",
-            &format!("{base} does not answer: {e}"),
-            "check --region/--endpoint, DNS, and that outbound HTTPS (443) is allowed",
-        );
+    let id = secret_id.as_deref().map(mask);
+    let why = Target {
+        bucket: name,
+        base_url: &base,
+        prefix: &target.prefix,
+        secret_id: id.as_deref(),
+    };
+    if let Err(e) = &head {
+        if let Some(d) = diagnose::unreachable(e, &why) {
+            return r.fail("endpoint", &d.detail, &d.fix);
+        }
     }
     r.ok(
         "endpoint",
@@ -214,49 +220,14 @@ async fn check(a: &CheckArgs, r: &mut Report) {
         max_keys: 1,
         ..Default::default()
     };
-    let id = secret_id.as_deref().map(mask).unwrap_or_default();
     match client.list_objects(&list).await {
         Ok(_) => r.ok(
             "list",
             &format!("credentials accepted; bucket {name} listed"),
         ),
         Err(e) => {
-            let code = match &e {
-                CosError::Service(s) => s.code.clone(),
-                _ => String::new(),
-            };
-            let (detail, fix) = match (e.kind(), code.as_str()) {
-                (_, "SignatureDoesNotMatch") => (
-                    format!("SecretKey does not match SecretId {id}"),
-                    "copy the SecretKey of that SecretId again from the CAM console (API keys); \
-                     look for stray spaces or a second line for this bucket in the passwd file"
-                        .to_string(),
-                ),
-                (_, "InvalidAccessKeyId") => (
-                    format!("SecretId {id} is not known to COS (deleted or mistyped)"),
-                    "create or copy an API key in the CAM console and update the credentials"
-                        .into(),
-                ),
-                (Some(ErrorKind::NotFound), _) => (
-                    format!("bucket {name} does not exist at {base}"),
-                    "check the bucket name, its APPID and its region (--region must be the \
-                     bucket's region)"
-                        .into(),
-                ),
-                (Some(ErrorKind::ClockSkew | ErrorKind::RequestExpired), _) => (
-                    format!("COS refused the request's time: {e}"),
-                    "sync the clock: timedatectl set-ntp true".into(),
-                ),
-                (Some(ErrorKind::AccessDenied), _) => (
-                    format!("SecretId {id} may not list bucket {name}: {e}"),
-                    format!(
-                        "grant cos:GetBucket on {name} (prefix {:?}) to this key in CAM",
-                        target.prefix
-                    ),
-                ),
-                _ => (e.to_string(), "see the error above".into()),
-            };
-            return r.fail("list", &detail, &fix);
+            let d = diagnose::list_failure(&e, &why);
+            return r.fail("list", &d.detail, &d.fix);
         }
     }
     match head {

@@ -177,6 +177,7 @@ fn meaning(name: &str, value: Option<&str>) -> Result<Meaning, String> {
             flag("--part-size", &format!("{mb}M"))
         }
         "stat_cache_expire" => flag("--metadata-ttl", need()?),
+        "readwrite_timeout" => flag("--op-timeout", need()?),
         "public_bucket" => match value {
             Some("1") | None => Meaning::Flags(vec!["--anonymous".into()]),
             Some("0") => Meaning::Ignore,
@@ -215,7 +216,7 @@ fn meaning(name: &str, value: Option<&str>) -> Result<Meaning, String> {
             Meaning::Obsolete("staging files are unlinked when made; nothing is left to delete")
         }
         "ensure_diskfree" => Meaning::Obsolete("use --cache-dir-size to cap the cache directory"),
-        "retries" | "connect_timeout" | "readwrite_timeout" | "multireq_max" => {
+        "retries" | "connect_timeout" | "multireq_max" => {
             Meaning::Obsolete("cosfs retries with backoff by itself")
         }
         "max_stat_cache_size"
@@ -349,8 +350,8 @@ mod tests {
                 "cosfs mount ex-125 /m --endpoint http://h:1 --log-level debug --log-file /var/log/c.log --foreground",
             ),
             (
-                "cosfs ex-125 /m -d -o url=http://h:1,use_cache=/data/cc,parallel_count=4,multipart_size=16,stat_cache_expire=5,ro,nonempty,public_bucket=1",
-                "cosfs mount ex-125 /m --foreground --log-level debug --endpoint http://h:1 --cache-dir /data/cc --upload-concurrency 4 --part-size 16M --metadata-ttl 5 --read-only --nonempty --anonymous",
+                "cosfs ex-125 /m -d -o url=http://h:1,use_cache=/data/cc,parallel_count=4,multipart_size=16,stat_cache_expire=5,readwrite_timeout=60,ro,nonempty,public_bucket=1",
+                "cosfs mount ex-125 /m --foreground --log-level debug --endpoint http://h:1 --cache-dir /data/cc --upload-concurrency 4 --part-size 16M --metadata-ttl 5 --op-timeout 60 --read-only --nonempty --anonymous",
             ),
             (
                 "cosfs ex-125 /m -o url=http://h:1,umask=0077,dbglevel=crit,cam_role=r1",

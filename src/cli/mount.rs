@@ -20,13 +20,13 @@ use clap::Args;
 
 use crate::cos::config::TimeBudget;
 use crate::cos::credentials::{self, CredentialSources};
-use crate::cos::{
-    ClientConfig, CosClient, CosError, Endpoint, ErrorKind, ListRequest, ObjectStore,
-};
+use crate::cos::{ClientConfig, CosClient, Endpoint, ListRequest, ObjectStore};
 use crate::fs::attr::AttrDefaults;
 use crate::fs::names::normalize_prefix;
 use crate::fs::{CosFs, FsConfig};
 use crate::fuse::FuseAdapter;
+
+use super::values;
 
 #[derive(Debug, Args)]
 pub struct MountArgs {
@@ -56,22 +56,24 @@ pub struct MountArgs {
     #[arg(long)]
     pub allow_other: bool,
     /// Owner of objects without POSIX metadata (default: the mounting user).
-    #[arg(long)]
+    #[arg(long, value_parser = values::id, allow_negative_numbers = true)]
     pub uid: Option<u32>,
     /// Group of objects without POSIX metadata (default: the mounting user's group).
-    #[arg(long)]
+    #[arg(long, value_parser = values::id, allow_negative_numbers = true)]
     pub gid: Option<u32>,
     /// Permission bits (octal) of files without POSIX metadata.
-    #[arg(long, default_value = "0644", value_parser = parse_mode)]
+    #[arg(long, default_value = "0644", value_parser = values::mode)]
     pub file_mode: u32,
     /// Permission bits (octal) of directories without POSIX metadata.
-    #[arg(long, default_value = "0755", value_parser = parse_mode)]
+    #[arg(long, default_value = "0755", value_parser = values::mode)]
     pub dir_mode: u32,
-    /// Seconds that attributes and "no such file" answers are trusted (fractions allowed).
-    #[arg(long, default_value = "1", value_parser = parse_seconds)]
+    /// Seconds that attributes and "no such file" answers are trusted (0 to 86400, fractions
+    /// allowed).
+    #[arg(long, default_value = "1", value_parser = values::ttl, allow_negative_numbers = true)]
     pub metadata_ttl: Duration,
-    /// Memory budget of the block cache (bytes, or with K/M/G suffix).
-    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    /// Memory budget of the block cache (bytes, or with K/M/G suffix; 4M up to the machine's
+    /// memory).
+    #[arg(long, default_value = "256M", value_parser = values::cache_size)]
     pub cache_size: u64,
     /// Directory for staging files of files modified in place (default: /var/cache/cosfs as
     /// root, else $XDG_CACHE_HOME/cosfs or ~/.cache/cosfs). Staging files are unlinked at
@@ -79,16 +81,16 @@ pub struct MountArgs {
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     /// Most bytes staging files may hold together; past it writes fail with ENOSPC.
-    #[arg(long, default_value = "4G", value_parser = parse_size)]
+    #[arg(long, default_value = "4G", value_parser = values::cache_dir_size)]
     pub cache_dir_size: u64,
-    /// Size of upload parts (1M..5G); it doubles every 1,000 parts of a big file.
-    #[arg(long, default_value = "8M", value_parser = parse_size)]
+    /// Size of the first upload parts (1M..5G); it doubles every 100 parts of a big file.
+    #[arg(long, default_value = "8M", value_parser = values::part_size)]
     pub part_size: u64,
-    /// Part uploads in flight for the whole mount.
-    #[arg(long, default_value = "8", value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Part uploads in flight for the whole mount (1..256).
+    #[arg(long, default_value = "8", value_parser = clap::value_parser!(u16).range(1..=256), allow_negative_numbers = true)]
     pub upload_concurrency: u16,
-    /// Log level: error, warn, info, debug or trace.
-    #[arg(long, default_value = "warn")]
+    /// Log level.
+    #[arg(long, default_value = "warn", value_parser = values::LOG_LEVELS)]
     pub log_level: String,
     /// Append logs to this file; SIGHUP reopens it. Without it, logs go to stderr with -f
     /// (journald-shaped under systemd) and nowhere in daemon mode.
@@ -97,11 +99,11 @@ pub struct MountArgs {
     /// Longest wait on COS, in seconds: a stat, ls, open or read that gets no answer fails
     /// with ETIMEDOUT after it; each request, retries included, gets this long (plus 1 s per
     /// MiB it moves; Complete and Copy get 20 times it).
-    #[arg(long, default_value = "30", value_parser = parse_op_timeout)]
+    #[arg(long, default_value = "30", value_parser = values::op_timeout, allow_negative_numbers = true)]
     pub op_timeout: Duration,
     /// On SIGTERM/SIGINT, how long files open for writing may still be finished and closed
     /// before they are given up (their programs get EIO; COS keeps the previous version).
-    #[arg(long, default_value = "30", value_parser = parse_seconds)]
+    #[arg(long, default_value = "30", value_parser = values::stop_timeout, allow_negative_numbers = true)]
     pub stop_timeout: Duration,
 }
 
@@ -145,45 +147,6 @@ fn default_cache_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
     base.join("cosfs")
-}
-
-fn parse_mode(s: &str) -> Result<u32, String> {
-    let digits = s.trim_start_matches("0o");
-    u32::from_str_radix(digits, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("{s:?} is not an octal mode such as 0644"))
-}
-
-fn parse_seconds(s: &str) -> Result<Duration, String> {
-    s.parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("{s:?} is not a number of seconds"))
-}
-
-fn parse_op_timeout(s: &str) -> Result<Duration, String> {
-    parse_seconds(s)
-        .ok()
-        .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(d))
-        .ok_or_else(|| format!("{s:?} is not a number of seconds between 1 and 3600"))
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim().trim_end_matches("iB").trim_end_matches('B');
-    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
-        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('M') => (&t[..t.len() - 1], 1 << 20),
-        Some('G') => (&t[..t.len() - 1], 1 << 30),
-        Some('T') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    num.trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("{s:?} is not a size such as 512M or 2G"))
 }
 
 /// Everything checked and resolved before forking.
@@ -270,9 +233,6 @@ fn prepare(a: &MountArgs) -> Result<Prepared, String> {
     defaults.gid = a.gid.unwrap_or(defaults.gid);
     defaults.file_mode = a.file_mode;
     defaults.dir_mode = a.dir_mode;
-    if !(1 << 20..=5 << 30).contains(&a.part_size) {
-        return Err("--part-size must be between 1M and 5G (the COS part limits)".into());
-    }
     if let Some(log) = &a.log_file {
         super::logging::LogFile::open(log)
             .map_err(|e| format!("cannot open log file {}: {e}", log.display()))?;
@@ -377,24 +337,16 @@ async fn preflight(client: &CosClient, bucket: &str, prefix: &str) -> Result<(),
         ..Default::default()
     };
     let endpoint = client.config().endpoint.base_url();
-    match client.list_objects(&req).await {
-        Ok(_) => Ok(()),
-        Err(e) => Err(match (e.kind(), &e) {
-            (Some(ErrorKind::NotFound), _) => {
-                format!("bucket {bucket} does not exist at {endpoint} ({e})")
-            }
-            (Some(ErrorKind::BadCredentials), _) => {
-                format!("the credentials were rejected for bucket {bucket}: {e}")
-            }
-            (Some(ErrorKind::AccessDenied), _) => {
-                format!("access to bucket {bucket} denied: {e}")
-            }
-            (_, CosError::Transport(_) | CosError::Timeout(_)) => {
-                format!("cannot reach {endpoint}: {e}")
-            }
-            _ => format!("bucket {bucket} at {endpoint} cannot be listed: {e}"),
-        }),
-    }
+    let secret_id = client.secret_id().await.map(|id| super::check::mask(&id));
+    client.list_objects(&req).await.map(|_| ()).map_err(|e| {
+        let target = super::diagnose::Target {
+            bucket,
+            base_url: &endpoint,
+            prefix,
+            secret_id: secret_id.as_deref(),
+        };
+        super::diagnose::list_failure(&e, &target).to_string()
+    })
 }
 
 /// `cosfs mount`: returns the exit code.
@@ -412,8 +364,9 @@ pub fn run(args: MountArgs) -> i32 {
             .flatten();
         return serve_mount(&args, prep, log, |r| match r {
             Ok(msg) => {
-                println!("{msg}");
-                let _ = std::io::stdout().flush();
+                let mut out = std::io::stdout();
+                let _ = writeln!(out, "{msg}");
+                let _ = out.flush();
             }
             Err(e) => eprintln!("cosfs mount: {e}"),
         });
@@ -709,23 +662,5 @@ pub fn run_unmount(args: UnmountArgs) -> i32 {
             eprintln!("cosfs unmount: {e}");
             1
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn option_parsers() {
-        assert_eq!(parse_mode("0644"), Ok(0o644));
-        assert_eq!(parse_mode("755"), Ok(0o755));
-        assert!(parse_mode("0999").is_err());
-        assert_eq!(parse_size("256M"), Ok(256 << 20));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("lots").is_err());
-        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
-        assert!(parse_seconds("-1").is_err());
     }
 }

@@ -44,16 +44,16 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 0)]
     pub fault_bandwidth: u64,
     /// Fault injection: fraction (0-1) of requests answered 503 SlowDown.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::values::fraction, allow_negative_numbers = true)]
     pub fault_503_rate: f64,
     /// Fault injection: fraction of requests answered 500 InternalError.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::values::fraction, allow_negative_numbers = true)]
     pub fault_500_rate: f64,
     /// Fault injection: fraction of requests whose connection is dropped (GET: mid-body).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::values::fraction, allow_negative_numbers = true)]
     pub fault_drop_rate: f64,
     /// Fault injection: fraction of requests never answered.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::values::fraction, allow_negative_numbers = true)]
     pub fault_hang_rate: f64,
     /// Fault injection applies only to these HTTP methods (comma-separated; default all).
     #[arg(long, value_delimiter = ',')]
@@ -62,7 +62,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub clock_offset_secs: i64,
     /// Log level: error, warn, info, debug or trace.
-    #[arg(long, default_value = "info")]
+    #[arg(long, default_value = "info", value_parser = super::values::LOG_LEVELS)]
     pub log_level: String,
 }
 
@@ -86,16 +86,6 @@ impl ServeArgs {
                 )
             }
         };
-        for (name, rate) in [
-            ("--fault-503-rate", self.fault_503_rate),
-            ("--fault-500-rate", self.fault_500_rate),
-            ("--fault-drop-rate", self.fault_drop_rate),
-            ("--fault-hang-rate", self.fault_hang_rate),
-        ] {
-            if !(0.0..=1.0).contains(&rate) {
-                return Err(format!("{name} must be between 0 and 1, got {rate}"));
-            }
-        }
         Ok(ServerConfig {
             root: self.root.clone(),
             listen: self.listen,
@@ -145,8 +135,10 @@ pub fn run(args: ServeArgs) -> i32 {
             }
         };
         // The first stdout line is the endpoint; scripts read it to learn a port-0 choice.
-        println!("cosfs serve: listening on {}", srv.endpoint());
-        let _ = std::io::stdout().flush();
+        // Nobody may be reading any more (`| head -1`): that is no reason to stop serving.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "cosfs serve: listening on {}", srv.endpoint());
+        let _ = out.flush();
         tracing::info!(endpoint = %srv.endpoint(), root = %root.display(), "serving");
         super::wait_for_signal().await;
         srv.stop();

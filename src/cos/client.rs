@@ -134,6 +134,12 @@ impl CosClient {
         }
     }
 
+    /// The SecretId requests are signed with (None: anonymous, or credentials not available).
+    pub async fn secret_id(&self) -> Option<String> {
+        let provider = self.creds.as_ref()?;
+        provider.credentials().await.ok().map(|c| c.secret_id)
+    }
+
     /// Server time minus local time in seconds, as learned from clock-skew answers.
     pub fn clock_offset_secs(&self) -> i64 {
         self.clock_offset.load(Ordering::Relaxed)
