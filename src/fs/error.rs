@@ -72,11 +72,14 @@ impl FsError {
         }
     }
 
-    /// COS did not answer in time: our op budget ran out, or the client's request budget.
+    /// COS did not answer in time: our op budget ran out, the client's request budget, or a
+    /// block fetch this operation waited on.
     pub fn is_timeout(&self) -> bool {
         matches!(
             self,
-            FsError::TimedOut(_) | FsError::Cos(CosError::Timeout(_))
+            FsError::TimedOut(_)
+                | FsError::Cos(CosError::Timeout(_))
+                | FsError::Io(libc::ETIMEDOUT)
         )
     }
 
