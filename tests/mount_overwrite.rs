@@ -343,3 +343,79 @@ fn kill_9_of_the_mount_mid_overwrite_keeps_the_old_object() {
         "and through a new mount"
     );
 }
+
+/// An overwrite that reads back and rewrites bytes it already streamed (a header patched at the
+/// end, as video and archive writers do), and one that cuts its file short: COS keeps the old
+/// object until the close, which completes the same upload and sends again only the parts
+/// that changed. When that Complete fails, the old object stays.
+#[test]
+fn seeking_back_into_sent_parts_keeps_the_old_object() {
+    use std::os::unix::fs::FileExt;
+    let b = Backend::start();
+    let old = pattern(OLD_LEN, 11);
+    let m = Mounted::start(&b, &["--part-size", "1M"]);
+    for end in [Final::Lands, Final::Fails] {
+        b.put("v.bin", old.clone());
+        b.reset_counts();
+        let mut want = pattern(NEW_LEN, 12);
+        let mut f = std::fs::File::create(m.p("v.bin")).unwrap();
+        f.write_all(&want).unwrap();
+        wait_parts(&b, 5);
+        // Read back the start through another handle, then patch the header.
+        let mut head = vec![0u8; 4096];
+        std::fs::File::open(m.p("v.bin"))
+            .unwrap()
+            .read_exact_at(&mut head, 0)
+            .unwrap();
+        assert!(head == want[..4096], "reads see what was written");
+        f.write_all_at(b"HEADER", 10).unwrap();
+        want[10..16].copy_from_slice(b"HEADER");
+        assert!(
+            body(&b, "v.bin") == old,
+            "still the old object after the seek back"
+        );
+        assert_eq!(b.count("CompleteMultipartUpload"), 0);
+        assert_eq!(b.count("PutObject"), 0);
+        let sent = b.count("UploadPart");
+        if end == Final::Fails {
+            b.server.faults.set(FaultConfig {
+                rate_503: 1.0,
+                methods: vec!["POST".into()],
+                ..Default::default()
+            });
+        }
+        let closed = common::mount::close(f);
+        b.server.faults.set(FaultConfig::default());
+        match end {
+            Final::Lands => {
+                closed.unwrap();
+                assert!(body(&b, "v.bin") == want, "the new bytes, header patched");
+                // Part 1 (the header) and the unsent tail go up; parts 2..5 are reused.
+                assert!(
+                    b.count("UploadPart") - sent <= 2,
+                    "{}",
+                    b.count("UploadPart") - sent
+                );
+                assert_eq!(b.count("CompleteMultipartUpload"), 1);
+            }
+            Final::Fails => {
+                assert_eq!(closed, Err(libc::EIO));
+                assert!(body(&b, "v.bin") == old, "old object intact");
+            }
+        }
+        no_uploads_left(&b);
+    }
+
+    // Cut short into the sent parts: the old object until the close, then the prefix.
+    b.put("v.bin", old.clone());
+    b.reset_counts();
+    let data = pattern(NEW_LEN, 13);
+    let mut f = std::fs::File::create(m.p("v.bin")).unwrap();
+    f.write_all(&data).unwrap();
+    wait_parts(&b, 5);
+    f.set_len(2_500_000).unwrap();
+    assert!(body(&b, "v.bin") == old);
+    common::mount::close(f).unwrap();
+    assert!(body(&b, "v.bin") == data[..2_500_000]);
+    no_uploads_left(&b);
+}

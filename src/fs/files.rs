@@ -137,7 +137,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 Err(_) if wait => w.lock().await,
                 Err(_) => continue,
             };
-            if g.give_up().await {
+            if g.give_up(&self.wctx).await {
                 keys.push(g.key.clone());
             }
         }
@@ -462,7 +462,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 tracing::error!(key = %g.key, error = %e, "last close of a file could not upload it; its changes are lost");
             }
         }
-        g.discard().await;
+        g.discard(&self.wctx).await;
         let failed = g.failed() || g.modified;
         self.writers.lock().unwrap().remove(&h.ino);
         let mut t = self.inodes.lock().unwrap();

@@ -178,7 +178,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             let mut g = w.lock().await;
             remote = g.exists_remote;
             g.unlinked = true;
-            g.discard().await;
+            g.discard(&self.wctx).await;
         }
         if remote {
             self.store.delete_object(&node.key).await?;

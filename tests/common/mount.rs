@@ -258,12 +258,21 @@ pub fn close(f: std::fs::File) -> Result<(), i32> {
     }
 }
 
-/// Panics if any multipart upload is left unfinished on the server.
+/// Panics if any multipart upload is left unfinished on the server. An abort that failed is
+/// retried by the mount in the background (its first retry 2 s later), so this waits up to
+/// 5 s for the list to empty.
 pub fn no_uploads_left(b: &Backend) {
-    let page = b
-        .block_on(b.client.list_multipart_uploads("", None, None))
-        .unwrap();
-    assert!(page.uploads.is_empty(), "left behind: {:?}", page.uploads);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let page = b
+            .block_on(b.client.list_multipart_uploads("", None, None))
+            .unwrap();
+        if page.uploads.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "left behind: {:?}", page.uploads);
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Drop the kernel's page cache, so the next read reaches the filesystem.

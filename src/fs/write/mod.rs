@@ -2,12 +2,16 @@
 //! start, staging files for files modified in place, and the plans that rebuild an object from
 //! copied and uploaded parts.
 //!
+//! - `cleanup`: aborts of uploads that will never complete, retried in the background;
+//! - `open_upload`: the upload a streamed overwrite leaves open when it turns staged (pure);
 //! - `parts`: part sizes and rebuild plans (pure);
 //! - `ranges`: byte-range sets (dirty bytes);
 //! - `staging`: the size-capped cache directory and its anonymous staging files;
 //! - `stream`: the background multipart upload of a sequentially written file;
 //! - `writer`: `FileWriter`, the state of one file open for writing.
 
+pub mod cleanup;
+pub mod open_upload;
 pub mod parts;
 pub mod ranges;
 pub mod staging;

@@ -7,6 +7,8 @@
 //!   number of dirty bytes, against `--cache-dir-size` for all files of the mount together; a
 //!   write that would pass the cap, or that the disk refuses, fails with ENOSPC and changes
 //!   nothing else.
+//! - Copies kept only while there is room (`charge_spare`: the sent parts of an overwrite)
+//!   may use at most half of the cap, so that edits in place always find room.
 //! - File I/O is plain `pread`/`pwrite` on the calling task: these hit the page cache and take
 //!   microseconds; the upload reads whole parts the same way.
 
@@ -41,10 +43,12 @@ impl CacheDir {
         self.used.load(Ordering::Relaxed)
     }
 
-    fn reserve(&self, n: u64) -> FsResult<()> {
+    /// Account `n` bytes unless that would take the total past `limit` (at most the cap).
+    fn reserve_within(&self, n: u64, limit: u64) -> FsResult<()> {
+        let limit = limit.min(self.cap);
         let mut cur = self.used.load(Ordering::Relaxed);
         loop {
-            if cur + n > self.cap {
+            if cur + n > limit {
                 return Err(FsError::Io(libc::ENOSPC));
             }
             match self
@@ -98,7 +102,16 @@ impl StagingFile {
 
     /// Account `n` more dirty bytes; ENOSPC when the cache dir is full.
     pub fn charge(&mut self, n: u64) -> FsResult<()> {
-        self.dir.reserve(n)?;
+        self.dir.reserve_within(n, u64::MAX)?;
+        self.charged += n;
+        Ok(())
+    }
+
+    /// Account `n` more bytes of a copy that is only kept while there is room (the sent parts
+    /// of an overwrite): such copies may fill the staging area only up to half, so that edits
+    /// in place always find room.
+    pub fn charge_spare(&mut self, n: u64) -> FsResult<()> {
+        self.dir.reserve_within(n, self.dir.cap / 2)?;
         self.charged += n;
         Ok(())
     }
@@ -157,6 +170,11 @@ mod tests {
         assert_eq!(buf, [0; 4], "holes read as zeros");
         let mut b = StagingFile::create(&dir).unwrap();
         assert_eq!(b.charge(50).unwrap_err().errno(), libc::ENOSPC);
+        assert_eq!(
+            b.charge_spare(10).unwrap_err().errno(),
+            libc::ENOSPC,
+            "spare copies stop at half"
+        );
         drop(a);
         b.charge(50).unwrap();
         assert_eq!(dir.used(), 50);

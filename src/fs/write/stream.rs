@@ -13,7 +13,13 @@
 //! - Metadata is sent at Initiate (or with the PUT). `finish` reports whether the metadata it
 //!   was given is what the object got, so the caller can fix it with one copy if it changed
 //!   after the upload started.
+//! - An overwrite keeps a copy of every part it sends in a staging file (`keep`), while the
+//!   staging area has room for it. Sent parts cannot be read back from COS before Complete,
+//!   so this copy is what lets the file turn into a staged one without completing the upload
+//!   (`keep_parts`) when the program reads or writes back into them: the previous object then
+//!   stays untouched until the file is committed. Without room the copy is dropped for good.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -22,7 +28,10 @@ use tokio::task::JoinSet;
 
 use crate::cos::{CosError, CosResult, ObjectStore, PutOptions, UploadedPart};
 
+use super::cleanup::abort_upload;
+use super::open_upload::{OpenUpload, SentPart};
 use super::parts::stream_part_size;
+use super::staging::{CacheDir, StagingFile};
 
 /// What a finished stream left on COS.
 #[derive(Debug, Clone)]
@@ -33,9 +42,23 @@ pub struct Finished {
     pub meta_applied: bool,
 }
 
+/// The copy of sent parts an overwrite keeps.
+enum Keep {
+    /// Not wanted (a new file: there is no previous object to protect).
+    Off,
+    /// Wanted; the staging file is made with the first part.
+    Wanted(Arc<CacheDir>),
+    On(StagingFile),
+    /// Wanted, but the staging area had no room: gone for this stream.
+    Lost,
+}
+
 pub struct StreamUpload<S: ObjectStore + ?Sized> {
     store: Arc<S>,
     key: String,
+    keep: Keep,
+    /// Byte ranges of the parts sent, part `n` at index `n - 1`.
+    sent: Vec<Range<u64>>,
     first_part: u64,
     permits: Arc<Semaphore>,
     /// The semaphore's size in MiB (a part never asks for more).
@@ -52,16 +75,21 @@ pub struct StreamUpload<S: ObjectStore + ?Sized> {
 }
 
 impl<S: ObjectStore + ?Sized> StreamUpload<S> {
+    /// A stream to `key`; `keep` names the staging area when sent parts should be kept (an
+    /// overwrite).
     pub fn new(
         store: Arc<S>,
         key: &str,
         first_part: u64,
         permits: Arc<Semaphore>,
         budget_mib: u32,
+        keep: Option<Arc<CacheDir>>,
     ) -> Self {
         StreamUpload {
             store,
             key: key.to_string(),
+            keep: keep.map_or(Keep::Off, Keep::Wanted),
+            sent: Vec::new(),
             first_part,
             permits,
             budget_mib: budget_mib.max(1),
@@ -170,6 +198,9 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
             .expect("the semaphore is never closed");
         let n = self.next_part;
         self.next_part += 1;
+        let start = self.buf_start;
+        self.keep_copy(start, &body);
+        self.sent.push(start..start + body.len() as u64);
         self.buf_start += body.len() as u64;
         let (store, key) = (self.store.clone(), self.key.clone());
         self.tasks.spawn(async move {
@@ -178,6 +209,72 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
             r
         });
         Ok(())
+    }
+
+    /// Copy a part about to be sent into the kept staging file, if there is one and room.
+    fn keep_copy(&mut self, at: u64, body: &[u8]) {
+        if let Keep::Wanted(dir) = &self.keep {
+            self.keep = match StagingFile::create(dir) {
+                Ok(f) => Keep::On(f),
+                Err(_) => Keep::Lost,
+            };
+        }
+        if let Keep::On(f) = &mut self.keep {
+            let n = body.len() as u64;
+            if f.charge_spare(n)
+                .and_then(|_| f.write_at(at, body))
+                .is_err()
+            {
+                tracing::debug!(key = %self.key, "no room to keep the sent parts of this overwrite");
+                self.keep = Keep::Lost;
+            }
+        }
+    }
+
+    /// Hand over the sent parts without completing the upload: waits for the parts in flight
+    /// and returns the open upload and the staging file holding the whole file so far (sent
+    /// parts and the buffer). None when no copy was kept (or nothing was sent); the stream is
+    /// then untouched. After Some, the stream holds nothing (it no longer owns the upload).
+    pub async fn keep_parts(&mut self) -> CosResult<Option<(OpenUpload, StagingFile, u64)>> {
+        let (Some(id), Keep::On(_)) = (&self.upload_id, &self.keep) else {
+            return Ok(None);
+        };
+        let id = id.clone();
+        while let Some(done) = self.tasks.join_next().await {
+            if let Err(e) = self.record(done) {
+                self.fail(&e).await;
+                return Err(e);
+            }
+        }
+        let Keep::On(mut file) = std::mem::replace(&mut self.keep, Keep::Lost) else {
+            unreachable!("checked above")
+        };
+        let tail = self.buf.len() as u64;
+        if file
+            .charge(tail)
+            .and_then(|_| file.write_at(self.buf_start, &self.buf))
+            .is_err()
+        {
+            return Ok(None); // no room for the buffer: fall back to completing the upload
+        }
+        let size = self.size();
+        self.parts.sort_by_key(|p| p.part_number);
+        let parts = std::mem::take(&mut self.parts)
+            .into_iter()
+            .map(|part| SentPart {
+                range: self.sent[part.part_number as usize - 1].clone(),
+                part,
+                valid: true,
+            })
+            .collect();
+        let open = OpenUpload {
+            id,
+            initiated_with: self.initiated_with.clone().unwrap_or_default(),
+            parts,
+        };
+        self.upload_id = None;
+        self.buf.clear();
+        Ok(Some((open, file, size)))
     }
 
     /// Collect finished part uploads; the first failure breaks the stream.
@@ -252,9 +349,7 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
         if let Some(id) = self.upload_id.take() {
-            if let Err(e) = self.store.abort_multipart(&self.key, &id).await {
-                tracing::warn!(key = %self.key, error = %e, "abort of a failed upload failed too");
-            }
+            abort_upload(&self.store, &self.key, &id).await;
         }
         self.broken.get_or_insert_with(|| "upload aborted".into());
     }

@@ -9,10 +9,14 @@
 //!   block cache with its ETag pinned) or zeros (past `base_len`, never written). Publishing
 //!   rebuilds the object from copied and uploaded parts (`parts::plan`).
 //!
-//! A stream turns into a staged file when a write or read reaches bytes already sent to COS,
-//! or at fsync. If nothing was sent yet, the buffer moves to the staging file and nothing is
-//! published. Otherwise the upload of what was written so far completes first, so the object
-//! holds that prefix until the file is published again (documented in the README).
+//! A stream turns into a staged file when a write or read reaches bytes already sent to COS.
+//! If nothing was sent yet, the buffer moves to the staging file and nothing is published. An
+//! overwrite keeps a copy of its sent parts (`stream`), so it turns into a staged file over the
+//! still-open upload (`open_upload`): the previous object stays untouched until the commit,
+//! which completes that upload reusing the parts nobody wrote over. Only when no copy could be
+//! kept (a new file, or no room in the staging area) does the upload of what was written so far
+//! complete first, so the object holds that prefix until the file is published again
+//! (documented in the README).
 //!
 //! Failures: a staged publish that fails keeps everything (the next flush/fsync/close retries);
 //! a broken stream has lost its parts, so the writer fails every later call with EIO and the
@@ -34,6 +38,8 @@ use crate::fs::error::{FsError, FsResult};
 use crate::fs::meta;
 use crate::fs::reader::ObjectReader;
 
+use super::cleanup::abort_upload;
+use super::open_upload::{OpenUpload, Step};
 use super::parts::{plan, PartSource};
 use super::ranges::RangeSet;
 use super::staging::{CacheDir, StagingFile};
@@ -69,6 +75,8 @@ struct Staged {
     base_len: u64,
     size: u64,
     dirty: RangeSet,
+    /// The upload a streamed overwrite left open (all bytes are then dirty and local).
+    open: Option<OpenUpload>,
 }
 
 enum Body<S: ObjectStore + ?Sized> {
@@ -118,7 +126,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
                 .unwrap_or_default(),
             content_type: existing.and_then(|m| m.content_type.clone()),
             storage_class: existing.and_then(|m| m.storage_class.clone()),
-            body: Body::Stream(new_stream(ctx, key)),
+            body: Body::Stream(new_stream(ctx, key, existing.is_some())),
             modified: true,
             meta_modified: true,
             unlinked: false,
@@ -147,6 +155,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
                 base_len: existing.size,
                 size: existing.size,
                 dirty: RangeSet::new(),
+                open: None,
             }),
             modified: false,
             meta_modified: false,
@@ -241,7 +250,8 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             if let Body::Stream(s) = &mut self.body {
                 s.abort().await;
             }
-            self.body = Body::Stream(new_stream(ctx, &self.key));
+            self.discard_open_upload(ctx).await;
+            self.body = Body::Stream(new_stream(ctx, &self.key, self.exists_remote));
         } else {
             if let Body::Stream(s) = &self.body {
                 // Cutting into sent bytes needs them back; growing past what memory holds
@@ -269,8 +279,31 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
 
     /// Turn a stream into a staged file (see the module comment).
     async fn make_staged(&mut self, ctx: &WriteCtx<S>) -> FsResult<()> {
-        let Body::Stream(s) = &self.body else {
+        let Body::Stream(s) = &mut self.body else {
             return Ok(());
+        };
+        match s.keep_parts().await {
+            Ok(Some((open, file, size))) => {
+                let mut dirty = RangeSet::new();
+                dirty.insert(0..size);
+                self.body = Body::Staged(Staged {
+                    file: Some(file),
+                    base: None,
+                    base_len: 0,
+                    size,
+                    dirty,
+                    open: Some(open),
+                });
+                return Ok(());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.failed = Some(libc::EIO);
+                return Err(e.into());
+            }
+        }
+        let Body::Stream(s) = &self.body else {
+            unreachable!("still a stream")
         };
         if !s.started() {
             let mut file = StagingFile::create(&ctx.cache_dir)?;
@@ -285,6 +318,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
                 base_len: 0,
                 size: data.len() as u64,
                 dirty,
+                open: None,
             });
             return Ok(());
         }
@@ -364,6 +398,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             base_len: size,
             size,
             dirty: RangeSet::new(),
+            open: None,
         });
         self.attr.etag = Some(etag.to_string());
         self.attr.size = size;
@@ -386,12 +421,23 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
 
     /// Drop everything not yet published (the file was unlinked, or its last handle closed
     /// after a failure).
-    pub async fn discard(&mut self) {
+    pub async fn discard(&mut self, ctx: &WriteCtx<S>) {
         if let Body::Stream(s) = &mut self.body {
             s.abort().await;
         }
+        self.discard_open_upload(ctx).await;
         self.modified = false;
         self.meta_modified = false;
+    }
+
+    /// Abort the upload a streamed overwrite left open, if any (its parts are not wanted).
+    async fn discard_open_upload(&mut self, ctx: &WriteCtx<S>) {
+        let Body::Staged(st) = &mut self.body else {
+            return;
+        };
+        if let Some(open) = st.open.take() {
+            abort_upload(&ctx.store, &self.key, &open.id).await;
+        }
     }
 
     pub fn failed(&self) -> bool {
@@ -400,22 +446,28 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
 
     /// Shutdown gave up on this file: drop what is not published (aborting its multipart
     /// upload) and fail every later operation with EIO. True if unpublished changes were lost.
-    pub async fn give_up(&mut self) -> bool {
+    pub async fn give_up(&mut self, ctx: &WriteCtx<S>) -> bool {
         let lost = !self.unlinked && (self.modified || self.meta_modified);
-        self.discard().await;
+        self.discard(ctx).await;
         self.failed = Some(libc::EIO);
         self.publish_failed = true;
         lost
     }
 }
 
-fn new_stream<S: ObjectStore + ?Sized>(ctx: &WriteCtx<S>, key: &str) -> StreamUpload<S> {
+/// A stream to `key`; an overwrite (`keep`) keeps a copy of its sent parts.
+fn new_stream<S: ObjectStore + ?Sized>(
+    ctx: &WriteCtx<S>,
+    key: &str,
+    keep: bool,
+) -> StreamUpload<S> {
     StreamUpload::new(
         ctx.store.clone(),
         key,
         ctx.part_size,
         ctx.permits.clone(),
         ctx.budget_mib,
+        keep.then(|| ctx.cache_dir.clone()),
     )
 }
 
@@ -443,10 +495,16 @@ impl Staged {
         }
         self.dirty.insert(r.clone());
         self.size = self.size.max(r.end);
+        if let Some(o) = &mut self.open {
+            o.touched(&r);
+        }
         Ok(())
     }
 
     fn truncate(&mut self, size: u64) -> FsResult<()> {
+        if let Some(o) = &mut self.open {
+            o.cut(size);
+        }
         if size < self.size {
             let dropped = self.dirty.truncate(size);
             self.base_len = self.base_len.min(size);
@@ -500,14 +558,18 @@ impl Staged {
         Ok(buf.freeze())
     }
 
-    /// Write the file to `key`: one PUT when it is a single data part, else a multipart upload
-    /// that copies unchanged runs of the base object. Returns the new ETag.
+    /// Write the file to `key`: over the upload a streamed overwrite left open, if any; else
+    /// one PUT when it is a single data part, else a multipart upload that copies unchanged
+    /// runs of the base object. Returns the new ETag.
     async fn rebuild<S: ObjectStore + ?Sized>(
-        &self,
+        &mut self,
         ctx: &WriteCtx<S>,
         key: &str,
         opts: &PutOptions,
     ) -> FsResult<String> {
+        if let Some(open) = self.open.take() {
+            return self.complete_open(ctx, key, opts, open).await;
+        }
         let parts = plan(
             self.size,
             &self.clean(0..self.size),
@@ -534,11 +596,66 @@ impl Staged {
         }
         .await;
         if result.is_err() {
-            if let Err(e) = ctx.store.abort_multipart(key, &id).await {
-                tracing::warn!(key, error = %e, "abort of a failed rebuild failed too");
-            }
+            abort_upload(&ctx.store, key, &id).await;
         }
         result
+    }
+
+    /// Complete the upload a streamed overwrite left open (see `open_upload`). On failure it
+    /// is aborted; every byte is still here, so a later commit starts over.
+    async fn complete_open<S: ObjectStore + ?Sized>(
+        &self,
+        ctx: &WriteCtx<S>,
+        key: &str,
+        opts: &PutOptions,
+        open: OpenUpload,
+    ) -> FsResult<String> {
+        let steps = open.plan(self.size, ctx.part_size);
+        let id = open.id.as_str();
+        let result: FsResult<String> = async {
+            if steps.is_empty() {
+                // Cut to nothing: no part to complete with.
+                return Ok(ctx.store.put_object(key, Bytes::new(), opts).await?.etag);
+            }
+            let sends: Vec<_> = steps
+                .iter()
+                .map(|step| self.send_step(ctx, key, id, step))
+                .collect();
+            let mut done: Vec<UploadedPart> = stream::iter(sends)
+                .buffer_unordered(REBUILD_CONCURRENCY)
+                .try_collect()
+                .await?;
+            done.sort_by_key(|p| p.part_number);
+            let etag = ctx.store.complete_multipart(key, id, &done).await?.etag;
+            if open.initiated_with == *opts {
+                return Ok(etag);
+            }
+            // Metadata changed after the upload began (e.g. `cp -p`).
+            let replaced = MetadataDirective::Replaced(opts.clone());
+            Ok(meta::copy_object(&*ctx.store, key, key, self.size, &etag, replaced).await?)
+        }
+        .await;
+        if result.is_err() || steps.is_empty() {
+            abort_upload(&ctx.store, key, id).await;
+        }
+        result
+    }
+
+    /// One part of an open upload's Complete: kept as it is, or sent again.
+    async fn send_step<S: ObjectStore + ?Sized>(
+        &self,
+        ctx: &WriteCtx<S>,
+        key: &str,
+        upload_id: &str,
+        step: &Step,
+    ) -> FsResult<UploadedPart> {
+        match step {
+            Step::Keep(p) => Ok(p.clone()),
+            Step::Send(n, r) => {
+                let body = self.read(ctx, r.start, r.end).await?;
+                Ok(ctx.store.upload_part(key, upload_id, *n, body).await?)
+            }
+        }
     }
 
     async fn send_part<S: ObjectStore + ?Sized>(
