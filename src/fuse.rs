@@ -279,27 +279,12 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        // Only regular files have an object form.
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            return reply.error(libc::EPERM);
-        }
         let Some(name) = name_str(name) else {
             return reply.error(libc::EINVAL);
         };
         let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
         self.rt.spawn(async move {
-            let flags = OpenFlags {
-                write: true,
-                ..Default::default()
-            };
-            let r = match fs.create(parent, &name, mode, uid, gid, flags, 0).await {
-                Ok((e, o)) => {
-                    let published = fs.fsync(o.fh).await;
-                    fs.release(o.fh).await;
-                    published.map(|_| e)
-                }
-                Err(e) => Err(e),
-            };
+            let r = fs.mknod(parent, &name, mode, uid, gid).await;
             reply_entry(reply, ttl, r, "mknod");
         });
     }

@@ -1,6 +1,6 @@
 //! COS keys are at most 850 bytes. The fs core refuses every path whose key would be longer
 //! with ENAMETOOLONG before it sends a request: lookup, create, mkdir (whose marker is
-//! `key/`), symlink, link and rename, including a directory rename that would push a key below
+//! `key/`), symlink, mknod, link and rename, including a directory rename that would push a key below
 //! it over the limit. Checked against `cosfs serve` without a mount, counting requests.
 
 mod common;
@@ -72,6 +72,8 @@ async fn paths_over_the_key_limit_fail_before_any_request() {
     too_long(fs.create(dir, &over, 0o644, 0, 0, write, 0).await);
     too_long(fs.mkdir(dir, &fits, 0o755, 0, 0).await);
     too_long(fs.symlink(dir, &over, b"target", 0, 0).await);
+    too_long(fs.mknod(dir, &over, libc::S_IFIFO | 0o644, 0, 0).await);
+    too_long(fs.mknod(dir, &over, libc::S_IFREG | 0o644, 0, 0).await);
     let f = fs.lookup(dir, "f").await; // one request pair, counted below
     assert_eq!(env.server.stats.total(), 2, "only the lookup of f was sent");
     let f = f.unwrap();

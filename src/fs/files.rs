@@ -375,6 +375,30 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         ))
     }
 
+    /// mknod(2): a regular file is created and committed empty at once (no handle stays
+    /// open); other kinds have no object form yet (EPERM), after the name and key are checked.
+    pub async fn mknod(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<Entry> {
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            self.new_entry_key(parent, name, FileKind::File)?;
+            return Err(FsError::Io(libc::EPERM));
+        }
+        let flags = OpenFlags {
+            write: true,
+            ..Default::default()
+        };
+        let (entry, opened) = self.create(parent, name, mode, uid, gid, flags, 0).await?;
+        let committed = self.fsync(opened.fh).await;
+        self.release(opened.fh).await;
+        committed.map(|_| entry)
+    }
+
     /// Read from handle `fh`: through the file's writer while it is open for writing (which
     /// may complete an upload, so it is bounded by the client's budgets), else from COS
     /// through the block cache within `op_timeout`.
