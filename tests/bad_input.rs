@@ -34,20 +34,7 @@ fn seed(b: &Backend) {
 
 /// Run a command to completion within a minute.
 fn run(cmd: &mut Command) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
-    rx.recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| {
-            // SAFETY: killing our own child.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("command did not finish within a minute")
-        })
+    common::run_within(cmd, 60)
 }
 
 struct Table {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::mount::{force_unmount, is_mounted, mount_command, Backend, Mounted};
@@ -11,19 +11,7 @@ use common::BUCKET;
 
 /// Run `cosfs mount` to completion (daemon mode unless `-f` is in `extra`) with a deadline.
 fn run_mount(cmd: &mut Command) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
-    rx.recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("cosfs mount did not return within 60 s")
-        })
+    common::run_within(cmd, 60)
 }
 
 fn fails_with(out: &Output, needle: &str) {

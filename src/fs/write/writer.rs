@@ -455,6 +455,26 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
     }
 }
 
+/// Run the part uploads `sends` (`REBUILD_CONCURRENCY` at a time) and complete upload `id`
+/// of `key` with their parts; returns the new ETag. The caller aborts on failure.
+async fn complete_with<S, F>(
+    ctx: &WriteCtx<S>,
+    key: &str,
+    id: &str,
+    sends: Vec<F>,
+) -> FsResult<String>
+where
+    S: ObjectStore + ?Sized,
+    F: std::future::Future<Output = FsResult<UploadedPart>>,
+{
+    let mut done: Vec<UploadedPart> = stream::iter(sends)
+        .buffer_unordered(REBUILD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    done.sort_by_key(|p| p.part_number);
+    Ok(ctx.store.complete_multipart(key, id, &done).await?.etag)
+}
+
 /// A stream to `key`; an overwrite (`keep`) keeps a copy of its sent parts.
 fn new_stream<S: ObjectStore + ?Sized>(
     ctx: &WriteCtx<S>,
@@ -581,20 +601,12 @@ impl Staged {
             return Ok(ctx.store.put_object(key, body, opts).await?.etag);
         }
         let id = ctx.store.initiate_multipart(key, opts).await?;
-        let result: FsResult<String> = async {
-            let sends: Vec<_> = parts
-                .iter()
-                .enumerate()
-                .map(|(i, p)| self.send_part(ctx, key, &id, i as u32 + 1, p))
-                .collect();
-            let mut done: Vec<UploadedPart> = stream::iter(sends)
-                .buffer_unordered(REBUILD_CONCURRENCY)
-                .try_collect()
-                .await?;
-            done.sort_by_key(|p| p.part_number);
-            Ok(ctx.store.complete_multipart(key, &id, &done).await?.etag)
-        }
-        .await;
+        let sends: Vec<_> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| self.send_part(ctx, key, &id, i as u32 + 1, p))
+            .collect();
+        let result = complete_with(ctx, key, &id, sends).await;
         if result.is_err() {
             abort_upload(&ctx.store, key, &id).await;
         }
@@ -621,12 +633,7 @@ impl Staged {
                 .iter()
                 .map(|step| self.send_step(ctx, key, id, step))
                 .collect();
-            let mut done: Vec<UploadedPart> = stream::iter(sends)
-                .buffer_unordered(REBUILD_CONCURRENCY)
-                .try_collect()
-                .await?;
-            done.sort_by_key(|p| p.part_number);
-            let etag = ctx.store.complete_multipart(key, id, &done).await?.etag;
+            let etag = complete_with(ctx, key, id, sends).await?;
             if open.initiated_with == *opts {
                 return Ok(etag);
             }
