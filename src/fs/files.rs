@@ -1,22 +1,11 @@
-//! File operations of `CosFs`: open, create, read, write, flush/fsync, release, setattr,
-//! fallocate and xattrs.
+//! File operations of `CosFs`: open, create, mknod, read, write, setattr (truncate, chmod,
+//! chown, utimens) and fallocate.
 //!
 //! - Opening for writing attaches the handle to the file's `FileWriter` (made on first use:
 //!   a fresh stream for `O_TRUNC`, a staged file over the object otherwise). The writer lives
 //!   until the last writing handle is released; the inode is `local` meanwhile.
-//! - Commit points, where COS is made to hold the file and the upload's error is returned:
-//!   - `fsync` always;
-//!   - `flush` (every `close` of any descriptor) only when it can be the writer's last close:
-//!     the handle was written through (write, ftruncate, fallocate, or any metadata change
-//!     of the file while it is open) since it was opened, and the closing process is the one
-//!     that opened it. A flush before any write is a descriptor being duplicated away (`dd`,
-//!     the shell's `>`: open, dup2, close the original); a flush from another process is a
-//!     forked child closing what it inherited. Neither publishes, so an existing object is
-//!     never replaced by the empty file `O_TRUNC` left or by half of the new content;
-//!   - `release` (the last reference gone) publishes whatever is still unpublished, unless a
-//!     commit already failed and told the program (its errors can only be logged: the kernel
-//!     does not wait for it). So `open(O_TRUNC)` + `close` with no write, or a file last
-//!     closed by a child, still ends with the right object.
+//! - When a written file reaches COS (the commit points of flush, fsync and release) is
+//!   `commit`'s business; xattr operations are in `xattr_ops`.
 //! - Metadata changes (chmod, chown, utimens, xattrs) on a file open for writing ride along
 //!   with its next publish; on a closed file they are one copy of the object onto itself.
 
@@ -33,7 +22,7 @@ use super::caller::process_of;
 use super::core::{CosFs, Entry, FileHandle, Opened, SharedWriter};
 use super::error::{FsError, FsResult};
 use super::inode::Inode;
-use super::meta::{self, Xattrs};
+use super::meta;
 use super::reader::ObjectReader;
 use super::write::FileWriter;
 
@@ -110,45 +99,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         Ok(())
     }
 
-    /// Stop taking changes (shutdown): from now on opening for writing, creating and every
-    /// namespace or metadata change is EROFS. Handles already open for writing keep working,
-    /// so programs in the middle of a file can finish it.
-    pub fn begin_stop(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
-    }
-
-    /// Files open for writing now.
-    pub fn open_for_writing(&self) -> usize {
-        self.writers.lock().unwrap().len()
-    }
-
-    /// Give up on every file still open for writing (shutdown after the grace period): its
-    /// unfinished upload is aborted, so COS keeps the object as of the last close or fsync,
-    /// and every later write, flush or close of it fails with EIO. With `wait`, uploads that
-    /// are completing right now (a close or fsync in progress) are let finish first; without,
-    /// those are skipped. Returns the keys given up on.
-    pub async fn abort_writers(&self, wait: bool) -> Vec<String> {
-        let writers: Vec<SharedWriter<S>> =
-            self.writers.lock().unwrap().values().cloned().collect();
-        let mut keys = Vec::new();
-        for w in writers {
-            let mut g = match w.try_lock() {
-                Ok(g) => g,
-                Err(_) if wait => w.lock().await,
-                Err(_) => continue,
-            };
-            if g.give_up(&self.wctx).await {
-                keys.push(g.key.clone());
-            }
-        }
-        keys
-    }
-
     pub(super) fn writer(&self, ino: u64) -> Option<SharedWriter<S>> {
         self.writers.lock().unwrap().get(&ino).cloned()
     }
 
-    fn handle(&self, fh: u64) -> FsResult<FileHandle> {
+    pub(super) fn handle(&self, fh: u64) -> FsResult<FileHandle> {
         self.files
             .lock()
             .unwrap()
@@ -157,16 +112,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .ok_or(FsError::BadHandle)
     }
 
-    /// Every handle open for writing on `ino` now has changes to commit at its close.
-    fn mark_written(&self, ino: u64) {
-        for h in self.files.lock().unwrap().values() {
-            if h.ino == ino && h.writes {
-                h.wrote.store(true, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn new_fh(&self, h: FileHandle) -> u64 {
+    pub(super) fn new_fh(&self, h: FileHandle) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.files.lock().unwrap().insert(fh, h);
         fh
@@ -201,7 +147,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     /// The current object behind `node` (HEAD), or None when there is none.
-    async fn head(&self, key: &str) -> FsResult<Option<ObjectMeta>> {
+    pub(super) async fn head(&self, key: &str) -> FsResult<Option<ObjectMeta>> {
         match self.store.head_object(key).await {
             Ok(m) => Ok(Some(m)),
             Err(e) if e.is_not_found() => Ok(None),
@@ -436,72 +382,6 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         Ok(data.len() as u32)
     }
 
-    /// A `close` of one descriptor of handle `fh` by thread `pid`: publishes only at a commit
-    /// point (see the module comment), else does nothing and answers success.
-    pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
-        let h = self.handle(fh)?;
-        if !h.writes || !h.wrote.load(Ordering::Relaxed) {
-            return Ok(()); // nothing written through it yet: a dup'ed descriptor going away
-        }
-        if process_of(pid) != h.opener {
-            return Ok(()); // a forked child closing the descriptor it inherited
-        }
-        self.fsync(fh).await
-    }
-
-    /// Make COS hold the handle's file now and return the upload's error.
-    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
-        let h = self.handle(fh)?;
-        if !h.writes {
-            return Ok(());
-        }
-        let Some(w) = self.writer(h.ino) else {
-            return Ok(());
-        };
-        let mut g = w.lock().await;
-        let r = g.publish(&self.wctx).await;
-        self.sync_attr(h.ino, &g.attr);
-        r
-    }
-
-    pub async fn release(&self, fh: u64) {
-        let Some(h) = self.files.lock().unwrap().remove(&fh) else {
-            return;
-        };
-        if !h.writes {
-            return;
-        }
-        let Some(w) = self.writer(h.ino) else {
-            return;
-        };
-        let mut g = w.lock().await;
-        g.handles = g.handles.saturating_sub(1);
-        if g.handles > 0 {
-            return;
-        }
-        // A failed flush already told the program; uploading now would make the changes it
-        // was told are lost appear after all.
-        if !g.publish_failed {
-            if let Err(e) = g.publish(&self.wctx).await {
-                tracing::error!(key = %g.key, error = %e, "last close of a file could not upload it; its changes are lost");
-            }
-        }
-        g.discard(&self.wctx).await;
-        let failed = g.failed() || g.modified;
-        self.writers.lock().unwrap().remove(&h.ino);
-        let mut t = self.inodes.lock().unwrap();
-        if let Some(n) = t.get_mut(h.ino) {
-            n.local = false;
-            if failed || g.unlinked {
-                // What COS holds is not what this mount showed: look again next time.
-                n.fetched = std::time::Instant::now() - self.cfg.metadata_ttl;
-            } else {
-                n.attr = g.attr.clone();
-                n.fetched = std::time::Instant::now();
-            }
-        }
-    }
-
     /// chmod, chown, utimens and truncate.
     pub async fn setattr(&self, ino: u64, fh: Option<u64>, set: SetAttr) -> FsResult<Entry> {
         // ftruncate on a handle open for writing is a write: allowed while stopping.
@@ -640,71 +520,6 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         a.source = AttrSource::Head;
         self.sync_attr(node.ino, &a);
         Ok(())
-    }
-
-    /// The xattrs of `node` (one HEAD, within `op_timeout`, unless it is open for writing).
-    async fn xattrs_of(&self, node: &Inode) -> FsResult<Xattrs> {
-        if let Some(w) = self.writer(node.ino) {
-            return Ok(meta::xattrs(&w.lock().await.foreign));
-        }
-        let found = self.within_budget(self.head(&node.key)).await?;
-        Ok(found
-            .map(|m| meta::xattrs(&m.user_meta))
-            .unwrap_or_default())
-    }
-
-    pub async fn getxattr(&self, ino: u64, name: &str) -> FsResult<Vec<u8>> {
-        if !meta::stored_namespace(name) {
-            return Err(FsError::Io(libc::ENODATA));
-        }
-        let node = self.node(ino)?;
-        self.xattrs_of(&node)
-            .await?
-            .remove(name)
-            .ok_or(FsError::Io(libc::ENODATA))
-    }
-
-    pub async fn listxattr(&self, ino: u64) -> FsResult<Vec<String>> {
-        let node = self.node(ino)?;
-        Ok(self.xattrs_of(&node).await?.into_keys().collect())
-    }
-
-    /// setxattr (`flags`: XATTR_CREATE / XATTR_REPLACE) and, with `value = None`, removexattr.
-    pub async fn setxattr(
-        &self,
-        ino: u64,
-        name: &str,
-        value: Option<&[u8]>,
-        flags: i32,
-    ) -> FsResult<()> {
-        self.writable()?;
-        if !meta::stored_namespace(name) {
-            return Err(FsError::Io(libc::EOPNOTSUPP));
-        }
-        let node = self.node(ino)?;
-        self.change_meta(&node, |a, foreign| {
-            let mut x = meta::xattrs(foreign);
-            let exists = x.contains_key(name);
-            match value {
-                Some(_) if exists && flags & libc::XATTR_CREATE != 0 => {
-                    return Err(FsError::Io(libc::EEXIST))
-                }
-                Some(_) if !exists && flags & libc::XATTR_REPLACE != 0 => {
-                    return Err(FsError::Io(libc::ENODATA))
-                }
-                None if !exists => return Err(FsError::Io(libc::ENODATA)),
-                Some(v) => {
-                    x.insert(name.to_string(), v.to_vec());
-                }
-                None => {
-                    x.remove(name);
-                }
-            }
-            meta::set_xattrs(foreign, &x);
-            a.ctime = SystemTime::now();
-            Ok(())
-        })
-        .await
     }
 
     /// A directory's contents changed here: its mtime is now (this mount's view).

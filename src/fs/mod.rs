@@ -11,13 +11,15 @@
 //! - `cache`, `reader`: the shared block cache and per-handle reads with prefetch;
 //! - `meta`: `x-cos-meta-*` headers written back (PUT options, copies onto itself, markers);
 //! - `write`: streaming uploads, staging files and rebuild plans of files being written;
-//! - `files`, `namespace`: the file operations and the namespace operations of `CosFs`;
+//! - `files`, `namespace`, `xattr_ops`: the file, namespace and xattr operations of `CosFs`;
+//! - `commit`: when a written file reaches COS (flush, fsync, release) and shutdown;
 //! - `timeouts`: names whose lookup just timed out (the kernel's immediate second lookup);
 //! - `core`: `CosFs`, the operations the FUSE adapter calls.
 
 pub mod attr;
 pub mod cache;
 pub mod caller;
+pub mod commit;
 pub mod core;
 pub mod dir;
 pub mod error;
@@ -30,5 +32,6 @@ pub mod namespace;
 pub mod reader;
 pub mod timeouts;
 pub mod write;
+pub mod xattr_ops;
 
 pub use self::core::{CosFs, Entry, FsConfig, FsStats, ListedEntry, Opened};

@@ -6,6 +6,7 @@
 //! - `open_upload`: the upload a streamed overwrite leaves open when it turns staged (pure);
 //! - `parts`: part sizes and rebuild plans (pure);
 //! - `ranges`: byte-range sets (dirty bytes);
+//! - `staged`: a file modified in place and how it is rebuilt;
 //! - `staging`: the size-capped cache directory and its anonymous staging files;
 //! - `stream`: the background multipart upload of a sequentially written file;
 //! - `writer`: `FileWriter`, the state of one file open for writing.
@@ -14,6 +15,7 @@ pub mod cleanup;
 pub mod open_upload;
 pub mod parts;
 pub mod ranges;
+pub mod staged;
 pub mod staging;
 pub mod stream;
 pub mod writer;

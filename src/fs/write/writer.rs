@@ -4,10 +4,8 @@
 //! - `Stream`: the file is being written from its start (new file, `O_TRUNC`, truncate to 0).
 //!   Writes at or after the bytes still in memory go to the streaming upload; reads of those
 //!   bytes are served from memory.
-//! - `Staged`: the file is being modified in place. Bytes are `dirty` (in the staging file),
-//!   `clean` (offset below `base_len` and not dirty: still the previous object, read through the
-//!   block cache with its ETag pinned) or zeros (past `base_len`, never written). Publishing
-//!   rebuilds the object from copied and uploaded parts (`parts::plan`).
+//! - `Staged` (`staged`): the file is being modified in place, through a staging file over
+//!   the previous object; publishing rebuilds the object.
 //!
 //! A stream turns into a staged file when a write or read reaches bytes already sent to COS.
 //! If nothing was sent yet, the buffer moves to the staging file and nothing is published. An
@@ -24,31 +22,19 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::{stream, StreamExt, TryStreamExt};
+use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use crate::cos::{
-    ByteRange, CosResult, MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UploadedPart,
-    UserMeta,
-};
+use crate::cos::{MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
 use crate::fs::attr::PosixAttr;
 use crate::fs::cache::BlockCache;
 use crate::fs::error::{FsError, FsResult};
 use crate::fs::meta;
-use crate::fs::reader::ObjectReader;
 
 use super::cleanup::abort_upload;
-use super::open_upload::{OpenUpload, Step};
-use super::parts::{plan, PartSource};
-use super::ranges::RangeSet;
+use super::staged::Staged;
 use super::staging::{CacheDir, StagingFile};
 use super::stream::StreamUpload;
-
-/// Clean runs shorter than this are uploaded rather than copied.
-const COPY_MIN: u64 = 4 * 1024 * 1024;
-/// Parts of a rebuild in flight at once.
-const REBUILD_CONCURRENCY: usize = 4;
 
 /// What writers share: the store, caches and upload limits of the mount.
 pub struct WriteCtx<S: ObjectStore + ?Sized> {
@@ -60,23 +46,6 @@ pub struct WriteCtx<S: ObjectStore + ?Sized> {
     /// The size of `permits`.
     pub budget_mib: u32,
     pub part_size: u64,
-}
-
-/// The object a staged file started from.
-struct Base {
-    key: String,
-    etag: String,
-    reader: Arc<ObjectReader>,
-}
-
-struct Staged {
-    file: Option<StagingFile>,
-    base: Option<Base>,
-    base_len: u64,
-    size: u64,
-    dirty: RangeSet,
-    /// The upload a streamed overwrite left open (all bytes are then dirty and local).
-    open: Option<OpenUpload>,
 }
 
 enum Body<S: ObjectStore + ?Sized> {
@@ -145,18 +114,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             foreign: meta::foreign_meta(&existing.user_meta),
             content_type: existing.content_type.clone(),
             storage_class: existing.storage_class.clone(),
-            body: Body::Staged(Staged {
-                file: None,
-                base: Some(Base {
-                    key: key.to_string(),
-                    etag: existing.etag.clone(),
-                    reader: Arc::new(ObjectReader::new(key, &existing.etag, existing.size)),
-                }),
-                base_len: existing.size,
-                size: existing.size,
-                dirty: RangeSet::new(),
-                open: None,
-            }),
+            body: Body::Staged(Staged::over_object(key, &existing.etag, existing.size)),
             modified: false,
             meta_modified: false,
             unlinked: false,
@@ -284,16 +242,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         };
         match s.keep_parts().await {
             Ok(Some((open, file, size))) => {
-                let mut dirty = RangeSet::new();
-                dirty.insert(0..size);
-                self.body = Body::Staged(Staged {
-                    file: Some(file),
-                    base: None,
-                    base_len: 0,
-                    size,
-                    dirty,
-                    open: Some(open),
-                });
+                self.body = Body::Staged(Staged::local(file, size, Some(open)));
                 return Ok(());
             }
             Ok(None) => {}
@@ -310,16 +259,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             let data = s.buffered();
             file.charge(data.len() as u64)?;
             file.write_at(0, data)?;
-            let mut dirty = RangeSet::new();
-            dirty.insert(0..data.len() as u64);
-            self.body = Body::Staged(Staged {
-                file: Some(file),
-                base: None,
-                base_len: 0,
-                size: data.len() as u64,
-                dirty,
-                open: None,
-            });
+            self.body = Body::Staged(Staged::local(file, data.len() as u64, None));
             return Ok(());
         }
         self.publish(ctx).await
@@ -388,18 +328,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
 
     /// The object under `key` is now `etag` with `size` bytes and this writer's content.
     fn set_base(&mut self, etag: &str, size: u64) {
-        self.body = Body::Staged(Staged {
-            file: None,
-            base: Some(Base {
-                key: self.key.clone(),
-                etag: etag.to_string(),
-                reader: Arc::new(ObjectReader::new(&self.key, etag, size)),
-            }),
-            base_len: size,
-            size,
-            dirty: RangeSet::new(),
-            open: None,
-        });
+        self.body = Body::Staged(Staged::over_object(&self.key, etag, size));
         self.attr.etag = Some(etag.to_string());
         self.attr.size = size;
     }
@@ -455,26 +384,6 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
     }
 }
 
-/// Run the part uploads `sends` (`REBUILD_CONCURRENCY` at a time) and complete upload `id`
-/// of `key` with their parts; returns the new ETag. The caller aborts on failure.
-async fn complete_with<S, F>(
-    ctx: &WriteCtx<S>,
-    key: &str,
-    id: &str,
-    sends: Vec<F>,
-) -> FsResult<String>
-where
-    S: ObjectStore + ?Sized,
-    F: std::future::Future<Output = FsResult<UploadedPart>>,
-{
-    let mut done: Vec<UploadedPart> = stream::iter(sends)
-        .buffer_unordered(REBUILD_CONCURRENCY)
-        .try_collect()
-        .await?;
-    done.sort_by_key(|p| p.part_number);
-    Ok(ctx.store.complete_multipart(key, id, &done).await?.etag)
-}
-
 /// A stream to `key`; an overwrite (`keep`) keeps a copy of its sent parts.
 fn new_stream<S: ObjectStore + ?Sized>(
     ctx: &WriteCtx<S>,
@@ -489,209 +398,4 @@ fn new_stream<S: ObjectStore + ?Sized>(
         ctx.budget_mib,
         keep.then(|| ctx.cache_dir.clone()),
     )
-}
-
-impl Staged {
-    fn file(&mut self, ctx_dir: &Arc<CacheDir>) -> FsResult<&mut StagingFile> {
-        if self.file.is_none() {
-            self.file = Some(StagingFile::create(ctx_dir)?);
-        }
-        Ok(self.file.as_mut().expect("just created"))
-    }
-
-    fn write<S: ObjectStore + ?Sized>(
-        &mut self,
-        ctx: &WriteCtx<S>,
-        offset: u64,
-        data: &[u8],
-    ) -> FsResult<()> {
-        let r = offset..offset + data.len() as u64;
-        let new_bytes = self.dirty.missing_len(r.clone());
-        let file = self.file(&ctx.cache_dir)?;
-        file.charge(new_bytes)?;
-        if let Err(e) = file.write_at(offset, data) {
-            file.uncharge(new_bytes);
-            return Err(e);
-        }
-        self.dirty.insert(r.clone());
-        self.size = self.size.max(r.end);
-        if let Some(o) = &mut self.open {
-            o.touched(&r);
-        }
-        Ok(())
-    }
-
-    fn truncate(&mut self, size: u64) -> FsResult<()> {
-        if let Some(o) = &mut self.open {
-            o.cut(size);
-        }
-        if size < self.size {
-            let dropped = self.dirty.truncate(size);
-            self.base_len = self.base_len.min(size);
-            if let Some(f) = &mut self.file {
-                f.set_len(size)?;
-                f.uncharge(dropped);
-            }
-        }
-        self.size = size;
-        Ok(())
-    }
-
-    /// Ranges of `within` still equal to the base object.
-    fn clean(&self, within: std::ops::Range<u64>) -> Vec<std::ops::Range<u64>> {
-        if self.base.is_none() {
-            return Vec::new();
-        }
-        let end = within.end.min(self.base_len);
-        if within.start >= end {
-            return Vec::new();
-        }
-        self.dirty.gaps(within.start..end)
-    }
-
-    /// Bytes `offset..end` of the file as this mount sees it.
-    async fn read<S: ObjectStore + ?Sized>(
-        &self,
-        ctx: &WriteCtx<S>,
-        offset: u64,
-        end: u64,
-    ) -> FsResult<Bytes> {
-        let mut buf = BytesMut::zeroed((end - offset) as usize);
-        if let Some(f) = &self.file {
-            f.read_at(offset, &mut buf)?;
-        }
-        if let Some(base) = &self.base {
-            for r in self.clean(offset..end) {
-                let mut at = r.start;
-                while at < r.end {
-                    let want = (r.end - at).min(u32::MAX as u64 / 2) as u32;
-                    let got = base.reader.read(&ctx.store, &ctx.cache, at, want).await?;
-                    if got.is_empty() {
-                        return Err(FsError::Io(libc::EIO));
-                    }
-                    let i = (at - offset) as usize;
-                    buf[i..i + got.len()].copy_from_slice(&got);
-                    at += got.len() as u64;
-                }
-            }
-        }
-        Ok(buf.freeze())
-    }
-
-    /// Write the file to `key`: over the upload a streamed overwrite left open, if any; else
-    /// one PUT when it is a single data part, else a multipart upload that copies unchanged
-    /// runs of the base object. Returns the new ETag.
-    async fn rebuild<S: ObjectStore + ?Sized>(
-        &mut self,
-        ctx: &WriteCtx<S>,
-        key: &str,
-        opts: &PutOptions,
-    ) -> FsResult<String> {
-        if let Some(open) = self.open.take() {
-            return self.complete_open(ctx, key, opts, open).await;
-        }
-        let parts = plan(
-            self.size,
-            &self.clean(0..self.size),
-            ctx.part_size,
-            COPY_MIN,
-        );
-        if let [PartSource::Data(r)] = parts.as_slice() {
-            let body = self.read(ctx, r.start, r.end).await?;
-            return Ok(ctx.store.put_object(key, body, opts).await?.etag);
-        }
-        let id = ctx.store.initiate_multipart(key, opts).await?;
-        let sends: Vec<_> = parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| self.send_part(ctx, key, &id, i as u32 + 1, p))
-            .collect();
-        let result = complete_with(ctx, key, &id, sends).await;
-        if result.is_err() {
-            abort_upload(&ctx.store, key, &id).await;
-        }
-        result
-    }
-
-    /// Complete the upload a streamed overwrite left open (see `open_upload`). On failure it
-    /// is aborted; every byte is still here, so a later commit starts over.
-    async fn complete_open<S: ObjectStore + ?Sized>(
-        &self,
-        ctx: &WriteCtx<S>,
-        key: &str,
-        opts: &PutOptions,
-        open: OpenUpload,
-    ) -> FsResult<String> {
-        let steps = open.plan(self.size, ctx.part_size);
-        let id = open.id.as_str();
-        let result: FsResult<String> = async {
-            if steps.is_empty() {
-                // Cut to nothing: no part to complete with.
-                return Ok(ctx.store.put_object(key, Bytes::new(), opts).await?.etag);
-            }
-            let sends: Vec<_> = steps
-                .iter()
-                .map(|step| self.send_step(ctx, key, id, step))
-                .collect();
-            let etag = complete_with(ctx, key, id, sends).await?;
-            if open.initiated_with == *opts {
-                return Ok(etag);
-            }
-            // Metadata changed after the upload began (e.g. `cp -p`).
-            let replaced = MetadataDirective::Replaced(opts.clone());
-            Ok(meta::copy_object(&*ctx.store, key, key, self.size, &etag, replaced).await?)
-        }
-        .await;
-        if result.is_err() || steps.is_empty() {
-            abort_upload(&ctx.store, key, id).await;
-        }
-        result
-    }
-
-    /// One part of an open upload's Complete: kept as it is, or sent again.
-    async fn send_step<S: ObjectStore + ?Sized>(
-        &self,
-        ctx: &WriteCtx<S>,
-        key: &str,
-        upload_id: &str,
-        step: &Step,
-    ) -> FsResult<UploadedPart> {
-        match step {
-            Step::Keep(p) => Ok(p.clone()),
-            Step::Send(n, r) => {
-                let body = self.read(ctx, r.start, r.end).await?;
-                Ok(ctx.store.upload_part(key, upload_id, *n, body).await?)
-            }
-        }
-    }
-
-    async fn send_part<S: ObjectStore + ?Sized>(
-        &self,
-        ctx: &WriteCtx<S>,
-        key: &str,
-        upload_id: &str,
-        n: u32,
-        part: &PartSource,
-    ) -> FsResult<UploadedPart> {
-        let r: CosResult<UploadedPart> = match part {
-            PartSource::Copy(r) => {
-                let base = self.base.as_ref().expect("copy parts need a base");
-                ctx.store
-                    .upload_part_copy(
-                        key,
-                        upload_id,
-                        n,
-                        &base.key,
-                        Some(ByteRange::new(r.start, r.end)),
-                        Some(&base.etag),
-                    )
-                    .await
-            }
-            PartSource::Data(r) => {
-                let body = self.read(ctx, r.start, r.end).await?;
-                ctx.store.upload_part(key, upload_id, n, body).await
-            }
-        };
-        Ok(r?)
-    }
 }

@@ -1,0 +1,136 @@
+//! When a file being written reaches COS. Commit points are where COS is made to hold the
+//! file and the upload's error is returned to the program:
+//! - `fsync` always;
+//! - `flush` (every `close` of any descriptor) only when it can be the writer's last close:
+//!   the handle was written through (write, ftruncate, fallocate, or any metadata change
+//!   of the file while it is open) since it was opened, and the closing process is the one
+//!   that opened it. A flush before any write is a descriptor being duplicated away (`dd`,
+//!   the shell's `>`: open, dup2, close the original); a flush from another process is a
+//!   forked child closing what it inherited. Neither publishes, so an existing object is
+//!   never replaced by the empty file `O_TRUNC` left or by half of the new content;
+//! - `release` (the last reference gone) publishes whatever is still unpublished, unless a
+//!   commit already failed and told the program (its errors can only be logged: the kernel
+//!   does not wait for it). So `open(O_TRUNC)` + `close` with no write, or a file last
+//!   closed by a child, still ends with the right object.
+//!
+//! Shutdown uses the same writers: `begin_stop` refuses new writes, `abort_writers` gives up
+//! on the files still open.
+
+use std::sync::atomic::Ordering;
+
+use crate::cos::ObjectStore;
+
+use super::caller::process_of;
+use super::core::{CosFs, SharedWriter};
+use super::error::FsResult;
+
+impl<S: ObjectStore + ?Sized> CosFs<S> {
+    /// Stop taking changes (shutdown): from now on opening for writing, creating and every
+    /// namespace or metadata change is EROFS. Handles already open for writing keep working,
+    /// so programs in the middle of a file can finish it.
+    pub fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Files open for writing now.
+    pub fn open_for_writing(&self) -> usize {
+        self.writers.lock().unwrap().len()
+    }
+
+    /// Give up on every file still open for writing (shutdown after the grace period): its
+    /// unfinished upload is aborted, so COS keeps the object as of the last close or fsync,
+    /// and every later write, flush or close of it fails with EIO. With `wait`, uploads that
+    /// are completing right now (a close or fsync in progress) are let finish first; without,
+    /// those are skipped. Returns the keys given up on.
+    pub async fn abort_writers(&self, wait: bool) -> Vec<String> {
+        let writers: Vec<SharedWriter<S>> =
+            self.writers.lock().unwrap().values().cloned().collect();
+        let mut keys = Vec::new();
+        for w in writers {
+            let mut g = match w.try_lock() {
+                Ok(g) => g,
+                Err(_) if wait => w.lock().await,
+                Err(_) => continue,
+            };
+            if g.give_up(&self.wctx).await {
+                keys.push(g.key.clone());
+            }
+        }
+        keys
+    }
+
+    /// Every handle open for writing on `ino` now has changes to commit at its close.
+    pub(super) fn mark_written(&self, ino: u64) {
+        for h in self.files.lock().unwrap().values() {
+            if h.ino == ino && h.writes {
+                h.wrote.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A `close` of one descriptor of handle `fh` by thread `pid`: publishes only at a commit
+    /// point (see the module comment), else does nothing and answers success.
+    pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        if !h.writes || !h.wrote.load(Ordering::Relaxed) {
+            return Ok(()); // nothing written through it yet: a dup'ed descriptor going away
+        }
+        if process_of(pid) != h.opener {
+            return Ok(()); // a forked child closing the descriptor it inherited
+        }
+        self.fsync(fh).await
+    }
+
+    /// Make COS hold the handle's file now and return the upload's error.
+    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        if !h.writes {
+            return Ok(());
+        }
+        let Some(w) = self.writer(h.ino) else {
+            return Ok(());
+        };
+        let mut g = w.lock().await;
+        let r = g.publish(&self.wctx).await;
+        self.sync_attr(h.ino, &g.attr);
+        r
+    }
+
+    pub async fn release(&self, fh: u64) {
+        let Some(h) = self.files.lock().unwrap().remove(&fh) else {
+            return;
+        };
+        if !h.writes {
+            return;
+        }
+        let Some(w) = self.writer(h.ino) else {
+            return;
+        };
+        let mut g = w.lock().await;
+        g.handles = g.handles.saturating_sub(1);
+        if g.handles > 0 {
+            return;
+        }
+        // A failed flush already told the program; uploading now would make the changes it
+        // was told are lost appear after all.
+        if !g.publish_failed {
+            if let Err(e) = g.publish(&self.wctx).await {
+                tracing::error!(key = %g.key, error = %e, "last close of a file could not upload it; its changes are lost");
+            }
+        }
+        g.discard(&self.wctx).await;
+        let failed = g.failed() || g.modified;
+        self.writers.lock().unwrap().remove(&h.ino);
+        let mut t = self.inodes.lock().unwrap();
+        if let Some(n) = t.get_mut(h.ino) {
+            n.local = false;
+            if failed || g.unlinked {
+                // What COS holds is not what this mount showed: look again next time.
+                n.fetched = std::time::Instant::now() - self.cfg.metadata_ttl;
+            } else {
+                n.attr = g.attr.clone();
+                n.fetched = std::time::Instant::now();
+            }
+        }
+    }
+}

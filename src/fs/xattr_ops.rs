@@ -1,0 +1,81 @@
+//! Extended attributes of `CosFs`: only `user.*` is stored, in `x-cos-meta-xattr` (the s3fs
+//! format, `meta`); `security.*`/`system.*` reads are ENODATA without a request, so `ls -l`
+//! costs no HEAD per file, and writes to them are EOPNOTSUPP. Reading costs one HEAD (within
+//! `op_timeout`) unless the file is open for writing; a change is one copy of the object onto
+//! itself, or rides along with the upload of a file open for writing.
+
+use std::time::SystemTime;
+
+use crate::cos::ObjectStore;
+
+use super::core::CosFs;
+use super::error::{FsError, FsResult};
+use super::inode::Inode;
+use super::meta::{self, Xattrs};
+
+impl<S: ObjectStore + ?Sized> CosFs<S> {
+    /// The xattrs of `node` (one HEAD, within `op_timeout`, unless it is open for writing).
+    async fn xattrs_of(&self, node: &Inode) -> FsResult<Xattrs> {
+        if let Some(w) = self.writer(node.ino) {
+            return Ok(meta::xattrs(&w.lock().await.foreign));
+        }
+        let found = self.within_budget(self.head(&node.key)).await?;
+        Ok(found
+            .map(|m| meta::xattrs(&m.user_meta))
+            .unwrap_or_default())
+    }
+
+    pub async fn getxattr(&self, ino: u64, name: &str) -> FsResult<Vec<u8>> {
+        if !meta::stored_namespace(name) {
+            return Err(FsError::Io(libc::ENODATA));
+        }
+        let node = self.node(ino)?;
+        self.xattrs_of(&node)
+            .await?
+            .remove(name)
+            .ok_or(FsError::Io(libc::ENODATA))
+    }
+
+    pub async fn listxattr(&self, ino: u64) -> FsResult<Vec<String>> {
+        let node = self.node(ino)?;
+        Ok(self.xattrs_of(&node).await?.into_keys().collect())
+    }
+
+    /// setxattr (`flags`: XATTR_CREATE / XATTR_REPLACE) and, with `value = None`, removexattr.
+    pub async fn setxattr(
+        &self,
+        ino: u64,
+        name: &str,
+        value: Option<&[u8]>,
+        flags: i32,
+    ) -> FsResult<()> {
+        self.writable()?;
+        if !meta::stored_namespace(name) {
+            return Err(FsError::Io(libc::EOPNOTSUPP));
+        }
+        let node = self.node(ino)?;
+        self.change_meta(&node, |a, foreign| {
+            let mut x = meta::xattrs(foreign);
+            let exists = x.contains_key(name);
+            match value {
+                Some(_) if exists && flags & libc::XATTR_CREATE != 0 => {
+                    return Err(FsError::Io(libc::EEXIST))
+                }
+                Some(_) if !exists && flags & libc::XATTR_REPLACE != 0 => {
+                    return Err(FsError::Io(libc::ENODATA))
+                }
+                None if !exists => return Err(FsError::Io(libc::ENODATA)),
+                Some(v) => {
+                    x.insert(name.to_string(), v.to_vec());
+                }
+                None => {
+                    x.remove(name);
+                }
+            }
+            meta::set_xattrs(foreign, &x);
+            a.ctime = SystemTime::now();
+            Ok(())
+        })
+        .await
+    }
+}
