@@ -75,3 +75,33 @@ fn wrong_secret_wrong_bucket_and_a_fast_clock_are_named() {
     });
     says(&check(&b, BUCKET, SECRET_KEY), 1, "clock is 20 min fast");
 }
+
+/// `cosfs check ... | head -1`: the reader goes away; check ends quietly by SIGPIPE, like
+/// other Unix tools, instead of panicking on the broken pipe.
+#[test]
+fn a_closed_pipe_ends_check_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let b = Backend::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cosfs"))
+        .args(["check", BUCKET, "--endpoint", &b.endpoint()])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("COS_SECRET_ID", SECRET_ID)
+        .env("COS_SECRET_KEY", SECRET_KEY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap(); // the reader (and the pipe) is dropped here
+    assert!(first.starts_with("ok    bucket name"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}
