@@ -52,6 +52,10 @@ fn file_type(kind: FileKind) -> FileType {
         FileKind::File => FileType::RegularFile,
         FileKind::Directory => FileType::Directory,
         FileKind::Symlink => FileType::Symlink,
+        FileKind::Fifo => FileType::NamedPipe,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDevice => FileType::CharDevice,
+        FileKind::BlockDevice => FileType::BlockDevice,
     }
 }
 
@@ -69,7 +73,7 @@ fn file_attr(ino: u64, a: &PosixAttr) -> FileAttr {
         nlink: if a.kind == FileKind::Directory { 2 } else { 1 },
         uid: a.uid,
         gid: a.gid,
-        rdev: 0,
+        rdev: a.rdev,
         blksize: BLKSIZE,
         flags: 0,
     }
@@ -276,7 +280,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         name: &OsStr,
         mode: u32,
         _umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
         let Some(name) = name_str(name) else {
@@ -284,7 +288,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         };
         let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
         self.rt.spawn(async move {
-            let r = fs.mknod(parent, &name, mode, uid, gid).await;
+            let r = fs.mknod(parent, &name, mode, rdev, uid, gid).await;
             reply_entry(reply, ttl, r, "mknod");
         });
     }

@@ -72,8 +72,8 @@ async fn paths_over_the_key_limit_fail_before_any_request() {
     too_long(fs.create(dir, &over, 0o644, 0, 0, write, 0).await);
     too_long(fs.mkdir(dir, &fits, 0o755, 0, 0).await);
     too_long(fs.symlink(dir, &over, b"target", 0, 0).await);
-    too_long(fs.mknod(dir, &over, libc::S_IFIFO | 0o644, 0, 0).await);
-    too_long(fs.mknod(dir, &over, libc::S_IFREG | 0o644, 0, 0).await);
+    too_long(fs.mknod(dir, &over, libc::S_IFIFO | 0o644, 0, 0, 0).await);
+    too_long(fs.mknod(dir, &over, libc::S_IFREG | 0o644, 0, 0, 0).await);
     let f = fs.lookup(dir, "f").await; // one request pair, counted below
     assert_eq!(env.server.stats.total(), 2, "only the lookup of f was sent");
     let f = f.unwrap();

@@ -262,8 +262,8 @@ fn run(ops: &[Op]) -> Option<String> {
         return Some(format!("live mount differs:\n{}", describe(&live, &want)));
     }
     m.stop();
-    // TTL 0: a listing shows default modes until a name is looked up (README), so every stat
-    // of the walk must reach COS.
+    // TTL 0: nothing is trusted from memory, so every stat of the walk reaches COS (the
+    // listing's HEADs, then lookups).
     let m2 = Mounted::start(&b, &["--metadata-ttl", "0"]);
     let again = tree(&m2.path);
     if again != want {

@@ -173,7 +173,7 @@ fn files_are_objects_with_cosfs_metadata() {
     std::fs::remove_dir(m.p("imp")).unwrap();
     assert!(keys(&b, "imp").is_empty());
 
-    // link, O_EXCL, mknod of a fifo
+    // link, O_EXCL (special files: tests/mount_special.rs)
     assert_eq!(
         errno(std::fs::hard_link(m.p("new.txt"), m.p("hard"))),
         libc::EPERM
@@ -183,10 +183,6 @@ fn files_are_objects_with_cosfs_metadata() {
         .create_new(true)
         .open(m.p("new.txt"));
     assert_eq!(errno(excl), libc::EEXIST);
-    // SAFETY: a valid C path.
-    let rc = unsafe { libc::mkfifo(cpath(&m.p("fifo")).as_ptr(), 0o644) };
-    assert_eq!(rc, -1);
-    assert!(!m.p("fifo").exists());
     no_uploads_left(&b);
 }
 

@@ -2,9 +2,11 @@
 //!
 //! Raw client (what the mount is compared against): `seed` uploads an object, `get` reads it
 //! with parallel ranged GETs, `rand-get` does random ranged GETs from N workers, `fill` creates
-//! many small objects, `list` pages through a prefix. File side: `rand-pread` does the same
-//! random reads with pread(2) on a mounted file from N threads. Each prints one line ending in
-//! `= <figure> <unit>` for the script to pick up.
+//! many small objects carrying POSIX metadata as Tencent cosfs writes it (every tenth a
+//! symlink), `list` pages through a prefix. File side: `rand-pread` does the same random reads
+//! with pread(2) on a mounted file from N threads; `check-ls` reads `ls -ln --time-style=+%s`
+//! of the filled directory and counts the entries showing exactly the stored metadata. Each
+//! prints one line ending in `= <figure> <unit>` for the script to pick up.
 
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -57,10 +59,48 @@ enum Cmd {
         #[arg(long, default_value_t = 500)]
         ops: usize,
     },
-    /// Create COUNT small objects PREFIX/f00000...
+    /// Create COUNT small objects PREFIX/f00000... with POSIX metadata (see `stored`).
     Fill { prefix: String, count: usize },
+    /// Read `ls -ln --time-style=+%s` of a filled directory from stdin; count right entries.
+    CheckLs { count: usize },
     /// List PREFIX/ with delimiter, all pages.
     List { prefix: String },
+}
+
+/// What object `i` of `fill` stores: mode, uid, gid, mtime (whole seconds), symlink target.
+fn stored(i: usize) -> (u32, u32, u32, u64, Option<String>) {
+    let (uid, gid, mtime) = (
+        1000 + (i % 7) as u32,
+        2000 + (i % 5) as u32,
+        1_600_000_000 + i as u64,
+    );
+    if i % 10 == 9 {
+        return (0o120_777, uid, gid, mtime, Some(format!("f{:05}", i - 1)));
+    }
+    let perm = [0o644, 0o755, 0o600, 0o4755][i % 4];
+    (0o100_000 | perm, uid, gid, mtime, None)
+}
+
+/// `ls -l`'s rendering of a mode, e.g. `-rwsr-xr-x`.
+fn mode_string(mode: u32) -> String {
+    let kind = match mode & 0o170_000 {
+        0o120_000 => 'l',
+        0o040_000 => 'd',
+        _ => '-',
+    };
+    let mut s = String::from(kind);
+    for (shift, special, special_char) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
+        let bits = (mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(match (bits & 1 != 0, mode & special != 0) {
+            (true, true) => special_char,
+            (false, true) => special_char.to_ascii_uppercase(),
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
 }
 
 fn rng(seed: u64) -> impl FnMut(u64) -> u64 {
@@ -209,8 +249,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let t = Instant::now();
             let results: Vec<CosResult<PutResult>> = stream::iter(0..*count)
                 .map(|i| async move {
-                    let body = Bytes::from(format!("object {i}\n"));
-                    c.put_object(&format!("{prefix}/f{i:05}"), body, &PutOptions::default())
+                    let (mode, uid, gid, mtime, target) = stored(i);
+                    let body = Bytes::from(target.unwrap_or_else(|| format!("object {i}\n")));
+                    let opts = PutOptions {
+                        user_meta: [
+                            ("mode", mode.to_string()),
+                            ("uid", uid.to_string()),
+                            ("gid", gid.to_string()),
+                            ("mtime", mtime.to_string()),
+                        ]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                        ..Default::default()
+                    };
+                    c.put_object(&format!("{prefix}/f{i:05}"), body, &opts)
                         .await
                 })
                 .buffer_unordered(32)
@@ -223,6 +276,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "filled {count} objects = {:.2} s",
                 t.elapsed().as_secs_f64()
             );
+        }
+        Cmd::CheckLs { count } => {
+            let mut right = 0;
+            for line in std::io::stdin().lines() {
+                let line = line?;
+                let f: Vec<&str> = line.split_whitespace().collect();
+                // perms links uid gid size time name [-> target]
+                let Some(i) = f
+                    .get(6)
+                    .and_then(|n| n.strip_prefix('f'))
+                    .and_then(|n| n.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                let (mode, uid, gid, mtime, target) = stored(i);
+                let want_target = target.map(|t| format!("-> {t}"));
+                let got_target = (f.len() > 7).then(|| f[7..].join(" "));
+                if f[0] == mode_string(mode)
+                    && f[2] == uid.to_string()
+                    && f[3] == gid.to_string()
+                    && f[5] == mtime.to_string()
+                    && got_target == want_target
+                {
+                    right += 1;
+                }
+            }
+            println!("ls -ln shows the stored metadata of {right} of {count} entries = {right}");
         }
         Cmd::List { prefix } => {
             let c = client(&a)?;
@@ -258,4 +338,18 @@ fn report_rand(what: &str, size: u64, n: usize, s: f64) {
         (n as u64 * size) as f64 / 1048576.0 / s,
         n as f64 / s
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_render_as_ls_does() {
+        assert_eq!(mode_string(0o100_644), "-rw-r--r--");
+        assert_eq!(mode_string(0o104_755), "-rwsr-xr-x");
+        assert_eq!(mode_string(0o120_777), "lrwxrwxrwx");
+        assert_eq!(mode_string(0o041_777), "drwxrwxrwt");
+        assert_eq!(mode_string(0o102_640), "-rw-r-S---");
+    }
 }

@@ -71,6 +71,16 @@ pub struct MountArgs {
     /// allowed).
     #[arg(long, default_value = "1", value_parser = values::ttl, allow_negative_numbers = true)]
     pub metadata_ttl: Duration,
+    /// Attributes of listed entries: `on` HEADs every entry of a listing (pipelined, see
+    /// --listing-heads) so `ls -l`, `find` and `cp -a` see the modes, owners, times and
+    /// symlinks Tencent cosfs and s3fs stored; `off` shows what the listing alone tells (the
+    /// defaults above, Last-Modified as mtime, symlinks as files), for buckets that hold no
+    /// POSIX metadata.
+    #[arg(long, default_value = "on", value_parser = values::on_off, action = clap::ArgAction::Set)]
+    pub listing_metadata: bool,
+    /// HEADs of listed entries in flight for the whole mount (1..1024).
+    #[arg(long, default_value = "128", value_parser = clap::value_parser!(u16).range(1..=1024), allow_negative_numbers = true)]
+    pub listing_heads: u16,
     /// Memory budget of the block cache (bytes, or with K/M/G suffix; 4M up to the machine's
     /// memory).
     #[arg(long, default_value = "256M", value_parser = values::cache_size)]
@@ -253,6 +263,8 @@ fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         part_size: a.part_size,
         upload_concurrency: a.upload_concurrency as usize,
         op_timeout: a.op_timeout,
+        listing_metadata: a.listing_metadata,
+        listing_heads: a.listing_heads as usize,
     };
     Ok(Prepared {
         bucket,

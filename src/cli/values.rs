@@ -14,6 +14,15 @@ const MAX_ID: u32 = u32::MAX - 1;
 /// One day: the longest time a cache entry or a shutdown grace period sensibly lasts.
 const DAY: f64 = 86_400.0;
 
+/// A switch: `on`/`off` (also `true`/`false`, `yes`/`no`, `1`/`0`).
+pub fn on_off(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("{s:?} is neither on nor off")),
+    }
+}
+
 /// Octal permission bits, e.g. `0644`.
 pub fn mode(s: &str) -> Result<u32, String> {
     let digits = s.trim_start_matches("0o");
@@ -165,6 +174,8 @@ mod tests {
         );
         assert!(ttl("NaN").is_err() && ttl("inf").is_err());
         assert!(op_timeout("0").is_err() && op_timeout("3601").is_err());
+        assert_eq!((on_off("on"), on_off("OFF")), (Ok(true), Ok(false)));
+        assert!(on_off("maybe").is_err());
         assert!(part_size("100K").is_err() && part_size("6G").is_err());
         assert!(cache_size("1M").is_err() && cache_size("1024T").is_err());
         assert!(cache_size("256M").is_ok());

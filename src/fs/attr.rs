@@ -2,7 +2,9 @@
 //!
 //! Sources, per attribute (first that is present and valid wins):
 //! - type: a key ending in `/` is a directory; otherwise the file-type bits of
-//!   `x-cos-meta-mode` (S_IFLNK: symlink, S_IFDIR: directory), else a regular file;
+//!   `x-cos-meta-mode` (symlink, directory, FIFO, socket, character or block device), else a
+//!   regular file; a device's number is `x-cos-meta-rdev` (decimal, the kernel's encoding, as
+//!   s3fs keeps it in `x-amz-meta-rdev`);
 //! - permission bits: `x-cos-meta-mode & 0o7777` when non-zero, else the mount's defaults
 //!   (files 0644, directories 0755), so an object from another tool is never `---------`;
 //! - owner: `x-cos-meta-uid` / `-gid`, else the mount's uid/gid;
@@ -10,9 +12,10 @@
 //!   the object's Last-Modified, else now: never a 1970 date; ctime/atime: their own headers or
 //!   mtime.
 //!
-//! Listing entries carry no user metadata, so attributes built from a listing use the defaults
-//! for type, mode and owner and Last-Modified for mtime (`AttrSource::Listing`); a lookup (HEAD)
-//! gives the full set.
+//! Listing entries carry no user metadata, so attributes built from a listing alone use the
+//! defaults for type, mode and owner and Last-Modified for mtime (`AttrSource::Listing`). They
+//! are only handed out under `--listing-metadata=off`; otherwise a HEAD (`dir_meta`) or a
+//! lookup gives the full set.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,12 +25,60 @@ pub const S_IFMT: u32 = 0o170_000;
 pub const S_IFDIR: u32 = 0o040_000;
 pub const S_IFREG: u32 = 0o100_000;
 pub const S_IFLNK: u32 = 0o120_000;
+pub const S_IFIFO: u32 = 0o010_000;
+pub const S_IFCHR: u32 = 0o020_000;
+pub const S_IFBLK: u32 = 0o060_000;
+pub const S_IFSOCK: u32 = 0o140_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     File,
     Directory,
     Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+impl FileKind {
+    /// The kind the file-type bits of a mode say (`None` for bits that name no kind).
+    pub fn from_mode(mode: u32) -> Option<FileKind> {
+        Some(match mode & S_IFMT {
+            S_IFREG => FileKind::File,
+            S_IFDIR => FileKind::Directory,
+            S_IFLNK => FileKind::Symlink,
+            S_IFIFO => FileKind::Fifo,
+            S_IFSOCK => FileKind::Socket,
+            S_IFCHR => FileKind::CharDevice,
+            S_IFBLK => FileKind::BlockDevice,
+            _ => return None,
+        })
+    }
+
+    pub fn type_bits(self) -> u32 {
+        match self {
+            FileKind::File => S_IFREG,
+            FileKind::Directory => S_IFDIR,
+            FileKind::Symlink => S_IFLNK,
+            FileKind::Fifo => S_IFIFO,
+            FileKind::Socket => S_IFSOCK,
+            FileKind::CharDevice => S_IFCHR,
+            FileKind::BlockDevice => S_IFBLK,
+        }
+    }
+
+    /// FIFOs, sockets and devices: zero-byte objects whose opening is the kernel's business.
+    pub fn is_special(self) -> bool {
+        matches!(
+            self,
+            FileKind::Fifo | FileKind::Socket | FileKind::CharDevice | FileKind::BlockDevice
+        )
+    }
+
+    pub fn is_device(self) -> bool {
+        matches!(self, FileKind::CharDevice | FileKind::BlockDevice)
+    }
 }
 
 /// Values for objects that carry no POSIX metadata (`--uid/--gid/--file-mode/--dir-mode`).
@@ -72,23 +123,34 @@ pub struct PosixAttr {
     pub uid: u32,
     pub gid: u32,
     pub size: u64,
+    /// Device number of character and block devices (the kernel's encoding), else 0.
+    pub rdev: u32,
     pub mtime: SystemTime,
     pub ctime: SystemTime,
     pub atime: SystemTime,
     /// The object's ETag (None for implicit directories).
     pub etag: Option<String>,
+    /// The object's Last-Modified as COS reported it with these attributes (None when this
+    /// mount changed the object since, or for implicit directories).
+    pub last_modified: Option<SystemTime>,
+    /// When the HEAD that gave these attributes was answered (None unless `source` is Head).
+    pub checked: Option<SystemTime>,
     pub source: AttrSource,
 }
 
 impl PosixAttr {
+    /// This mount wrote the object (now `etag`): these attributes are the truth, and its new
+    /// Last-Modified is not known, so no listing can stand in for a HEAD of it.
+    pub fn changed_here(&mut self, etag: Option<String>) {
+        self.etag = etag;
+        self.last_modified = None;
+        self.checked = None;
+        self.source = AttrSource::Head;
+    }
+
     /// `st_mode`: file-type bits plus permission bits.
     pub fn st_mode(&self) -> u32 {
-        let t = match self.kind {
-            FileKind::File => S_IFREG,
-            FileKind::Directory => S_IFDIR,
-            FileKind::Symlink => S_IFLNK,
-        };
-        t | self.perm
+        self.kind.type_bits() | self.perm
     }
 }
 
@@ -126,11 +188,7 @@ pub fn from_object(meta: &ObjectMeta, key_is_dir: bool, d: &AttrDefaults) -> Pos
     let kind = if key_is_dir {
         FileKind::Directory
     } else {
-        match mode.map(|m| m & S_IFMT) {
-            Some(S_IFLNK) => FileKind::Symlink,
-            Some(S_IFDIR) => FileKind::Directory,
-            _ => FileKind::File,
-        }
+        mode.and_then(FileKind::from_mode).unwrap_or(FileKind::File)
     };
     let default_perm = if kind == FileKind::Directory {
         d.dir_mode
@@ -157,10 +215,17 @@ pub fn from_object(meta: &ObjectMeta, key_is_dir: bool, d: &AttrDefaults) -> Pos
         } else {
             meta.size
         },
+        rdev: if kind.is_device() {
+            meta_u32(um, "rdev").unwrap_or(0)
+        } else {
+            0
+        },
         mtime,
         ctime: other("ctime"),
         atime: other("atime"),
         etag: Some(meta.etag.clone()),
+        last_modified: meta.last_modified,
+        checked: Some(SystemTime::now()),
         source: AttrSource::Head,
     }
 }
@@ -174,10 +239,13 @@ pub fn from_listing(e: &ListEntry, d: &AttrDefaults) -> PosixAttr {
         uid: d.uid,
         gid: d.gid,
         size: e.size,
+        rdev: 0,
         mtime,
         ctime: mtime,
         atime: mtime,
         etag: Some(e.etag.clone()),
+        last_modified: e.last_modified,
+        checked: None,
         source: AttrSource::Listing,
     }
 }
@@ -190,10 +258,13 @@ pub fn implicit_dir(d: &AttrDefaults, mtime: SystemTime) -> PosixAttr {
         uid: d.uid,
         gid: d.gid,
         size: 0,
+        rdev: 0,
         mtime,
         ctime: mtime,
         atime: mtime,
         etag: None,
+        last_modified: None,
+        checked: None,
         source: AttrSource::Implicit,
     }
 }
@@ -206,6 +277,9 @@ pub fn to_user_meta(attr: &PosixAttr) -> UserMeta {
     m.insert("gid".into(), attr.gid.to_string());
     m.insert("mtime".into(), format_time(attr.mtime));
     m.insert("ctime".into(), format_time(attr.ctime));
+    if attr.kind.is_device() {
+        m.insert("rdev".into(), attr.rdev.to_string());
+    }
     m
 }
 
@@ -273,6 +347,40 @@ mod tests {
         assert_eq!(link.st_mode(), 0o120777);
         let dir = from_object(&meta(&[("mode", "16877")]), true, &D);
         assert_eq!(dir.st_mode(), 0o040755);
+    }
+
+    #[test]
+    fn special_files_as_s3fs_stores_them() {
+        let fifo = from_object(
+            &meta(&[("mode", &(S_IFIFO | 0o644).to_string())]),
+            false,
+            &D,
+        );
+        assert_eq!(
+            (fifo.kind, fifo.st_mode(), fifo.rdev),
+            (FileKind::Fifo, 0o010644, 0)
+        );
+        let sock = from_object(
+            &meta(&[("mode", &(S_IFSOCK | 0o755).to_string())]),
+            false,
+            &D,
+        );
+        assert_eq!(sock.kind, FileKind::Socket);
+        let chr = from_object(
+            &meta(&[("mode", &(S_IFCHR | 0o600).to_string()), ("rdev", "259")]),
+            false,
+            &D,
+        );
+        assert_eq!((chr.kind, chr.rdev), (FileKind::CharDevice, 259));
+        let m = to_user_meta(&chr);
+        assert_eq!(m.get("rdev").map(String::as_str), Some("259"));
+        assert_eq!(m.get("mode").map(String::as_str), Some("8576"));
+        let again = from_object(&meta_from(m), false, &D);
+        assert_eq!(
+            (again.kind, again.rdev, again.perm),
+            (FileKind::CharDevice, 259, 0o600)
+        );
+        assert!(!to_user_meta(&fifo).contains_key("rdev"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Directory streams: GET Bucket pages (`delimiter=/`, 1000 per page) fetched only as the
-//! reader asks for more, never the whole directory at once.
+//! Directory streams: GET Bucket pages (`delimiter=/`, 1000 per page) fetched by a task that
+//! runs one page ahead of the reader, never the whole directory at once; each page's entries
+//! get their exact attributes from the metadata stage (`dir_meta`) as soon as it arrives.
 //!
 //! - Entry `i` of a stream has offset `i + 1` (the position to resume after it); `.` and `..` are
 //!   the adapter's business. The stream keeps the current page and the one before it, so a
@@ -10,13 +11,18 @@
 //! - Directory shadows file: when `a` and `a/` are on the same page the file is dropped. When
 //!   `a/` would sort after the end of a truncated page, the file is held back and decided by
 //!   the following pages (at most a few names per page; no extra request).
+//! - Entries whose object vanished before their HEAD are skipped (their positions stay
+//!   unused). A failed LIST or HEAD fails the read and restarts the stream.
 
-use std::time::SystemTime;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
 
 use crate::cos::{ListRequest, ObjectStore};
 
-use super::attr::{self, AttrDefaults, PosixAttr};
-use super::error::FsResult;
+use super::attr::PosixAttr;
+use super::dir_meta::{AbortOnDrop, EntryMeta, Listed, MetaStage};
+use super::error::{FsError, FsResult};
 use super::names::listing_name;
 
 /// Keys per GET Bucket page (the COS maximum).
@@ -28,87 +34,167 @@ pub struct DirEntry {
     pub attr: PosixAttr,
 }
 
-#[derive(Debug)]
-pub struct DirStream {
-    prefix: String,
-    /// Stream position of `prev[0]`; `cur` starts at `base + prev.len()`.
-    base: u64,
-    prev: Vec<DirEntry>,
-    cur: Vec<DirEntry>,
-    marker: Option<String>,
-    done: bool,
-    /// Files whose `name/` may still come on a later page, with their keys.
-    carry: Vec<(String, DirEntry)>,
-    /// Attributes given to subdirectories seen only as common prefixes.
-    dir_mtime: SystemTime,
+struct Slot {
+    name: String,
+    meta: EntryMeta,
 }
 
-impl DirStream {
-    pub fn new(prefix: &str, dir_mtime: SystemTime) -> Self {
+/// One listing page with its entries' metadata on the way.
+#[derive(Default)]
+struct Page {
+    slots: Vec<Slot>,
+    last: bool,
+    /// The HEADs of this page (cancelled with it).
+    _heads: Option<AbortOnDrop>,
+}
+
+/// The task listing pages ahead of the reader.
+struct PageFeed {
+    pages: mpsc::Receiver<FsResult<Page>>,
+    _task: AbortOnDrop,
+}
+
+pub struct DirStream<S: ObjectStore + ?Sized> {
+    prefix: String,
+    store: Arc<S>,
+    stage: Arc<MetaStage<S>>,
+    /// Stream position of `prev[0]`; `cur` starts at `base + prev.len()`.
+    base: u64,
+    prev: Page,
+    cur: Page,
+    done: bool,
+    feed: Option<PageFeed>,
+}
+
+impl<S: ObjectStore + ?Sized> DirStream<S> {
+    pub fn new(prefix: &str, store: Arc<S>, stage: Arc<MetaStage<S>>) -> Self {
         DirStream {
             prefix: prefix.to_string(),
+            store,
+            stage,
             base: 0,
-            prev: Vec::new(),
-            cur: Vec::new(),
-            marker: None,
+            prev: Page::default(),
+            cur: Page::default(),
             done: false,
-            carry: Vec::new(),
-            dir_mtime,
+            feed: None,
         }
     }
 
-    /// The number of entries of the whole stream, once the last page has been read.
+    /// The number of positions of the whole stream, once the last page has been read.
     pub fn end(&self) -> Option<u64> {
         self.done
-            .then(|| self.base + self.prev.len() as u64 + self.cur.len() as u64)
+            .then(|| self.base + self.prev.slots.len() as u64 + self.cur.slots.len() as u64)
     }
 
     fn restart(&mut self) {
-        *self = DirStream::new(&self.prefix, self.dir_mtime);
+        self.base = 0;
+        self.prev = Page::default();
+        self.cur = Page::default();
+        self.done = false;
+        self.feed = None;
     }
 
     /// Up to `max` entries starting at stream position `pos`, with their positions.
-    pub async fn read<S: ObjectStore + ?Sized>(
-        &mut self,
-        store: &S,
-        defaults: &AttrDefaults,
-        pos: u64,
-        max: usize,
-    ) -> FsResult<Vec<(u64, DirEntry)>> {
+    pub async fn read(&mut self, pos: u64, max: usize) -> FsResult<Vec<(u64, DirEntry)>> {
         if pos < self.base {
             self.restart();
         }
         let mut out = Vec::new();
         let mut pos = pos;
         while out.len() < max {
-            let start = self.base;
-            let cur_start = start + self.prev.len() as u64;
-            let end = cur_start + self.cur.len() as u64;
+            let cur_start = self.base + self.prev.slots.len() as u64;
+            let end = cur_start + self.cur.slots.len() as u64;
             if pos < end {
-                let e = if pos < cur_start {
-                    &self.prev[(pos - start) as usize]
+                let slot = if pos < cur_start {
+                    &mut self.prev.slots[(pos - self.base) as usize]
                 } else {
-                    &self.cur[(pos - cur_start) as usize]
+                    &mut self.cur.slots[(pos - cur_start) as usize]
                 };
-                out.push((pos, e.clone()));
+                match slot.meta.settle().await {
+                    Ok(Some(attr)) => out.push((
+                        pos,
+                        DirEntry {
+                            name: slot.name.clone(),
+                            attr: attr.clone(),
+                        },
+                    )),
+                    Ok(None) => {} // gone before its HEAD
+                    Err(e) => {
+                        self.restart();
+                        return Err(e);
+                    }
+                }
                 pos += 1;
                 continue;
             }
             if self.done {
                 break;
             }
-            let page = self.fetch_page(store, defaults).await?;
-            self.base += self.prev.len() as u64;
+            let page = match self.next_page().await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.restart();
+                    return Err(e);
+                }
+            };
+            self.done = page.last;
+            self.base += self.prev.slots.len() as u64;
             self.prev = std::mem::replace(&mut self.cur, page);
         }
         Ok(out)
     }
 
-    async fn fetch_page<S: ObjectStore + ?Sized>(
+    async fn next_page(&mut self) -> FsResult<Page> {
+        let store = self.store.clone();
+        let stage = self.stage.clone();
+        let prefix = self.prefix.clone();
+        let feed = self.feed.get_or_insert_with(|| {
+            // One page waits in the channel while the task lists the next: two ahead at most.
+            let (tx, rx) = mpsc::channel(1);
+            let task = tokio::spawn(async move {
+                let mut lister = Lister::new(prefix);
+                loop {
+                    let page = lister.next(&*store, &stage).await;
+                    let stop = page.as_ref().map_or(true, |p| p.last);
+                    if tx.send(page).await.is_err() || stop {
+                        return;
+                    }
+                }
+            });
+            PageFeed {
+                pages: rx,
+                _task: AbortOnDrop::new(task),
+            }
+        });
+        feed.pages
+            .recv()
+            .await
+            .unwrap_or(Err(FsError::ListingCancelled))
+    }
+}
+
+/// Pages of one directory listing, in key order, with the directory-shadows-file rule.
+struct Lister {
+    prefix: String,
+    marker: Option<String>,
+    /// Files whose `name/` may still come on a later page, with their keys.
+    carry: Vec<(String, (String, Listed))>,
+}
+
+impl Lister {
+    fn new(prefix: String) -> Self {
+        Lister {
+            prefix,
+            marker: None,
+            carry: Vec::new(),
+        }
+    }
+
+    async fn next<S: ObjectStore + ?Sized>(
         &mut self,
         store: &S,
-        defaults: &AttrDefaults,
-    ) -> FsResult<Vec<DirEntry>> {
+        stage: &Arc<MetaStage<S>>,
+    ) -> FsResult<Page> {
         let req = ListRequest {
             prefix: self.prefix.clone(),
             delimiter: Some("/".into()),
@@ -116,12 +202,12 @@ impl DirStream {
             max_keys: PAGE_KEYS,
         };
         let page = store.list_objects(&req).await?;
-        self.done = !page.is_truncated;
+        let mut done = !page.is_truncated;
         self.marker = page.next_marker.clone();
         if page.is_truncated && self.marker.is_none() {
             // A truncated page without a way to continue: stop rather than loop forever.
             tracing::warn!(prefix = %self.prefix, "truncated listing without NextMarker");
-            self.done = true;
+            done = true;
         }
         let last = page
             .entries
@@ -135,16 +221,10 @@ impl DirStream {
             .iter()
             .map(|p| p.trim_end_matches('/'))
             .collect();
-        let mut items: Vec<(String, DirEntry)> = Vec::new();
+        let mut items: Vec<(String, (String, Listed))> = Vec::new();
         for p in &page.common_prefixes {
             if let Some(name) = listing_name(&self.prefix, p) {
-                items.push((
-                    p.clone(),
-                    DirEntry {
-                        name: name.to_string(),
-                        attr: attr::implicit_dir(defaults, self.dir_mtime),
-                    },
-                ));
+                items.push((p.clone(), (name.to_string(), Listed::Prefix(p.clone()))));
             }
         }
         let mut files = std::mem::take(&mut self.carry);
@@ -153,11 +233,7 @@ impl DirStream {
                 continue; // the directory's own marker
             }
             if let Some(name) = listing_name(&self.prefix, &e.key) {
-                let entry = DirEntry {
-                    name: name.to_string(),
-                    attr: attr::from_listing(e, defaults),
-                };
-                files.push((e.key.clone(), entry));
+                files.push((e.key.clone(), (name.to_string(), Listed::Object(e.clone()))));
             }
         }
         for (key, entry) in files {
@@ -165,13 +241,24 @@ impl DirStream {
                 continue; // shadowed by a directory of the same name
             }
             let dir_form = format!("{key}/");
-            if !self.done && last.as_deref().is_some_and(|l| dir_form.as_str() > l) {
+            if !done && last.as_deref().is_some_and(|l| dir_form.as_str() > l) {
                 self.carry.push((key, entry));
             } else {
                 items.push((key, entry));
             }
         }
         items.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(items.into_iter().map(|(_, e)| e).collect())
+        let entries: Vec<(String, Listed)> = items.into_iter().map(|(_, e)| e).collect();
+        let (metas, heads) = stage.resolve(&entries);
+        let slots = entries
+            .into_iter()
+            .zip(metas)
+            .map(|((name, _), meta)| Slot { name, meta })
+            .collect();
+        Ok(Page {
+            slots,
+            last: done,
+            _heads: heads,
+        })
     }
 }

@@ -26,6 +26,12 @@ pub enum FsError {
     /// A read-only operation got no answer from COS within its budget (`--op-timeout`).
     #[error("no answer from COS within {0:?} (--op-timeout)")]
     TimedOut(std::time::Duration),
+    /// mknod of a file type that has no object form.
+    #[error("mknod cannot make this kind of file")]
+    UnsupportedKind,
+    /// The HEAD a listed entry waited on was cancelled (its listing restarted).
+    #[error("the metadata fetch of a listed entry was cancelled")]
+    ListingCancelled,
     /// A failure already reduced to an errno (a block fetch shared by several readers).
     #[error("I/O error (errno {0})")]
     Io(i32),
@@ -67,6 +73,8 @@ impl FsError {
             FsError::BadHandle => libc::EBADF,
             FsError::Stale => libc::ESTALE,
             FsError::TimedOut(_) => libc::ETIMEDOUT,
+            FsError::ListingCancelled => libc::EIO,
+            FsError::UnsupportedKind => libc::EINVAL,
             FsError::Io(errno) => *errno,
             FsError::Cos(e) => cos_errno(e),
         }

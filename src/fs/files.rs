@@ -83,10 +83,13 @@ pub(super) fn new_attr(kind: FileKind, perm: u32, uid: u32, gid: u32, size: u64)
         uid,
         gid,
         size,
+        rdev: 0,
         mtime: now,
         ctime: now,
         atime: now,
         etag: None,
+        last_modified: None,
+        checked: None,
         source: AttrSource::Head,
     }
 }
@@ -322,27 +325,41 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     /// mknod(2): a regular file is created and committed empty at once (no handle stays
-    /// open); other kinds have no object form yet (EPERM), after the name and key are checked.
+    /// open); a FIFO, socket or device is a zero-byte object with its type (and device number)
+    /// in its metadata, as s3fs writes it. Opening one is the kernel's business: no data
+    /// goes to COS.
+    #[allow(clippy::too_many_arguments)]
     pub async fn mknod(
         &self,
         parent: u64,
         name: &str,
         mode: u32,
+        rdev: u32,
         uid: u32,
         gid: u32,
     ) -> FsResult<Entry> {
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            self.new_entry_key(parent, name, FileKind::File)?;
-            return Err(FsError::Io(libc::EPERM));
-        }
-        let flags = OpenFlags {
-            write: true,
-            ..Default::default()
+        let kind = match FileKind::from_mode(mode) {
+            Some(FileKind::File) => {
+                let flags = OpenFlags {
+                    write: true,
+                    ..Default::default()
+                };
+                let (entry, opened) = self.create(parent, name, mode, uid, gid, flags, 0).await?;
+                let committed = self.fsync(opened.fh).await;
+                self.release(opened.fh).await;
+                return committed.map(|_| entry);
+            }
+            Some(k) if k.is_special() => k,
+            _ => return Err(FsError::UnsupportedKind),
         };
-        let (entry, opened) = self.create(parent, name, mode, uid, gid, flags, 0).await?;
-        let committed = self.fsync(opened.fh).await;
-        self.release(opened.fh).await;
-        committed.map(|_| entry)
+        let key = self.new_entry_key(parent, name, kind)?;
+        let mut a = new_attr(kind, mode, uid, gid, 0);
+        if kind.is_device() {
+            a.rdev = rdev;
+        }
+        let opts = meta::put_options(&a, &Default::default(), None, None)?;
+        a.etag = Some(self.store.put_object(&key, Bytes::new(), &opts).await?.etag);
+        Ok(self.add_entry(parent, name, a))
     }
 
     /// Read from handle `fh`: through the file's writer while it is open for writing (which
@@ -516,8 +533,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             )
             .await?
         };
-        a.etag = Some(etag);
-        a.source = AttrSource::Head;
+        a.changed_here(Some(etag));
         self.sync_attr(node.ino, &a);
         Ok(())
     }

@@ -47,6 +47,11 @@ impl Inode {
     pub fn is_fresh(&self, ttl: Duration) -> bool {
         self.fetched.elapsed() < ttl
     }
+
+    /// Fresh, and more than a listing's guess: fit to answer a lookup or getattr.
+    pub fn is_exact_and_fresh(&self, ttl: Duration) -> bool {
+        self.is_fresh(ttl) && self.attr.source != AttrSource::Listing
+    }
 }
 
 #[derive(Debug)]
@@ -150,7 +155,8 @@ impl InodeTable {
                 .get_mut(&ino)
                 .expect("by_name points at a live inode");
             // A listing cannot tell a symlink or a mode; what a HEAD of the same version
-            // (same ETag, or both implicit directories) found stays.
+            // (same ETag, or both implicit directories) found stays. A new HEAD always wins
+            // (a chmod by another client keeps the ETag).
             // A listing shows a directory only as a common prefix (no marker ETag): a marker's
             // attributes from a HEAD stay too.
             let marker_dir = node.attr.kind == FileKind::Directory
@@ -158,6 +164,7 @@ impl InodeTable {
                 && node.attr.source == AttrSource::Head;
             let keep = node.local
                 || (keep_richer
+                    && attr.source != AttrSource::Head
                     && (marker_dir
                         || (node.attr.etag == attr.etag
                             && node.attr.source != AttrSource::Listing)));
@@ -218,6 +225,8 @@ impl InodeTable {
         node.parent = new_parent;
         node.name = new_name.clone();
         node.key = new_key.clone();
+        // The objects were copied: their Last-Modified is new.
+        node.attr.last_modified = None;
         let is_dir = node.attr.kind == FileKind::Directory;
         self.negative.remove(&(new_parent, new_name.clone()));
         self.by_name.insert((new_parent, new_name), ino);
@@ -225,6 +234,7 @@ impl InodeTable {
             for n in self.inodes.values_mut() {
                 if n.ino != ino && n.key.starts_with(&*old_key) {
                     n.key = Arc::from(format!("{new_key}{}", &n.key[old_key.len()..]));
+                    n.attr.last_modified = None;
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! Metadata mapping for writes (DESIGN.md "Mapping objects to files"), cosfs/s3fs-compatible.
 //!
-//! - The POSIX attributes cosfs owns are `x-cos-meta-mode`, `-uid`, `-gid`, `-mtime`, `-ctime`;
+//! - The POSIX attributes cosfs owns are `x-cos-meta-mode`, `-uid`, `-gid`, `-mtime`, `-ctime`
+//!   and a device's `-rdev`;
 //!   every other `x-cos-meta-*` header of an object (its xattrs, other tools' metadata) is kept
 //!   as it was when the object is rewritten or its metadata changes.
 //! - xattrs live in `x-cos-meta-xattr`: URL-encoded JSON mapping each name to its base64 value
@@ -27,7 +28,7 @@ use super::error::{FsError, FsResult};
 use super::write::parts::MAX_PART;
 
 /// The `x-cos-meta-*` names whose values come from `PosixAttr`.
-const OWNED: [&str; 5] = ["mode", "uid", "gid", "mtime", "ctime"];
+const OWNED: [&str; 6] = ["mode", "uid", "gid", "mtime", "ctime", "rdev"];
 const XATTR_KEY: &str = "xattr";
 const META_PREFIX_LEN: usize = "x-cos-meta-".len();
 

@@ -22,6 +22,7 @@ pub mod caller;
 pub mod commit;
 pub mod core;
 pub mod dir;
+pub mod dir_meta;
 pub mod error;
 pub mod files;
 pub mod inode;

@@ -94,8 +94,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
         let etag = meta::put_marker(&*self.store, &dir.key, &dir.attr, &Default::default()).await?;
         let mut a = dir.attr;
-        a.etag = Some(etag);
-        a.source = AttrSource::Head;
+        a.changed_here(Some(etag));
         self.sync_attr(ino, &a);
         Ok(())
     }

@@ -329,7 +329,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
     /// The object under `key` is now `etag` with `size` bytes and this writer's content.
     fn set_base(&mut self, etag: &str, size: u64) {
         self.body = Body::Staged(Staged::over_object(&self.key, etag, size));
-        self.attr.etag = Some(etag.to_string());
+        self.attr.changed_here(Some(etag.to_string()));
         self.attr.size = size;
     }
 

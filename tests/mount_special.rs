@@ -1,0 +1,143 @@
+//! Real mounts: FIFOs, sockets and devices are zero-byte objects with their type (and device
+//! number) in `x-cos-meta-mode` / `x-cos-meta-rdev`, as s3fs writes them; they are listed,
+//! stat'ed, renamed, chmod'ed and unlinked like files, and opening a FIFO is the kernel's
+//! business (no byte goes to COS).
+
+mod common;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use common::mount::{Backend, Mounted};
+use cosfs::cos::{ObjectStore, PutOptions};
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+fn head(b: &Backend, key: &str) -> cosfs::cos::ObjectMeta {
+    b.block_on(b.client.head_object(key))
+        .unwrap_or_else(|e| panic!("HEAD {key}: {e}"))
+}
+
+#[test]
+fn special_files_are_objects_with_their_type() {
+    let b = Backend::start();
+    // A FIFO written by s3fs / Tencent cosfs.
+    b.put_with(
+        "seeded.fifo",
+        "",
+        PutOptions {
+            user_meta: [("mode".to_string(), (0o010_640).to_string())].into(),
+            ..Default::default()
+        },
+    );
+    let m = Mounted::start(&b, &[]);
+
+    // mkfifo, mknod of a character device, a unix socket.
+    // SAFETY: valid C paths; mknod/mkfifo only create directory entries.
+    unsafe {
+        libc::umask(0o022);
+        assert_eq!(libc::mkfifo(cpath(&m.p("pipe")).as_ptr(), 0o644), 0);
+        let dev = libc::makedev(1, 3);
+        assert_eq!(
+            libc::mknod(cpath(&m.p("null")).as_ptr(), libc::S_IFCHR | 0o600, dev),
+            0,
+            "mknod c 1 3 as root"
+        );
+        assert_eq!(
+            libc::mknod(
+                cpath(&m.p("disk")).as_ptr(),
+                libc::S_IFBLK | 0o660,
+                libc::makedev(8, 1)
+            ),
+            0
+        );
+    }
+    let sock = std::os::unix::net::UnixListener::bind(m.p("sock")).expect("bind a socket");
+    drop(sock);
+
+    let md = std::fs::symlink_metadata(m.p("pipe")).unwrap();
+    assert!(md.file_type().is_fifo());
+    assert_eq!(md.mode(), 0o010_644);
+    let null = std::fs::symlink_metadata(m.p("null")).unwrap();
+    assert!(null.file_type().is_char_device());
+    assert_eq!(null.rdev(), libc::makedev(1, 3));
+    let disk = std::fs::symlink_metadata(m.p("disk")).unwrap();
+    assert!(disk.file_type().is_block_device());
+    assert_eq!(disk.rdev(), libc::makedev(8, 1));
+    assert!(std::fs::symlink_metadata(m.p("sock"))
+        .unwrap()
+        .file_type()
+        .is_socket());
+
+    // On COS: zero bytes, the type in the mode, the device number in rdev.
+    let o = head(&b, "pipe");
+    assert_eq!(o.size, 0);
+    assert_eq!(o.user_meta["mode"], (0o010_644).to_string());
+    let o = head(&b, "null");
+    assert_eq!(o.user_meta["mode"], (0o020_600).to_string());
+    assert_eq!(o.user_meta["rdev"], "259", "the kernel's encoding of 1:3");
+    assert_eq!(
+        head(&b, "sock").user_meta["mode"],
+        (0o140_755 & !0o022).to_string()
+    );
+
+    // A FIFO carries data between two processes through the kernel, not through COS.
+    b.reset_counts();
+    let fifo = m.p("seeded.fifo");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(echo through-the-pipe > '{0}') & cat '{0}'; wait",
+            fifo.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through-the-pipe\n");
+    assert_eq!(b.count("PutObject") + b.count("GetObject"), 0);
+    assert_eq!(
+        std::fs::symlink_metadata(&fifo).unwrap().mode(),
+        0o010_640,
+        "the s3fs-written FIFO"
+    );
+
+    // chmod, rename, unlink like any file.
+    std::fs::set_permissions(m.p("pipe"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(head(&b, "pipe").user_meta["mode"], (0o010_600).to_string());
+    std::fs::rename(m.p("null"), m.p("null2")).unwrap();
+    let moved = head(&b, "null2");
+    assert_eq!(moved.user_meta["rdev"], "259");
+    assert!(b
+        .block_on(b.client.head_object("null"))
+        .is_err_and(|e| e.is_not_found()));
+    std::fs::remove_file(m.p("sock")).unwrap();
+    assert!(b
+        .block_on(b.client.head_object("sock"))
+        .is_err_and(|e| e.is_not_found()));
+
+    // A fresh mount lists them with their types right away.
+    drop(m);
+    let m = Mounted::start(&b, &[]);
+    let ls = Command::new("ls").arg("-l").arg(&m.path).output().unwrap();
+    let ls = String::from_utf8(ls.stdout).unwrap();
+    for (start, name) in [
+        ("prw-------", "pipe"),
+        ("crw-------", "null2"),
+        ("brw-r-----", "disk"),
+        ("prw-r-----", "seeded.fifo"),
+    ] {
+        assert!(
+            ls.lines()
+                .any(|l| l.starts_with(start) && l.ends_with(name)),
+            "{name}: {ls}"
+        );
+    }
+    assert!(
+        ls.contains("1, 3") && ls.contains("8, 1"),
+        "device numbers: {ls}"
+    );
+}
