@@ -136,6 +136,10 @@ pub struct PosixAttr {
     /// When the HEAD that gave these attributes was answered (None unless `source` is Head).
     pub checked: Option<SystemTime>,
     pub source: AttrSource,
+    /// The name was unlinked while the file is open on this mount (`st_nlink` 0).
+    pub unlinked: bool,
+    /// A symlink's target, when it was fetched with these attributes (same version).
+    pub target: Option<bytes::Bytes>,
 }
 
 impl PosixAttr {
@@ -227,6 +231,8 @@ pub fn from_object(meta: &ObjectMeta, key_is_dir: bool, d: &AttrDefaults) -> Pos
         last_modified: meta.last_modified,
         checked: Some(SystemTime::now()),
         source: AttrSource::Head,
+        unlinked: false,
+        target: None,
     }
 }
 
@@ -247,6 +253,8 @@ pub fn from_listing(e: &ListEntry, d: &AttrDefaults) -> PosixAttr {
         last_modified: e.last_modified,
         checked: None,
         source: AttrSource::Listing,
+        unlinked: false,
+        target: None,
     }
 }
 
@@ -266,6 +274,8 @@ pub fn implicit_dir(d: &AttrDefaults, mtime: SystemTime) -> PosixAttr {
         last_modified: None,
         checked: None,
         source: AttrSource::Implicit,
+        unlinked: false,
+        target: None,
     }
 }
 

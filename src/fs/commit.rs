@@ -21,8 +21,9 @@ use std::sync::atomic::Ordering;
 use crate::cos::ObjectStore;
 
 use super::caller::process_of;
-use super::core::{CosFs, SharedWriter};
-use super::error::FsResult;
+use super::core::{CosFs, FileHandle, SharedWriter};
+use super::error::{FsError, FsResult};
+use super::orphans::Orphan;
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// Stop taking changes (shutdown): from now on opening for writing, creating and every
@@ -100,9 +101,43 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let Some(h) = self.files.lock().unwrap().remove(&fh) else {
             return;
         };
-        if !h.writes {
-            return;
+        if h.writes {
+            self.release_writer(&h).await;
         }
+        if !self.is_open(h.ino) {
+            if let Some(o) = self.orphans.take(h.ino) {
+                self.delete_orphan(o).await;
+            }
+        }
+    }
+
+    /// The last close of a file unlinked while open: its object goes now, unless the name was
+    /// taken again meanwhile (see `orphans`).
+    async fn delete_orphan(&self, o: Orphan) {
+        if self
+            .inodes
+            .lock()
+            .unwrap()
+            .child(o.parent, &o.name)
+            .is_some()
+        {
+            return; // a new file of this mount has the name
+        }
+        let r = match self.head(&o.key).await {
+            Ok(Some(m)) if o.etag.as_deref().is_none_or(|e| e == m.etag) => self
+                .store
+                .delete_object(&o.key)
+                .await
+                .map_err(FsError::from),
+            Ok(_) => Ok(()), // gone, or replaced by another client
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            tracing::warn!(key = %o.key, error = %e, "could not delete a file unlinked while open; it stays on COS");
+        }
+    }
+
+    async fn release_writer(&self, h: &FileHandle) {
         let Some(w) = self.writer(h.ino) else {
             return;
         };

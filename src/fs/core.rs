@@ -34,6 +34,7 @@ use super::error::{FsError, FsResult};
 use super::inode::{Inode, InodeTable, ROOT_INO};
 use super::lookup::lookup;
 use super::names::check_name;
+use super::orphans::Orphans;
 use super::reader::ObjectReader;
 use super::timeouts::TimedOutNames;
 use super::write::{CacheDir, FileWriter, WriteCtx};
@@ -185,6 +186,8 @@ pub struct CosFs<S: ObjectStore + ?Sized> {
     /// Stopping: no new writes (opening for writing, creating, namespace changes are EROFS).
     pub(super) stopping: AtomicBool,
     timed_out: TimedOutNames,
+    /// Files unlinked while open (their DELETE waits for the last close).
+    pub(super) orphans: Orphans,
 }
 
 /// What the filesystem is doing, for `cosfs stats`.
@@ -237,6 +240,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             mount_time: now,
             stopping: AtomicBool::new(false),
             timed_out: TimedOutNames::default(),
+            orphans: Orphans::default(),
             cfg,
         }
     }
@@ -362,7 +366,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     async fn getattr_now(&self, ino: u64) -> FsResult<Entry> {
         let node = self.node(ino)?;
-        if ino == ROOT_INO || node.local || node.is_exact_and_fresh(self.cfg.metadata_ttl) {
+        if ino == ROOT_INO
+            || node.local
+            || node.attr.unlinked
+            || node.is_exact_and_fresh(self.cfg.metadata_ttl)
+        {
             return Ok(Entry {
                 ino,
                 attr: node.attr,
@@ -515,17 +523,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if node.attr.kind != FileKind::Symlink {
             return Err(FsError::InvalidName);
         }
-        let opts = GetOptions {
-            range: Some(crate::cos::ByteRange::new(0, MAX_LINK)),
-            ..Default::default()
-        };
-        let out = self.store.get_object(&node.key, &opts).await;
-        match out {
-            Ok(o) => Ok(o.collect().await?),
-            // A zero-byte object has no range to serve.
-            Err(e) if e.kind() == Some(crate::cos::ErrorKind::InvalidRange) => Ok(Bytes::new()),
-            Err(e) => Err(e.into()),
+        if let Some(t) = node.attr.target {
+            return Ok(t); // fetched with the attributes of this version (a listing)
         }
+        read_link(&*self.store, &node.key).await
     }
 
     pub fn statfs(&self) -> FsStats {
@@ -535,6 +536,23 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             blocks: 1 << 38,
             files: 1 << 32,
             name_max: super::names::NAME_MAX as u32,
+        }
+    }
+}
+
+/// The target of the symlink object `key` (its body, at most PATH_MAX bytes).
+pub(super) async fn read_link<S: ObjectStore + ?Sized>(store: &S, key: &str) -> FsResult<Bytes> {
+    {
+        let opts = GetOptions {
+            range: Some(crate::cos::ByteRange::new(0, MAX_LINK)),
+            ..Default::default()
+        };
+        let out = store.get_object(key, &opts).await;
+        match out {
+            Ok(o) => Ok(o.collect().await?),
+            // A zero-byte object has no range to serve.
+            Err(e) if e.kind() == Some(crate::cos::ErrorKind::InvalidRange) => Ok(Bytes::new()),
+            Err(e) => Err(e.into()),
         }
     }
 }

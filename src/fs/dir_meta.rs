@@ -8,6 +8,8 @@
 //!   A driver task per page takes permits from one mount-wide semaphore
 //!   (`--listing-heads`, default 128) in entry order, so the entries the reader wants next are
 //!   asked first and the whole mount never has more HEADs in flight than that.
+//! - A symlink's target is fetched right after its HEAD, in the same pipeline: `ls -l` reads
+//!   every link next, and would otherwise wait a round trip per link.
 //! - A HEAD is skipped when the inode table already proves the entry's attributes current:
 //!   - objects: attributes from a HEAD of the same ETag, size and Last-Modified, taken at
 //!     least `SAME_SECOND` after that Last-Modified (a metadata-only change by another client
@@ -31,6 +33,7 @@ use tokio::task::JoinSet;
 use crate::cos::{ListEntry, ObjectStore};
 
 use super::attr::{self, AttrDefaults, AttrSource, FileKind, PosixAttr};
+use super::core::read_link;
 use super::error::{FsError, FsResult};
 use super::inode::InodeTable;
 
@@ -204,7 +207,14 @@ impl<S: ObjectStore + ?Sized> MetaStage<S> {
 
     async fn head(&self, key: &str, is_prefix: bool) -> FsResult<Option<PosixAttr>> {
         match self.store.head_object(key).await {
-            Ok(m) => Ok(Some(attr::from_object(&m, is_prefix, &self.cfg.defaults))),
+            Ok(m) => {
+                let mut a = attr::from_object(&m, is_prefix, &self.cfg.defaults);
+                if a.kind == FileKind::Symlink {
+                    // `ls -l` reads every link next: fetch the target in the same pipeline.
+                    a.target = Some(read_link(&*self.store, key).await?);
+                }
+                Ok(Some(a))
+            }
             // A directory without a marker object: implicit.
             Err(e) if e.is_not_found() && is_prefix => {
                 Ok(Some(attr::implicit_dir(&self.cfg.defaults, self.dir_mtime)))

@@ -26,6 +26,11 @@ pub enum FsError {
     /// A read-only operation got no answer from COS within its budget (`--op-timeout`).
     #[error("no answer from COS within {0:?} (--op-timeout)")]
     TimedOut(std::time::Duration),
+    /// A read reached back into the uploaded parts of a new file unlinked while being
+    /// written: they cannot be read back without completing the upload, which would bring
+    /// the name back.
+    #[error("the parts already uploaded of a file unlinked while open cannot be read back")]
+    UnlinkedPartsGone,
     /// mknod of a file type that has no object form.
     #[error("mknod cannot make this kind of file")]
     UnsupportedKind,
@@ -75,6 +80,7 @@ impl FsError {
             FsError::TimedOut(_) => libc::ETIMEDOUT,
             FsError::ListingCancelled => libc::EIO,
             FsError::UnsupportedKind => libc::EINVAL,
+            FsError::UnlinkedPartsGone => libc::EIO,
             FsError::Io(errno) => *errno,
             FsError::Cos(e) => cos_errno(e),
         }

@@ -91,6 +91,8 @@ pub(super) fn new_attr(kind: FileKind, perm: u32, uid: u32, gid: u32, size: u64)
         last_modified: None,
         checked: None,
         source: AttrSource::Head,
+        unlinked: false,
+        target: None,
     }
 }
 
@@ -130,6 +132,28 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     /// Names in `dir` of files open for writing that are not on COS yet.
+    /// Whether any handle of this mount has `ino` open.
+    pub(super) fn is_open(&self, ino: u64) -> bool {
+        self.files.lock().unwrap().values().any(|h| h.ino == ino)
+    }
+
+    /// The writers of files whose parent is `dir`.
+    pub(super) fn writers_in(&self, dir: u64) -> Vec<SharedWriter<S>> {
+        let writers: Vec<(u64, SharedWriter<S>)> = self
+            .writers
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(ino, w)| (*ino, w.clone()))
+            .collect();
+        let t = self.inodes.lock().unwrap();
+        writers
+            .into_iter()
+            .filter(|(ino, _)| t.get(*ino).is_some_and(|n| n.parent == dir))
+            .map(|(_, w)| w)
+            .collect()
+    }
+
     pub(super) fn local_only_children(&self, dir: u64) -> Vec<String> {
         let inos: Vec<u64> = self.writers.lock().unwrap().keys().copied().collect();
         let mut names: Vec<String> = Vec::new();

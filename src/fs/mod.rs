@@ -30,6 +30,7 @@ pub mod lookup;
 pub mod meta;
 pub mod names;
 pub mod namespace;
+pub mod orphans;
 pub mod reader;
 pub mod timeouts;
 pub mod write;

@@ -26,6 +26,7 @@ use super::inode::{key_for, Inode};
 use super::lookup::lookup;
 use super::meta;
 use super::names::{check_key, check_name};
+use super::orphans::Orphan;
 
 /// Copies in flight while renaming a directory.
 const RENAME_CONCURRENCY: usize = 16;
@@ -107,6 +108,15 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     /// Whether anything (on COS, or a file not uploaded yet) is below the directory `node`.
     async fn dir_has_entries(&self, node: &Inode) -> FsResult<bool> {
+        // Files of this directory being written: a commit in progress (a release uploading a
+        // file just closed) is waited for, so its object is in the LIST below; a file not on
+        // COS yet counts by itself.
+        for w in self.writers_in(node.ino) {
+            let g = w.lock().await;
+            if !g.exists_remote && !g.unlinked {
+                return Ok(true);
+            }
+        }
         let req = ListRequest {
             prefix: node.key.to_string(),
             delimiter: None,
@@ -161,7 +171,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let mut a = new_attr(FileKind::Symlink, 0o777, uid, gid, target.len() as u64);
         let opts = meta::put_options(&a, &Default::default(), None, None)?;
         let body = Bytes::copy_from_slice(target);
-        a.etag = Some(self.store.put_object(&key, body, &opts).await?.etag);
+        a.etag = Some(self.store.put_object(&key, body.clone(), &opts).await?.etag);
+        a.target = Some(body);
         Ok(self.add_entry(parent, name, a))
     }
 
@@ -174,12 +185,29 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         self.keep_dir(parent).await?;
         let mut remote = true;
         if let Some(w) = self.writer(node.ino) {
+            // Open for writing: it goes on in memory and the staging area, never published.
             let mut g = w.lock().await;
             remote = g.exists_remote;
             g.unlinked = true;
-            g.discard(&self.wctx).await;
+            g.attr.unlinked = true;
         }
-        if remote {
+        let open = self.is_open(node.ino);
+        if open {
+            if remote {
+                self.orphans.add(
+                    node.ino,
+                    Orphan {
+                        parent,
+                        name: name.to_string(),
+                        key: node.key.to_string(),
+                        etag: node.attr.etag.clone(),
+                    },
+                );
+            }
+            if let Some(n) = self.inodes.lock().unwrap().get_mut(node.ino) {
+                n.attr.unlinked = true;
+            }
+        } else if remote {
             self.store.delete_object(&node.key).await?;
         }
         self.forget_name(parent, name);

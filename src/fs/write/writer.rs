@@ -254,6 +254,10 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         let Body::Stream(s) = &self.body else {
             unreachable!("still a stream")
         };
+        if self.unlinked && s.started() {
+            // Completing the upload to read its parts back would bring the name back.
+            return Err(FsError::UnlinkedPartsGone);
+        }
         if !s.started() {
             let mut file = StagingFile::create(&ctx.cache_dir)?;
             let data = s.buffered();
