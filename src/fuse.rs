@@ -70,11 +70,7 @@ fn file_attr(ino: u64, a: &PosixAttr) -> FileAttr {
         crtime: a.mtime,
         kind: file_type(a.kind),
         perm: (a.perm & 0o7777) as u16,
-        nlink: match (a.unlinked, a.kind) {
-            (true, _) => 0,
-            (false, FileKind::Directory) => 2,
-            (false, _) => 1,
-        },
+        nlink: a.nlink(),
         uid: a.uid,
         gid: a.gid,
         rdev: a.rdev,

@@ -152,6 +152,16 @@ impl PosixAttr {
         self.source = AttrSource::Head;
     }
 
+    /// `st_nlink`: objects have no hard links; a directory counts 2 (its subdirectories are
+    /// not counted: that would take a LIST per stat); a file unlinked while open, 0.
+    pub fn nlink(&self) -> u32 {
+        match (self.unlinked, self.kind) {
+            (true, _) => 0,
+            (false, FileKind::Directory) => 2,
+            (false, _) => 1,
+        }
+    }
+
     /// `st_mode`: file-type bits plus permission bits.
     pub fn st_mode(&self) -> u32 {
         self.kind.type_bits() | self.perm

@@ -104,7 +104,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if h.writes {
             self.release_writer(&h).await;
         }
-        if !self.is_open(h.ino) {
+        if self.orphans.contains(h.ino) && !self.is_open(h.ino) {
             if let Some(o) = self.orphans.take(h.ino) {
                 self.delete_orphan(o).await;
             }

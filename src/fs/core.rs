@@ -176,13 +176,12 @@ pub struct CosFs<S: ObjectStore + ?Sized> {
     cache: Arc<BlockCache>,
     pub(super) files: Mutex<HashMap<u64, FileHandle>>,
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle<S>>>>>,
-    /// Listing HEADs in flight, mount-wide (`dir_meta`).
-    listing_permits: Arc<tokio::sync::Semaphore>,
+    /// Exact attributes of listed entries, for every directory stream (`dir_meta`).
+    listing: Arc<MetaStage<S>>,
     /// Files open for writing, by inode.
     pub(super) writers: Mutex<HashMap<u64, SharedWriter<S>>>,
     pub(super) wctx: WriteCtx<S>,
     pub(super) next_fh: AtomicU64,
-    mount_time: SystemTime,
     /// Stopping: no new writes (opening for writing, creating, namespace changes are EROFS).
     pub(super) stopping: AtomicBool,
     timed_out: TimedOutNames,
@@ -227,17 +226,28 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             budget_mib,
             part_size: cfg.part_size,
         };
+        let inodes = Arc::new(Mutex::new(InodeTable::new(&cfg.prefix, root)));
+        let listing = Arc::new(MetaStage::new(
+            store.clone(),
+            inodes.clone(),
+            cfg.listing_heads,
+            StageConfig {
+                heads: cfg.listing_metadata,
+                defaults: cfg.defaults,
+                ttl: cfg.metadata_ttl,
+            },
+            now,
+        ));
         CosFs {
             store,
-            inodes: Arc::new(Mutex::new(InodeTable::new(&cfg.prefix, root))),
+            inodes,
             cache,
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
-            listing_permits: Arc::new(tokio::sync::Semaphore::new(cfg.listing_heads.max(1))),
+            listing,
             writers: Mutex::new(HashMap::new()),
             wctx,
             next_fh: AtomicU64::new(1),
-            mount_time: now,
             stopping: AtomicBool::new(false),
             timed_out: TimedOutNames::default(),
             orphans: Orphans::default(),
@@ -404,19 +414,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     pub fn opendir(&self, ino: u64) -> FsResult<u64> {
         let dir = self.dir_node(ino)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let stage = MetaStage::new(
-            self.store.clone(),
-            self.inodes.clone(),
-            self.listing_permits.clone(),
-            StageConfig {
-                heads: self.cfg.listing_metadata,
-                defaults: self.cfg.defaults,
-                ttl: self.cfg.metadata_ttl,
-            },
-            ino,
-            self.mount_time,
-        );
-        let stream = DirStream::new(&dir.key, self.store.clone(), Arc::new(stage));
+        let stream = DirStream::new(&dir.key, ino, self.listing.clone());
         let local_names = self.local_only_children(ino);
         self.dirs.lock().unwrap().insert(
             fh,
@@ -542,18 +540,15 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
 /// The target of the symlink object `key` (its body, at most PATH_MAX bytes).
 pub(super) async fn read_link<S: ObjectStore + ?Sized>(store: &S, key: &str) -> FsResult<Bytes> {
-    {
-        let opts = GetOptions {
-            range: Some(crate::cos::ByteRange::new(0, MAX_LINK)),
-            ..Default::default()
-        };
-        let out = store.get_object(key, &opts).await;
-        match out {
-            Ok(o) => Ok(o.collect().await?),
-            // A zero-byte object has no range to serve.
-            Err(e) if e.kind() == Some(crate::cos::ErrorKind::InvalidRange) => Ok(Bytes::new()),
-            Err(e) => Err(e.into()),
-        }
+    let opts = GetOptions {
+        range: Some(crate::cos::ByteRange::new(0, MAX_LINK)),
+        ..Default::default()
+    };
+    match store.get_object(key, &opts).await {
+        Ok(o) => Ok(o.collect().await?),
+        // A zero-byte object has no range to serve.
+        Err(e) if e.kind() == Some(crate::cos::ErrorKind::InvalidRange) => Ok(Bytes::new()),
+        Err(e) => Err(e.into()),
     }
 }
 

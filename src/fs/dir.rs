@@ -56,7 +56,7 @@ struct PageFeed {
 
 pub struct DirStream<S: ObjectStore + ?Sized> {
     prefix: String,
-    store: Arc<S>,
+    dir_ino: u64,
     stage: Arc<MetaStage<S>>,
     /// Stream position of `prev[0]`; `cur` starts at `base + prev.len()`.
     base: u64,
@@ -67,10 +67,11 @@ pub struct DirStream<S: ObjectStore + ?Sized> {
 }
 
 impl<S: ObjectStore + ?Sized> DirStream<S> {
-    pub fn new(prefix: &str, store: Arc<S>, stage: Arc<MetaStage<S>>) -> Self {
+    /// The stream of directory `dir_ino`, whose keys start with `prefix`.
+    pub fn new(prefix: &str, dir_ino: u64, stage: Arc<MetaStage<S>>) -> Self {
         DirStream {
             prefix: prefix.to_string(),
-            store,
+            dir_ino,
             stage,
             base: 0,
             prev: Page::default(),
@@ -145,16 +146,16 @@ impl<S: ObjectStore + ?Sized> DirStream<S> {
     }
 
     async fn next_page(&mut self) -> FsResult<Page> {
-        let store = self.store.clone();
         let stage = self.stage.clone();
         let prefix = self.prefix.clone();
+        let dir_ino = self.dir_ino;
         let feed = self.feed.get_or_insert_with(|| {
             // One page waits in the channel while the task lists the next: two ahead at most.
             let (tx, rx) = mpsc::channel(1);
             let task = tokio::spawn(async move {
                 let mut lister = Lister::new(prefix);
                 loop {
-                    let page = lister.next(&*store, &stage).await;
+                    let page = lister.next(&stage, dir_ino).await;
                     let stop = page.as_ref().map_or(true, |p| p.last);
                     if tx.send(page).await.is_err() || stop {
                         return;
@@ -192,8 +193,8 @@ impl Lister {
 
     async fn next<S: ObjectStore + ?Sized>(
         &mut self,
-        store: &S,
         stage: &Arc<MetaStage<S>>,
+        dir_ino: u64,
     ) -> FsResult<Page> {
         let req = ListRequest {
             prefix: self.prefix.clone(),
@@ -201,7 +202,7 @@ impl Lister {
             marker: self.marker.clone(),
             max_keys: PAGE_KEYS,
         };
-        let page = store.list_objects(&req).await?;
+        let page = stage.store().list_objects(&req).await?;
         let mut done = !page.is_truncated;
         self.marker = page.next_marker.clone();
         if page.is_truncated && self.marker.is_none() {
@@ -249,7 +250,7 @@ impl Lister {
         }
         items.sort_by(|a, b| a.0.cmp(&b.0));
         let entries: Vec<(String, Listed)> = items.into_iter().map(|(_, e)| e).collect();
-        let (metas, heads) = stage.resolve(&entries);
+        let (metas, heads) = stage.resolve(dir_ino, &entries);
         let slots = entries
             .into_iter()
             .zip(metas)

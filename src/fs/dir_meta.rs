@@ -88,13 +88,13 @@ pub struct StageConfig {
     pub ttl: Duration,
 }
 
-/// The stage for one directory.
+/// The stage of a mount, shared by all its directory streams.
 pub struct MetaStage<S: ObjectStore + ?Sized> {
     store: Arc<S>,
     inodes: Arc<Mutex<InodeTable>>,
+    /// HEADs in flight for the whole mount.
     permits: Arc<Semaphore>,
     cfg: StageConfig,
-    dir_ino: u64,
     /// mtime of implicit subdirectories.
     dir_mtime: SystemTime,
 }
@@ -107,28 +107,33 @@ struct HeadJob {
 }
 
 impl<S: ObjectStore + ?Sized> MetaStage<S> {
+    /// `heads_in_flight` permits (at least one).
     pub fn new(
         store: Arc<S>,
         inodes: Arc<Mutex<InodeTable>>,
-        permits: Arc<Semaphore>,
+        heads_in_flight: usize,
         cfg: StageConfig,
-        dir_ino: u64,
         dir_mtime: SystemTime,
     ) -> Self {
         MetaStage {
             store,
             inodes,
-            permits,
+            permits: Arc::new(Semaphore::new(heads_in_flight.max(1))),
             cfg,
-            dir_ino,
             dir_mtime,
         }
     }
 
-    /// Attributes for the entries `(name, listed)` of one page, in order. HEADs start now,
-    /// driven by the returned task (dropping it cancels the ones not sent yet).
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// Attributes for the entries `(name, listed)` of one page of directory `dir_ino`, in
+    /// order. HEADs start now, driven by the returned task (dropping it cancels the ones not
+    /// sent yet).
     pub fn resolve(
         self: &Arc<Self>,
+        dir_ino: u64,
         entries: &[(String, Listed)],
     ) -> (Vec<EntryMeta>, Option<AbortOnDrop>) {
         let mut jobs = Vec::new();
@@ -138,7 +143,7 @@ impl<S: ObjectStore + ?Sized> MetaStage<S> {
                 if !self.cfg.heads {
                     return EntryMeta::Ready(self.guess(listed));
                 }
-                if let Some(a) = self.known(name, listed) {
+                if let Some(a) = self.known(dir_ino, name, listed) {
                     return EntryMeta::Ready(a);
                 }
                 let (tx, rx) = oneshot::channel();
@@ -167,9 +172,9 @@ impl<S: ObjectStore + ?Sized> MetaStage<S> {
     }
 
     /// Attributes the inode table proves current for this listed entry, if any.
-    fn known(&self, name: &str, listed: &Listed) -> Option<PosixAttr> {
+    fn known(&self, dir_ino: u64, name: &str, listed: &Listed) -> Option<PosixAttr> {
         let t = self.inodes.lock().unwrap();
-        let node = t.child(self.dir_ino, name)?;
+        let node = t.child(dir_ino, name)?;
         if node.local {
             return Some(node.attr.clone());
         }

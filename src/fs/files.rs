@@ -137,8 +137,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         self.files.lock().unwrap().values().any(|h| h.ino == ino)
     }
 
-    /// The writers of files whose parent is `dir`.
-    pub(super) fn writers_in(&self, dir: u64) -> Vec<SharedWriter<S>> {
+    /// The writers of files whose parent is `dir`, with the files' names.
+    pub(super) fn writers_in(&self, dir: u64) -> Vec<(String, SharedWriter<S>)> {
         let writers: Vec<(u64, SharedWriter<S>)> = self
             .writers
             .lock()
@@ -149,26 +149,22 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let t = self.inodes.lock().unwrap();
         writers
             .into_iter()
-            .filter(|(ino, _)| t.get(*ino).is_some_and(|n| n.parent == dir))
-            .map(|(_, w)| w)
+            .filter_map(|(ino, w)| {
+                let n = t.get(ino).filter(|n| n.parent == dir)?;
+                Some((n.name.to_string(), w))
+            })
             .collect()
     }
 
+    /// Files of `dir` created here and not on COS yet, sorted (a writer busy committing is
+    /// left out: its object is on its way to the listing).
     pub(super) fn local_only_children(&self, dir: u64) -> Vec<String> {
-        let inos: Vec<u64> = self.writers.lock().unwrap().keys().copied().collect();
-        let mut names: Vec<String> = Vec::new();
-        for ino in inos {
-            let Some(w) = self.writer(ino) else { continue };
-            let Ok(w) = w.try_lock() else { continue };
-            if w.exists_remote || w.unlinked {
-                continue;
-            }
-            if let Some(n) = self.inodes.lock().unwrap().get(ino) {
-                if n.parent == dir {
-                    names.push(n.name.to_string());
-                }
-            }
-        }
+        let mut names: Vec<String> = self
+            .writers_in(dir)
+            .into_iter()
+            .filter(|(_, w)| w.try_lock().is_ok_and(|g| !g.exists_remote && !g.unlinked))
+            .map(|(name, _)| name)
+            .collect();
         names.sort();
         names
     }

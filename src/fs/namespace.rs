@@ -111,7 +111,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         // Files of this directory being written: a commit in progress (a release uploading a
         // file just closed) is waited for, so its object is in the LIST below; a file not on
         // COS yet counts by itself.
-        for w in self.writers_in(node.ino) {
+        for (_, w) in self.writers_in(node.ino) {
             let g = w.lock().await;
             if !g.exists_remote && !g.unlinked {
                 return Ok(true);

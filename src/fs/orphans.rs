@@ -31,6 +31,10 @@ impl Orphans {
         self.0.lock().unwrap().insert(ino, o);
     }
 
+    pub fn contains(&self, ino: u64) -> bool {
+        self.0.lock().unwrap().contains_key(&ino)
+    }
+
     pub fn take(&self, ino: u64) -> Option<Orphan> {
         self.0.lock().unwrap().remove(&ino)
     }
