@@ -481,9 +481,11 @@ fn serve_mount(
             return 1;
         }
     };
-    // The preflight gives up sooner than file operations do: a typo should not take a minute.
+    // The preflight gives up sooner than file operations do (a typo should not take a
+    // minute: refusals are not retried at all), yet rides out a passing 503 or dropped
+    // connection: 4 attempts, under a second of backoff.
     let mut quick = prep.client_cfg.clone();
-    quick.retry.max_attempts = 2;
+    quick.retry.max_attempts = 4;
     let checked = CosClient::new(quick, prep.creds.clone())
         .map_err(|e| e.to_string())
         .and_then(|c| {
