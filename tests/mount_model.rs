@@ -1,6 +1,7 @@
 //! The randomized reference test: one seeded random sequence of file operations applied to a
-//! mount and to a local directory must leave the same trees (names, kinds, sizes, modes and
-//! bytes), both on the live mount and after a fresh remount (what reached COS).
+//! mount and to a local directory must leave the same trees (names, kinds, sizes, modes,
+//! owners, symlink targets, bytes, and the mtimes `utimensat` set), both on the live mount and
+//! after a fresh remount (what reached COS). Runs as root (chown).
 //!
 //! `COSFS_MODEL_SEED=N` replays a seed; `COSFS_MODEL_OPS=N` sets the length (default 500). A
 //! failure prints the seed and the shortest failing sequence found by removing operations.
@@ -10,7 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,29 @@ enum Op {
         path: String,
         mode: u32,
     },
+    Symlink {
+        path: String,
+        target: String,
+    },
+    Mkfifo {
+        path: String,
+    },
+    Chown {
+        path: String,
+        uid: u32,
+        gid: u32,
+    },
+    /// utimensat of atime and mtime to `secs` (far in the past, so the tree can tell a time
+    /// set on purpose from one a write set).
+    SetTimes {
+        path: String,
+        secs: i64,
+        nanos: i64,
+    },
 }
+
+/// mtimes below this were set by `SetTimes`; later ones by writes (not compared).
+const SET_TIMES_BEFORE: i64 = 1_600_000_000;
 
 struct Rng(u64);
 
@@ -79,7 +102,7 @@ fn random_ops(seed: u64, n: usize) -> Vec<Op> {
     (0..n)
         .map(|_| {
             let path = random_path(&mut r);
-            match r.next(20) {
+            match r.next(26) {
                 0..=5 => {
                     // Mostly small writes; now and then a big one that crosses parts.
                     let big = r.next(20) == 0;
@@ -113,9 +136,26 @@ fn random_ops(seed: u64, n: usize) -> Vec<Op> {
                 13 => Op::Unlink { path },
                 14..=16 => Op::Mkdir { path },
                 17 => Op::Rmdir { path },
-                _ => Op::Chmod {
+                18 | 19 => Op::Chmod {
                     path,
                     mode: [0o600, 0o644, 0o755, 0o640][r.next(4) as usize],
+                },
+                20 | 21 => Op::Symlink {
+                    path,
+                    // Relative to the link's directory, never above the root: some resolve,
+                    // some dangle, some loop.
+                    target: ["a", "b", "a/b", "d/c", "nowhere"][r.next(5) as usize].to_string(),
+                },
+                22 => Op::Mkfifo { path },
+                23 => Op::Chown {
+                    path,
+                    uid: [0, 1000, 4242][r.next(3) as usize],
+                    gid: [0, 100, 4343][r.next(3) as usize],
+                },
+                _ => Op::SetTimes {
+                    path,
+                    secs: 1_500_000_000 + r.next(1_000_000) as i64,
+                    nanos: [0, 500_000_000, r.next(1_000_000_000) as i64][r.next(3) as usize],
                 },
             }
         })
@@ -141,17 +181,25 @@ fn apply(root: &Path, op: &Op) -> Result<(), i32> {
                 .write(true)
                 .create(true)
                 .truncate(*truncate)
+                .custom_flags(libc::O_NONBLOCK)
                 .open(p(path))?;
             f.write_all_at(&pattern(*len, *seed), *offset)?;
             close(f)
         })(),
         Op::Append { path, len, seed } => (|| {
-            let mut f = OpenOptions::new().append(true).create(true).open(p(path))?;
+            let mut f = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(p(path))?;
             f.write_all(&pattern(*len, *seed))?;
             close(f)
         })(),
         Op::Truncate { path, size } => (|| {
-            let f = OpenOptions::new().write(true).open(p(path))?;
+            let f = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(p(path))?;
             f.set_len(*size)?;
             close(f)
         })(),
@@ -162,8 +210,39 @@ fn apply(root: &Path, op: &Op) -> Result<(), i32> {
         Op::Chmod { path, mode } => {
             std::fs::set_permissions(p(path), std::fs::Permissions::from_mode(*mode))
         }
+        Op::Symlink { path, target } => std::os::unix::fs::symlink(target, p(path)),
+        Op::Mkfifo { path } => {
+            // SAFETY: a valid C path.
+            let rc = unsafe { libc::mkfifo(cpath(&p(path)).as_ptr(), 0o644) };
+            os_result(rc)
+        }
+        Op::Chown { path, uid, gid } => std::os::unix::fs::lchown(p(path), Some(*uid), Some(*gid)),
+        Op::SetTimes { path, secs, nanos } => {
+            let t = libc::timespec {
+                tv_sec: *secs,
+                tv_nsec: *nanos,
+            };
+            // SAFETY: a valid C path and two timespecs.
+            let rc = unsafe {
+                libc::utimensat(libc::AT_FDCWD, cpath(&p(path)).as_ptr(), [t, t].as_ptr(), 0)
+            };
+            os_result(rc)
+        }
     };
     r.map_err(errno)
+}
+
+fn cpath(p: &Path) -> std::ffi::CString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+fn os_result(rc: i32) -> std::io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// close(2) with its error (std ignores it): a failed upload must show here.
@@ -177,16 +256,36 @@ fn close(f: std::fs::File) -> std::io::Result<()> {
     }
 }
 
+/// Owner of a node: uid, gid.
+type Owner = (u32, u32);
+
 #[derive(Debug, PartialEq)]
 enum Node {
     Dir {
         mode: u32,
+        owner: Owner,
     },
     File {
         mode: u32,
+        owner: Owner,
         size: u64,
+        /// Only an mtime set by `SetTimes` (seconds, nanoseconds).
+        set_mtime: Option<(i64, i64)>,
         bytes: Vec<u8>,
     },
+    Symlink {
+        owner: Owner,
+        target: String,
+    },
+    Fifo {
+        mode: u32,
+        owner: Owner,
+        set_mtime: Option<(i64, i64)>,
+    },
+}
+
+fn set_mtime(md: &std::fs::Metadata) -> Option<(i64, i64)> {
+    (md.mtime() < SET_TIMES_BEFORE).then(|| (md.mtime(), md.mtime_nsec()))
 }
 
 fn tree(root: &Path) -> BTreeMap<String, Node> {
@@ -198,20 +297,33 @@ fn tree(root: &Path) -> BTreeMap<String, Node> {
             let name = format!("{rel}{}", e.file_name().to_string_lossy());
             let md = std::fs::symlink_metadata(e.path()).unwrap();
             let mode = md.permissions().mode() & 0o7777;
-            if md.is_dir() {
+            let owner = (md.uid(), md.gid());
+            let t = md.file_type();
+            let node = if t.is_dir() {
                 stack.push(format!("{name}/"));
-                out.insert(name, Node::Dir { mode });
+                Node::Dir { mode, owner }
+            } else if t.is_symlink() {
+                let target = std::fs::read_link(e.path()).unwrap();
+                Node::Symlink {
+                    owner,
+                    target: target.display().to_string(),
+                }
+            } else if t.is_fifo() {
+                Node::Fifo {
+                    mode,
+                    owner,
+                    set_mtime: set_mtime(&md),
+                }
             } else {
-                let bytes = std::fs::read(e.path()).unwrap();
-                out.insert(
-                    name,
-                    Node::File {
-                        mode,
-                        size: md.len(),
-                        bytes,
-                    },
-                );
-            }
+                Node::File {
+                    mode,
+                    owner,
+                    size: md.len(),
+                    set_mtime: set_mtime(&md),
+                    bytes: std::fs::read(e.path()).unwrap(),
+                }
+            };
+            out.insert(name, node);
         }
     }
     out
@@ -228,8 +340,14 @@ fn describe(a: &BTreeMap<String, Node>, b: &BTreeMap<String, Node>) -> String {
         if x != y {
             let short = |n: Option<&Node>| match n {
                 None => "missing".to_string(),
-                Some(Node::Dir { mode }) => format!("dir {mode:o}"),
-                Some(Node::File { mode, size, .. }) => format!("file {mode:o} {size} bytes"),
+                Some(Node::File {
+                    mode,
+                    owner,
+                    size,
+                    set_mtime,
+                    ..
+                }) => format!("file {mode:o} {owner:?} {size} bytes mtime {set_mtime:?}"),
+                Some(other) => format!("{other:?}"),
             };
             out += &format!("  {k}: mount {} / reference {}\n", short(x), short(y));
         }
@@ -242,20 +360,12 @@ fn run(ops: &[Op]) -> Option<String> {
     let b = Backend::start();
     let reference = tempfile::tempdir().unwrap();
     let mut m = Mounted::start(&b, &["--part-size", "1M"]);
-    let mut succeeded = 0;
     for (i, op) in ops.iter().enumerate() {
         let (got, want) = (apply(&m.path, op), apply(reference.path(), op));
         if got != want {
             return Some(format!("op {i} {op:?}: mount {got:?}, reference {want:?}"));
         }
-        succeeded += got.is_ok() as usize;
     }
-    // The sequence must do real work, not mostly fail on missing parents.
-    assert!(
-        ops.len() < 100 || succeeded * 4 >= ops.len(),
-        "only {succeeded} of {} operations succeeded",
-        ops.len()
-    );
     let want = tree(reference.path());
     let live = tree(&m.path);
     if live != want {
@@ -309,6 +419,16 @@ fn random_operations_match_a_local_directory() {
         .unwrap_or(500);
     eprintln!("model test: seed {seed}, {n} operations (COSFS_MODEL_SEED={seed} to replay)");
     let ops = random_ops(seed, n);
+    // The sequence must do real work, not mostly fail on missing parents.
+    let scratch = tempfile::tempdir().unwrap();
+    let succeeded = ops
+        .iter()
+        .filter(|op| apply(scratch.path(), op).is_ok())
+        .count();
+    assert!(
+        n < 100 || succeeded * 4 >= n,
+        "only {succeeded} of {n} operations succeed on a local directory"
+    );
     if let Some(diff) = run(&ops) {
         let short = shrink(ops, Duration::from_secs(180));
         let last = run(&short).unwrap_or_else(|| "(not reproduced)".into());

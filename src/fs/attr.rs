@@ -170,7 +170,24 @@ impl PosixAttr {
 
 /// Seconds since the epoch, integer or fractional; `None` for garbage, zero or negative.
 pub fn parse_time(s: &str) -> Option<SystemTime> {
-    let v: f64 = s.trim().parse().ok()?;
+    let s = s.trim();
+    // Decimal digits are read exactly (an f64 keeps only ~100 ns of a current time); other
+    // spellings (exponents) go through f64.
+    if let Some((int, frac)) = s.split_once('.').or(Some((s, ""))) {
+        let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+        if !int.is_empty() && digits(int) && digits(frac) {
+            let secs: u64 = int.parse().ok()?;
+            let mut nanos: u32 = 0;
+            for (i, b) in frac.bytes().take(9).enumerate() {
+                nanos += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
+            }
+            if secs == 0 && nanos == 0 {
+                return None;
+            }
+            return Some(UNIX_EPOCH + Duration::new(secs, nanos));
+        }
+    }
+    let v: f64 = s.parse().ok()?;
     if !v.is_finite() || v <= 0.0 {
         return None;
     }
@@ -431,6 +448,17 @@ mod tests {
             (a.st_mode(), 7, 8, a.mtime)
         );
         assert_eq!(format_time(UNIX_EPOCH + Duration::from_secs(5)), "5");
+        let precise = UNIX_EPOCH + Duration::new(1_500_936_710, 104_398_054);
+        assert_eq!(
+            parse_time(&format_time(precise)),
+            Some(precise),
+            "nanoseconds survive"
+        );
+        assert_eq!(
+            parse_time("1e9"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_000_000_000))
+        );
+        assert_eq!(parse_time("-5"), None);
         assert_eq!(
             format_time(UNIX_EPOCH + Duration::new(5, 500_000_000)),
             "5.5"

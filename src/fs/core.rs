@@ -168,6 +168,7 @@ impl FileHandle {
 }
 
 pub(super) type SharedWriter<S> = Arc<tokio::sync::Mutex<FileWriter<S>>>;
+pub(super) type LockedWriter<S> = tokio::sync::OwnedMutexGuard<FileWriter<S>>;
 
 pub struct CosFs<S: ObjectStore + ?Sized> {
     pub(super) store: Arc<S>,

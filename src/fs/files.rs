@@ -19,7 +19,7 @@ use crate::cos::{MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMet
 
 use super::attr::{self, AttrSource, FileKind, PosixAttr};
 use super::caller::process_of;
-use super::core::{CosFs, Entry, FileHandle, Opened, SharedWriter};
+use super::core::{CosFs, Entry, FileHandle, LockedWriter, Opened, SharedWriter};
 use super::error::{FsError, FsResult};
 use super::inode::Inode;
 use super::meta;
@@ -108,6 +108,17 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         self.writers.lock().unwrap().get(&ino).cloned()
     }
 
+    /// The writer of `ino`, locked, if it is still the file's writer once the lock is held:
+    /// a release may finish and drop it while this waits, and a change made to a dropped
+    /// writer would be lost (the caller then takes the closed-file path).
+    pub(super) async fn locked_writer(&self, ino: u64) -> Option<LockedWriter<S>> {
+        let w = self.writer(ino)?;
+        let g = w.clone().lock_owned().await;
+        self.writer(ino)
+            .is_some_and(|cur| Arc::ptr_eq(&cur, &w))
+            .then_some(g)
+    }
+
     pub(super) fn handle(&self, fh: u64) -> FsResult<FileHandle> {
         self.files
             .lock()
@@ -181,44 +192,32 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// Attach to (or make) the writer of `node`; takes one handle count.
     async fn attach_writer(&self, node: &Inode, truncate: bool) -> FsResult<SharedWriter<S>> {
         loop {
-            let w = match self.writer(node.ino) {
-                Some(w) => w,
-                None => {
-                    let existing = self.head(&node.key).await?;
-                    let mut a = match &existing {
-                        Some(m) => attr::from_object(m, false, &self.cfg.defaults),
-                        None if truncate => node.attr.clone(),
-                        None => return Err(FsError::NotFound),
-                    };
-                    if a.kind != FileKind::File {
-                        return Err(FsError::Stale);
-                    }
-                    a.source = AttrSource::Head;
-                    let w = if truncate {
-                        FileWriter::new_empty(&self.wctx, &node.key, a, existing.as_ref())
-                    } else {
-                        FileWriter::new_over(
-                            &node.key,
-                            a,
-                            existing.as_ref().expect("checked above"),
-                        )
-                    };
-                    let w = Arc::new(tokio::sync::Mutex::new(w));
-                    self.writers
-                        .lock()
-                        .unwrap()
-                        .entry(node.ino)
-                        .or_insert(w)
-                        .clone()
+            if self.writer(node.ino).is_none() {
+                let existing = self.head(&node.key).await?;
+                let mut a = match &existing {
+                    Some(m) => attr::from_object(m, false, &self.cfg.defaults),
+                    None if truncate => node.attr.clone(),
+                    None => return Err(FsError::NotFound),
+                };
+                if a.kind != FileKind::File {
+                    return Err(FsError::Stale);
                 }
-            };
-            let mut g = w.lock().await;
-            if !self
-                .writer(node.ino)
-                .is_some_and(|cur| Arc::ptr_eq(&cur, &w))
-            {
-                continue; // released while we waited: make a new one
+                a.source = AttrSource::Head;
+                let w = if truncate {
+                    FileWriter::new_empty(&self.wctx, &node.key, a, existing.as_ref())
+                } else {
+                    FileWriter::new_over(&node.key, a, existing.as_ref().expect("checked above"))
+                };
+                // Another open may have made one meanwhile: the first one stays.
+                self.writers
+                    .lock()
+                    .unwrap()
+                    .entry(node.ino)
+                    .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(w)));
             }
+            let Some(mut g) = self.locked_writer(node.ino).await else {
+                continue; // released while we waited: make a new one
+            };
             if truncate && g.size() > 0 {
                 g.truncate(&self.wctx, 0).await?;
             }
@@ -227,6 +226,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 n.local = true;
                 n.attr = g.attr.clone();
             }
+            let w = tokio::sync::OwnedMutexGuard::mutex(&g).clone();
             drop(g);
             return Ok(w);
         }
@@ -387,8 +387,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// through the block cache within `op_timeout`.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
         let h = self.handle(fh)?;
-        if let Some(w) = self.writer(h.ino) {
-            return w.lock().await.read(&self.wctx, offset, size).await;
+        if let Some(mut g) = self.locked_writer(h.ino).await {
+            return g.read(&self.wctx, offset, size).await;
         }
         if h.reader.timed_out.recent() {
             return Err(FsError::TimedOut(self.cfg.op_timeout));
@@ -456,9 +456,15 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let open = fh
             .and_then(|fh| self.handle(fh).ok())
             .is_some_and(|h| h.writes);
-        let w = match self.writer(node.ino) {
-            Some(w) => w,
-            None => self.attach_writer(node, size == 0).await?,
+        // attach_writer takes a handle count, so that writer cannot go before it is locked.
+        let mut g = match self.locked_writer(node.ino).await {
+            Some(g) => g,
+            None => {
+                self.attach_writer(node, size == 0)
+                    .await?
+                    .lock_owned()
+                    .await
+            }
         };
         let temporary = !open
             && self
@@ -467,13 +473,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 .unwrap()
                 .values()
                 .all(|h| h.ino != node.ino || !h.writes);
-        {
-            let mut g = w.lock().await;
-            g.truncate(&self.wctx, size).await?;
-            self.sync_attr(node.ino, &g.attr);
-            if !temporary {
-                return Ok(());
-            }
+        g.truncate(&self.wctx, size).await?;
+        self.sync_attr(node.ino, &g.attr);
+        drop(g);
+        if !temporary {
+            return Ok(());
         }
         // truncate(2) on a closed file: publish now and let go of the writer.
         let reader = ObjectReader::new(&node.key, "", 0);
@@ -507,11 +511,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     where
         F: FnOnce(&mut PosixAttr, &mut UserMeta) -> FsResult<()>,
     {
-        if let Some(w) = self.writer(node.ino) {
+        if let Some(mut g) = self.locked_writer(node.ino).await {
             // The kernel names no handle for chmod/utimens; the next commit of any writing
             // handle of the file takes the change along.
             self.mark_written(node.ino);
-            let mut g = w.lock().await;
             let (mut a, mut foreign) = (g.attr.clone(), g.foreign.clone());
             change(&mut a, &mut foreign)?;
             meta::put_options(&a, &foreign, None, None)?;

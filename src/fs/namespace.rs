@@ -184,9 +184,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
         self.keep_dir(parent).await?;
         let mut remote = true;
-        if let Some(w) = self.writer(node.ino) {
+        if let Some(mut g) = self.locked_writer(node.ino).await {
             // Open for writing: it goes on in memory and the staging area, never published.
-            let mut g = w.lock().await;
             remote = g.exists_remote;
             g.unlinked = true;
             g.attr.unlinked = true;
@@ -295,11 +294,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     async fn rename_file(&self, src: &Inode, new_key: &str) -> FsResult<()> {
-        let writer = self.writer(src.ino);
-        let mut guard = match &writer {
-            Some(w) => Some(w.lock().await),
-            None => None,
-        };
+        let mut guard = self.locked_writer(src.ino).await;
         if let Some(g) = guard.as_mut() {
             if !g.exists_remote {
                 // Not on COS yet: it is simply written under the new name.
@@ -338,8 +333,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 .collect()
         };
         for (ino, _) in &open {
-            if let Some(w) = self.writer(*ino) {
-                let mut g = w.lock().await;
+            if let Some(mut g) = self.locked_writer(*ino).await {
                 g.publish(&self.wctx).await?;
             }
         }
@@ -418,8 +412,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .collect();
         for (ino, key) in open {
             let dest = format!("{new_key}{}", &key[old_key.len()..]);
-            if let (Some(w), Some(etag)) = (self.writer(ino), new_etags.get(&dest)) {
-                w.lock().await.rekey(&dest, etag);
+            if let Some(etag) = new_etags.get(&dest) {
+                if let Some(mut g) = self.locked_writer(ino).await {
+                    g.rekey(&dest, etag);
+                }
             }
         }
         Ok(())

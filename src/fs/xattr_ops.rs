@@ -16,8 +16,8 @@ use super::meta::{self, Xattrs};
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// The xattrs of `node` (one HEAD, within `op_timeout`, unless it is open for writing).
     async fn xattrs_of(&self, node: &Inode) -> FsResult<Xattrs> {
-        if let Some(w) = self.writer(node.ino) {
-            return Ok(meta::xattrs(&w.lock().await.foreign));
+        if let Some(g) = self.locked_writer(node.ino).await {
+            return Ok(meta::xattrs(&g.foreign));
         }
         let found = self.within_budget(self.head(&node.key)).await?;
         Ok(found
