@@ -141,3 +141,40 @@ fn special_files_are_objects_with_their_type() {
         "device numbers: {ls}"
     );
 }
+
+#[test]
+fn set_group_id_directories_give_their_group() {
+    use std::os::unix::fs::symlink;
+    let b = Backend::start();
+    let m = Mounted::start(&b, &[]);
+    let d = m.p("shared");
+    std::fs::create_dir(&d).unwrap();
+    std::os::unix::fs::chown(&d, None, Some(4321)).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o2775)).unwrap();
+
+    std::fs::write(d.join("file"), "x").unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    symlink("file", d.join("link")).unwrap();
+    // SAFETY: a valid C path.
+    assert_eq!(
+        unsafe { libc::mkfifo(cpath(&d.join("pipe")).as_ptr(), 0o644) },
+        0
+    );
+    for name in ["file", "sub", "link", "pipe"] {
+        let md = std::fs::symlink_metadata(d.join(name)).unwrap();
+        assert_eq!(md.gid(), 4321, "{name} takes the directory's group");
+    }
+    let sub = std::fs::metadata(d.join("sub")).unwrap();
+    assert_eq!(
+        sub.mode() & 0o2000,
+        0o2000,
+        "a subdirectory inherits S_ISGID"
+    );
+    assert_eq!(head(&b, "shared/file").user_meta["gid"], "4321");
+    assert_eq!(head(&b, "shared/sub/").user_meta["gid"], "4321");
+    // Outside it, the caller's group as before.
+    std::fs::write(m.p("plain"), "x").unwrap();
+    assert_eq!(std::fs::metadata(m.p("plain")).unwrap().gid(), unsafe {
+        libc::getgid()
+    });
+}

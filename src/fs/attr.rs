@@ -29,6 +29,8 @@ pub const S_IFIFO: u32 = 0o010_000;
 pub const S_IFCHR: u32 = 0o020_000;
 pub const S_IFBLK: u32 = 0o060_000;
 pub const S_IFSOCK: u32 = 0o140_000;
+/// S_ISGID: on a directory, new entries take its group.
+pub const SET_GROUP_ID: u32 = 0o2000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {

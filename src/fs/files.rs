@@ -315,8 +315,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         flags: OpenFlags,
         pid: u32,
     ) -> FsResult<(Entry, Opened)> {
-        let key = self.new_entry_key(parent, name, FileKind::File)?;
-        let a = new_attr(FileKind::File, mode, uid, gid, 0);
+        let (key, a) = self.new_entry(parent, name, FileKind::File, mode, (uid, gid), 0)?;
         let w = FileWriter::new_empty(&self.wctx, &key, a.clone(), None);
         let mut w = w;
         w.handles = 1;
@@ -372,8 +371,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             Some(k) if k.is_special() => k,
             _ => return Err(FsError::UnsupportedKind),
         };
-        let key = self.new_entry_key(parent, name, kind)?;
-        let mut a = new_attr(kind, mode, uid, gid, 0);
+        let (key, mut a) = self.new_entry(parent, name, kind, mode, (uid, gid), 0)?;
         if kind.is_device() {
             a.rdev = rdev;
         }

@@ -1,6 +1,9 @@
-//! Namespace operations of `CosFs`: mkdir, rmdir, unlink, symlink, rename (link is EPERM in
-//! the adapter).
+//! Namespace operations of `CosFs`: mkdir, rmdir, unlink, symlink, rename, link (EPERM).
 //!
+//! - A new entry is owned by the caller; in a directory with the set-group-ID bit it takes the
+//!   directory's group instead, and a new subdirectory the bit too (`new_entry`). Clearing
+//!   S_ISGID from a new file whose creator is not in that group is not done (the caller's
+//!   supplementary groups are not known here).
 //! - mkdir writes a zero-byte `name/` marker (`application/x-directory`) carrying the mode,
 //!   owner and times; rmdir deletes it after checking that no key is below it (implicit
 //!   directories work the same: deleting a missing marker succeeds).
@@ -18,7 +21,7 @@ use futures_util::{stream, StreamExt};
 
 use crate::cos::{ListRequest, MetadataDirective, ObjectStore, MAX_DELETE_KEYS};
 
-use super::attr::{AttrSource, FileKind, PosixAttr};
+use super::attr::{AttrSource, FileKind, PosixAttr, SET_GROUP_ID};
 use super::core::{CosFs, Entry};
 use super::error::{FsError, FsResult};
 use super::files::new_attr;
@@ -38,24 +41,45 @@ pub const RENAME_EXCHANGE: u32 = 2;
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// The key of a new entry `name` of `kind` in `parent` (create, mkdir, symlink, link),
     /// once the mount takes changes, the name is valid and the key fits COS's limit.
-    pub(super) fn new_entry_key(
+    /// The key of a new entry and the directory it goes in, once both are checked.
+    fn new_entry_in(&self, parent: u64, name: &str, kind: FileKind) -> FsResult<(String, Inode)> {
+        self.writable()?;
+        check_name(name)?;
+        let dir = self.dir_node(parent)?;
+        let key = key_for(&dir.key, name, kind);
+        check_key(&key)?;
+        Ok((key, dir))
+    }
+
+    /// The key and attributes of a new entry made by `owner` (uid, gid): the caller owns it,
+    /// except that a directory with the set-group-ID bit gives its group, and to a new
+    /// subdirectory the bit itself (as Linux's `inode_init_owner`).
+    pub(super) fn new_entry(
         &self,
         parent: u64,
         name: &str,
         kind: FileKind,
-    ) -> FsResult<String> {
-        self.writable()?;
-        check_name(name)?;
-        let key = key_for(&self.dir_node(parent)?.key, name, kind);
-        check_key(&key)?;
-        Ok(key)
+        perm: u32,
+        owner: (u32, u32),
+        size: u64,
+    ) -> FsResult<(String, PosixAttr)> {
+        let (key, dir) = self.new_entry_in(parent, name, kind)?;
+        let (uid, mut gid) = owner;
+        let mut perm = perm;
+        if dir.attr.perm & SET_GROUP_ID != 0 {
+            gid = dir.attr.gid;
+            if kind == FileKind::Directory {
+                perm |= SET_GROUP_ID;
+            }
+        }
+        Ok((key, new_attr(kind, perm, uid, gid, size)))
     }
 
     /// link(2): objects cannot share data, so hard links are EPERM; an impossible name or key
     /// is refused first, as for any new entry.
     pub fn link(&self, ino: u64, new_parent: u64, new_name: &str) -> FsResult<Entry> {
         let kind = self.node(ino)?.attr.kind;
-        self.new_entry_key(new_parent, new_name, kind)?;
+        self.new_entry_in(new_parent, new_name, kind)?;
         Err(FsError::Io(libc::EPERM))
     }
 
@@ -153,8 +177,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         uid: u32,
         gid: u32,
     ) -> FsResult<Entry> {
-        let key = self.new_entry_key(parent, name, FileKind::Directory)?;
-        let mut a = new_attr(FileKind::Directory, mode, uid, gid, 0);
+        let (key, mut a) =
+            self.new_entry(parent, name, FileKind::Directory, mode, (uid, gid), 0)?;
         a.etag = Some(meta::put_marker(&*self.store, &key, &a, &Default::default()).await?);
         Ok(self.add_entry(parent, name, a))
     }
@@ -167,8 +191,14 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         uid: u32,
         gid: u32,
     ) -> FsResult<Entry> {
-        let key = self.new_entry_key(parent, name, FileKind::Symlink)?;
-        let mut a = new_attr(FileKind::Symlink, 0o777, uid, gid, target.len() as u64);
+        let (key, mut a) = self.new_entry(
+            parent,
+            name,
+            FileKind::Symlink,
+            0o777,
+            (uid, gid),
+            target.len() as u64,
+        )?;
         let opts = meta::put_options(&a, &Default::default(), None, None)?;
         let body = Bytes::copy_from_slice(target);
         a.etag = Some(self.store.put_object(&key, body.clone(), &opts).await?.etag);
