@@ -218,8 +218,12 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             let Some(mut g) = self.locked_writer(node.ino).await else {
                 continue; // released while we waited: make a new one
             };
-            if truncate && g.size() > 0 {
-                g.truncate(&self.wctx, 0).await?;
+            if truncate {
+                if g.size() > 0 {
+                    g.truncate(&self.wctx, 0).await?;
+                }
+                // O_TRUNC of an existing file marks mtime and ctime, also when it was empty.
+                g.touch();
             }
             g.handles += 1;
             if let Some(n) = self.inodes.lock().unwrap().get_mut(node.ino) {

@@ -148,7 +148,8 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         )
     }
 
-    fn touch(&mut self) {
+    /// The content changed now: mtime and ctime move, and the file must be published.
+    pub fn touch(&mut self) {
         let now = std::time::SystemTime::now();
         self.attr.mtime = now;
         self.attr.ctime = now;
