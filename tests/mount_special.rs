@@ -178,3 +178,44 @@ fn set_group_id_directories_give_their_group() {
         libc::getgid()
     });
 }
+
+/// S_ISGID of a file whose creator is not in its group is dropped, at create and at chmod (the
+/// kernel does it before cosfs sees the mode; checked here end to end, on COS too).
+#[test]
+fn set_group_id_is_dropped_for_non_members() {
+    use std::os::unix::process::CommandExt;
+    let b = Backend::start();
+    let m = Mounted::start(&b, &["--allow-other"]);
+    let d = m.p("shared");
+    std::fs::create_dir(&d).unwrap();
+    std::os::unix::fs::chown(&d, None, Some(4321)).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o2777)).unwrap();
+    let script = "import os, sys\n\
+        os.umask(0)\n\
+        d = sys.argv[1]\n\
+        os.close(os.open(d + '/made', os.O_CREAT | os.O_WRONLY, 0o2775))\n\
+        os.close(os.open(d + '/chmoded', os.O_CREAT | os.O_WRONLY, 0o644))\n\
+        os.chmod(d + '/chmoded', 0o2775)\n";
+    // As nobody, in no supplementary group (std drops them when it changes the uid).
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&d)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["made", "chmoded"] {
+        let md = std::fs::metadata(d.join(name)).unwrap();
+        assert_eq!((md.uid(), md.gid()), (65534, 4321), "{name}");
+        assert_eq!(md.mode() & 0o7777, 0o775, "{name}: S_ISGID dropped");
+        let stored: u32 = head(&b, &format!("shared/{name}")).user_meta["mode"]
+            .parse()
+            .unwrap();
+        assert_eq!(stored & 0o7777, 0o775, "{name} on COS");
+    }
+}

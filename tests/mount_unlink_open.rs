@@ -1,5 +1,6 @@
-//! Real mounts: a file unlinked while open keeps working for its open handles, as on a local
-//! filesystem, and its object goes at the last close (not before, never republished).
+//! Real mounts: a file unlinked, renamed or replaced by a rename while open keeps working for
+//! its open handles, as on a local filesystem; an unlinked file's object goes at the last close
+//! (not before, never republished).
 
 mod common;
 
@@ -35,7 +36,9 @@ fn unlinked_files_stay_readable_and_writable_until_closed() {
     let old = pattern(300 * 1024, 1);
     b.put("r.bin", old.clone());
     b.put("rw.bin", old.clone());
-    b.put("again.txt", "old\n");
+    // Bigger than a first read's prefetch (1 MiB), so the rest is not cached when it goes.
+    let again = pattern(4 << 20, 2);
+    b.put("again.bin", again.clone());
     let m = Mounted::start(&b, &[]);
 
     // A reader: the name goes at once, the bytes stay until the last close.
@@ -90,18 +93,131 @@ fn unlinked_files_stay_readable_and_writable_until_closed() {
     drop(rw);
     eventually("rw.bin deleted at the last close", || !exists(&b, "rw.bin"));
 
-    // The name taken again while the unlinked file is open: the deferred DELETE leaves the
-    // new file alone. (The new object replaces the old one on COS, so the old handle keeps
-    // only what it had read: README, `unlink`.)
-    let mut old_handle = std::fs::File::open(m.p("again.txt")).unwrap();
-    let mut s = String::new();
-    old_handle.read_to_string(&mut s).unwrap();
-    assert_eq!(s, "old\n");
-    std::fs::remove_file(m.p("again.txt")).unwrap();
-    std::fs::write(m.p("again.txt"), "new\n").unwrap();
+    // The name taken again while the unlinked file is open: the old handle reads on (its
+    // version was kept on local disk before the new file landed on the key) and the deferred
+    // DELETE leaves the new file alone.
+    let mut old_handle = std::fs::File::open(m.p("again.bin")).unwrap();
+    let mut head = vec![0; 100];
+    old_handle.read_exact(&mut head).unwrap();
+    std::fs::remove_file(m.p("again.bin")).unwrap();
+    std::fs::write(m.p("again.bin"), "new\n").unwrap();
+    assert_eq!(&b.block_on(get_all(&b.client, "again.bin"))[..], b"new\n");
+    let mut rest = Vec::new();
+    old_handle.read_to_end(&mut rest).unwrap();
+    head.extend_from_slice(&rest);
+    assert!(
+        head == again,
+        "the unlinked file's handle reads the old content to its end"
+    );
     drop(old_handle);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(&b.block_on(get_all(&b.client, "again.txt"))[..], b"new\n");
-    assert_eq!(std::fs::read_to_string(m.p("again.txt")).unwrap(), "new\n");
+    assert_eq!(&b.block_on(get_all(&b.client, "again.bin"))[..], b"new\n");
+    assert_eq!(std::fs::read_to_string(m.p("again.bin")).unwrap(), "new\n");
     no_uploads_left(&b);
+}
+
+fn read_rest(f: &mut std::fs::File, mut head: Vec<u8>) -> Vec<u8> {
+    f.read_to_end(&mut head).unwrap();
+    head
+}
+
+fn read_head(f: &mut std::fs::File) -> Vec<u8> {
+    let mut head = vec![0; 100];
+    f.read_exact(&mut head).unwrap();
+    head
+}
+
+#[test]
+fn renamed_and_replaced_files_stay_readable_until_closed() {
+    let b = Backend::start();
+    // Bigger than a first read's prefetch (1 MiB), so the rest is not cached when it goes.
+    let old = pattern(4 << 20, 3);
+    let new = pattern(3 << 20, 4);
+    b.put("dst.bin", old.clone());
+    b.put("src.bin", new.clone());
+    b.put("mv.bin", old.clone());
+    b.put("d/x.bin", new.clone());
+    let m = Mounted::start(&b, &[]);
+
+    // rename over a file with a reader and a writer (an edit in place) open.
+    let mut r = std::fs::File::open(m.p("dst.bin")).unwrap();
+    let head = read_head(&mut r);
+    let w = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.p("dst.bin"))
+        .unwrap();
+    w.write_all_at(b"EDIT", 0).unwrap();
+    std::fs::rename(m.p("src.bin"), m.p("dst.bin")).unwrap();
+    assert!(
+        std::fs::read(m.p("dst.bin")).unwrap() == new,
+        "the name shows the renamed file"
+    );
+    assert!(b.block_on(get_all(&b.client, "dst.bin")) == new);
+    assert_eq!(
+        r.metadata().unwrap().nlink(),
+        0,
+        "the replaced file is unlinked"
+    );
+    assert!(
+        read_rest(&mut r, head) == old,
+        "its reader reads the old content to its end"
+    );
+    let mut edited = vec![0; old.len()];
+    w.read_exact_at(&mut edited, 0).unwrap();
+    assert_eq!(&edited[..4], b"EDIT");
+    assert!(
+        edited[4..] == old[4..],
+        "its writer reads its edit over the old content"
+    );
+    w.write_all_at(b"MORE", 8).unwrap();
+    w.sync_all().unwrap();
+    drop(w);
+    drop(r);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        b.block_on(get_all(&b.client, "dst.bin")) == new,
+        "the replaced file's writer never publishes over the renamed file"
+    );
+    assert!(!exists(&b, "src.bin"));
+
+    // A reader of the renamed file follows it.
+    let mut r = std::fs::File::open(m.p("mv.bin")).unwrap();
+    let head = read_head(&mut r);
+    std::fs::rename(m.p("mv.bin"), m.p("moved.bin")).unwrap();
+    assert!(!exists(&b, "mv.bin"));
+    assert!(
+        read_rest(&mut r, head) == old,
+        "a reader follows its file's rename"
+    );
+
+    // ... and a reader below a renamed directory.
+    let mut r = std::fs::File::open(m.p("d/x.bin")).unwrap();
+    let head = read_head(&mut r);
+    std::fs::rename(m.p("d"), m.p("e")).unwrap();
+    assert!(!exists(&b, "d/x.bin"));
+    assert!(
+        read_rest(&mut r, head) == new,
+        "a reader follows its directory's rename"
+    );
+    no_uploads_left(&b);
+}
+
+/// When the replaced file's content does not fit the staging area (half of
+/// `--cache-dir-size`), the rename still happens and its handles get EIO for what they had
+/// not read, as documented.
+#[test]
+fn a_replaced_file_too_big_to_keep_fails_its_readers_not_the_rename() {
+    let b = Backend::start();
+    let big = pattern(6 << 20, 5);
+    b.put("big.bin", big.clone());
+    b.put("small.bin", "small\n");
+    let m = Mounted::start(&b, &["--cache-dir-size", "1M"]);
+    let mut r = std::fs::File::open(m.p("big.bin")).unwrap();
+    read_head(&mut r);
+    std::fs::rename(m.p("small.bin"), m.p("big.bin")).unwrap();
+    assert_eq!(std::fs::read(m.p("big.bin")).unwrap(), b"small\n");
+    let mut far = vec![0; 4096];
+    let e = r.read_exact_at(&mut far, 5 << 20).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
 }

@@ -92,6 +92,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Ok(());
         };
         let mut g = w.lock().await;
+        self.keep_orphan_at(&g.key, h.ino).await;
         let r = g.publish(&self.wctx).await;
         self.sync_attr(h.ino, &g.attr);
         r
@@ -149,6 +150,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         // A failed flush already told the program; uploading now would make the changes it
         // was told are lost appear after all.
         if !g.publish_failed {
+            self.keep_orphan_at(&g.key, h.ino).await;
             if let Err(e) = g.publish(&self.wctx).await {
                 tracing::error!(key = %g.key, error = %e, "last close of a file could not upload it; its changes are lost");
             }

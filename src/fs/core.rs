@@ -188,6 +188,8 @@ pub struct CosFs<S: ObjectStore + ?Sized> {
     timed_out: TimedOutNames,
     /// Files unlinked while open (their DELETE waits for the last close).
     pub(super) orphans: Orphans,
+    /// Held by a rename that holds the writers of two files at once (`open_rename`).
+    pub(super) replace_lock: tokio::sync::Mutex<()>,
 }
 
 /// What the filesystem is doing, for `cosfs stats`.
@@ -252,6 +254,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             stopping: AtomicBool::new(false),
             timed_out: TimedOutNames::default(),
             orphans: Orphans::default(),
+            replace_lock: tokio::sync::Mutex::new(()),
             cfg,
         }
     }

@@ -7,7 +7,8 @@
 //! - When a written file reaches COS (the commit points of flush, fsync and release) is
 //!   `commit`'s business; xattr operations are in `xattr_ops`.
 //! - Metadata changes (chmod, chown, utimens, xattrs) on a file open for writing ride along
-//!   with its next publish; on a closed file they are one copy of the object onto itself.
+//!   with its next publish; on a closed file they are one copy of the object onto itself; on
+//!   a file unlinked or replaced while open they stay in memory.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -523,6 +524,15 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             g.foreign = foreign;
             g.set_attr(a);
             self.sync_attr(node.ino, &g.attr);
+            return Ok(());
+        }
+        let current = self.node(node.ino)?;
+        if current.attr.unlinked {
+            // Unlinked or replaced while open: the object under its old key is not its own
+            // any more (or is deleted at its last close), so the change stays in memory.
+            let mut a = current.attr.clone();
+            change(&mut a, &mut UserMeta::new())?;
+            self.sync_attr(node.ino, &a);
             return Ok(());
         }
         let existing = self.head(&node.key).await?;

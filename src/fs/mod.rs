@@ -9,9 +9,11 @@
 //! - `inode`: inode numbers, kernel references, attribute freshness;
 //! - `dir`: directory streams over listing pages;
 //! - `cache`, `reader`: the shared block cache and per-handle reads with prefetch;
+//! - `kept`: versions a rename replaced, kept on disk for the handles still reading them;
 //! - `meta`: `x-cos-meta-*` headers written back (PUT options, copies onto itself, markers);
 //! - `write`: streaming uploads, staging files and rebuild plans of files being written;
 //! - `files`, `namespace`, `xattr_ops`: the file, namespace and xattr operations of `CosFs`;
+//! - `open_rename`: what a rename does to handles open on the renamed or the replaced file;
 //! - `commit`: when a written file reaches COS (flush, fsync, release) and shutdown;
 //! - `timeouts`: names whose lookup just timed out (the kernel's immediate second lookup);
 //! - `core`: `CosFs`, the operations the FUSE adapter calls.
@@ -26,10 +28,12 @@ pub mod dir_meta;
 pub mod error;
 pub mod files;
 pub mod inode;
+pub mod kept;
 pub mod lookup;
 pub mod meta;
 pub mod names;
 pub mod namespace;
+pub mod open_rename;
 pub mod orphans;
 pub mod reader;
 pub mod timeouts;

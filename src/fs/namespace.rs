@@ -2,8 +2,9 @@
 //!
 //! - A new entry is owned by the caller; in a directory with the set-group-ID bit it takes the
 //!   directory's group instead, and a new subdirectory the bit too (`new_entry`). Clearing
-//!   S_ISGID from a new file whose creator is not in that group is not done (the caller's
-//!   supplementary groups are not known here).
+//!   S_ISGID from a new file whose creator is not in that group is the kernel's (since Linux
+//!   6.0 the VFS strips it before create/mknod reach the filesystem; chmod's is done by the
+//!   kernel's `setattr_prepare` under `default_permissions`).
 //! - mkdir writes a zero-byte `name/` marker (`application/x-directory`) carrying the mode,
 //!   owner and times; rmdir deletes it after checking that no key is below it (implicit
 //!   directories work the same: deleting a missing marker succeeds).
@@ -14,7 +15,8 @@
 //!   and only when all copies succeeded are the sources deleted (DELETE Multiple). A failed
 //!   copy removes the copies already made and leaves the source as it was. Not atomic: another
 //!   client may see both names for a moment (documented). Files open for writing are
-//!   published first and follow the rename.
+//!   published first and follow the rename; what happens to other open handles of the renamed
+//!   and the replaced file is `open_rename`'s business.
 
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
@@ -307,8 +309,26 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 }
             }
         } else {
+            let replaced = dst.as_ref().filter(|d| d.attr.kind != FileKind::Directory);
+            let mut serial = None;
+            let mut replaced_writer = None;
+            if let Some(d) = replaced {
+                if self.writer(d.ino).is_some() {
+                    serial = Some(self.replace_lock.lock().await);
+                    replaced_writer = self.locked_writer(d.ino).await;
+                }
+                if self.is_open(d.ino) {
+                    self.keep_replaced(d, replaced_writer.as_ref()).await;
+                }
+            }
             self.keep_dir(parent).await?;
+            self.keep_orphan_at(&new_key, src.ino).await;
             self.rename_file(&src, &new_key).await?;
+            if let Some(d) = replaced {
+                self.forget_replaced(d, replaced_writer.as_mut());
+            }
+            drop(replaced_writer);
+            drop(serial);
         }
         self.inodes
             .lock()
@@ -344,6 +364,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         )
         .await?;
         self.store.delete_object(&src.key).await?;
+        self.follow_rename(&src.key, &m.etag, new_key, &etag);
         if let Some(g) = guard.as_mut() {
             g.rekey(new_key, &etag);
         }
@@ -428,7 +449,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             // Known only on this mount (files not uploaded yet): give it a marker.
             meta::put_marker(&*self.store, new_key, &src.attr, &Default::default()).await?;
         }
-        let old: Vec<String> = keys.into_iter().map(|(k, _, _)| k).collect();
+        let sources: Vec<(String, String)> = keys.into_iter().map(|(k, _, e)| (k, e)).collect();
+        let old: Vec<String> = sources.iter().map(|(k, _)| k.clone()).collect();
         for chunk in old.chunks(MAX_DELETE_KEYS) {
             let failed = self.store.delete_objects(chunk).await?;
             if let Some(f) = failed.first() {
@@ -440,6 +462,12 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .into_iter()
             .filter_map(|(d, r)| r.ok().map(|e| (d, e)))
             .collect();
+        for (old, old_etag) in &sources {
+            let dest = format!("{new_key}{}", &old[old_key.len()..]);
+            if let Some(etag) = new_etags.get(&dest) {
+                self.follow_rename(old, old_etag, &dest, etag);
+            }
+        }
         for (ino, key) in open {
             let dest = format!("{new_key}{}", &key[old_key.len()..]);
             if let Some(etag) = new_etags.get(&dest) {

@@ -7,7 +7,11 @@
 //! - other clients see the object until that last close; if cosfs dies before it, the object
 //!   stays on COS;
 //! - the deferred DELETE is skipped when the name was taken again meanwhile: by this mount (a
-//!   new file under that name), or by anyone (a HEAD shows another ETag).
+//!   new file under that name), or by anyone (a HEAD shows another ETag);
+//! - when this mount puts something new on the key (a file published or renamed there), the
+//!   open handles' version is kept on local disk first (`open_rename::keep_orphan_at`), so
+//!   they read on; another client's overwrite cannot be foreseen, and then they get EIO for
+//!   what they had not read.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,6 +37,14 @@ impl Orphans {
 
     pub fn contains(&self, ino: u64) -> bool {
         self.0.lock().unwrap().contains_key(&ino)
+    }
+
+    /// The orphan whose object is `key`, other than `except`.
+    pub fn at_key(&self, key: &str, except: u64) -> Option<u64> {
+        let m = self.0.lock().unwrap();
+        m.iter()
+            .find(|(&ino, o)| ino != except && o.key == key)
+            .map(|(&ino, _)| ino)
     }
 
     pub fn take(&self, ino: u64) -> Option<Orphan> {

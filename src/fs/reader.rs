@@ -12,6 +12,10 @@
 //! - A fetch whose connection is cut mid-body resumes from the first incomplete block (a few
 //!   times); a demand read whose blocks still fail (EIO, or ETIMEDOUT of an older fetch) is
 //!   retried once with a fresh GET, within the operation's budget.
+//! - The version a handle reads can move while it is open (`relocate`): a rename of the file
+//!   moves it to the new key (and the copy's ETag), a rename over it to a copy on local disk
+//!   (`kept`). Blocks stay identified by the version the handle opened, so cached blocks
+//!   keep serving; only fetches go to the new place.
 
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +26,7 @@ use crate::cos::{ByteRange, CosError, ErrorKind, GetOptions, ObjectStore};
 
 use super::cache::{self, BlockCache, BlockId, Lookup, Reservation, BLOCK_SIZE};
 use super::error::{FsError, FsResult};
+use super::kept::KeptCopy;
 use super::timeouts::Echo;
 
 const MIB: u64 = 1024 * 1024;
@@ -46,10 +51,21 @@ struct SeqState {
     prefetched_until: u64,
 }
 
+/// Where a reader's version is fetched from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// An object on COS, every GET pinned to its ETag.
+    Cos { key: Arc<str>, etag: Arc<str> },
+    /// A copy on local disk of a version a rename replaced on COS.
+    Kept(Arc<KeptCopy>),
+}
+
 pub struct ObjectReader {
+    /// The version opened: what its blocks are cached under.
     key: Arc<str>,
     etag: Arc<str>,
     size: u64,
+    source: Mutex<Source>,
     seq: Mutex<SeqState>,
     /// When a read of this handle last ran out of time (see `timeouts`).
     pub timed_out: Echo,
@@ -57,9 +73,14 @@ pub struct ObjectReader {
 
 impl ObjectReader {
     pub fn new(key: &str, etag: &str, size: u64) -> Self {
+        let (key, etag): (Arc<str>, Arc<str>) = (Arc::from(key), Arc::from(etag));
         ObjectReader {
-            key: Arc::from(key),
-            etag: Arc::from(etag),
+            source: Mutex::new(Source::Cos {
+                key: key.clone(),
+                etag: etag.clone(),
+            }),
+            key,
+            etag,
             size,
             seq: Mutex::new(SeqState {
                 next: 0,
@@ -67,6 +88,24 @@ impl ObjectReader {
                 prefetched_until: 0,
             }),
             timed_out: Echo::default(),
+        }
+    }
+
+    /// The COS object (key, ETag) this reader fetches from now, if it has bytes there.
+    pub fn cos_version(&self) -> Option<(Arc<str>, Arc<str>, u64)> {
+        match &*self.source.lock().unwrap() {
+            Source::Cos { key, etag } if self.size > 0 => {
+                Some((key.clone(), etag.clone(), self.size))
+            }
+            _ => None,
+        }
+    }
+
+    /// Fetch from `to` from now on if the reader fetches from `key` as `etag` now.
+    pub fn relocate(&self, key: &str, etag: &str, to: &Source) {
+        let mut s = self.source.lock().unwrap();
+        if matches!(&*s, Source::Cos { key: k, etag: e } if **k == *key && **e == *etag) {
+            *s = to.clone();
         }
     }
 
@@ -230,15 +269,19 @@ impl ObjectReader {
         room: Reservation,
     ) {
         let (store, cache) = (store.clone(), cache.clone());
-        let (key, etag, size) = (self.key.clone(), self.etag.clone(), self.size);
+        let (id_key, id_etag, size) = (self.key.clone(), self.etag.clone(), self.size);
         let lens: Vec<u64> = run.iter().map(|&i| self.block_len(i)).collect();
+        let id = move |index| BlockId {
+            key: id_key.clone(),
+            etag: id_etag.clone(),
+            index,
+        };
+        let (key, etag) = match self.source.lock().unwrap().clone() {
+            Source::Cos { key, etag } => (key, etag),
+            Source::Kept(copy) => return fill_from_copy(&copy, &cache, run, &lens, room, id),
+        };
         tokio::spawn(async move {
             let end = size.min(run[0] * BLOCK_SIZE + lens.iter().sum::<u64>());
-            let id = |index| BlockId {
-                key: key.clone(),
-                etag: etag.clone(),
-                index,
-            };
             let mut room = room;
             let mut done = 0usize;
             let mut resumes = 0;
@@ -316,6 +359,25 @@ impl ObjectReader {
             out.extend_from_slice(&b[s.min(e)..e]);
         }
         Ok(out.freeze())
+    }
+}
+
+/// Complete the blocks `run` from a local copy (plain `pread`s, as staging files are read).
+fn fill_from_copy(
+    copy: &KeptCopy,
+    cache: &BlockCache,
+    run: Vec<u64>,
+    lens: &[u64],
+    mut room: Reservation,
+    id: impl Fn(u64) -> BlockId,
+) {
+    for (&i, &len) in run.iter().zip(lens) {
+        let from = i * BLOCK_SIZE;
+        match copy.read(from, from + len) {
+            Ok(b) if b.len() as u64 == len => cache.complete(id(i), b, room.take_one()),
+            Ok(_) => cache.fail(&id(i), libc::EIO),
+            Err(e) => cache.fail(&id(i), e.errno()),
+        }
     }
 }
 

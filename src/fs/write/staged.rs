@@ -44,6 +44,11 @@ pub(super) struct Staged {
 }
 
 impl Staged {
+    /// The reader of the object this file started from, if any.
+    pub fn base_reader(&self) -> Option<Arc<ObjectReader>> {
+        self.base.as_ref().map(|b| b.reader.clone())
+    }
+
     /// The object `key` as `etag` with `size` bytes, nothing changed yet.
     pub fn over_object(key: &str, etag: &str, size: u64) -> Self {
         Staged {

@@ -30,6 +30,7 @@ use crate::fs::attr::PosixAttr;
 use crate::fs::cache::BlockCache;
 use crate::fs::error::{FsError, FsResult};
 use crate::fs::meta;
+use crate::fs::reader::ObjectReader;
 
 use super::cleanup::abort_upload;
 use super::staged::Staged;
@@ -336,6 +337,14 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         self.body = Body::Staged(Staged::over_object(&self.key, etag, size));
         self.attr.changed_here(Some(etag.to_string()));
         self.attr.size = size;
+    }
+
+    /// The reader of the object the clean bytes of this file still come from, if any.
+    pub fn base_reader(&self) -> Option<Arc<ObjectReader>> {
+        match &self.body {
+            Body::Staged(st) => st.base_reader(),
+            Body::Stream(_) => None,
+        }
     }
 
     /// The published object was renamed to `key` (as `etag`).
