@@ -513,6 +513,10 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         let Some(name) = name_str(name) else {
             return reply.error(libc::ENODATA);
         };
+        // Answered on this thread when no request is needed: a task per `ls -l` entry costs.
+        if let Some(r) = self.fs.getxattr_now(&name) {
+            return reply_xattr(reply, size, r, "getxattr");
+        }
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             let r = fs.getxattr(ino, &name).await;

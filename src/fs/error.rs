@@ -37,6 +37,9 @@ pub enum FsError {
     /// The HEAD a listed entry waited on was cancelled (its listing restarted).
     #[error("the metadata fetch of a listed entry was cancelled")]
     ListingCancelled,
+    /// No extended attribute of that name (or none this filesystem stores).
+    #[error("no such extended attribute")]
+    NoXattr,
     /// A failure already reduced to an errno (a block fetch shared by several readers).
     #[error("I/O error (errno {0})")]
     Io(i32),
@@ -81,6 +84,7 @@ impl FsError {
             FsError::ListingCancelled => libc::EIO,
             FsError::UnsupportedKind => libc::EINVAL,
             FsError::UnlinkedPartsGone => libc::EIO,
+            FsError::NoXattr => libc::ENODATA,
             FsError::Io(errno) => *errno,
             FsError::Cos(e) => cos_errno(e),
         }
@@ -108,6 +112,7 @@ impl FsError {
                 | FsError::IsDir
                 | FsError::ReadOnly
                 | FsError::Stale
+                | FsError::NoXattr
         ) || matches!(self, FsError::Cos(e) if e.is_not_found())
             || matches!(
                 self,

@@ -277,12 +277,16 @@ pub async fn get(
     drop_mid_body: bool,
 ) -> Result<Resp, CosErr> {
     // A concurrent overwrite may delete the data file between lookup and open: look again.
+    // A HEAD needs the record only.
     let (rec, file) = {
         let mut tries = 0;
         loop {
             let rec = bucket.get(&ctx.key).ok_or_else(CosErr::no_such_key)?;
+            if head {
+                break (rec, None);
+            }
             match std::fs::File::open(bucket.data_path(&rec.data)) {
-                Ok(f) => break (rec, f),
+                Ok(f) => break (rec, Some(f)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => tries += 1,
                 Err(e) => return Err(e.into()),
             }
@@ -313,9 +317,9 @@ pub async fn get(
             format!("bytes {}-{}/{}", start, end - 1, rec.size),
         );
     }
-    if head {
-        return Ok(b.body(empty()).expect("response"));
-    }
+    let Some(file) = file else {
+        return Ok(b.body(empty()).expect("response")); // HEAD
+    };
     st.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
     let faults = StreamFaults {
         bandwidth: Some(st.faults.get().bandwidth).filter(|b| *b > 0),
