@@ -8,5 +8,6 @@ pub mod cos;
 pub mod fs;
 pub mod fuse;
 pub mod server;
+pub mod store;
 pub mod timefmt;
 pub mod xml;

@@ -8,7 +8,7 @@ use std::time::UNIX_EPOCH;
 
 use http::StatusCode;
 
-use super::request::{CosErr, Ctx};
+use super::request::{Ctx, StoreError};
 use crate::cos::credentials::Credentials;
 use crate::cos::encode::encode_strict;
 use crate::cos::sign::{sign, ParsedAuthorization, SignInput};
@@ -24,11 +24,11 @@ pub enum AuthMode {
 /// How far in the future a signature may start before we call the clock skewed (COS: 15 min).
 const MAX_FUTURE_SKEW_SECS: i64 = 900;
 
-fn denied(code: &'static str, msg: &str) -> CosErr {
-    CosErr::new(StatusCode::FORBIDDEN, code, msg)
+fn denied(code: &'static str, msg: &str) -> StoreError {
+    StoreError::new(StatusCode::FORBIDDEN, code, msg)
 }
 
-pub fn verify(mode: &AuthMode, ctx: &Ctx) -> Result<(), CosErr> {
+pub fn verify(mode: &AuthMode, ctx: &Ctx) -> Result<(), StoreError> {
     let AuthMode::Keys(keys) = mode else {
         return Ok(());
     };
@@ -69,7 +69,7 @@ pub fn verify(mode: &AuthMode, ctx: &Ctx) -> Result<(), CosErr> {
     }
     if let Some(token) = &creds.token {
         if ctx.header("x-cos-security-token").as_deref() != Some(token) {
-            return Err(CosErr::bad_request(
+            return Err(StoreError::bad_request(
                 "ExpiredToken",
                 "The provided token has expired or is invalid.",
             ));

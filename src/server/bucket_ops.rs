@@ -5,20 +5,21 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::listing::{list, ListParams};
-use super::request::{empty, xml_response, CosErr, Ctx, Resp};
-use super::storage::Bucket;
+use super::request::{empty, xml_response, Ctx, Resp, StoreError};
 use super::xmlout::{quoted, XmlOut};
 use super::State;
 use crate::cos::encode::encode_path;
 use crate::cos::integrity::content_md5;
+use crate::store::listing::{list, ListParams};
+use crate::store::ops;
+use crate::store::storage::Bucket;
 use crate::timefmt::format_iso8601;
 
-pub fn list_objects(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, CosErr> {
+pub fn list_objects(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
     let max_keys = match ctx.param("max-keys") {
         Some(v) => v
             .parse::<usize>()
-            .map_err(|_| CosErr::bad_request("InvalidArgument", "max-keys must be a number"))?
+            .map_err(|_| StoreError::bad_request("InvalidArgument", "max-keys must be a number"))?
             .min(1000),
         None => 1000,
     };
@@ -67,26 +68,30 @@ pub fn list_objects(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, CosErr> {
     Ok(xml_response(x.finish("ListBucketResult")))
 }
 
-pub async fn delete_multiple(ctx: &Ctx, bucket: &Bucket, body: Incoming) -> Result<Resp, CosErr> {
+pub async fn delete_multiple(
+    ctx: &Ctx,
+    bucket: &Bucket,
+    body: Incoming,
+) -> Result<Resp, StoreError> {
     let raw = http_body_util::Limited::new(body, 4 << 20)
         .collect()
         .await
-        .map_err(|_| CosErr::bad_request("MalformedXML", "body too large or cut off"))?
+        .map_err(|_| StoreError::bad_request("MalformedXML", "body too large or cut off"))?
         .to_bytes();
     let Some(md5) = ctx.header("content-md5") else {
-        return Err(CosErr::bad_request(
+        return Err(StoreError::bad_request(
             "InvalidRequest",
             "Missing required header for this request: Content-MD5",
         ));
     };
     if md5.trim() != content_md5(&raw) {
-        return Err(CosErr::bad_request(
+        return Err(StoreError::bad_request(
             "InvalidDigest",
             "The Content-MD5 you specified is not valid.",
         ));
     }
     let malformed =
-        || CosErr::bad_request("MalformedXML", "The XML you provided was not well-formed");
+        || StoreError::bad_request("MalformedXML", "The XML you provided was not well-formed");
     let doc = crate::xml::parse(&raw).map_err(|_| malformed())?;
     if doc.name != "Delete" {
         return Err(malformed());
@@ -102,17 +107,17 @@ pub async fn delete_multiple(ctx: &Ctx, bucket: &Bucket, body: Incoming) -> Resu
         return Err(malformed());
     }
     let mut x = XmlOut::new("DeleteResult", "");
-    for k in &keys {
-        match bucket.delete(k) {
-            Ok(()) if quiet => {}
-            Ok(()) => {
-                x.open("Deleted").elem("Key", k).close("Deleted");
+    for (k, failed) in ops::delete_many(bucket, &keys) {
+        match failed {
+            None if quiet => {}
+            None => {
+                x.open("Deleted").elem("Key", &k).close("Deleted");
             }
-            Err(e) => {
+            Some(message) => {
                 x.open("Error")
-                    .elem("Key", k)
+                    .elem("Key", &k)
                     .elem("Code", "InternalError")
-                    .elem("Message", e.to_string())
+                    .elem("Message", message)
                     .close("Error");
             }
         }
@@ -120,9 +125,9 @@ pub async fn delete_multiple(ctx: &Ctx, bucket: &Bucket, body: Incoming) -> Resu
     Ok(xml_response(x.finish("DeleteResult")))
 }
 
-pub fn put_bucket(st: &State, ctx: &Ctx) -> Result<Resp, CosErr> {
+pub fn put_bucket(st: &State, ctx: &Ctx) -> Result<Resp, StoreError> {
     if !crate::cos::config::valid_bucket_name(&ctx.bucket) {
-        return Err(CosErr::bad_request(
+        return Err(StoreError::bad_request(
             "InvalidBucketName",
             "bucket names are name-APPID",
         ));
@@ -131,18 +136,18 @@ pub fn put_bucket(st: &State, ctx: &Ctx) -> Result<Resp, CosErr> {
     Ok(Response::builder().body(empty()).expect("response"))
 }
 
-pub fn delete_bucket(st: &State, ctx: &Ctx) -> Result<Resp, CosErr> {
+pub fn delete_bucket(st: &State, ctx: &Ctx) -> Result<Resp, StoreError> {
     match st.storage.delete_bucket(&ctx.bucket) {
         Ok(true) => Ok(Response::builder()
             .status(StatusCode::NO_CONTENT)
             .body(empty())
             .expect("response")),
-        Ok(false) => Err(CosErr::new(
+        Ok(false) => Err(StoreError::new(
             StatusCode::CONFLICT,
             "BucketNotEmpty",
             "The bucket you tried to delete is not empty.",
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CosErr::no_such_bucket()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::no_such_bucket()),
         Err(e) => Err(e.into()),
     }
 }

@@ -10,14 +10,11 @@
 //! `GET /-/faults` and `PUT /-/faults` (JSON `FaultConfig`).
 
 mod auth;
-mod blob;
 mod bucket_ops;
 pub mod faults;
-mod listing;
 mod multipart;
 mod objects;
 mod request;
-pub mod storage;
 mod xmlout;
 
 use std::net::SocketAddr;
@@ -32,7 +29,7 @@ use hyper::body::Incoming;
 
 pub use auth::AuthMode;
 pub use faults::{FaultConfig, Faults, Stats};
-use request::{full, CosErr, Ctx, Resp};
+use request::{full, Ctx, ErrorResponse, Resp, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -47,7 +44,7 @@ pub struct ServerConfig {
 }
 
 pub struct State {
-    storage: storage::Storage,
+    storage: crate::store::storage::Storage,
     auth: AuthMode,
     pub faults: Arc<Faults>,
     pub stats: Arc<Stats>,
@@ -82,7 +79,7 @@ impl Drop for RunningServer {
 
 /// Open the store, bind, and start serving in the background.
 pub async fn start(cfg: ServerConfig) -> std::io::Result<RunningServer> {
-    let storage = storage::Storage::open(&cfg.root)?;
+    let storage = crate::store::storage::Storage::open(&cfg.root)?;
     for b in &cfg.buckets {
         if !crate::cos::config::valid_bucket_name(b) {
             return Err(std::io::Error::new(
@@ -151,12 +148,12 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io:
     let resource = req.uri().path().to_string();
     let injected = st.faults.pick(method.as_str());
     let fault_err = match injected {
-        faults::Injected::SlowDown => Some(CosErr::new(
+        faults::Injected::SlowDown => Some(StoreError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "SlowDown",
             "Please reduce your request rate. (injected fault)",
         )),
-        faults::Injected::InternalError => Some(CosErr::new(
+        faults::Injected::InternalError => Some(StoreError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
             "We encountered an internal error. Please try again. (injected fault)",
@@ -214,7 +211,7 @@ async fn route(
     now: SystemTime,
     request_id: &str,
     drop_mid_body: bool,
-) -> Result<Resp, CosErr> {
+) -> Result<Resp, StoreError> {
     let (parts, body) = req.into_parts();
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
     let Some(request::Target {
@@ -223,7 +220,7 @@ async fn route(
         params,
     }) = request::parse_target(host, parts.uri.path(), parts.uri.query())?
     else {
-        return Err(CosErr::bad_request(
+        return Err(StoreError::bad_request(
             "InvalidRequest",
             "this server has no GET Service; name a bucket",
         ));
@@ -248,7 +245,7 @@ async fn route(
     let b = st
         .storage
         .bucket(&ctx.bucket)
-        .ok_or_else(CosErr::no_such_bucket)?;
+        .ok_or_else(StoreError::no_such_bucket)?;
     match op {
         "HeadBucket" => Ok(Response::builder()
             .body(request::empty())
@@ -270,9 +267,9 @@ async fn route(
 }
 
 /// The COS operation a request is (also the name it is counted under in the stats).
-fn op_name(ctx: &Ctx) -> Result<&'static str, CosErr> {
+fn op_name(ctx: &Ctx) -> Result<&'static str, StoreError> {
     let unsupported = || {
-        CosErr::new(
+        StoreError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
             "unsupported operation",

@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, Full};
 
 use crate::cos::config::valid_bucket_name;
 use crate::cos::encode::decode;
+pub use crate::store::StoreError;
 
 pub type Body = BoxBody<Bytes, io::Error>;
 pub type Resp = Response<Body>;
@@ -83,8 +84,8 @@ pub fn parse_target(
     host: Option<&str>,
     path: &str,
     query: Option<&str>,
-) -> Result<Option<Target>, CosErr> {
-    let bad = |what: &str| CosErr::new(StatusCode::BAD_REQUEST, "InvalidURI", what);
+) -> Result<Option<Target>, StoreError> {
+    let bad = |what: &str| StoreError::new(StatusCode::BAD_REQUEST, "InvalidURI", what);
     let mut params = Vec::new();
     for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once('=').unwrap_or((part, ""));
@@ -116,70 +117,14 @@ pub fn parse_target(
     }))
 }
 
-/// A COS error answer.
-#[derive(Debug, Clone)]
-pub struct CosErr {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
+/// The `<Error>` answer of a failed request.
+pub trait ErrorResponse {
+    fn response(&self, ctx_method: &Method, resource: &str, request_id: &str) -> Resp;
 }
 
-impl CosErr {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        CosErr {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    pub fn no_such_key() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "NoSuchKey",
-            "The specified key does not exist.",
-        )
-    }
-
-    pub fn no_such_bucket() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "NoSuchBucket",
-            "The specified bucket does not exist.",
-        )
-    }
-
-    pub fn no_such_upload() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "NoSuchUpload",
-            "The specified upload does not exist.",
-        )
-    }
-
-    pub fn precondition() -> Self {
-        Self::new(
-            StatusCode::PRECONDITION_FAILED,
-            "PreconditionFailed",
-            "At least one of the preconditions you specified did not hold.",
-        )
-    }
-
-    pub fn internal(e: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %e, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            e.to_string(),
-        )
-    }
-
+impl ErrorResponse for StoreError {
     /// The `<Error>` document (no body for HEAD).
-    pub fn response(&self, ctx_method: &Method, resource: &str, request_id: &str) -> Resp {
+    fn response(&self, ctx_method: &Method, resource: &str, request_id: &str) -> Resp {
         let body = if ctx_method == Method::HEAD {
             empty()
         } else {
@@ -205,12 +150,6 @@ pub fn error_xml(code: &str, message: &str, resource: &str, request_id: &str) ->
         escape(request_id),
         escape(request_id)
     )
-}
-
-impl From<io::Error> for CosErr {
-    fn from(e: io::Error) -> Self {
-        CosErr::internal(e)
-    }
 }
 
 #[cfg(test)]
