@@ -19,5 +19,4 @@ pub use client::CosClient;
 pub use config::{Addressing, ClientConfig, Endpoint, RetryConfig};
 pub use credentials::{CredentialProvider, Credentials, StaticProvider};
 pub use error::{CosError, CosResult, ErrorKind, ServiceError};
-pub use ops::USER_META_LIMIT;
 pub use store::*;

@@ -14,9 +14,6 @@ use super::parse::{self, META_PREFIX};
 use super::store::*;
 use crate::xml::escape;
 
-/// COS caps all `x-cos-meta-*` headers of an object at 2 KB together.
-pub const USER_META_LIMIT: usize = 2048;
-
 fn check_crc(what: &str, ours: u64, theirs: Option<u64>) -> CosResult<()> {
     match theirs {
         Some(t) if t != ours => Err(CosError::Integrity {
@@ -30,16 +27,7 @@ fn check_crc(what: &str, ours: u64, theirs: Option<u64>) -> CosResult<()> {
 
 /// Headers that describe a new object (PUT, Initiate, Copy with `Replaced`).
 fn with_object_headers(mut req: Request, opts: &PutOptions) -> CosResult<Request> {
-    let meta_len: usize = opts
-        .user_meta
-        .iter()
-        .map(|(k, v)| META_PREFIX.len() + k.len() + v.len())
-        .sum();
-    if meta_len > USER_META_LIMIT {
-        return Err(CosError::InvalidRequest(format!(
-            "user metadata is {meta_len} bytes; COS allows {USER_META_LIMIT}"
-        )));
-    }
+    check_put_options(opts)?;
     req = req.header(
         "content-type",
         opts.content_type
@@ -228,14 +216,8 @@ impl ObjectStore for CosClient {
     }
 
     async fn delete_objects(&self, keys: &[String]) -> CosResult<Vec<DeleteFailure>> {
-        if keys.is_empty() {
+        if !check_delete_keys(keys)? {
             return Ok(Vec::new());
-        }
-        if keys.len() > MAX_DELETE_KEYS {
-            return Err(CosError::InvalidRequest(format!(
-                "DELETE Multiple takes at most {MAX_DELETE_KEYS} keys, got {}",
-                keys.len()
-            )));
         }
         let mut xml = String::from("<Delete><Quiet>true</Quiet>");
         for k in keys {

@@ -218,6 +218,35 @@ pub struct CompleteResult {
 
 /// Most keys DELETE Multiple takes at once.
 pub const MAX_DELETE_KEYS: usize = 1000;
+/// COS caps the `x-cos-meta-*` headers of an object at 2 KB together.
+pub const USER_META_LIMIT: usize = 2048;
+
+/// The checks every `ObjectStore` makes of new-object headers before sending anything (so an
+/// in-process store refuses what the HTTP client would not send).
+pub fn check_put_options(opts: &PutOptions) -> CosResult<()> {
+    let meta_len: usize = opts
+        .user_meta
+        .iter()
+        .map(|(k, v)| super::parse::META_PREFIX.len() + k.len() + v.len())
+        .sum();
+    if meta_len > USER_META_LIMIT {
+        return Err(super::CosError::InvalidRequest(format!(
+            "user metadata is {meta_len} bytes; COS allows {USER_META_LIMIT}"
+        )));
+    }
+    Ok(())
+}
+
+/// The check of a DELETE Multiple's keys: `Ok(false)` when there is nothing to send.
+pub fn check_delete_keys(keys: &[String]) -> CosResult<bool> {
+    if keys.len() > MAX_DELETE_KEYS {
+        return Err(super::CosError::InvalidRequest(format!(
+            "DELETE Multiple takes at most {MAX_DELETE_KEYS} keys, got {}",
+            keys.len()
+        )));
+    }
+    Ok(!keys.is_empty())
+}
 
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {

@@ -7,12 +7,16 @@
 //! - `ops`: every object and multipart operation in COS terms (conditions, ranges, copy rules,
 //!   part rules, ETags, CRC-64), shared by the HTTP server and `LocalStore`;
 //! - `error`: COS's error answers (status, code, message);
-//! - `local`: `LocalStore`.
+//! - `local`: `LocalStore`;
+//! - `faulty`: `FaultyStore`, faults, latency and operation counts around any store (tests).
 
 pub mod blob;
 pub mod error;
+pub mod faulty;
 pub mod listing;
+pub mod local;
 pub mod ops;
 pub mod storage;
 
 pub use error::StoreError;
+pub use local::LocalStore;

@@ -12,6 +12,9 @@
 //! torn one. Startup rebuilds the in-memory index from `meta/`, deletes data files no record names
 //! (orphans of a crash) and empties `tmp/`.
 //!
+//! One process at a time: `Storage::open` flocks `ROOT/.lock` (a second `cosfs serve` or
+//! `cosfs mount --local-store` on the same directory is refused, not allowed to diverge).
+//!
 //! Concurrency: each bucket has an index (`BTreeMap` ordered by key bytes, as COS lists) behind a
 //! `std::sync::RwLock` held only for in-memory work and the commit rename, never across an await.
 
@@ -389,12 +392,37 @@ impl Bucket {
 pub struct Storage {
     root: PathBuf,
     buckets: RwLock<BTreeMap<String, Arc<Bucket>>>,
+    /// `ROOT/.lock`, flocked: one process at a time keeps an index of the directory.
+    _lock: File,
+}
+
+/// Take the directory's lock, or say who holds it.
+fn lock_root(root: &Path) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    let path = root.join(".lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "store directory {} is in use by another cosfs process (serve or mount --local-store)",
+                root.display()
+            ),
+        ));
+    }
+    Ok(f)
 }
 
 impl Storage {
     /// Open `root`, loading every subdirectory whose name is a valid bucket name.
     pub fn open(root: &Path) -> io::Result<Storage> {
         fs::create_dir_all(root)?;
+        let lock = lock_root(root)?;
         let mut buckets = BTreeMap::new();
         for e in fs::read_dir(root)? {
             let e = e?;
@@ -406,6 +434,7 @@ impl Storage {
         Ok(Storage {
             root: root.to_path_buf(),
             buckets: RwLock::new(buckets),
+            _lock: lock,
         })
     }
 
