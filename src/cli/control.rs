@@ -15,7 +15,7 @@ use clap::Args;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::cos::CosClient;
+use crate::cos::{CosClient, ObjectStore};
 use crate::fs::CosFs;
 
 #[derive(Debug, Args)]
@@ -56,28 +56,38 @@ fn mib(bytes: u64) -> String {
     format!("{:.1}MiB", bytes as f64 / (1 << 20) as f64)
 }
 
-/// The stats line of a mount.
-pub fn stats_line(client: &CosClient, fs: &CosFs<CosClient>, started: Instant) -> String {
-    let r = client.request_counts();
+/// The stats line of a mount; `client` counts the COS requests (a `--local-store` mount has none).
+pub fn stats_line(
+    client: Option<&CosClient>,
+    fs: &CosFs<dyn ObjectStore>,
+    started: Instant,
+) -> String {
     let a = fs.activity();
-    let total: u64 = r.by_kind.iter().map(|(_, n)| n).sum();
-    let kinds: Vec<String> = r.by_kind.iter().map(|(k, n)| format!("{k}={n}")).collect();
     let lookups = a.cache_hits + a.cache_misses;
     let hit_rate = if lookups == 0 {
         "-".to_string()
     } else {
         format!("{:.1}%", a.cache_hits as f64 * 100.0 / lookups as f64)
     };
+    let requests = match client.map(CosClient::request_counts) {
+        Some(r) => {
+            let total: u64 = r.by_kind.iter().map(|(_, n)| n).sum();
+            let kinds: Vec<String> = r.by_kind.iter().map(|(k, n)| format!("{k}={n}")).collect();
+            format!(
+                "requests={total} [{}] failed={} retried={} sent={} received={} ",
+                kinds.join(" "),
+                r.failed,
+                r.retried,
+                mib(r.bytes_sent),
+                mib(r.bytes_received),
+            )
+        }
+        None => "requests=0 (local store) ".to_string(),
+    };
     format!(
-        "uptime={}s requests={total} [{}] failed={} retried={} sent={} received={} \
-         cache_hit_rate={hit_rate} ({}/{} blocks) cache_held={} open_for_writing={} \
-         upload_in_flight={}",
+        "uptime={}s {requests}cache_hit_rate={hit_rate} ({}/{} blocks) cache_held={} \
+         open_for_writing={} upload_in_flight={}",
         started.elapsed().as_secs(),
-        kinds.join(" "),
-        r.failed,
-        r.retried,
-        mib(r.bytes_sent),
-        mib(r.bytes_received),
         a.cache_hits,
         lookups,
         mib(a.cache_bytes),

@@ -19,11 +19,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::logging::LogFile;
 use super::mount::{unmount, Unmounted};
 use super::notify::notify;
-use crate::cos::CosClient;
+use crate::cos::ObjectStore;
 use crate::fs::CosFs;
 
 pub(crate) struct Running {
-    pub fs: Arc<CosFs<CosClient>>,
+    pub fs: Arc<CosFs<dyn ObjectStore>>,
     pub mountpoint: PathBuf,
     pub stop_timeout: Duration,
     pub log: Option<Arc<LogFile>>,
@@ -89,7 +89,7 @@ pub(crate) async fn supervise(run: Running) {
     }
 }
 
-async fn drained(fs: &CosFs<CosClient>) {
+async fn drained(fs: &CosFs<dyn ObjectStore>) {
     while fs.open_for_writing() > 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -25,6 +25,7 @@ use crate::fs::attr::AttrDefaults;
 use crate::fs::names::normalize_prefix;
 use crate::fs::{CosFs, FsConfig};
 use crate::fuse::FuseAdapter;
+use crate::store::LocalStore;
 
 use super::values;
 
@@ -36,6 +37,11 @@ pub struct MountArgs {
     pub mountpoint: PathBuf,
     #[command(flatten)]
     pub access: AccessArgs,
+    /// Serve the bucket from this store directory inside the mount process: no server, no
+    /// credentials, no network. Same layout as `cosfs serve --root DIR` (either can open what
+    /// the other wrote, one at a time); the bucket is created there if missing.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["region", "endpoint", "passwd_file", "cam_role", "anonymous"])]
+    pub local_store: Option<PathBuf>,
     /// Stay in the foreground (for systemd and debugging); otherwise daemonise once mounted.
     #[arg(short, long)]
     pub foreground: bool,
@@ -164,9 +170,19 @@ struct Prepared {
     bucket: String,
     prefix: String,
     mountpoint: PathBuf,
-    client_cfg: ClientConfig,
-    creds: Option<Arc<dyn credentials::CredentialProvider>>,
+    backend: Backend,
     fs_cfg: FsConfig,
+}
+
+/// Where the bucket's objects are.
+enum Backend {
+    /// COS (or `cosfs serve`) over HTTP.
+    Cos {
+        client_cfg: Box<ClientConfig>,
+        creds: Option<Arc<dyn credentials::CredentialProvider>>,
+    },
+    /// A store directory, served in this process (`--local-store`).
+    Local(PathBuf),
 }
 
 /// A bucket to talk to, shared by `mount` and `check`.
@@ -175,6 +191,14 @@ pub(super) struct Target {
     pub prefix: String,
     pub client_cfg: ClientConfig,
     pub creds: Option<Arc<dyn credentials::CredentialProvider>>,
+}
+
+/// `BUCKET[:/prefix]` as bucket and key prefix.
+fn split_spec(spec: &str) -> (String, String) {
+    match spec.split_once(':') {
+        Some((b, p)) => (b.to_string(), normalize_prefix(p)),
+        None => (spec.to_string(), String::new()),
+    }
 }
 
 /// Where `BUCKET[:/prefix]` is and which keys sign for it (None: anonymous).
@@ -186,10 +210,7 @@ pub(super) fn target(spec: &str, access: &AccessArgs) -> Result<Target, String> 
         cam_role,
         anonymous,
     } = access;
-    let (bucket, prefix) = match spec.split_once(':') {
-        Some((b, p)) => (b.to_string(), normalize_prefix(p)),
-        None => (spec.to_string(), String::new()),
-    };
+    let (bucket, prefix) = split_spec(spec);
     let endpoint = match (region, endpoint) {
         (Some(r), None) => Endpoint::for_region(&bucket, r),
         (None, Some(u)) => Endpoint::from_url(&bucket, u),
@@ -225,14 +246,28 @@ pub(super) fn target(spec: &str, access: &AccessArgs) -> Result<Target, String> 
 }
 
 fn prepare(a: &MountArgs) -> Result<Prepared, String> {
-    let Target {
-        bucket,
-        prefix,
-        client_cfg,
-        creds,
-    } = target(&a.bucket, &a.access)?;
-    let mut client_cfg = client_cfg;
-    client_cfg.time = TimeBudget::from_op(a.op_timeout);
+    let (bucket, prefix, backend) = match &a.local_store {
+        Some(dir) => {
+            let (bucket, prefix) = split_spec(&a.bucket);
+            if !crate::cos::config::valid_bucket_name(&bucket) {
+                return Err(format!(
+                    "bucket name {bucket:?} must look like name-APPID (e.g. examplebucket-1250000000)"
+                ));
+            }
+            (bucket, prefix, Backend::Local(dir.clone()))
+        }
+        None => {
+            let Target {
+                bucket,
+                prefix,
+                mut client_cfg,
+                creds,
+            } = target(&a.bucket, &a.access)?;
+            client_cfg.time = TimeBudget::from_op(a.op_timeout);
+            let client_cfg = Box::new(client_cfg);
+            (bucket, prefix, Backend::Cos { client_cfg, creds })
+        }
+    };
     check_mountpoint(&a.mountpoint, a.nonempty)?;
     let mountpoint = a
         .mountpoint
@@ -270,8 +305,7 @@ fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         bucket,
         prefix,
         mountpoint,
-        client_cfg,
-        creds,
+        backend,
         fs_cfg,
     })
 }
@@ -474,31 +508,14 @@ fn serve_mount(
             return 1;
         }
     };
-    let client = match CosClient::new(prep.client_cfg.clone(), prep.creds.clone()) {
-        Ok(c) => Arc::new(c),
+    let (store, client) = match open_store(&rt, &prep) {
+        Ok(s) => s,
         Err(e) => {
-            ready(Err(e.to_string()));
+            ready(Err(e));
             return 1;
         }
     };
-    // The preflight gives up sooner than file operations do (a typo should not take a
-    // minute: refusals are not retried at all), yet rides out a passing 503 or dropped
-    // connection: 4 attempts, under a second of backoff.
-    let mut quick = prep.client_cfg.clone();
-    quick.retry.max_attempts = 4;
-    let checked = CosClient::new(quick, prep.creds.clone())
-        .map_err(|e| e.to_string())
-        .and_then(|c| {
-            rt.block_on(preflight(&c, &prep.bucket, &prep.prefix))?;
-            // A skewed clock found by the preflight is corrected before the first operation.
-            client.adopt_clock_offset(c.clock_offset_secs());
-            Ok(())
-        });
-    if let Err(e) = checked {
-        ready(Err(e));
-        return 1;
-    }
-    let fs = Arc::new(CosFs::new(client.clone(), prep.fs_cfg.clone()));
+    let fs: Arc<CosFs<dyn ObjectStore>> = Arc::new(CosFs::new(store, prep.fs_cfg.clone()));
     let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone());
     let mut options = vec![
         fuser::MountOption::FSName(format!("cosfs:{}", prep.bucket)),
@@ -530,7 +547,7 @@ fn serve_mount(
     let socket = {
         let _enter = rt.enter();
         let (client, fs) = (client.clone(), fs.clone());
-        let answer = Arc::new(move || super::control::stats_line(&client, &fs, started));
+        let answer = Arc::new(move || super::control::stats_line(client.as_deref(), &fs, started));
         super::control::listen(&prep.mountpoint, answer)
             .map_err(|e| tracing::warn!(error = %e, "no control socket: cosfs stats will not work"))
             .ok()
@@ -576,6 +593,34 @@ fn serve_mount(
             1
         }
     }
+}
+
+/// A mount's store, and the COS client behind it if there is one (for `cosfs stats`).
+type OpenedStore = (Arc<dyn ObjectStore>, Option<Arc<CosClient>>);
+
+/// The bucket's store, checked: for COS, a client whose preflight passed (and that client,
+/// for `cosfs stats`); for `--local-store`, the store directory opened and locked.
+fn open_store(rt: &tokio::runtime::Runtime, prep: &Prepared) -> Result<OpenedStore, String> {
+    let (client_cfg, creds) = match &prep.backend {
+        Backend::Local(dir) => {
+            let store = LocalStore::open(dir, &prep.bucket)
+                .map_err(|e| format!("local store {}: {e}", dir.display()))?;
+            return Ok((Arc::new(store), None));
+        }
+        Backend::Cos { client_cfg, creds } => (client_cfg.as_ref(), creds),
+    };
+    let client =
+        Arc::new(CosClient::new(client_cfg.clone(), creds.clone()).map_err(|e| e.to_string())?);
+    // The preflight gives up sooner than file operations do (a typo should not take a
+    // minute: refusals are not retried at all), yet rides out a passing 503 or dropped
+    // connection: 4 attempts, under a second of backoff.
+    let mut quick = client_cfg.clone();
+    quick.retry.max_attempts = 4;
+    let checker = CosClient::new(quick, creds.clone()).map_err(|e| e.to_string())?;
+    rt.block_on(preflight(&checker, &prep.bucket, &prep.prefix))?;
+    // A skewed clock found by the preflight is corrected before the first operation.
+    client.adopt_clock_offset(checker.clock_offset_secs());
+    Ok((client.clone(), Some(client)))
 }
 
 /// Whether `mountpoint` is a mount that answers (its root is on another device than its

@@ -128,7 +128,30 @@ impl Mounted {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mnt");
         std::fs::create_dir(&path).unwrap();
-        let mut child = mount_command(spec, &path, &backend.endpoint())
+        let cmd = mount_command(spec, &path, &backend.endpoint());
+        Self::run(cmd, dir, path, extra)
+    }
+
+    /// Mount bucket `spec` of the store directory `store` in process (`--local-store`): no
+    /// server, no credentials.
+    pub fn start_local(store: &Path, spec: &str, extra: &[&str]) -> Mounted {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosfs"));
+        cmd.arg("mount")
+            .arg(spec)
+            .arg(&path)
+            .arg("--local-store")
+            .arg(store)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path());
+        Self::run(cmd, dir, path, extra)
+    }
+
+    fn run(mut cmd: Command, dir: tempfile::TempDir, path: PathBuf, extra: &[&str]) -> Mounted {
+        let mut child = cmd
             .arg("-f")
             .arg("--cache-dir")
             .arg(dir.path().join("cache"))
