@@ -155,18 +155,20 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 tracing::error!(key = %g.key, error = %e, "last close of a file could not upload it; its changes are lost");
             }
         }
+        // Unpublished changes (a failed upload included) are lost now: the file is what COS
+        // holds, not what this mount showed.
+        let lost = g.failed() || g.modified || g.meta_modified || g.publish_failed;
         g.discard(&self.wctx).await;
-        let failed = g.failed() || g.modified;
         self.writers.lock().unwrap().remove(&h.ino);
         let mut t = self.inodes.lock().unwrap();
         if let Some(n) = t.get_mut(h.ino) {
             n.local = false;
-            if failed || g.unlinked {
-                // What COS holds is not what this mount showed: look again next time.
-                n.fetched = std::time::Instant::now() - self.cfg.metadata_ttl;
+            if lost || g.unlinked {
+                // Look again next time (a new file that never reached COS is then gone).
+                n.fetched = None;
             } else {
                 n.attr = g.attr.clone();
-                n.fetched = std::time::Instant::now();
+                n.fetched = Some(std::time::Instant::now());
             }
         }
     }

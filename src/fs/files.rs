@@ -139,7 +139,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     pub(super) fn sync_attr(&self, ino: u64, a: &PosixAttr) {
         if let Some(n) = self.inodes.lock().unwrap().get_mut(ino) {
             n.attr = a.clone();
-            n.fetched = std::time::Instant::now();
+            n.fetched = Some(std::time::Instant::now());
         }
     }
 
@@ -544,6 +544,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             None if node.attr.kind == FileKind::Directory => (node.attr.clone(), UserMeta::new()),
             None => return Err(FsError::NotFound),
         };
+        if node.attr.kind == FileKind::Directory {
+            // Entries made here moved the directory's mtime on this mount only (its marker is
+            // not rewritten per entry): a rewrite of the marker keeps the later time.
+            a.mtime = a.mtime.max(current.attr.mtime);
+        }
         change(&mut a, &mut foreign)?;
         let etag = if node.attr.kind == FileKind::Directory {
             if node.key.is_empty() {

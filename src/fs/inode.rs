@@ -33,7 +33,8 @@ pub struct Inode {
     /// root) for directories.
     pub key: Arc<str>,
     pub attr: PosixAttr,
-    pub fetched: Instant,
+    /// When the attributes were fetched; `None`: stale, look again before trusting them.
+    pub fetched: Option<Instant>,
     /// References the kernel holds (lookups minus forgets).
     pub lookups: u64,
     /// ETag of the last open, to let the kernel keep its page cache when it did not change.
@@ -45,7 +46,7 @@ pub struct Inode {
 
 impl Inode {
     pub fn is_fresh(&self, ttl: Duration) -> bool {
-        self.fetched.elapsed() < ttl
+        self.fetched.is_some_and(|f| f.elapsed() < ttl)
     }
 
     /// Fresh, and more than a listing's guess: fit to answer a lookup or getattr.
@@ -86,7 +87,7 @@ impl InodeTable {
             name: Arc::from(""),
             key: Arc::from(root_prefix),
             attr: root_attr,
-            fetched: Instant::now(),
+            fetched: Some(Instant::now()),
             lookups: 1,
             last_open_etag: None,
             local: false,
@@ -172,7 +173,7 @@ impl InodeTable {
                 if !keep {
                     node.attr = attr;
                 }
-                node.fetched = Instant::now();
+                node.fetched = Some(Instant::now());
                 node.lookups += refs;
                 return node.clone();
             }
@@ -189,7 +190,7 @@ impl InodeTable {
             name: name.clone(),
             key,
             attr,
-            fetched: Instant::now(),
+            fetched: Some(Instant::now()),
             lookups: refs,
             last_open_etag: None,
             local: false,
