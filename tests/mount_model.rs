@@ -3,7 +3,7 @@
 //! owners, symlink targets, bytes, and the mtimes `utimensat` set), both on the live mount and
 //! after a fresh remount (what reached COS). Runs as root (chown).
 //!
-//! `COSFS_MODEL_SEED=N` replays a seed; `COSFS_MODEL_OPS=N` sets the length (default 500). A
+//! `COSFS_MODEL_SEED=N` replays a seed; `COSFS_MODEL_OPS=N` sets the length (default 200: the fs-level `fs_model` runs the long sequences; this one is for what only the kernel shows, its caches, TTLs and readdirplus). A
 //! failure prints the seed and the shortest failing sequence found by removing operations.
 
 mod common;
@@ -416,7 +416,7 @@ fn random_operations_match_a_local_directory() {
     let n: usize = std::env::var("COSFS_MODEL_OPS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
+        .unwrap_or(200);
     eprintln!("model test: seed {seed}, {n} operations (COSFS_MODEL_SEED={seed} to replay)");
     let ops = random_ops(seed, n);
     // The sequence must do real work, not mostly fail on missing parents.

@@ -1,0 +1,194 @@
+//! The reader, the writer and the directory stream at the fs-core level, over `LocalStore`
+//! through `FaultyStore`: the requests they send are the assertions (a cached re-read makes
+//! no GET, an append to a big object is one part copy plus the new bytes, a listing is one LIST
+//! per 1000 entries and one HEAD per entry, once).
+
+mod common;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::{pattern, BUCKET};
+use cosfs::cos::{ObjectStore, PutOptions};
+use cosfs::fs::files::OpenFlags;
+use cosfs::fs::{CosFs, FsConfig};
+use cosfs::store::faulty::{Faults, FaultyStore};
+use cosfs::store::LocalStore;
+
+const ROOT: u64 = 1;
+const MIB: usize = 1 << 20;
+
+struct World {
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    store: Arc<FaultyStore<LocalStore>>,
+    fs: CosFs<FaultyStore<LocalStore>>,
+}
+
+fn world() -> World {
+    let (data, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let local = Arc::new(LocalStore::open(data.path(), BUCKET).unwrap());
+    let store = Arc::new(FaultyStore::new(local, 1));
+    let fs = CosFs::new(
+        store.clone(),
+        FsConfig {
+            cache_dir: cache.path().to_path_buf(),
+            metadata_ttl: std::time::Duration::from_secs(3600),
+            ..Default::default()
+        },
+    );
+    World {
+        _dirs: (data, cache),
+        store,
+        fs,
+    }
+}
+
+impl World {
+    async fn put(&self, key: &str, body: Vec<u8>) {
+        self.store
+            .put_object(key, Bytes::from(body), &PutOptions::default())
+            .await
+            .unwrap();
+    }
+
+    async fn read_all(&self, name: &str) -> Vec<u8> {
+        let e = self.fs.lookup(ROOT, name).await.unwrap();
+        let o = self.fs.open(e.ino, OpenFlags::default(), 0).await.unwrap();
+        let mut out = Vec::new();
+        loop {
+            let b = self
+                .fs
+                .read(o.fh, out.len() as u64, MIB as u32)
+                .await
+                .unwrap();
+            if b.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&b);
+        }
+        self.fs.release(o.fh).await;
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_re_read_sends_no_get() {
+    let w = world();
+    let body = pattern(3 * MIB, 1);
+    w.put("f", body.clone()).await;
+    w.store.reset_counts();
+    assert!(w.read_all("f").await == body);
+    let first = w.store.count("GetObject");
+    assert!(
+        (1..=4).contains(&first),
+        "a sequential 3 MiB read: {first} GETs"
+    );
+    assert!(w.read_all("f").await == body);
+    assert_eq!(
+        w.store.count("GetObject"),
+        first,
+        "the re-read is served from the cache"
+    );
+    assert_eq!(
+        w.store.count("HeadObject"),
+        1,
+        "one HEAD, at the first lookup"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_to_a_big_object_copies_it_in_one_part() {
+    let w = world();
+    let body = pattern(12 * MIB, 2);
+    w.put("log", body.clone()).await;
+    let e = w.fs.lookup(ROOT, "log").await.unwrap();
+    w.store.reset_counts();
+    let flags = OpenFlags {
+        write: true,
+        append: true,
+        ..Default::default()
+    };
+    let pid = std::process::id();
+    let o = w.fs.open(e.ino, flags, pid).await.unwrap();
+    w.fs.write(o.fh, 0, b"one more line\n").await.unwrap();
+    w.fs.flush(o.fh, pid).await.unwrap();
+    w.fs.release(o.fh).await;
+    let c = w.store.counts();
+    assert_eq!(c.get("UploadPartCopy"), Some(&1), "{c:?}");
+    assert_eq!(
+        c.get("UploadPart"),
+        Some(&1),
+        "only the new bytes are sent: {c:?}"
+    );
+    assert_eq!(c.get("CompleteMultipart"), Some(&1), "{c:?}");
+    assert_eq!(c.get("GetObject"), None, "nothing is read back: {c:?}");
+    let mut want = body;
+    want.extend_from_slice(b"one more line\n");
+    assert!(w.read_all("log").await == want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_is_a_list_per_thousand_and_a_head_per_entry_once() {
+    let w = world();
+    for i in 0..2500 {
+        w.put(&format!("d/f{i:05}"), vec![b'x'; 3]).await;
+    }
+    let d = w.fs.lookup(ROOT, "d").await.unwrap();
+    async fn list(w: &World, ino: u64) -> usize {
+        let fh = w.fs.opendir(ino).unwrap();
+        let (mut n, mut offset) = (0, 0);
+        loop {
+            let page = w.fs.readdir(fh, offset, 300).await.unwrap();
+            let Some(last) = page.last() else { break };
+            offset = last.offset;
+            n += page
+                .iter()
+                .filter(|e| e.name != "." && e.name != "..")
+                .count();
+        }
+        w.fs.releasedir(fh);
+        n
+    }
+    w.store.reset_counts();
+    assert_eq!(list(&w, d.ino).await, 2500);
+    assert_eq!(w.store.count("ListObjects"), 3, "{:?}", w.store.counts());
+    assert_eq!(w.store.count("HeadObject"), 2500, "{:?}", w.store.counts());
+    w.store.reset_counts();
+    assert_eq!(list(&w, d.ino).await, 2500);
+    assert_eq!(w.store.count("ListObjects"), 3);
+    assert_eq!(
+        w.store.count("HeadObject"),
+        0,
+        "metadata fetched within the TTL is reused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_fails_close_and_keeps_the_old_object() {
+    let w = world();
+    w.put("doc", b"old".to_vec()).await;
+    let e = w.fs.lookup(ROOT, "doc").await.unwrap();
+    let flags = OpenFlags {
+        write: true,
+        truncate: true,
+        ..Default::default()
+    };
+    let pid = std::process::id();
+    let o = w.fs.open(e.ino, flags, pid).await.unwrap();
+    w.fs.write(o.fh, 0, b"new content").await.unwrap();
+    w.store.set_faults(Faults {
+        rate_503: 1.0,
+        only: vec!["PutObject"],
+        ..Default::default()
+    });
+    let err = w.fs.flush(o.fh, pid).await.unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    w.fs.release(o.fh).await;
+    w.store.set_faults(Faults::default());
+    assert_eq!(
+        w.store.count("PutObject"),
+        2,
+        "the flush and no upload at release"
+    );
+    assert_eq!(w.read_all("doc").await, b"old");
+}
