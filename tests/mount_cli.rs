@@ -161,6 +161,7 @@ fn a_dead_mount_left_by_kill_9_is_replaced_by_the_next_mount() {
         .output()
         .unwrap();
     let pid: i32 = String::from_utf8_lossy(&ps.stdout).trim().parse().unwrap();
+    // SAFETY: kill has no memory effects.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let deadline = Instant::now() + Duration::from_secs(10);
     let dead = loop {

@@ -185,6 +185,7 @@ fn systemd_hears_ready_only_once_the_mount_answers_and_stopping_on_sigterm() {
         std::fs::read_to_string(mnt.join("hello.txt")).unwrap(),
         "hi"
     );
+    // SAFETY: kill has no memory effects; the pid is our child's.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let stopping = notes.next();
     assert!(stopping.contains("STOPPING=1"), "{stopping}");

@@ -258,6 +258,7 @@ fn listing_metadata_off_shows_the_listing_alone() {
     assert!(ok, "{ls}");
     assert_eq!(b.count("HeadObject"), 0, "no HEAD per entry");
     let ls = squeeze(&ls);
+    // SAFETY: getuid cannot fail and touches no memory.
     let uid = unsafe { libc::getuid() };
     let run = ls.lines().find(|l| l.ends_with(" run.sh")).unwrap();
     assert!(

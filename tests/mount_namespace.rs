@@ -117,6 +117,7 @@ fn tree_as_a_user_sees_it() {
     assert_eq!(std::fs::metadata(m.p("empty")).unwrap().len(), 0);
 
     // Defaults for objects without metadata; a listing entry keeps what a HEAD found.
+    // SAFETY: getuid cannot fail and touches no memory.
     let uid = unsafe { libc::getuid() };
     let top = std::fs::symlink_metadata(m.p("top.txt")).unwrap();
     assert_eq!(top.mode(), 0o100644);

@@ -174,6 +174,7 @@ fn set_group_id_directories_give_their_group() {
     assert_eq!(head(&b, "shared/sub/").user_meta["gid"], "4321");
     // Outside it, the caller's group as before.
     std::fs::write(m.p("plain"), "x").unwrap();
+    // SAFETY: getgid cannot fail and touches no memory.
     assert_eq!(std::fs::metadata(m.p("plain")).unwrap().gid(), unsafe {
         libc::getgid()
     });

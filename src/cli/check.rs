@@ -27,7 +27,7 @@ pub struct CheckArgs {
     /// Bucket (`name-APPID`), optionally with a key prefix: `BUCKET:/some/prefix`.
     pub bucket: String,
     #[command(flatten)]
-    pub access: super::mount::AccessArgs,
+    pub access: super::mount_args::AccessArgs,
     /// Skip the write probe (for mounts that will be --read-only).
     #[arg(long)]
     pub read_only: bool,
@@ -122,7 +122,7 @@ async fn check(a: &CheckArgs, r: &mut Report) {
             "use the full name from the COS console's bucket list, e.g. examplebucket-1250000000",
         );
     }
-    let target = match super::mount::target(&a.bucket, &a.access) {
+    let target = match super::mount_args::target(&a.bucket, &a.access) {
         Ok(t) => t,
         Err(e) => {
             return r.fail(

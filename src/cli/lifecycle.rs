@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::logging::LogFile;
-use super::mount::{unmount, Unmounted};
+use super::mount_kernel::{unmount, Unmounted};
 use super::notify::notify;
 use crate::cos::ObjectStore;
 use crate::fs::CosFs;

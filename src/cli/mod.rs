@@ -4,12 +4,16 @@
 
 pub mod check;
 pub mod control;
+mod daemon;
 pub mod diagnose;
 pub mod legacy;
 mod lifecycle;
 pub mod logging;
 pub mod mount;
+pub mod mount_args;
+mod mount_kernel;
 pub mod notify;
+mod preflight;
 pub mod serve;
 pub mod values;
 
@@ -30,9 +34,9 @@ pub struct Cli {
 pub enum Command {
     /// Mount a bucket (or a prefix of one) on a directory.
     #[command(args_override_self = true)]
-    Mount(mount::MountArgs),
+    Mount(mount_args::MountArgs),
     /// Unmount a cosfs mount.
-    Unmount(mount::UnmountArgs),
+    Unmount(mount_args::UnmountArgs),
     /// Check that a bucket can be mounted: endpoint, clock, credentials, permissions.
     Check(check::CheckArgs),
     /// Print one line of statistics of a running mount.

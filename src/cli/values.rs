@@ -15,6 +15,59 @@ const MAX_ID: u32 = u32::MAX - 1;
 const DAY: f64 = 86_400.0;
 
 /// A switch: `on`/`off` (also `true`/`false`, `yes`/`no`, `1`/`0`).
+/// The defaults `cosfs mount` shows in `--help` and applies, as option text rendered from
+/// `FsConfig::default()`, the one place they are decided.
+pub struct MountDefaults {
+    pub file_mode: String,
+    pub dir_mode: String,
+    pub metadata_ttl: String,
+    pub listing_metadata: String,
+    pub listing_heads: String,
+    pub cache_size: String,
+    pub cache_dir_size: String,
+    pub part_size: String,
+    pub upload_concurrency: String,
+    pub op_timeout: String,
+}
+
+pub fn mount_defaults() -> &'static MountDefaults {
+    static DEFAULTS: std::sync::OnceLock<MountDefaults> = std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        let fs = crate::fs::FsConfig::default();
+        MountDefaults {
+            file_mode: format!("{:04o}", fs.defaults.file_mode),
+            dir_mode: format!("{:04o}", fs.defaults.dir_mode),
+            metadata_ttl: seconds_text(fs.metadata_ttl),
+            listing_metadata: if fs.listing_metadata { "on" } else { "off" }.into(),
+            listing_heads: fs.listing_heads.to_string(),
+            cache_size: size_text(fs.cache_bytes),
+            cache_dir_size: size_text(fs.cache_dir_bytes),
+            part_size: size_text(fs.part_size),
+            upload_concurrency: fs.upload_concurrency.to_string(),
+            op_timeout: seconds_text(fs.op_timeout),
+        }
+    })
+}
+
+/// A byte count as `size` reads it back, in the largest exact unit (`256M`, `4G`).
+fn size_text(n: u64) -> String {
+    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+        if n != 0 && n % (1 << shift) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+/// Seconds as the duration parsers read them back (`1`, `0.5`).
+fn seconds_text(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        d.as_secs_f64().to_string()
+    }
+}
+
 pub fn on_off(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "on" | "true" | "yes" | "1" => Ok(true),
@@ -151,6 +204,25 @@ pub fn fraction(s: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shown_defaults_parse_back_to_the_fs_defaults() {
+        let fs = crate::fs::FsConfig::default();
+        let d = mount_defaults();
+        assert_eq!(mode(&d.file_mode), Ok(fs.defaults.file_mode));
+        assert_eq!(mode(&d.dir_mode), Ok(fs.defaults.dir_mode));
+        assert_eq!(ttl(&d.metadata_ttl), Ok(fs.metadata_ttl));
+        assert_eq!(on_off(&d.listing_metadata), Ok(fs.listing_metadata));
+        assert_eq!(d.listing_heads.parse(), Ok(fs.listing_heads));
+        assert_eq!(cache_size(&d.cache_size), Ok(fs.cache_bytes));
+        assert_eq!(cache_dir_size(&d.cache_dir_size), Ok(fs.cache_dir_bytes));
+        assert_eq!(part_size(&d.part_size), Ok(fs.part_size));
+        assert_eq!(d.upload_concurrency.parse(), Ok(fs.upload_concurrency));
+        assert_eq!(op_timeout(&d.op_timeout), Ok(fs.op_timeout));
+        assert_eq!(size_text(1536), "1536");
+        assert_eq!(size_text(3 << 20), "3M");
+        assert_eq!(seconds_text(Duration::from_millis(2500)), "2.5");
+    }
 
     #[test]
     fn ranges() {

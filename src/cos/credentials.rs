@@ -53,24 +53,7 @@ pub fn redact_id(id: &str) -> String {
     format!("{head}…")
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialsError {
-    #[error("no COS credentials found: pass --passwd-file, set COS_SECRET_ID and COS_SECRET_KEY, or create ~/.passwd-cosfs or /etc/passwd-cosfs with a line bucket:SecretId:SecretKey")]
-    NotFound,
-    #[error("cannot read credentials file {path}: {source}")]
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("credentials file {path} is accessible by group or others (mode {mode:o}); run: chmod 600 {path}")]
-    InsecurePermissions { path: PathBuf, mode: u32 },
-    #[error("credentials file {path} line {line}: expected bucket:SecretId:SecretKey or SecretId:SecretKey")]
-    Malformed { path: PathBuf, line: usize },
-    #[error("credentials file {path} has no line for bucket {bucket} and no default SecretId:SecretKey line")]
-    NoEntryForBucket { path: PathBuf, bucket: String },
-    #[error("instance role credentials unavailable from {endpoint}: {reason}")]
-    InstanceRole { endpoint: String, reason: String },
-}
+pub use super::error::CredentialsError;
 
 #[async_trait]
 pub trait CredentialProvider: Send + Sync + fmt::Debug {

@@ -6,6 +6,7 @@
 //! (`CosClient::call`) and asks `CosError::is_retryable`.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// What a COS error means to a caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +124,7 @@ pub enum CosError {
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error(transparent)]
-    Credentials(#[from] super::credentials::CredentialsError),
+    Credentials(#[from] CredentialsError),
 }
 
 impl CosError {
@@ -164,6 +165,27 @@ impl CosError {
 }
 
 pub type CosResult<T> = Result<T, CosError>;
+
+/// Why no credentials could be had (defined here, not in `credentials`, so that errors depend
+/// on nothing: `credentials` uses the transport, which uses these errors).
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("no COS credentials found: pass --passwd-file, set COS_SECRET_ID and COS_SECRET_KEY, or create ~/.passwd-cosfs or /etc/passwd-cosfs with a line bucket:SecretId:SecretKey")]
+    NotFound,
+    #[error("cannot read credentials file {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("credentials file {path} is accessible by group or others (mode {mode:o}); run: chmod 600 {path}")]
+    InsecurePermissions { path: PathBuf, mode: u32 },
+    #[error("credentials file {path} line {line}: expected bucket:SecretId:SecretKey or SecretId:SecretKey")]
+    Malformed { path: PathBuf, line: usize },
+    #[error("credentials file {path} has no line for bucket {bucket} and no default SecretId:SecretKey line")]
+    NoEntryForBucket { path: PathBuf, bucket: String },
+    #[error("instance role credentials unavailable from {endpoint}: {reason}")]
+    InstanceRole { endpoint: String, reason: String },
+}
 
 /// Parse an `<Error>` document; `None` if the body is not one.
 pub fn parse_error_body(status: u16, body: &[u8]) -> Option<ServiceError> {

@@ -11,7 +11,7 @@ use super::store::*;
 use crate::timefmt::parse_iso8601;
 use crate::xml::{self, unquote_etag, Element};
 
-pub const META_PREFIX: &str = "x-cos-meta-";
+pub use super::store::META_PREFIX;
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())

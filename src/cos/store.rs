@@ -218,6 +218,8 @@ pub struct CompleteResult {
 
 /// Most keys DELETE Multiple takes at once.
 pub const MAX_DELETE_KEYS: usize = 1000;
+/// The header prefix of user metadata.
+pub const META_PREFIX: &str = "x-cos-meta-";
 /// COS caps the `x-cos-meta-*` headers of an object at 2 KB together.
 pub const USER_META_LIMIT: usize = 2048;
 
@@ -227,7 +229,7 @@ pub fn check_put_options(opts: &PutOptions) -> CosResult<()> {
     let meta_len: usize = opts
         .user_meta
         .iter()
-        .map(|(k, v)| super::parse::META_PREFIX.len() + k.len() + v.len())
+        .map(|(k, v)| META_PREFIX.len() + k.len() + v.len())
         .sum();
     if meta_len > USER_META_LIMIT {
         return Err(super::CosError::InvalidRequest(format!(

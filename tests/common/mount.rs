@@ -189,6 +189,7 @@ impl Mounted {
     /// Send `sig` to the mount process.
     pub fn signal(&self, sig: i32) {
         if let Some(c) = &self.child {
+            // SAFETY: kill has no memory effects; the pid is our child's.
             unsafe { libc::kill(c.id() as i32, sig) };
         }
     }
