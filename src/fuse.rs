@@ -128,7 +128,7 @@ fn reply_xattr(reply: ReplyXattr, size: u32, r: Result<Vec<u8>, FsError>, op: &s
     match r {
         Ok(v) if size == 0 => reply.size(v.len() as u32),
         Ok(v) if v.len() <= size as usize => reply.data(&v),
-        Ok(_) => reply.error(libc::ERANGE),
+        Ok(_) => reply.error(FsError::BufferTooSmall.errno()),
         Err(e) => reply.error(log_error(op, &e)),
     }
 }
@@ -153,7 +153,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
 
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
         let Some(name) = name_str(name) else {
-            return reply.error(libc::ENOENT);
+            return reply.error(FsError::NotFound.errno());
         };
         let (fs, ttl) = (self.fs.clone(), self.ttl);
         self.rt.spawn(async move {
@@ -259,7 +259,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyCreate,
     ) {
         let Some(name) = name_str(name) else {
-            return reply.error(libc::EINVAL);
+            return reply.error(FsError::InvalidName.errno());
         };
         let (fs, ttl, uid, gid, pid) = (self.fs.clone(), self.ttl, req.uid(), req.gid(), req.pid());
         self.rt.spawn(async move {
@@ -284,7 +284,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEntry,
     ) {
         let Some(name) = name_str(name) else {
-            return reply.error(libc::EINVAL);
+            return reply.error(FsError::InvalidName.errno());
         };
         let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
         self.rt.spawn(async move {
@@ -391,7 +391,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEntry,
     ) {
         let Some(name) = name_str(name) else {
-            return reply.error(libc::EINVAL);
+            return reply.error(FsError::InvalidName.errno());
         };
         let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
         self.rt.spawn(async move {
@@ -409,7 +409,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEntry,
     ) {
         let Some(name) = name_str(link_name) else {
-            return reply.error(libc::EINVAL);
+            return reply.error(FsError::InvalidName.errno());
         };
         let target = target.as_os_str().as_bytes().to_vec();
         let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
@@ -421,7 +421,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
         let Some(name) = name_str(name) else {
-            return reply.error(libc::ENOENT);
+            return reply.error(FsError::NotFound.errno());
         };
         let fs = self.fs.clone();
         self.rt
@@ -430,7 +430,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
 
     fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
         let Some(name) = name_str(name) else {
-            return reply.error(libc::ENOENT);
+            return reply.error(FsError::NotFound.errno());
         };
         let fs = self.fs.clone();
         self.rt
@@ -448,7 +448,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEmpty,
     ) {
         let (Some(name), Some(newname)) = (name_str(name), name_str(newname)) else {
-            return reply.error(libc::EINVAL);
+            return reply.error(FsError::InvalidName.errno());
         };
         let fs = self.fs.clone();
         self.rt.spawn(async move {
@@ -466,7 +466,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEntry,
     ) {
         let Some(name) = name_str(newname) else {
-            return reply.error(libc::EINVAL);
+            return reply.error(FsError::InvalidName.errno());
         };
         reply_entry(reply, self.ttl, self.fs.link(ino, newparent, &name), "link");
     }
@@ -482,7 +482,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEmpty,
     ) {
         let Some(name) = name_str(name) else {
-            return reply.error(libc::EINVAL);
+            return reply.error(FsError::InvalidName.errno());
         };
         let (fs, value) = (self.fs.clone(), value.to_vec());
         self.rt.spawn(async move {
@@ -493,7 +493,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
 
     fn removexattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, reply: ReplyEmpty) {
         let Some(name) = name_str(name) else {
-            return reply.error(libc::EINVAL);
+            return reply.error(FsError::InvalidName.errno());
         };
         let fs = self.fs.clone();
         self.rt.spawn(async move {
@@ -511,7 +511,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyXattr,
     ) {
         let Some(name) = name_str(name) else {
-            return reply.error(libc::ENODATA);
+            return reply.error(FsError::NoXattr.errno());
         };
         // Answered on this thread when no request is needed: a task per `ls -l` entry costs.
         if let Some(r) = self.fs.getxattr_now(&name) {

@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use lru::LruCache;
+
+use super::error::BlockFailure;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 /// Cache granularity: what one random read fetches at least. 64 KiB doubled random 4 KiB
@@ -36,8 +38,8 @@ pub struct BlockId {
     pub index: u64,
 }
 
-/// The result a pending block resolves to: its bytes, or the error (errno) of its fetch.
-pub type BlockResult = Result<Bytes, i32>;
+/// The result a pending block resolves to: its bytes, or why its fetch failed.
+pub type BlockResult = Result<Bytes, BlockFailure>;
 
 pub enum Lookup {
     Ready(Bytes),
@@ -193,20 +195,20 @@ impl BlockCache {
         }
     }
 
-    /// A claimed block's fetch failed: wake its waiters with the errno.
-    pub fn fail(&self, id: &BlockId, errno: i32) {
+    /// A claimed block's fetch failed: wake its waiters with why.
+    pub fn fail(&self, id: &BlockId, why: BlockFailure) {
         let tx = self.inner.lock().unwrap().pending.remove(id);
         if let Some(tx) = tx {
-            let _ = tx.send(Some(Err(errno)));
+            let _ = tx.send(Some(Err(why)));
         }
     }
 }
 
-/// Wait for a pending block. A fetch that vanished without an answer is EIO.
+/// Wait for a pending block (a fetch that vanished without an answer is `Lost`).
 pub async fn wait(mut rx: watch::Receiver<Option<BlockResult>>) -> BlockResult {
     match rx.wait_for(|v| v.is_some()).await {
         Ok(v) => v.clone().expect("checked is_some"),
-        Err(_) => Err(libc::EIO),
+        Err(_) => Err(BlockFailure::Lost),
     }
 }
 
@@ -261,8 +263,8 @@ mod tests {
         let Lookup::Pending(rx) = c.lookup(&id(2)) else {
             panic!("pending")
         };
-        c.fail(&id(2), libc::EIO);
-        assert_eq!(wait(rx).await, Err(libc::EIO));
+        c.fail(&id(2), BlockFailure::Changed);
+        assert_eq!(wait(rx).await, Err(BlockFailure::Changed));
         assert!(c.claim(&id(2)), "a failed block can be fetched again");
     }
 }

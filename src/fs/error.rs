@@ -37,14 +37,87 @@ pub enum FsError {
     /// The HEAD a listed entry waited on was cancelled (its listing restarted).
     #[error("the metadata fetch of a listed entry was cancelled")]
     ListingCancelled,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("file exists")]
+    Exists,
+    /// Something objects cannot do (a hard link), or the bucket root cannot (a marker).
+    #[error("operation not permitted: {0}")]
+    NotPermitted(&'static str),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    #[error("operation not supported: {0}")]
+    Unsupported(&'static str),
+    /// The staging area is full (`--cache-dir-size`).
+    #[error("no space left in the staging area (--cache-dir-size)")]
+    NoSpace,
+    /// The local disk of the staging area failed.
+    #[error("staging area: {0}")]
+    Disk(std::io::Error),
+    /// A body arrived shorter or longer than its object.
+    #[error("object body of the wrong length")]
+    WrongLength,
+    /// A directory rename copied everything but could not delete a source key.
+    #[error("a renamed directory's source key could not be deleted")]
+    SourceLeftBehind,
+    /// An xattr value or list larger than the buffer the caller gave.
+    #[error("result larger than the caller's buffer")]
+    BufferTooSmall,
     /// No extended attribute of that name (or none this filesystem stores).
     #[error("no such extended attribute")]
     NoXattr,
+    /// A block of the read cache could not be had.
+    #[error("read failed: {0:?}")]
+    Block(BlockFailure),
     /// A failure already reduced to an errno (a block fetch shared by several readers).
     #[error("I/O error (errno {0})")]
     Io(i32),
     #[error(transparent)]
     Cos(#[from] CosError),
+}
+
+/// Why a block of the read cache could not be had. Every reader waiting on the block gets it,
+/// so it is `Copy` (an `FsError` is not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockFailure {
+    /// The object changed since the handle opened it (`If-Match` failed).
+    Changed,
+    /// A body came back of the wrong length.
+    WrongBody,
+    /// The fetch ran out of time (its budget, or the reader's that claimed it).
+    TimedOut,
+    /// The fetch went away without an answer (a lost eviction race, a dropped task).
+    Lost,
+    /// COS refused or failed the GET, or the local copy failed: the errno it maps to here.
+    Failed(i32),
+}
+
+impl BlockFailure {
+    pub fn from_cos(e: &CosError) -> Self {
+        match e {
+            _ if e.kind() == Some(ErrorKind::PreconditionFailed) => BlockFailure::Changed,
+            CosError::Timeout(_) => BlockFailure::TimedOut,
+            _ => BlockFailure::Failed(cos_errno(e)),
+        }
+    }
+
+    pub fn from_fs(e: &FsError) -> Self {
+        BlockFailure::Failed(e.errno())
+    }
+
+    pub fn errno(self) -> i32 {
+        match self {
+            BlockFailure::Changed | BlockFailure::WrongBody | BlockFailure::Lost => libc::EIO,
+            BlockFailure::TimedOut => libc::ETIMEDOUT,
+            BlockFailure::Failed(errno) => errno,
+        }
+    }
+
+    /// Worth one fresh GET: the failure may belong to an older fetch (a prefetch from before
+    /// the server recovered).
+    pub fn worth_a_retry(self) -> bool {
+        matches!(self.errno(), libc::EIO | libc::ETIMEDOUT)
+    }
 }
 
 /// The errno of an object-client error.
@@ -70,6 +143,14 @@ pub fn cos_errno(e: &CosError) -> i32 {
 }
 
 impl FsError {
+    /// The staging area's disk failed: full is `NoSpace`, the rest as the disk said.
+    pub fn disk(e: std::io::Error) -> FsError {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) => FsError::NoSpace,
+            _ => FsError::Disk(e),
+        }
+    }
+
     pub fn errno(&self) -> i32 {
         match self {
             FsError::NotFound => libc::ENOENT,
@@ -85,6 +166,16 @@ impl FsError {
             FsError::UnsupportedKind => libc::EINVAL,
             FsError::UnlinkedPartsGone => libc::EIO,
             FsError::NoXattr => libc::ENODATA,
+            FsError::Block(b) => b.errno(),
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::Exists => libc::EEXIST,
+            FsError::NotPermitted(_) => libc::EPERM,
+            FsError::InvalidArgument(_) => libc::EINVAL,
+            FsError::Unsupported(_) => libc::EOPNOTSUPP,
+            FsError::NoSpace => libc::ENOSPC,
+            FsError::Disk(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            FsError::WrongLength | FsError::SourceLeftBehind => libc::EIO,
+            FsError::BufferTooSmall => libc::ERANGE,
             FsError::Io(errno) => *errno,
             FsError::Cos(e) => cos_errno(e),
         }
@@ -98,6 +189,7 @@ impl FsError {
             FsError::TimedOut(_)
                 | FsError::Cos(CosError::Timeout(_))
                 | FsError::Io(libc::ETIMEDOUT)
+                | FsError::Block(BlockFailure::TimedOut)
         )
     }
 
@@ -113,6 +205,12 @@ impl FsError {
                 | FsError::ReadOnly
                 | FsError::Stale
                 | FsError::NoXattr
+                | FsError::NotEmpty
+                | FsError::Exists
+                | FsError::NotPermitted(_)
+                | FsError::InvalidArgument(_)
+                | FsError::Unsupported(_)
+                | FsError::BufferTooSmall
         ) || matches!(self, FsError::Cos(e) if e.is_not_found())
             || matches!(
                 self,

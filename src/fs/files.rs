@@ -495,7 +495,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     pub async fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> FsResult<()> {
         const KEEP_SIZE: i32 = libc::FALLOC_FL_KEEP_SIZE;
         if mode & !KEEP_SIZE != 0 {
-            return Err(FsError::Io(libc::EOPNOTSUPP));
+            return Err(FsError::Unsupported("fallocate modes other than plain allocation"));
         }
         let h = self.handle(fh)?;
         let w = self.writer(h.ino).ok_or(FsError::BadHandle)?;
@@ -552,7 +552,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         change(&mut a, &mut foreign)?;
         let etag = if node.attr.kind == FileKind::Directory {
             if node.key.is_empty() {
-                return Err(FsError::Io(libc::EPERM)); // the bucket root has no marker
+                return Err(FsError::NotPermitted("the bucket root has no marker to hold metadata"));
             }
             meta::put_marker(&*self.store, &node.key, &a, &foreign).await?
         } else {

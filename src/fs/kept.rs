@@ -66,7 +66,7 @@ impl KeptCopy {
                 want = size,
                 "object body of the wrong length"
             );
-            return Err(FsError::Io(libc::EIO));
+            return Err(FsError::WrongLength);
         }
         Ok(KeptCopy { file, size })
     }

@@ -8,11 +8,13 @@
 //! - `error`: the fs error type and the one errno mapping;
 //! - `inode`: inode numbers, kernel references, attribute freshness;
 //! - `dir`: directory streams over listing pages;
+//! - `dir_meta`: the exact attributes of listed entries, fetched by pipelined HEADs;
 //! - `cache`, `reader`: the shared block cache and per-handle reads with prefetch;
 //! - `kept`: versions a rename replaced, kept on disk for the handles still reading them;
 //! - `meta`: `x-cos-meta-*` headers written back (PUT options, copies onto itself, markers);
 //! - `write`: streaming uploads, staging files and rebuild plans of files being written;
 //! - `files`, `namespace`, `xattr_ops`: the file, namespace and xattr operations of `CosFs`;
+//! - `orphans`: files unlinked while open (their DELETE waits for the last close);
 //! - `open_rename`: what a rename does to handles open on the renamed or the replaced file;
 //! - `commit`: when a written file reaches COS (flush, fsync, release) and shutdown;
 //! - `timeouts`: names whose lookup just timed out (the kernel's immediate second lookup);

@@ -82,7 +82,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     pub fn link(&self, ino: u64, new_parent: u64, new_name: &str) -> FsResult<Entry> {
         let kind = self.node(ino)?.attr.kind;
         self.new_entry_in(new_parent, new_name, kind)?;
-        Err(FsError::Io(libc::EPERM))
+        Err(FsError::NotPermitted("hard links (objects cannot share data)"))
     }
 
     /// The inode of `name` in `parent` without taking a kernel reference (ENOENT if none).
@@ -253,7 +253,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Err(FsError::NotDir);
         }
         if self.dir_has_entries(&node).await? {
-            return Err(FsError::Io(libc::ENOTEMPTY));
+            return Err(FsError::NotEmpty);
         }
         self.keep_dir(parent).await?;
         self.store.delete_object(&node.key).await?;
@@ -272,7 +272,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     ) -> FsResult<()> {
         self.writable()?;
         if flags & RENAME_EXCHANGE != 0 || flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 {
-            return Err(FsError::Io(libc::EINVAL));
+            return Err(FsError::InvalidArgument("RENAME_EXCHANGE and unknown rename flags"));
         }
         check_name(new_name)?;
         let new_dir = self.dir_node(new_parent)?;
@@ -283,7 +283,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let dst = self.resolve_opt(new_parent, new_name).await?;
         if let Some(d) = &dst {
             if flags & RENAME_NOREPLACE != 0 {
-                return Err(FsError::Io(libc::EEXIST));
+                return Err(FsError::Exists);
             }
             if d.ino == src.ino {
                 return Ok(());
@@ -295,7 +295,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 (false, true) => return Err(FsError::IsDir),
                 (true, false) => return Err(FsError::NotDir),
                 (true, true) if self.dir_has_entries(d).await? => {
-                    return Err(FsError::Io(libc::ENOTEMPTY))
+                    return Err(FsError::NotEmpty)
                 }
                 _ => {}
             }
@@ -455,7 +455,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             let failed = self.store.delete_objects(chunk).await?;
             if let Some(f) = failed.first() {
                 tracing::warn!(key = %f.key, code = %f.code, "rename could not delete a source key");
-                return Err(FsError::Io(libc::EIO));
+                return Err(FsError::SourceLeftBehind);
             }
         }
         let new_etags: std::collections::HashMap<String, String> = results

@@ -22,10 +22,10 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use crate::cos::{ByteRange, CosError, ErrorKind, GetOptions, ObjectStore};
+use crate::cos::{ByteRange, CosError, GetOptions, ObjectStore};
 
 use super::cache::{self, BlockCache, BlockId, Lookup, Reservation, BLOCK_SIZE};
-use super::error::{FsError, FsResult};
+use super::error::{BlockFailure, FsError, FsResult};
 use super::kept::KeptCopy;
 use super::timeouts::Echo;
 
@@ -141,8 +141,8 @@ impl ObjectReader {
                 Ok(b) => return Ok(b),
                 // A fetch that failed may be an older one (a prefetch of a server that has
                 // since recovered): one fresh GET. The caller's budget bounds the retry.
-                Err(libc::EIO | libc::ETIMEDOUT) if attempt < 2 => continue,
-                Err(errno) => return Err(FsError::Io(errno)),
+                Err(why) if why.worth_a_retry() && attempt < 2 => continue,
+                Err(why) => return Err(FsError::Block(why)),
             }
         }
     }
@@ -285,7 +285,7 @@ impl ObjectReader {
             let mut room = room;
             let mut done = 0usize;
             let mut resumes = 0;
-            let errno = loop {
+            let failure = loop {
                 let start = run[done] * BLOCK_SIZE;
                 let opts = GetOptions {
                     range: Some(ByteRange::new(start, end)),
@@ -293,10 +293,10 @@ impl ObjectReader {
                     ..Default::default()
                 };
                 let mut body = match store.get_object(&key, &opts).await {
-                    Err(e) => break read_errno(&key, &e),
+                    Err(e) => break Some(read_failure(&key, &e)),
                     Ok(out) if out.content_length != end - start => {
                         tracing::warn!(%key, got = out.content_length, want = end - start, "ranged GET returned the wrong length");
-                        break libc::EIO;
+                        break Some(BlockFailure::WrongBody);
                     }
                     Ok(out) => out.body,
                 };
@@ -320,21 +320,28 @@ impl ObjectReader {
                     }
                 };
                 match failed {
-                    None => break 0,
+                    None => break None,
                     Some(CosError::Transport(why)) if resumes < MAX_RESUMES => {
                         resumes += 1;
                         tracing::debug!(%key, why, from = run[done] * BLOCK_SIZE, "body cut off; resuming");
                     }
-                    Some(e) => break read_errno(&key, &e),
+                    Some(e) => break Some(read_failure(&key, &e)),
                 }
             };
-            for &i in &run[done..] {
-                cache.fail(&id(i), errno);
+            if let Some(failure) = failure {
+                for &i in &run[done..] {
+                    cache.fail(&id(i), failure);
+                }
             }
         });
     }
 
-    async fn assemble(&self, pending: Vec<Lookup>, offset: u64, end: u64) -> Result<Bytes, i32> {
+    async fn assemble(
+        &self,
+        pending: Vec<Lookup>,
+        offset: u64,
+        end: u64,
+    ) -> Result<Bytes, BlockFailure> {
         let first = offset / BLOCK_SIZE;
         let mut blocks = Vec::with_capacity(pending.len());
         for p in pending {
@@ -342,7 +349,7 @@ impl ObjectReader {
                 Lookup::Ready(b) => b,
                 Lookup::Pending(rx) => cache::wait(rx).await?,
                 // Lost a race with an eviction between lookup and claim: refetch.
-                Lookup::Missing => return Err(libc::EIO),
+                Lookup::Missing => return Err(BlockFailure::Lost),
             };
             blocks.push(b);
         }
@@ -375,8 +382,8 @@ fn fill_from_copy(
         let from = i * BLOCK_SIZE;
         match copy.read(from, from + len) {
             Ok(b) if b.len() as u64 == len => cache.complete(id(i), b, room.take_one()),
-            Ok(_) => cache.fail(&id(i), libc::EIO),
-            Err(e) => cache.fail(&id(i), e.errno()),
+            Ok(_) => cache.fail(&id(i), BlockFailure::WrongBody),
+            Err(e) => cache.fail(&id(i), BlockFailure::from_fs(&e)),
         }
     }
 }
@@ -398,17 +405,18 @@ impl Claims<'_> {
 impl Drop for Claims<'_> {
     fn drop(&mut self) {
         for &i in &self.blocks {
-            self.cache.fail(&self.reader.id(i), libc::ETIMEDOUT);
+            self.cache.fail(&self.reader.id(i), BlockFailure::TimedOut);
         }
     }
 }
 
-/// The errno a failed GET gives the reader; a changed object is logged as such.
-fn read_errno(key: &str, e: &crate::cos::CosError) -> i32 {
-    if e.kind() == Some(ErrorKind::PreconditionFailed) {
+/// Why a failed GET fails the reader; a changed object is logged as such.
+fn read_failure(key: &str, e: &crate::cos::CosError) -> BlockFailure {
+    let why = BlockFailure::from_cos(e);
+    if why == BlockFailure::Changed {
         tracing::warn!(%key, "object changed while open; the reader gets EIO (reopen to read the new version)");
-        return libc::EIO;
+    } else {
+        tracing::warn!(%key, error = %e, "read failed");
     }
-    tracing::warn!(%key, error = %e, "read failed");
-    super::error::cos_errno(e)
+    why
 }

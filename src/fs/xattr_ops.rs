@@ -57,7 +57,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     ) -> FsResult<()> {
         self.writable()?;
         if !meta::stored_namespace(name) {
-            return Err(FsError::Io(libc::EOPNOTSUPP));
+            return Err(FsError::Unsupported("xattrs outside the user namespace"));
         }
         let node = self.node(ino)?;
         self.change_meta(&node, |a, foreign| {
@@ -65,7 +65,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             let exists = x.contains_key(name);
             match value {
                 Some(_) if exists && flags & libc::XATTR_CREATE != 0 => {
-                    return Err(FsError::Io(libc::EEXIST))
+                    return Err(FsError::Exists)
                 }
                 Some(_) if !exists && flags & libc::XATTR_REPLACE != 0 => {
                     return Err(FsError::NoXattr)

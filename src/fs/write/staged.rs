@@ -155,7 +155,7 @@ impl Staged {
                     let want = (r.end - at).min(u32::MAX as u64 / 2) as u32;
                     let got = base.reader.read(&ctx.store, &ctx.cache, at, want).await?;
                     if got.is_empty() {
-                        return Err(FsError::Io(libc::EIO));
+                        return Err(FsError::WrongLength);
                     }
                     let i = (at - offset) as usize;
                     buf[i..i + got.len()].copy_from_slice(&got);

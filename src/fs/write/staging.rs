@@ -49,7 +49,7 @@ impl CacheDir {
         let mut cur = self.used.load(Ordering::Relaxed);
         loop {
             if cur + n > limit {
-                return Err(FsError::Io(libc::ENOSPC));
+                return Err(FsError::NoSpace);
             }
             match self
                 .used
@@ -67,7 +67,7 @@ impl CacheDir {
 }
 
 fn io_err(e: std::io::Error) -> FsError {
-    FsError::Io(e.raw_os_error().unwrap_or(libc::EIO))
+    FsError::disk(e)
 }
 
 /// One anonymous, sparse staging file.
