@@ -228,9 +228,11 @@ pub fn from_object(meta: &ObjectMeta, key_is_dir: bool, d: &AttrDefaults) -> Pos
     } else {
         d.file_mode
     };
+    // A stored mode is what someone set, `chmod 000` included; only a mode of 0 (no type, no
+    // bits: not a mode at all) falls back to the default.
     let perm = mode
+        .filter(|m| *m != 0)
         .map(|m| m & 0o7777)
-        .filter(|p| *p != 0)
         .unwrap_or(default_perm);
     let mtime = um
         .get("mtime")
@@ -423,10 +425,12 @@ mod tests {
     }
 
     #[test]
-    fn never_1970_never_no_permissions() {
-        let a = from_object(&meta(&[("mtime", "0"), ("mode", "16384")]), true, &D);
+    fn never_1970_and_modes_as_stored() {
+        let a = from_object(&meta(&[("mtime", "0"), ("mode", "0")]), true, &D);
         assert_eq!(a.mtime, UNIX_EPOCH + Duration::from_secs(1_600_000_000));
-        assert_eq!(a.st_mode(), 0o040755, "d--------- replaced by the default");
+        assert_eq!(a.st_mode(), 0o040755, "a mode of 0 is no mode: the default");
+        let a = from_object(&meta(&[("mode", "16384")]), true, &D);
+        assert_eq!(a.st_mode(), 0o040000, "a directory chmod'ed 000 stays so");
         let mut m = meta(&[("mtime", "garbage")]);
         m.last_modified = None;
         assert!(from_object(&m, false, &D).mtime > UNIX_EPOCH + Duration::from_secs(1_700_000_000));

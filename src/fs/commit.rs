@@ -54,7 +54,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 Err(_) => continue,
             };
             if g.give_up(&self.wctx).await {
-                keys.push(g.key.clone());
+                keys.push(g.key().to_string());
             }
         }
         keys
@@ -92,9 +92,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Ok(());
         };
         let mut g = w.lock().await;
-        self.keep_orphan_at(&g.key, h.ino).await;
+        self.keep_orphan_at(g.key(), h.ino).await;
         let r = g.publish(&self.wctx).await;
-        self.sync_attr(h.ino, &g.attr);
+        self.sync_attr(h.ino, g.attr());
         r
     }
 
@@ -143,31 +143,30 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return;
         };
         let mut g = w.lock().await;
-        g.handles = g.handles.saturating_sub(1);
-        if g.handles > 0 {
+        if g.drop_handle() > 0 {
             return;
         }
         // A failed flush already told the program; uploading now would make the changes it
         // was told are lost appear after all.
-        if !g.publish_failed {
-            self.keep_orphan_at(&g.key, h.ino).await;
+        if !g.publish_failed() {
+            self.keep_orphan_at(g.key(), h.ino).await;
             if let Err(e) = g.publish(&self.wctx).await {
-                tracing::error!(key = %g.key, error = %e, "last close of a file could not upload it; its changes are lost");
+                tracing::error!(key = %g.key(), error = %e, "last close of a file could not upload it; its changes are lost");
             }
         }
         // Unpublished changes (a failed upload included) are lost now: the file is what COS
         // holds, not what this mount showed.
-        let lost = g.failed() || g.modified || g.meta_modified || g.publish_failed;
+        let lost = g.has_unpublished_changes();
         g.discard(&self.wctx).await;
         self.writers.lock().unwrap().remove(&h.ino);
         let mut t = self.inodes.lock().unwrap();
         if let Some(n) = t.get_mut(h.ino) {
             n.local = false;
-            if lost || g.unlinked {
+            if lost || g.is_unlinked() {
                 // Look again next time (a new file that never reached COS is then gone).
                 n.fetched = None;
             } else {
-                n.attr = g.attr.clone();
+                n.attr = g.attr().clone();
                 n.fetched = Some(std::time::Instant::now());
             }
         }

@@ -66,6 +66,9 @@ pub enum FsError {
     /// No extended attribute of that name (or none this filesystem stores).
     #[error("no such extended attribute")]
     NoXattr,
+    /// A file open for writing can no longer be written or published (the reason).
+    #[error("the file cannot be written any more: {0}")]
+    WriterBroken(&'static str),
     /// A block of the read cache could not be had.
     #[error("read failed: {0:?}")]
     Block(BlockFailure),
@@ -167,6 +170,7 @@ impl FsError {
             FsError::UnlinkedPartsGone => libc::EIO,
             FsError::NoXattr => libc::ENODATA,
             FsError::Block(b) => b.errno(),
+            FsError::WriterBroken(_) => libc::EIO,
             FsError::NotEmpty => libc::ENOTEMPTY,
             FsError::Exists => libc::EEXIST,
             FsError::NotPermitted(_) => libc::EPERM,

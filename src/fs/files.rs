@@ -174,7 +174,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let mut names: Vec<String> = self
             .writers_in(dir)
             .into_iter()
-            .filter(|(_, w)| w.try_lock().is_ok_and(|g| !g.exists_remote && !g.unlinked))
+            .filter(|(_, w)| {
+                w.try_lock()
+                    .is_ok_and(|g| !g.exists_remote() && !g.is_unlinked())
+            })
             .map(|(name, _)| name)
             .collect();
         names.sort();
@@ -226,10 +229,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 // O_TRUNC of an existing file marks mtime and ctime, also when it was empty.
                 g.touch();
             }
-            g.handles += 1;
+            g.add_handle();
             if let Some(n) = self.inodes.lock().unwrap().get_mut(node.ino) {
                 n.local = true;
-                n.attr = g.attr.clone();
+                n.attr = g.attr().clone();
             }
             let w = tokio::sync::OwnedMutexGuard::mutex(&g).clone();
             drop(g);
@@ -323,7 +326,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let (key, a) = self.new_entry(parent, name, FileKind::File, mode, (uid, gid), 0)?;
         let w = FileWriter::new_empty(&self.wctx, &key, a.clone(), None);
         let mut w = w;
-        w.handles = 1;
+        w.add_handle();
         let entry = self.add_entry(parent, name, a);
         if let Some(n) = self.inodes.lock().unwrap().get_mut(entry.ino) {
             n.local = true;
@@ -413,12 +416,15 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Err(FsError::BadHandle);
         }
         let w = self.writer(h.ino).ok_or(FsError::BadHandle)?;
+        if data.is_empty() {
+            return Ok(0); // no bytes: the file does not grow to `offset` (POSIX write(2))
+        }
         // Set before the attempt: a close after a failed write must report it too.
         h.wrote.store(true, Ordering::Relaxed);
         let mut g = w.lock().await;
         let offset = if h.append { g.size() } else { offset };
         g.write(&self.wctx, offset, data).await?;
-        self.sync_attr(h.ino, &g.attr);
+        self.sync_attr(h.ino, g.attr());
         Ok(data.len() as u32)
     }
 
@@ -477,7 +483,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 .values()
                 .all(|h| h.ino != node.ino || !h.writes);
         g.truncate(&self.wctx, size).await?;
-        self.sync_attr(node.ino, &g.attr);
+        self.sync_attr(node.ino, g.attr());
         drop(g);
         if !temporary {
             return Ok(());
@@ -495,7 +501,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     pub async fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> FsResult<()> {
         const KEEP_SIZE: i32 = libc::FALLOC_FL_KEEP_SIZE;
         if mode & !KEEP_SIZE != 0 {
-            return Err(FsError::Unsupported("fallocate modes other than plain allocation"));
+            return Err(FsError::Unsupported(
+                "fallocate modes other than plain allocation",
+            ));
         }
         let h = self.handle(fh)?;
         let w = self.writer(h.ino).ok_or(FsError::BadHandle)?;
@@ -503,7 +511,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if mode & KEEP_SIZE == 0 && offset + len > g.size() {
             h.wrote.store(true, Ordering::Relaxed);
             g.truncate(&self.wctx, offset + len).await?;
-            self.sync_attr(h.ino, &g.attr);
+            self.sync_attr(h.ino, g.attr());
         }
         Ok(())
     }
@@ -518,12 +526,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             // The kernel names no handle for chmod/utimens; the next commit of any writing
             // handle of the file takes the change along.
             self.mark_written(node.ino);
-            let (mut a, mut foreign) = (g.attr.clone(), g.foreign.clone());
+            let (mut a, mut foreign) = (g.attr().clone(), g.foreign().clone());
             change(&mut a, &mut foreign)?;
             meta::put_options(&a, &foreign, None, None)?;
-            g.foreign = foreign;
-            g.set_attr(a);
-            self.sync_attr(node.ino, &g.attr);
+            g.set_meta(a, foreign);
+            self.sync_attr(node.ino, g.attr());
             return Ok(());
         }
         let current = self.node(node.ino)?;
@@ -552,7 +559,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         change(&mut a, &mut foreign)?;
         let etag = if node.attr.kind == FileKind::Directory {
             if node.key.is_empty() {
-                return Err(FsError::NotPermitted("the bucket root has no marker to hold metadata"));
+                return Err(FsError::NotPermitted(
+                    "the bucket root has no marker to hold metadata",
+                ));
             }
             meta::put_marker(&*self.store, &node.key, &a, &foreign).await?
         } else {

@@ -82,7 +82,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     pub fn link(&self, ino: u64, new_parent: u64, new_name: &str) -> FsResult<Entry> {
         let kind = self.node(ino)?.attr.kind;
         self.new_entry_in(new_parent, new_name, kind)?;
-        Err(FsError::NotPermitted("hard links (objects cannot share data)"))
+        Err(FsError::NotPermitted(
+            "hard links (objects cannot share data)",
+        ))
     }
 
     /// The inode of `name` in `parent` without taking a kernel reference (ENOENT if none).
@@ -139,7 +141,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         // COS yet counts by itself.
         for (_, w) in self.writers_in(node.ino) {
             let g = w.lock().await;
-            if !g.exists_remote && !g.unlinked {
+            if !g.exists_remote() && !g.is_unlinked() {
                 return Ok(true);
             }
         }
@@ -218,9 +220,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let mut remote = true;
         if let Some(mut g) = self.locked_writer(node.ino).await {
             // Open for writing: it goes on in memory and the staging area, never published.
-            remote = g.exists_remote;
-            g.unlinked = true;
-            g.attr.unlinked = true;
+            remote = g.exists_remote();
+            g.mark_unlinked();
         }
         let open = self.is_open(node.ino);
         if open {
@@ -272,7 +273,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     ) -> FsResult<()> {
         self.writable()?;
         if flags & RENAME_EXCHANGE != 0 || flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 {
-            return Err(FsError::InvalidArgument("RENAME_EXCHANGE and unknown rename flags"));
+            return Err(FsError::InvalidArgument(
+                "RENAME_EXCHANGE and unknown rename flags",
+            ));
         }
         check_name(new_name)?;
         let new_dir = self.dir_node(new_parent)?;
@@ -294,9 +297,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             ) {
                 (false, true) => return Err(FsError::IsDir),
                 (true, false) => return Err(FsError::NotDir),
-                (true, true) if self.dir_has_entries(d).await? => {
-                    return Err(FsError::NotEmpty)
-                }
+                (true, true) if self.dir_has_entries(d).await? => return Err(FsError::NotEmpty),
                 _ => {}
             }
         }
@@ -346,7 +347,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     async fn rename_file(&self, src: &Inode, new_key: &str) -> FsResult<()> {
         let mut guard = self.locked_writer(src.ino).await;
         if let Some(g) = guard.as_mut() {
-            if !g.exists_remote {
+            if !g.exists_remote() {
                 // Not on COS yet: it is simply written under the new name.
                 g.rekey_unpublished(new_key);
                 return Ok(());

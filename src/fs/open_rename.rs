@@ -84,8 +84,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// After a rename landed over `replaced`: the file lives on only in its open handles.
     pub(super) fn forget_replaced(&self, replaced: &Inode, writer: Option<&mut LockedWriter<S>>) {
         if let Some(g) = writer {
-            g.unlinked = true;
-            g.attr.unlinked = true;
+            g.mark_unlinked();
         }
         if self.is_open(replaced.ino) {
             if let Some(n) = self.inodes.lock().unwrap().get_mut(replaced.ino) {

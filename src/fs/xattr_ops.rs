@@ -17,7 +17,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// The xattrs of `node` (one HEAD, within `op_timeout`, unless it is open for writing).
     async fn xattrs_of(&self, node: &Inode) -> FsResult<Xattrs> {
         if let Some(g) = self.locked_writer(node.ino).await {
-            return Ok(meta::xattrs(&g.foreign));
+            return Ok(meta::xattrs(g.foreign()));
         }
         let found = self.within_budget(self.head(&node.key)).await?;
         Ok(found

@@ -55,27 +55,28 @@ enum Body<S: ObjectStore + ?Sized> {
 }
 
 pub struct FileWriter<S: ObjectStore + ?Sized> {
-    pub key: String,
+    key: String,
     /// The file's attributes as this mount sees them (size and mtime follow the writes).
-    pub attr: PosixAttr,
+    attr: PosixAttr,
     /// `x-cos-meta-*` headers that are not POSIX attributes (xattrs, other tools').
-    pub foreign: UserMeta,
+    foreign: UserMeta,
     content_type: Option<String>,
     storage_class: Option<String>,
     body: Body<S>,
     /// Content differs from the object on COS.
-    pub modified: bool,
+    modified: bool,
     /// Metadata differs from the object on COS.
-    pub meta_modified: bool,
+    meta_modified: bool,
     /// The name was removed: nothing is published any more.
-    pub unlinked: bool,
+    unlinked: bool,
     /// An object exists under `key` (else the file exists only on this mount so far).
-    pub exists_remote: bool,
+    exists_remote: bool,
     /// Open handles of this file that may write.
-    pub handles: usize,
+    handles: usize,
     /// The last publish failed (and its error went to the program).
-    pub publish_failed: bool,
-    failed: Option<i32>,
+    publish_failed: bool,
+    /// Why this file cannot be written or published any more, once it cannot.
+    failed: Option<&'static str>,
 }
 
 impl<S: ObjectStore + ?Sized> FileWriter<S> {
@@ -126,9 +127,67 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         }
     }
 
+    /// The key it is published under.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The file's attributes as this mount sees them.
+    pub fn attr(&self) -> &PosixAttr {
+        &self.attr
+    }
+
+    /// `x-cos-meta-*` headers that are not POSIX attributes.
+    pub fn foreign(&self) -> &UserMeta {
+        &self.foreign
+    }
+
+    /// New attributes and foreign headers (a metadata change): they ride with the next publish.
+    pub fn set_meta(&mut self, attr: PosixAttr, foreign: UserMeta) {
+        self.foreign = foreign;
+        self.set_attr(attr);
+    }
+
+    /// An object exists under its key (else the file exists only on this mount so far).
+    pub fn exists_remote(&self) -> bool {
+        self.exists_remote
+    }
+
+    pub fn is_unlinked(&self) -> bool {
+        self.unlinked
+    }
+
+    /// The name was removed (unlink, or replaced by a rename): it is never published again
+    /// and shows `st_nlink` 0.
+    pub fn mark_unlinked(&mut self) {
+        self.unlinked = true;
+        self.attr.unlinked = true;
+    }
+
+    /// One more open handle may write.
+    pub fn add_handle(&mut self) {
+        self.handles += 1;
+    }
+
+    /// A writing handle was released; how many remain.
+    pub fn drop_handle(&mut self) -> usize {
+        self.handles = self.handles.saturating_sub(1);
+        self.handles
+    }
+
+    /// The last publish failed (and its error went to the program).
+    pub fn publish_failed(&self) -> bool {
+        self.publish_failed
+    }
+
+    /// Changes COS does not have: not published yet, or a publish that failed.
+    pub fn has_unpublished_changes(&self) -> bool {
+        self.failed() || self.modified || self.meta_modified || self.publish_failed
+    }
+
     fn check(&self) -> FsResult<()> {
         match self.failed {
-            Some(errno) => Err(FsError::Io(errno)),
+            Some(why) => Err(FsError::WriterBroken(why)),
             None => Ok(()),
         }
     }
@@ -173,7 +232,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             Body::Stream(s) => {
                 let r = s.write(offset, data, &opts).await;
                 if s.is_broken() {
-                    self.failed = Some(libc::EIO);
+                    self.failed = Some("its streaming upload failed");
                 }
                 r?;
             }
@@ -230,7 +289,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
     }
 
     /// Record new attributes (chmod, chown, utimens); they go up with the next publish.
-    pub fn set_attr(&mut self, attr: PosixAttr) {
+    fn set_attr(&mut self, attr: PosixAttr) {
         let size = self.size();
         self.attr = attr;
         self.attr.size = size;
@@ -249,7 +308,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             }
             Ok(None) => {}
             Err(e) => {
-                self.failed = Some(libc::EIO);
+                self.failed = Some("its sent parts could not be kept for an edit");
                 return Err(e.into());
             }
         }
@@ -289,7 +348,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             Body::Stream(s) => {
                 let r = s.finish(&opts).await;
                 if s.is_broken() {
-                    self.failed = Some(libc::EIO);
+                    self.failed = Some("its streaming upload failed");
                 }
                 let done = r?;
                 let mut etag = done.etag;
@@ -392,7 +451,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
     pub async fn give_up(&mut self, ctx: &WriteCtx<S>) -> bool {
         let lost = !self.unlinked && (self.modified || self.meta_modified);
         self.discard(ctx).await;
-        self.failed = Some(libc::EIO);
+        self.failed = Some("shutdown gave up on it");
         self.publish_failed = true;
         lost
     }
