@@ -416,11 +416,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Err(FsError::BadHandle);
         }
         let w = self.writer(h.ino).ok_or(FsError::BadHandle)?;
+        // Set before the attempt: a close after a failed write must report it too.
+        h.wrote.store(true, Ordering::Relaxed);
         if data.is_empty() {
             return Ok(0); // no bytes: the file does not grow to `offset` (POSIX write(2))
         }
-        // Set before the attempt: a close after a failed write must report it too.
-        h.wrote.store(true, Ordering::Relaxed);
         let mut g = w.lock().await;
         let offset = if h.append { g.size() } else { offset };
         g.write(&self.wctx, offset, data).await?;
