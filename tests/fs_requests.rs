@@ -25,6 +25,11 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(256 << 20)
+}
+
+/// A world whose block cache holds `cache_bytes`.
+fn world_with(cache_bytes: u64) -> World {
     let (data, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let local = Arc::new(LocalStore::open(data.path(), BUCKET).unwrap());
     let store = Arc::new(FaultyStore::new(local, 1));
@@ -33,6 +38,7 @@ fn world() -> World {
         FsConfig {
             cache_dir: cache.path().to_path_buf(),
             metadata_ttl: std::time::Duration::from_secs(3600),
+            cache_bytes,
             ..Default::default()
         },
     );
@@ -191,4 +197,66 @@ async fn a_refused_upload_fails_close_and_keeps_the_old_object() {
         "the flush and no upload at release"
     );
     assert_eq!(w.read_all("doc").await, b"old");
+}
+
+/// Reads of one handle at scattered offsets (64 KiB each).
+async fn scattered_reads(w: &World, name: &str, offsets: &[u64], len: u32) -> Vec<Vec<u8>> {
+    let e = w.fs.lookup(ROOT, name).await.unwrap();
+    let o = w.fs.open(e.ino, OpenFlags::default(), 0).await.unwrap();
+    let mut out = Vec::new();
+    for &at in offsets {
+        out.push(w.fs.read(o.fh, at, len).await.unwrap().to_vec());
+    }
+    w.fs.release(o.fh).await;
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_reads_of_an_object_that_fits_the_cache_fetch_it_whole_once() {
+    let w = world();
+    let body = pattern(16 * MIB, 5);
+    w.put("r", body.clone()).await;
+    w.fs.lookup(ROOT, "r").await.unwrap();
+    w.store.reset_counts();
+    // Scattered offsets, never following each other.
+    let offsets: Vec<u64> = (0..40u64)
+        .map(|i| (i * 7_919 * 4096) % (15 * MIB as u64))
+        .collect();
+    let got = scattered_reads(&w, "r", &offsets[..6], 65536).await;
+    for (at, b) in offsets.iter().zip(&got) {
+        assert!(b[..] == body[*at as usize..*at as usize + 65536]);
+    }
+    // The background fetch of the rest: 8 MiB GETs, finishing on their own.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after_start = w.store.count("GetObject");
+    assert!(
+        after_start <= 6 + 2,
+        "the demand reads plus two 8 MiB GETs for the rest: {after_start}"
+    );
+    let got = scattered_reads(&w, "r", &offsets[6..], 65536).await;
+    for (at, b) in offsets[6..].iter().zip(&got) {
+        assert!(b[..] == body[*at as usize..*at as usize + 65536]);
+    }
+    assert_eq!(
+        w.store.count("GetObject"),
+        after_start,
+        "random reads after the whole object came in are served from memory"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_reads_of_a_big_object_fetch_only_what_they_read() {
+    // 16 MiB object, 8 MiB cache: it does not fit in half, so no whole-object fetch.
+    let w = world_with(8 << 20);
+    w.put("big", pattern(16 * MIB, 6)).await;
+    w.fs.lookup(ROOT, "big").await.unwrap();
+    w.store.reset_counts();
+    let offsets: Vec<u64> = (0..20u64).map(|i| i * 800 * 1024).collect();
+    scattered_reads(&w, "big", &offsets, 4096).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        w.store.count("GetObject"),
+        20,
+        "one 64 KiB block per sparse read, nothing more"
+    );
 }

@@ -4,7 +4,11 @@
 //!   are cached under key + ETag, so a reader never mixes two versions: if the object is
 //!   replaced, blocks already cached still serve the old version and a block that must be
 //!   fetched fails with EIO ("changed while open", logged).
-//! - Random reads fetch only the blocks they touch.
+//! - Random reads fetch only the blocks they touch. Once a handle has made
+//!   `RANDOM_BEFORE_WHOLE` non-sequential reads of an object that fits in half the cache, the
+//!   rest of the object is fetched in the background (GETs of up to `FETCH_CHUNK`, after the
+//!   demand blocks, only into free room, picked up again by later reads where room ran out), so
+//!   random reads of it soon come from memory. Larger objects keep fetching only what is read.
 //! - Sequential reads (each read starting near where the last ended) open a prefetch window
 //!   that starts at 1 MiB and doubles on every read that keeps the pattern, up to a cap; the
 //!   window is fetched ahead in GETs of up to `FETCH_CHUNK`, several in flight. Prefetch only
@@ -39,6 +43,9 @@ const MAX_WINDOW: u64 = 64 * MIB;
 const FETCH_CHUNK: u64 = 8 * MIB;
 /// Largest request the kernel sends (max_read), used to tolerate reordered async reads.
 const MAX_REQUEST: u64 = MIB;
+/// Non-sequential reads of one handle after which an object that fits in half the cache is
+/// fetched whole in the background.
+const RANDOM_BEFORE_WHOLE: u32 = 4;
 /// How often one fetch picks up again after its connection was cut mid-body.
 const MAX_RESUMES: u32 = 3;
 
@@ -49,6 +56,18 @@ struct SeqState {
     window: u64,
     /// Prefetch has been issued up to here (byte offset).
     prefetched_until: u64,
+    /// Reads of this handle that did not follow the previous one.
+    random_reads: u32,
+    /// The whole-object background fetch has been issued up to here, once started.
+    whole_from: Option<u64>,
+}
+
+/// What a read asks to fetch beyond its own blocks.
+enum Ahead {
+    /// The sequential window.
+    Window(u64, u64),
+    /// The rest of an object that fits the cache, once reads of it keep jumping around.
+    Whole(u64, u64),
 }
 
 /// Where a reader's version is fetched from.
@@ -86,6 +105,8 @@ impl ObjectReader {
                 next: 0,
                 window: INITIAL_WINDOW,
                 prefetched_until: 0,
+                random_reads: 0,
+                whole_from: None,
             }),
             timed_out: Echo::default(),
         }
@@ -129,13 +150,25 @@ impl ObjectReader {
             return Ok(Bytes::new());
         }
         let end = self.size.min(offset + len as u64);
-        let prefetch = self.note_read(offset, end, cache.budget_bytes());
+        let ahead = self.note_read(offset, end, cache.budget_bytes());
         let mut attempt = 0;
         loop {
             attempt += 1;
             let pending = self.start_demand(store, cache, offset, end).await;
-            if let Some((from, to)) = prefetch.filter(|_| attempt == 1) {
-                self.start_prefetch(store, cache, from, to);
+            // After the demand blocks are claimed, so they are fetched first.
+            match ahead.as_ref().filter(|_| attempt == 1) {
+                Some(Ahead::Window(from, to)) => {
+                    if let Some(at) = self.start_prefetch(store, cache, *from, *to) {
+                        // No free room: forget the rest so a later read may prefetch it.
+                        let mut s = self.seq.lock().unwrap();
+                        s.prefetched_until = s.prefetched_until.min(at);
+                    }
+                }
+                Some(Ahead::Whole(from, to)) => {
+                    let stopped = self.start_prefetch(store, cache, *from, *to);
+                    self.seq.lock().unwrap().whole_from = Some(stopped.unwrap_or(*to));
+                }
+                None => {}
             }
             match self.assemble(pending, offset, end).await {
                 Ok(b) => return Ok(b),
@@ -147,8 +180,8 @@ impl ObjectReader {
         }
     }
 
-    /// Update the sequential-pattern state; returns the byte range to prefetch, if any.
-    fn note_read(&self, offset: u64, end: u64, budget: u64) -> Option<(u64, u64)> {
+    /// Update the access-pattern state; returns what to fetch ahead, if anything.
+    fn note_read(&self, offset: u64, end: u64, budget: u64) -> Option<Ahead> {
         let mut s = self.seq.lock().unwrap();
         let sequential =
             offset >= s.next.saturating_sub(2 * MAX_REQUEST) && offset <= s.next + BLOCK_SIZE;
@@ -156,6 +189,12 @@ impl ObjectReader {
             s.window = INITIAL_WINDOW;
             s.next = end;
             s.prefetched_until = end;
+            s.random_reads = s.random_reads.saturating_add(1);
+            let from = s.whole_from.unwrap_or(0);
+            if s.random_reads >= RANDOM_BEFORE_WHOLE && self.size <= budget / 2 && from < self.size
+            {
+                return Some(Ahead::Whole(from, self.size));
+            }
             return None;
         }
         if end > s.next {
@@ -170,7 +209,7 @@ impl ObjectReader {
             return None;
         }
         s.prefetched_until = target;
-        Some((from, target))
+        Some(Ahead::Window(from, target))
     }
 
     fn block_len(&self, index: u64) -> u64 {
@@ -223,23 +262,20 @@ impl ObjectReader {
     }
 
     /// Start GETs for the blocks of `from..to` that are neither cached nor being fetched,
-    /// as far as free cache room allows.
+    /// as far as free cache room allows; where it stopped for lack of room, if it did.
     fn start_prefetch<S: ObjectStore + ?Sized>(
         &self,
         store: &Arc<S>,
         cache: &Arc<BlockCache>,
         from: u64,
         to: u64,
-    ) {
+    ) -> Option<u64> {
         let chunk_blocks = ((FETCH_CHUNK / BLOCK_SIZE) as usize).min(cache.max_run());
         let (mut i, last) = (from / BLOCK_SIZE, (to - 1) / BLOCK_SIZE);
         while i <= last {
             let n = chunk_blocks.min((last - i + 1) as usize);
             let Some(mut room) = cache.try_reserve(n) else {
-                // No free room: forget the rest so a later read may prefetch it.
-                let mut s = self.seq.lock().unwrap();
-                s.prefetched_until = s.prefetched_until.min(i * BLOCK_SIZE);
-                return;
+                return Some(i * BLOCK_SIZE);
             };
             let mut run = Vec::new();
             for j in i..i + n as u64 {
@@ -256,6 +292,7 @@ impl ObjectReader {
             }
             i += n as u64;
         }
+        None
     }
 
     /// GET the consecutive blocks `run` in one request; every block is completed or failed.
