@@ -883,213 +883,142 @@ proptest! {
     }
 }
 
-/// Found by the generator: after two writers of a new file both failed to publish, the name
-/// must be gone (nothing reached COS).
+// Shrunk failures the generator found, kept as named cases (`ok`: run normally; `refused`:
+// with the store refusing every write).
+
+fn ok(op: Op) -> (Op, bool) {
+    (op, false)
+}
+
+fn refused(op: Op) -> (Op, bool) {
+    (op, true)
+}
+
+/// A write of no bytes at `offset` (at 0 it creates an empty file).
+fn empty_write(path: usize, offset: u64) -> Op {
+    Op::Write {
+        path,
+        offset,
+        len: 0,
+        seed: 0,
+        truncate: false,
+    }
+}
+
+/// Two handles of a new file, each writing one byte at 0.
+fn two_writers(path: usize) -> Op {
+    Op::TwoWriters {
+        path,
+        first: (0, 1),
+        second: (0, 1),
+        seed: 0,
+    }
+}
+
+fn set_times(path: usize, secs: i64) -> Op {
+    Op::SetTimes { path, secs }
+}
+
+/// After two writers of a new file both failed to publish, the name must be gone (nothing
+/// reached COS).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_failed_writers_of_a_new_file_leave_no_name() {
     run(&[
-        (
-            Op::TwoWriters {
-                path: 2,
-                first: (0, 1),
-                second: (0, 1),
-                seed: 0,
-            },
-            true,
-        ),
-        (Op::SetXattr { path: 4, value: 0 }, false),
+        refused(two_writers(2)),
+        ok(Op::SetXattr { path: 4, value: 0 }),
     ])
     .await;
 }
 
-/// Found by the generator: a path through a symlink (here one that points at itself: ELOOP).
+/// A path through a symlink (here one that points at itself: ELOOP).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_path_through_a_symlink_to_a_file() {
     run(&[
-        (Op::Symlink { path: 2, target: 2 }, false),
-        (
-            Op::TwoWriters {
-                path: 0,
-                first: (0, 1),
-                second: (0, 1),
-                seed: 0,
-            },
-            false,
-        ),
-        (
-            Op::Write {
-                path: 4,
-                offset: 0,
-                len: 0,
-                seed: 0,
-                truncate: false,
-            },
-            false,
-        ),
+        ok(Op::Symlink { path: 2, target: 2 }),
+        ok(two_writers(0)),
+        ok(empty_write(4, 0)),
     ])
     .await;
 }
 
-/// Found by the generator: creating an entry in a directory moves the directory's mtime on
-/// this mount, also after a utimens set it.
+/// Creating an entry in a directory moves the directory's mtime on this mount, also after a
+/// utimens set it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_entry_moves_its_directory_mtime() {
     run(&[
-        (Op::Mkdir { path: 3 }, false),
-        (
-            Op::SetTimes {
-                path: 3,
-                secs: 1_000_000,
-            },
-            false,
-        ),
-        (
-            Op::Write {
-                path: 8,
-                offset: 0,
-                len: 0,
-                seed: 0,
-                truncate: false,
-            },
-            false,
-        ),
+        ok(Op::Mkdir { path: 3 }),
+        ok(set_times(3, 1_000_000)),
+        ok(empty_write(8, 0)),
     ])
     .await;
 }
 
-/// Found by the generator: a chown drops S_ISGID from a group-executable file (done by the
-/// kernel in the same setattr) and cosfs keeps what it is given.
+/// A chown drops S_ISGID from a group-executable file (done by the kernel in the same
+/// setattr) and cosfs keeps what it is given.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chown_of_a_set_group_id_file() {
     run(&[
-        (
-            Op::TwoWriters {
-                path: 0,
-                first: (0, 1),
-                second: (0, 1),
-                seed: 0,
-            },
-            false,
-        ),
-        (
-            Op::Chmod {
-                path: 0,
-                mode: 0o2270,
-            },
-            false,
-        ),
-        (
-            Op::Chown {
-                path: 0,
-                uid: 1000,
-                gid: 1000,
-            },
-            false,
-        ),
+        ok(two_writers(0)),
+        ok(Op::Chmod {
+            path: 0,
+            mode: 0o2270,
+        }),
+        ok(Op::Chown {
+            path: 0,
+            uid: 1000,
+            gid: 1000,
+        }),
     ])
     .await;
 }
 
-/// Found by the generator: an xattr change of a directory (a marker rewrite) keeps the mtime
-/// that entries made in it gave it on this mount.
+/// An xattr change of a directory (a marker rewrite) keeps the mtime that entries made in it
+/// gave it on this mount.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_xattr_change_keeps_its_later_mtime() {
     run(&[
-        (Op::Mkdir { path: 3 }, false),
-        (
-            Op::SetTimes {
-                path: 3,
-                secs: 1_000_000,
-            },
-            false,
-        ),
-        (
-            Op::Write {
-                path: 8,
-                offset: 0,
-                len: 0,
-                seed: 0,
-                truncate: false,
-            },
-            false,
-        ),
-        (Op::SetXattr { path: 3, value: 0 }, false),
+        ok(Op::Mkdir { path: 3 }),
+        ok(set_times(3, 1_000_000)),
+        ok(empty_write(8, 0)),
+        ok(Op::SetXattr { path: 3, value: 0 }),
     ])
     .await;
 }
 
-/// Found by the generator: a rename into its own subtree through a symlink is EINVAL (the VFS
-/// compares resolved places, not the strings).
+/// A rename into its own subtree through a symlink is EINVAL (the VFS compares resolved
+/// places, not the strings).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rename_into_its_own_subtree_through_a_symlink() {
     run(&[
-        (Op::Mkdir { path: 2 }, false),
-        (Op::Mkdir { path: 5 }, false),
-        (Op::Symlink { path: 3, target: 1 }, false),
-        (Op::Rename { from: 2, to: 8 }, false),
+        ok(Op::Mkdir { path: 2 }),
+        ok(Op::Mkdir { path: 5 }),
+        ok(Op::Symlink { path: 3, target: 1 }),
+        ok(Op::Rename { from: 2, to: 8 }),
     ])
     .await;
 }
 
-/// Found by the generator: a file created in a directory whose upload is then refused moved
-/// the directory's mtime on this mount (the create itself succeeded), so directory mtimes are
-/// not compared once a refused operation ran.
+/// A file created in a directory whose upload is then refused moved the directory's mtime on
+/// this mount (the create itself succeeded), so directory mtimes are not compared once a
+/// refused operation ran.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_new_file_in_a_directory_with_a_set_mtime() {
     run(&[
-        (Op::Mkdir { path: 3 }, false),
-        (
-            Op::SetTimes {
-                path: 3,
-                secs: 1_000_000,
-            },
-            false,
-        ),
-        (
-            Op::Write {
-                path: 8,
-                offset: 0,
-                len: 0,
-                seed: 0,
-                truncate: false,
-            },
-            true,
-        ),
+        ok(Op::Mkdir { path: 3 }),
+        ok(set_times(3, 1_000_000)),
+        refused(empty_write(8, 0)),
     ])
     .await;
 }
 
-/// Found by the generator: writing no bytes past the end of a new file leaves it empty.
+/// Writing no bytes past the end of a new file leaves it empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_write_past_the_end_does_not_grow_the_file() {
-    run(&[(
-        Op::Write {
-            path: 3,
-            offset: 1,
-            len: 0,
-            seed: 0,
-            truncate: false,
-        },
-        false,
-    )])
-    .await;
+    run(&[ok(empty_write(3, 1))]).await;
 }
 
-/// Found by the generator: a file chmod'ed 000 is still 000 after a remount.
+/// A file chmod'ed 000 is still 000 after a remount.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chmod_000_survives_a_remount() {
-    run(&[
-        (
-            Op::Write {
-                path: 2,
-                offset: 0,
-                len: 0,
-                seed: 0,
-                truncate: false,
-            },
-            false,
-        ),
-        (Op::Chmod { path: 2, mode: 0 }, false),
-    ])
-    .await;
+    run(&[ok(empty_write(2, 0)), ok(Op::Chmod { path: 2, mode: 0 })]).await;
 }
