@@ -1,6 +1,7 @@
 use clap::Parser;
 
 fn main() {
+    cosfs::fs::memory::return_freed_memory_promptly();
     // Printing commands end quietly when their reader goes away; `run` changes this back for
     // the long-lived ones.
     cosfs::cli::set_sigpipe(true);

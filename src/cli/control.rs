@@ -85,14 +85,19 @@ pub fn stats_line(
         None => "requests=0 (local store) ".to_string(),
     };
     format!(
-        "uptime={}s {requests}cache_hit_rate={hit_rate} ({}/{} blocks) cache_held={} \
-         open_for_writing={} upload_in_flight={}",
+        "uptime={}s {requests}cache_hit_rate={hit_rate} ({}/{} blocks) \
+         memory={}/{} [cache={} fetching={} write_buffers={} uploading={}] \
+         open_for_writing={}",
         started.elapsed().as_secs(),
         a.cache_hits,
         lookups,
+        mib(a.memory_used),
+        mib(a.memory_limit),
         mib(a.cache_bytes),
-        a.open_for_writing,
+        mib(a.fetching_bytes),
+        mib(a.write_buffer_bytes),
         mib(a.upload_bytes_in_flight),
+        a.open_for_writing,
     )
 }
 

@@ -76,10 +76,15 @@ pub struct MountArgs {
     /// HEADs of listed entries in flight for the whole mount (1..1024).
     #[arg(long, default_value = values::mount_defaults().listing_heads.as_str(), value_parser = clap::value_parser!(u16).range(1..=1024), allow_negative_numbers = true)]
     pub listing_heads: u16,
-    /// Memory budget of the block cache (bytes, or with K/M/G suffix; 4M up to the machine's
-    /// memory).
+    /// Most memory the block cache holds (bytes, or with K/M/G suffix; 4M up to the
+    /// machine's memory; never more than --memory-limit).
     #[arg(long, default_value = values::mount_defaults().cache_size.as_str(), value_parser = values::cache_size)]
     pub cache_size: u64,
+    /// Memory budget of the whole mount: block cache, prefetch, write buffers and parts being
+    /// uploaded (16M up to the machine's memory). Past it, writers wait and readers evict or
+    /// fetch less; the process stays within it plus a fixed overhead (README).
+    #[arg(long, default_value = values::mount_defaults().memory_limit.as_str(), value_parser = values::memory_limit)]
+    pub memory_limit: u64,
     /// Directory for staging files of files modified in place (default: /var/cache/cosfs as
     /// root, else $XDG_CACHE_HOME/cosfs or ~/.cache/cosfs). Staging files are unlinked at
     /// once, so nothing is left there after a crash.
@@ -281,6 +286,7 @@ pub(super) fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         defaults,
         metadata_ttl: a.metadata_ttl,
         cache_bytes: a.cache_size,
+        memory_bytes: a.memory_limit,
         read_only: a.read_only,
         cache_dir,
         cache_dir_bytes: a.cache_dir_size,

@@ -24,6 +24,7 @@ pub struct MountDefaults {
     pub listing_metadata: String,
     pub listing_heads: String,
     pub cache_size: String,
+    pub memory_limit: String,
     pub cache_dir_size: String,
     pub part_size: String,
     pub upload_concurrency: String,
@@ -41,6 +42,7 @@ pub fn mount_defaults() -> &'static MountDefaults {
             listing_metadata: if fs.listing_metadata { "on" } else { "off" }.into(),
             listing_heads: fs.listing_heads.to_string(),
             cache_size: size_text(fs.cache_bytes),
+            memory_limit: size_text(fs.memory_bytes),
             cache_dir_size: size_text(fs.cache_dir_bytes),
             part_size: size_text(fs.part_size),
             upload_concurrency: fs.upload_concurrency.to_string(),
@@ -164,6 +166,21 @@ pub fn cache_size(s: &str) -> Result<u64, String> {
     )
 }
 
+/// `--memory-limit`: at least 16M, at most the machine's memory.
+pub fn memory_limit(s: &str) -> Result<u64, String> {
+    let ram = physical_memory();
+    let max = if ram == 0 { u64::MAX } else { ram };
+    size_in(
+        s,
+        crate::fs::memory::MIN_LIMIT,
+        max,
+        &format!(
+            "the memory limit must be at least 16M and at most this machine's memory ({} MiB)",
+            ram >> 20
+        ),
+    )
+}
+
 /// `--cache-dir-size`: at least 1M.
 pub fn cache_dir_size(s: &str) -> Result<u64, String> {
     size_in(s, 1 << 20, u64::MAX, "the staging area must be at least 1M")
@@ -215,6 +232,7 @@ mod tests {
         assert_eq!(on_off(&d.listing_metadata), Ok(fs.listing_metadata));
         assert_eq!(d.listing_heads.parse(), Ok(fs.listing_heads));
         assert_eq!(cache_size(&d.cache_size), Ok(fs.cache_bytes));
+        assert_eq!(memory_limit(&d.memory_limit), Ok(fs.memory_bytes));
         assert_eq!(cache_dir_size(&d.cache_dir_size), Ok(fs.cache_dir_bytes));
         assert_eq!(part_size(&d.part_size), Ok(fs.part_size));
         assert_eq!(d.upload_concurrency.parse(), Ok(fs.upload_concurrency));
@@ -251,6 +269,7 @@ mod tests {
         assert!(part_size("100K").is_err() && part_size("6G").is_err());
         assert!(cache_size("1M").is_err() && cache_size("1024T").is_err());
         assert!(cache_size("256M").is_ok());
+        assert!(memory_limit("8M").is_err() && memory_limit("64M").is_ok());
         assert!(cache_dir_size("0").is_err());
         assert_eq!(id("4294967294"), Ok(4294967294));
         assert!(id("4294967295").unwrap_err().contains("none"));

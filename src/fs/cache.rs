@@ -4,12 +4,17 @@
 //!   block of one object version can never be served for another.
 //! - A block is either ready (in an `lru::LruCache`) or pending (a GET is filling it; readers
 //!   wait on a `watch` channel). A block is fetched by one GET however many readers want it.
-//! - Memory: ready blocks plus blocks being fetched never exceed the budget (`--cache-size`).
-//!   A fetch reserves room for its blocks before it starts (`reserve`, waiting; prefetch uses
-//!   `try_reserve`, never waiting), and reserving evicts least-recently-used ready blocks until
-//!   ready + in flight fits the budget. At most half of the budget may be in flight, so a burst
-//!   of readers cannot wipe out every cached block. In-flight room is a fair semaphore whose
-//!   permits fetches always return, so waiting readers cannot deadlock.
+//! - Memory: ready blocks plus blocks being fetched never exceed the cache's size
+//!   (`--cache-size`), and every block is charged to the mount's memory budget (`memory`), one
+//!   unit per block, from the moment its fetch reserves room until it is evicted.
+//! - A fetch reserves room for its blocks before it starts (`reserve`, waiting; prefetch uses
+//!   `try_reserve`, never waiting). Reserving evicts least-recently-used ready blocks until
+//!   ready + in flight fits the cache's size, and again while the budget has no free units
+//!   (writers hold them). At most half of the cache may be in flight, so a burst of readers
+//!   cannot wipe out every cached block. In-flight room is a fair semaphore whose permits
+//!   fetches always return, so waiting readers cannot deadlock.
+//! - Writers that need units make the cache give back its least-recently-used blocks
+//!   (`Shed`).
 //! - Lock order: the one `Mutex` is a leaf; it is never held across an await.
 
 use std::collections::HashMap;
@@ -20,6 +25,7 @@ use bytes::Bytes;
 use lru::LruCache;
 
 use super::error::BlockFailure;
+use super::memory::{MemoryBudget, Shed};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 /// Cache granularity: what one random read fetches at least. 64 KiB doubled random 4 KiB
@@ -47,8 +53,14 @@ pub enum Lookup {
     Missing,
 }
 
+/// A cached block and its unit of the memory budget.
+struct Ready {
+    data: Bytes,
+    _unit: OwnedSemaphorePermit,
+}
+
 struct Inner {
-    ready: LruCache<BlockId, Bytes>,
+    ready: LruCache<BlockId, Ready>,
     ready_bytes: u64,
     pending: HashMap<BlockId, watch::Sender<Option<BlockResult>>>,
 }
@@ -59,13 +71,18 @@ pub struct BlockCache {
     in_flight: Arc<Semaphore>,
     in_flight_cap: usize,
     budget: u64,
+    memory: Arc<MemoryBudget>,
     /// Lookups answered from memory, and lookups that had to wait for or start a fetch.
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
-/// Room for `n` blocks being fetched; give one back per block with `take_one`.
-pub struct Reservation(OwnedSemaphorePermit);
+/// Room for `n` blocks being fetched (in-flight room and memory units); give one back per
+/// block with `take_one`.
+pub struct Reservation {
+    flight: OwnedSemaphorePermit,
+    units: OwnedSemaphorePermit,
+}
 
 impl Reservation {
     /// Split off the room of one block (dropped when that block is stored or fails).
@@ -75,15 +92,23 @@ impl Reservation {
 
     /// Split off the room of `n` blocks.
     pub fn take(&mut self, n: usize) -> Option<Reservation> {
-        self.0.split(n).map(Reservation)
+        if self.flight.num_permits() < n {
+            return None;
+        }
+        Some(Reservation {
+            flight: self.flight.split(n)?,
+            units: self.units.split(n)?,
+        })
     }
 }
 
 impl BlockCache {
-    /// A cache holding at most `budget_bytes` (at least `MIN_BLOCKS` blocks).
-    pub fn new(budget_bytes: u64) -> Self {
-        let blocks = ((budget_bytes / BLOCK_SIZE) as usize).max(MIN_BLOCKS);
-        BlockCache {
+    /// A cache holding at most `budget_bytes` (at least `MIN_BLOCKS` blocks), charging its
+    /// blocks to `memory` (and shedding blocks when writers need units).
+    pub fn new(budget_bytes: u64, memory: Arc<MemoryBudget>) -> Arc<Self> {
+        let blocks =
+            ((budget_bytes.min(memory.limit_bytes()) / BLOCK_SIZE) as usize).max(MIN_BLOCKS);
+        let cache = Arc::new(BlockCache {
             inner: Mutex::new(Inner {
                 ready: LruCache::unbounded(),
                 ready_bytes: 0,
@@ -92,9 +117,18 @@ impl BlockCache {
             in_flight: Arc::new(Semaphore::new(blocks / 2)),
             in_flight_cap: blocks / 2,
             budget: blocks as u64 * BLOCK_SIZE,
+            memory: memory.clone(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-        }
+        });
+        let shed: Arc<dyn Shed> = cache.clone();
+        memory.set_shedder(Arc::downgrade(&shed));
+        cache
+    }
+
+    /// Bytes of blocks being fetched now.
+    pub fn fetching_bytes(&self) -> u64 {
+        (self.in_flight_cap - self.in_flight.available_permits()) as u64 * BLOCK_SIZE
     }
 
     pub fn budget_bytes(&self) -> u64 {
@@ -123,7 +157,7 @@ impl BlockCache {
         let mut g = self.inner.lock().unwrap();
         if let Some(b) = g.ready.get(id) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Lookup::Ready(b.clone());
+            return Lookup::Ready(b.data.clone());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         match g.pending.get(id) {
@@ -146,50 +180,58 @@ impl BlockCache {
     /// Wait for room for `n` blocks (`n <= max_run()`).
     pub async fn reserve(&self, n: usize) -> Reservation {
         let n = n.clamp(1, self.in_flight_cap) as u32;
-        let p = self
+        let flight = self
             .in_flight
             .clone()
             .acquire_many_owned(n)
             .await
             .expect("never closed");
         self.make_room();
-        Reservation(p)
+        let units = self.memory.take_units_waiting(n).await;
+        Reservation { flight, units }
     }
 
     /// Room for `n` blocks if it is free now (prefetch never waits).
     pub fn try_reserve(&self, n: usize) -> Option<Reservation> {
         let n = n.clamp(1, self.in_flight_cap) as u32;
-        let p = self.in_flight.clone().try_acquire_many_owned(n).ok()?;
+        let flight = self.in_flight.clone().try_acquire_many_owned(n).ok()?;
         self.make_room();
-        Some(Reservation(p))
+        let units = self.memory.take_units_now(n)?;
+        Some(Reservation { flight, units })
     }
 
-    /// Evict ready blocks until ready + in flight fits the budget.
+    /// Evict ready blocks until ready + in flight fits the cache's size.
     fn make_room(&self) {
         let in_flight = (self.in_flight_cap - self.in_flight.available_permits()) as u64;
         let mut g = self.inner.lock().unwrap();
         while g.ready_bytes + in_flight * BLOCK_SIZE > self.budget {
             match g.ready.pop_lru() {
-                Some((_, b)) => g.ready_bytes -= b.len() as u64,
+                Some((_, b)) => g.ready_bytes -= b.data.len() as u64,
                 None => break,
             }
         }
     }
 
-    /// A claimed block arrived: make it ready and wake its waiters. Its room moves from
-    /// in flight to ready when `room` is dropped here.
+    /// A claimed block arrived: make it ready and wake its waiters. Its in-flight room is
+    /// given back and its memory unit stays with it; without room (a kept copy read in
+    /// place), it is handed to the waiters but not cached.
     pub fn complete(&self, id: BlockId, data: Bytes, room: Option<Reservation>) {
         let tx = {
             let mut g = self.inner.lock().unwrap();
-            g.ready_bytes += data.len() as u64;
-            if let Some((old_id, old)) = g.ready.push(id.clone(), data.clone()) {
-                if old_id == id {
-                    g.ready_bytes -= old.len() as u64;
+            if let Some(room) = room {
+                g.ready_bytes += data.len() as u64;
+                let entry = Ready {
+                    data: data.clone(),
+                    _unit: room.units,
+                };
+                if let Some((old_id, old)) = g.ready.push(id.clone(), entry) {
+                    if old_id == id {
+                        g.ready_bytes -= old.data.len() as u64;
+                    }
                 }
             }
             g.pending.remove(&id)
         };
-        drop(room);
         if let Some(tx) = tx {
             let _ = tx.send(Some(Ok(data)));
         }
@@ -201,6 +243,21 @@ impl BlockCache {
         if let Some(tx) = tx {
             let _ = tx.send(Some(Err(why)));
         }
+    }
+}
+
+impl Shed for BlockCache {
+    fn shed(&self, units: u32) -> u32 {
+        let mut g = self.inner.lock().unwrap();
+        let mut freed = 0;
+        while freed < units {
+            let Some((_, b)) = g.ready.pop_lru() else {
+                break;
+            };
+            g.ready_bytes -= b.data.len() as u64;
+            freed += 1;
+        }
+        freed
     }
 }
 
@@ -231,7 +288,7 @@ mod tests {
     #[tokio::test]
     async fn budget_bounds_ready_and_in_flight() {
         let blocks = MIN_BLOCKS as u64;
-        let c = BlockCache::new(blocks * BLOCK_SIZE);
+        let c = BlockCache::new(blocks * BLOCK_SIZE, MemoryBudget::new(1 << 30, 1 << 20));
         for i in 0..blocks * 2 {
             assert!(c.claim(&id(i)));
             let mut r = c.reserve(1).await;
@@ -250,8 +307,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn blocks_are_charged_to_the_memory_budget_and_shed_for_writers() {
+        use super::super::memory::{WriteUseKind, UNIT};
+        let memory = MemoryBudget::new(16 << 20, 4 << 20);
+        let c = BlockCache::new(16 << 20, memory.clone());
+        for i in 0..128 {
+            assert!(c.claim(&id(i)));
+            let mut r = c.reserve(1).await;
+            let one = r.take_one();
+            c.complete(id(i), block(), one);
+        }
+        assert_eq!(memory.used_bytes(), 128 * UNIT);
+        // A writer wanting 12 MiB makes the cache give back its oldest blocks.
+        let w = memory.charge_waiting(12 << 20, WriteUseKind::Buffer).await;
+        assert_eq!(c.ready_bytes(), 4 << 20);
+        assert!(
+            matches!(c.lookup(&id(0)), Lookup::Missing),
+            "oldest evicted"
+        );
+        assert!(matches!(c.lookup(&id(127)), Lookup::Ready(_)));
+        // The cache cannot take the writer's units: a prefetch gets nothing, a demand read
+        // evicts the cache's own blocks.
+        assert!(memory.used_bytes() == 16 << 20);
+        let r = c.reserve(4).await;
+        drop(r);
+        drop(w);
+        assert_eq!(memory.used_bytes(), c.ready_bytes());
+    }
+
+    #[tokio::test]
     async fn waiters_get_the_bytes_or_the_error() {
-        let c = Arc::new(BlockCache::new(64 * BLOCK_SIZE));
+        let c = BlockCache::new(64 * BLOCK_SIZE, MemoryBudget::new(1 << 30, 1 << 20));
         assert!(c.claim(&id(1)));
         assert!(!c.claim(&id(1)), "one fetch per block");
         let Lookup::Pending(rx) = c.lookup(&id(1)) else {

@@ -33,6 +33,7 @@ use super::dir_meta::{MetaStage, StageConfig};
 use super::error::{FsError, FsResult};
 use super::inode::{Inode, InodeTable, ROOT_INO};
 use super::lookup::lookup;
+use super::memory::MemoryBudget;
 use super::names::check_name;
 use super::orphans::Orphans;
 use super::reader::ObjectReader;
@@ -50,8 +51,11 @@ pub struct FsConfig {
     pub defaults: AttrDefaults,
     /// How long attributes and negative entries are trusted.
     pub metadata_ttl: Duration,
-    /// Memory budget of the block cache, bytes.
+    /// Most memory the block cache holds, bytes (`--cache-size`).
     pub cache_bytes: u64,
+    /// The mount's memory budget, bytes (`--memory-limit`): block cache, write buffers and
+    /// parts being uploaded together.
+    pub memory_bytes: u64,
     /// Refuse every change with EROFS.
     pub read_only: bool,
     /// Where staging files of files modified in place live.
@@ -82,6 +86,9 @@ impl Default for FsConfig {
             metadata_ttl: Duration::from_secs(1),
             // 256 MiB: a 64 MiB prefetch window per sequential reader with room for others.
             cache_bytes: 256 * 1024 * 1024,
+            // 512 MiB: the whole cache, the upload concurrency's 64 MiB of parts, and the
+            // buffers of about twenty files being written at once before writers wait.
+            memory_bytes: 512 * 1024 * 1024,
             read_only: false,
             cache_dir: std::env::temp_dir().join("cosfs"),
             // 4 GiB: room for in-place edits of several large files at once.
@@ -197,11 +204,19 @@ pub struct CosFs<S: ObjectStore + ?Sized> {
 pub struct FsActivity {
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Bytes of cached blocks.
     pub cache_bytes: u64,
+    /// Bytes of blocks being fetched.
+    pub fetching_bytes: u64,
     /// Files open for writing (their uploads finish at close or fsync).
     pub open_for_writing: usize,
-    /// Upload bytes in memory or on the wire now.
+    /// Bytes written to files and not yet cut into parts.
+    pub write_buffer_bytes: u64,
+    /// Bytes of parts handed to an upload and not yet acknowledged.
     pub upload_bytes_in_flight: u64,
+    /// Memory budget charged now, and its size (`--memory-limit`).
+    pub memory_used: u64,
+    pub memory_limit: u64,
 }
 
 /// The key prefix of the directory holding `key` (a file key or a directory prefix).
@@ -217,7 +232,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     pub fn new(store: Arc<S>, cfg: FsConfig) -> Self {
         let now = SystemTime::now();
         let root = attr::implicit_dir(&cfg.defaults, now);
-        let cache = Arc::new(BlockCache::new(cfg.cache_bytes));
+        // Readers keep a quarter of the cache (at least 4 MiB) whatever writers hold.
+        let reader_floor = (cfg.cache_bytes.min(cfg.memory_bytes) / 4).max(4 << 20);
+        let memory = MemoryBudget::new(cfg.memory_bytes, reader_floor);
+        let cache = BlockCache::new(cfg.cache_bytes, memory.clone());
         // Upload memory in flight: `upload_concurrency` parts of the first size.
         let budget_mib = (cfg.part_size.div_ceil(1 << 20) as usize * cfg.upload_concurrency.max(1))
             .min(u32::MAX as usize) as u32;
@@ -228,6 +246,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             permits: Arc::new(tokio::sync::Semaphore::new(budget_mib as usize)),
             budget_mib,
             part_size: cfg.part_size,
+            memory,
         };
         let inodes = Arc::new(Mutex::new(InodeTable::new(&cfg.prefix, root)));
         let listing = Arc::new(MetaStage::new(
@@ -265,13 +284,18 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     pub fn activity(&self) -> FsActivity {
         let (cache_hits, cache_misses) = self.cache.hit_counts();
-        let free_mib = self.wctx.permits.available_permits() as u64;
+        let memory = &self.wctx.memory;
+        let (write_buffer_bytes, upload_bytes_in_flight) = memory.write_use();
         FsActivity {
             cache_hits,
             cache_misses,
             cache_bytes: self.cache.ready_bytes(),
+            fetching_bytes: self.cache.fetching_bytes(),
             open_for_writing: self.writers.lock().unwrap().len(),
-            upload_bytes_in_flight: (self.wctx.budget_mib as u64).saturating_sub(free_mib) << 20,
+            write_buffer_bytes,
+            upload_bytes_in_flight,
+            memory_used: memory.used_bytes(),
+            memory_limit: memory.limit_bytes(),
         }
     }
 

@@ -32,6 +32,7 @@ pub mod files;
 pub mod inode;
 pub mod kept;
 pub mod lookup;
+pub mod memory;
 pub mod meta;
 pub mod names;
 pub mod namespace;

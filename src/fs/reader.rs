@@ -337,23 +337,34 @@ impl ObjectReader {
                     }
                     Ok(out) => out.body,
                 };
-                // One allocation per GET: blocks are split off it without further copies.
-                let mut buf = BytesMut::with_capacity((end - start) as usize);
+                // One allocation per block, so that evicting a block frees its memory (a
+                // block split off a larger buffer would keep all of it alive).
+                let mut chunk = Bytes::new();
+                let mut block = BytesMut::new();
                 let failed = loop {
                     if done == run.len() {
                         break None;
                     }
                     let want = lens[done] as usize;
-                    if buf.len() >= want {
-                        let block = buf.split_to(want).freeze();
-                        cache.complete(id(run[done]), block, room.take_one());
-                        done += 1;
+                    if block.capacity() < want {
+                        block.reserve(want - block.len());
+                    }
+                    if chunk.is_empty() {
+                        match body.next().await {
+                            Some(Ok(c)) => chunk = c,
+                            Some(Err(e)) => break Some(e),
+                            None => {
+                                break Some(CosError::Transport("object body ended early".into()))
+                            }
+                        }
                         continue;
                     }
-                    match body.next().await {
-                        Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-                        Some(Err(e)) => break Some(e),
-                        None => break Some(CosError::Transport("object body ended early".into())),
+                    let n = (want - block.len()).min(chunk.len());
+                    block.extend_from_slice(&chunk.split_to(n));
+                    if block.len() == want {
+                        let full = std::mem::take(&mut block).freeze();
+                        cache.complete(id(run[done]), full, room.take_one());
+                        done += 1;
                     }
                 };
                 match failed {

@@ -4,6 +4,7 @@
 //! Committing rebuilds the object from copied and uploaded parts (`parts::plan`), or, for a
 //! streamed overwrite that turned staged, completes the upload it left open (`open_upload`).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -11,6 +12,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 
 use crate::cos::{ByteRange, CosResult, MetadataDirective, ObjectStore, PutOptions, UploadedPart};
 use crate::fs::error::{FsError, FsResult};
+use crate::fs::memory::{WriteCharge, WriteUseKind};
 use crate::fs::meta;
 use crate::fs::reader::ObjectReader;
 
@@ -185,6 +187,7 @@ impl Staged {
             COPY_MIN,
         );
         if let [PartSource::Data(r)] = parts.as_slice() {
+            let _charge = part_memory(ctx, r).await;
             let body = self.read(ctx, r.start, r.end).await?;
             return Ok(ctx.store.put_object(key, body, opts).await?.etag);
         }
@@ -247,6 +250,7 @@ impl Staged {
         match step {
             Step::Keep(p) => Ok(p.clone()),
             Step::Send(n, r) => {
+                let _charge = part_memory(ctx, r).await;
                 let body = self.read(ctx, r.start, r.end).await?;
                 Ok(ctx.store.upload_part(key, upload_id, *n, body).await?)
             }
@@ -276,6 +280,7 @@ impl Staged {
                     .await
             }
             PartSource::Data(r) => {
+                let _charge = part_memory(ctx, r).await;
                 let body = self.read(ctx, r.start, r.end).await?;
                 ctx.store.upload_part(key, upload_id, n, body).await
             }
@@ -302,4 +307,11 @@ where
         .await?;
     done.sort_by_key(|p| p.part_number);
     Ok(ctx.store.complete_multipart(key, id, &done).await?.etag)
+}
+
+/// The memory charge of a part read back from the staging file, held until it is uploaded.
+async fn part_memory<S: ObjectStore + ?Sized>(ctx: &WriteCtx<S>, r: &Range<u64>) -> WriteCharge {
+    ctx.memory
+        .charge_waiting(r.end - r.start, WriteUseKind::Upload)
+        .await
 }

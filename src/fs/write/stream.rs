@@ -2,9 +2,12 @@
 //! the background while the program keeps writing.
 //!
 //! - Bytes not yet handed to an upload stay in `buf` (at most one part); a full part is sent
-//!   as Upload Part on its own task. Bytes in flight are bounded mount-wide by a semaphore of
-//!   MiB units (`WriteCtx::permits`), so memory is at most one part per open writer plus that
-//!   budget; a writer that gets ahead of the network waits for permits (backpressure).
+//!   as Upload Part on its own task. Both are charged to the mount's memory budget
+//!   (`memory`): the buffer as it grows, and a part until COS has taken it. A writer that
+//!   finds no free memory sends what it has as a smaller part when that is a valid part (at
+//!   least 1 MiB) and the write appends, then waits for memory (backpressure). Parts uploading
+//!   at once are also bounded mount-wide by a semaphore of MiB units (`WriteCtx::permits`,
+//!   `--upload-concurrency` parts of `--part-size`).
 //! - The multipart upload starts with the first full part. A file that never fills one part is
 //!   one PUT at `finish` (and keeps its buffer on failure, so a later flush can retry).
 //! - A failed multipart upload is aborted (nothing billed is left behind) and the stream is
@@ -28,9 +31,10 @@ use tokio::task::JoinSet;
 
 use crate::cos::{CosError, CosResult, ObjectStore, PutOptions, UploadedPart};
 
+use super::super::memory::{MemoryBudget, WriteCharge, WriteUseKind};
 use super::cleanup::abort_upload;
 use super::open_upload::{OpenUpload, SentPart};
-use super::parts::stream_part_size;
+use super::parts::{stream_part_size, MIN_PART};
 use super::staging::{CacheDir, StagingFile};
 
 /// What a finished stream left on COS.
@@ -63,6 +67,9 @@ pub struct StreamUpload<S: ObjectStore + ?Sized> {
     permits: Arc<Semaphore>,
     /// The semaphore's size in MiB (a part never asks for more).
     budget_mib: u32,
+    memory: Arc<MemoryBudget>,
+    /// The memory charge of `buf`.
+    held: Option<WriteCharge>,
     upload_id: Option<String>,
     initiated_with: Option<PutOptions>,
     next_part: u32,
@@ -83,6 +90,7 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         first_part: u64,
         permits: Arc<Semaphore>,
         budget_mib: u32,
+        memory: Arc<MemoryBudget>,
         keep: Option<Arc<CacheDir>>,
     ) -> Self {
         StreamUpload {
@@ -93,6 +101,8 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
             first_part,
             permits,
             budget_mib: budget_mib.max(1),
+            memory,
+            held: None,
             upload_id: None,
             initiated_with: None,
             next_part: 1,
@@ -139,6 +149,24 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
     /// is filled with zeros.
     pub async fn write(&mut self, offset: u64, data: &[u8], opts: &PutOptions) -> CosResult<()> {
         debug_assert!(offset >= self.buf_start);
+        // In steps of at most 1 MiB, so that memory is charged (and waited for) gradually.
+        let mut done = 0;
+        loop {
+            let n = (data.len() - done).min(MIN_PART as usize);
+            self.write_step(offset + done as u64, &data[done..done + n], opts)
+                .await?;
+            done += n;
+            if done == data.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn write_step(&mut self, offset: u64, data: &[u8], opts: &PutOptions) -> CosResult<()> {
+        let end = offset + data.len() as u64;
+        if end > self.size() {
+            self.hold_until(end, offset == self.size(), opts).await?;
+        }
         let at = (offset - self.buf_start) as usize;
         if at > self.buf.len() {
             self.buf.resize(at, 0);
@@ -153,16 +181,76 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
                 .reserve(part.saturating_sub(self.buf.len()).max(rest.len()));
         }
         self.buf.extend_from_slice(rest);
+        self.note_held();
         loop {
             let part = stream_part_size(self.first_part, self.next_part) as usize;
             if self.buf.len() < part {
                 return Ok(());
             }
-            let body = self.buf.split_to(part).freeze();
+            let body = self.cut(part);
             if let Err(e) = self.send_part(body, opts).await {
                 self.fail(&e).await;
                 return Err(e);
             }
+        }
+    }
+
+    /// Charge memory for the buffer to reach the file offset `end`. Without free memory, an
+    /// append (`appending`) first sends the buffer as a part when it may be one, then waits.
+    async fn hold_until(&mut self, end: u64, appending: bool, opts: &PutOptions) -> CosResult<()> {
+        let want = |s: &Self| (end - s.buf_start).saturating_sub(s.held_room());
+        if want(self) == 0 {
+            return Ok(());
+        }
+        if let Some(more) = self.memory.try_charge(want(self), WriteUseKind::Buffer) {
+            self.absorb(more);
+            return Ok(());
+        }
+        if appending && self.buf.len() as u64 >= MIN_PART {
+            let body = self.cut(self.buf.len());
+            if let Err(e) = self.send_part(body, opts).await {
+                self.fail(&e).await;
+                return Err(e);
+            }
+            if want(self) == 0 {
+                return Ok(());
+            }
+        }
+        let more = self
+            .memory
+            .charge_waiting(want(self), WriteUseKind::Buffer)
+            .await;
+        self.absorb(more);
+        Ok(())
+    }
+
+    /// The first `n` buffered bytes, to send as a part. What stays buffered moves to an
+    /// allocation of its own: a part sharing one with the buffer would keep every page of it
+    /// resident until the last sharer is gone, outside what the memory budget sees.
+    fn cut(&mut self, n: usize) -> Bytes {
+        let body = self.buf.split_to(n).freeze();
+        if !self.buf.is_empty() || self.buf.capacity() > 0 {
+            self.buf = BytesMut::from(&self.buf[..]);
+        }
+        body
+    }
+
+    fn held_room(&self) -> u64 {
+        self.held.as_ref().map_or(0, WriteCharge::room)
+    }
+
+    fn absorb(&mut self, more: WriteCharge) {
+        match &mut self.held {
+            Some(h) => h.absorb(more),
+            None => self.held = Some(more),
+        }
+    }
+
+    /// Tell the charge how much of it the buffer uses now.
+    fn note_held(&mut self) {
+        let len = self.buf.len() as u64;
+        if let Some(h) = &mut self.held {
+            h.set_bytes(len.min(h.room()));
         }
     }
 
@@ -173,9 +261,20 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
     }
 
     /// Cut the file to `size` (at or after `buf_start()`), or extend it with zeros.
-    pub fn truncate(&mut self, size: u64) {
+    pub async fn truncate(&mut self, size: u64) {
         debug_assert!(size >= self.buf_start);
-        self.buf.resize((size - self.buf_start) as usize, 0);
+        let len = size - self.buf_start;
+        if len > self.held_room() {
+            let more = self
+                .memory
+                .charge_waiting(len - self.held_room(), WriteUseKind::Buffer)
+                .await;
+            self.absorb(more);
+        }
+        self.buf.resize(len as usize, 0);
+        if let Some(h) = &mut self.held {
+            h.shrink_to(len);
+        }
     }
 
     async fn send_part(&mut self, body: Bytes, opts: &PutOptions) -> CosResult<()> {
@@ -196,6 +295,11 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
             .acquire_many_owned(mib)
             .await
             .expect("the semaphore is never closed");
+        // The part's memory goes with it until COS has it.
+        let charge = self
+            .held
+            .as_mut()
+            .map(|h| h.split(body.len() as u64, WriteUseKind::Upload));
         let n = self.next_part;
         self.next_part += 1;
         let start = self.buf_start;
@@ -206,6 +310,7 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         self.tasks.spawn(async move {
             let r = store.upload_part(&key, &upload_id, n, body).await;
             drop(permit);
+            drop(charge);
             r
         });
         Ok(())
@@ -273,7 +378,8 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
             parts,
         };
         self.upload_id = None;
-        self.buf.clear();
+        self.buf = BytesMut::new();
+        self.held = None;
         Ok(Some((open, file, size)))
     }
 
@@ -306,8 +412,14 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         }
         let size = self.size();
         let Some(upload_id) = self.upload_id.clone() else {
-            let body = self.buf.clone().freeze();
-            let r = self.store.put_object(&self.key, body, opts).await?;
+            // Handed over without a copy and taken back (copied only if still shared): the
+            // buffer stays the whole file, for a later flush.
+            let body = std::mem::take(&mut self.buf).freeze();
+            let r = self.store.put_object(&self.key, body.clone(), opts).await;
+            self.buf = body
+                .try_into_mut()
+                .unwrap_or_else(|b| BytesMut::from(&b[..]));
+            let r = r?;
             return Ok(Finished {
                 etag: r.etag,
                 size,
@@ -316,7 +428,7 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         };
         let result = async {
             if !self.buf.is_empty() {
-                let body = self.buf.split().freeze();
+                let body = self.cut(self.buf.len());
                 self.send_part(body, opts).await?;
             }
             while let Some(done) = self.tasks.join_next().await {

@@ -25,6 +25,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
+use super::super::memory::MemoryBudget;
+
 use crate::cos::{MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
 use crate::fs::attr::PosixAttr;
 use crate::fs::cache::BlockCache;
@@ -47,6 +49,8 @@ pub struct WriteCtx<S: ObjectStore + ?Sized> {
     /// The size of `permits`.
     pub budget_mib: u32,
     pub part_size: u64,
+    /// The mount's memory budget: write buffers and parts being uploaded are charged to it.
+    pub memory: Arc<MemoryBudget>,
 }
 
 enum Body<S: ObjectStore + ?Sized> {
@@ -280,7 +284,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
                 }
             }
             match &mut self.body {
-                Body::Stream(s) => s.truncate(size),
+                Body::Stream(s) => s.truncate(size).await,
                 Body::Staged(st) => st.truncate(size)?,
             }
         }
@@ -469,6 +473,7 @@ fn new_stream<S: ObjectStore + ?Sized>(
         ctx.part_size,
         ctx.permits.clone(),
         ctx.budget_mib,
+        ctx.memory.clone(),
         keep.then(|| ctx.cache_dir.clone()),
     )
 }
