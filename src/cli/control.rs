@@ -84,10 +84,23 @@ pub fn stats_line(
         }
         None => "requests=0 (local store) ".to_string(),
     };
+    let disk = match a.disk {
+        Some((d, cap)) => format!(
+            " disk_cache={}/{} [hits={} misses={} written={} dropped={} damaged={}]",
+            mib(d.bytes),
+            mib(cap),
+            d.hits,
+            d.misses,
+            d.written,
+            d.dropped,
+            d.corrupt
+        ),
+        None => String::new(),
+    };
     format!(
         "uptime={}s {requests}cache_hit_rate={hit_rate} ({}/{} blocks) \
          memory={}/{} [cache={} fetching={} write_buffers={} uploading={}] \
-         open_for_writing={}",
+         open_for_writing={}{disk}",
         started.elapsed().as_secs(),
         a.cache_hits,
         lookups,

@@ -85,6 +85,13 @@ pub struct MountArgs {
     /// fetch less; the process stays within it plus a fixed overhead (README).
     #[arg(long, default_value = values::mount_defaults().memory_limit.as_str(), value_parser = values::memory_limit)]
     pub memory_limit: u64,
+    /// Keep fetched data on local disk across remounts, in a directory of this mount's own
+    /// under DIR (mode 0700). Off by default.
+    #[arg(long, value_name = "DIR")]
+    pub disk_cache: Option<PathBuf>,
+    /// Most bytes the disk cache holds; least recently used data goes first.
+    #[arg(long, default_value = values::mount_defaults().disk_cache_size.as_str(), value_parser = values::cache_dir_size)]
+    pub disk_cache_size: u64,
     /// Directory for staging files of files modified in place (default: /var/cache/cosfs as
     /// root, else $XDG_CACHE_HOME/cosfs or ~/.cache/cosfs). Staging files are unlinked at
     /// once, so nothing is left there after a crash.
@@ -239,6 +246,25 @@ pub(super) fn target(spec: &str, access: &AccessArgs) -> Result<Target, String> 
     })
 }
 
+/// The name of this mount's directory in the disk cache: the bucket and the user for people,
+/// and a hash of where the bucket is served and the prefix, so that different mounts never
+/// share cached data.
+fn disk_cache_name(bucket: &str, prefix: &str, backend: &Backend) -> String {
+    use sha1::{Digest, Sha1};
+    let origin = match backend {
+        Backend::Cos { client_cfg, .. } => client_cfg.endpoint.base_url(),
+        Backend::Local(dir) => format!("local:{}", dir.display()),
+    };
+    let mut h = Sha1::new();
+    h.update(origin.as_bytes());
+    h.update([0]);
+    h.update(prefix.as_bytes());
+    let hash = hex::encode(&h.finalize()[..6]);
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    format!("{bucket}-{uid}-{hash}")
+}
+
 pub(super) fn prepare(a: &MountArgs) -> Result<Prepared, String> {
     let (bucket, prefix, backend) = match &a.local_store {
         Some(dir) => {
@@ -281,12 +307,18 @@ pub(super) fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         std::fs::create_dir_all(&cache_dir)
             .map_err(|e| format!("cannot use {} as cache directory: {e}", cache_dir.display()))?;
     }
+    let disk_cache = a
+        .disk_cache
+        .as_ref()
+        .map(|root| root.join(disk_cache_name(&bucket, &prefix, &backend)));
     let fs_cfg = FsConfig {
         prefix: prefix.clone(),
         defaults,
         metadata_ttl: a.metadata_ttl,
         cache_bytes: a.cache_size,
         memory_bytes: a.memory_limit,
+        disk_cache,
+        disk_cache_bytes: a.disk_cache_size,
         read_only: a.read_only,
         cache_dir,
         cache_dir_bytes: a.cache_dir_size,

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use lru::LruCache;
 
+use super::disk_cache::DiskCache;
 use super::error::BlockFailure;
 use super::memory::{MemoryBudget, Shed};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -72,6 +73,8 @@ pub struct BlockCache {
     in_flight_cap: usize,
     budget: u64,
     memory: Arc<MemoryBudget>,
+    /// The persistent tier under this one, if the mount has one.
+    disk: Option<Arc<DiskCache>>,
     /// Lookups answered from memory, and lookups that had to wait for or start a fetch.
     hits: AtomicU64,
     misses: AtomicU64,
@@ -106,6 +109,15 @@ impl BlockCache {
     /// A cache holding at most `budget_bytes` (at least `MIN_BLOCKS` blocks), charging its
     /// blocks to `memory` (and shedding blocks when writers need units).
     pub fn new(budget_bytes: u64, memory: Arc<MemoryBudget>) -> Arc<Self> {
+        Self::with_disk(budget_bytes, memory, None)
+    }
+
+    /// Such a cache over the disk cache `disk`.
+    pub fn with_disk(
+        budget_bytes: u64,
+        memory: Arc<MemoryBudget>,
+        disk: Option<Arc<DiskCache>>,
+    ) -> Arc<Self> {
         let blocks =
             ((budget_bytes.min(memory.limit_bytes()) / BLOCK_SIZE) as usize).max(MIN_BLOCKS);
         let cache = Arc::new(BlockCache {
@@ -118,12 +130,33 @@ impl BlockCache {
             in_flight_cap: blocks / 2,
             budget: blocks as u64 * BLOCK_SIZE,
             memory: memory.clone(),
+            disk,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         });
         let shed: Arc<dyn Shed> = cache.clone();
         memory.set_shedder(Arc::downgrade(&shed));
         cache
+    }
+
+    pub fn disk(&self) -> Option<&Arc<DiskCache>> {
+        self.disk.as_ref()
+    }
+
+    /// Largest object a random reader fetches whole in the background: half of what the
+    /// memory cache or the disk cache holds, whichever is more.
+    pub fn whole_object_limit(&self) -> u64 {
+        (self.budget / 2).max(self.disk.as_ref().map_or(0, |d| d.cap() / 2))
+    }
+
+    /// A ready block, without counting a lookup or refreshing its place in the LRU order.
+    pub fn peek(&self, id: &BlockId) -> Option<Bytes> {
+        self.inner
+            .lock()
+            .unwrap()
+            .ready
+            .peek(id)
+            .map(|r| r.data.clone())
     }
 
     /// Bytes of blocks being fetched now.

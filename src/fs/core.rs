@@ -30,6 +30,7 @@ use super::attr::{self, AttrDefaults, FileKind, PosixAttr};
 use super::cache::BlockCache;
 use super::dir::DirStream;
 use super::dir_meta::{MetaStage, StageConfig};
+use super::disk_cache::{DiskCache, DiskStats};
 use super::error::{FsError, FsResult};
 use super::inode::{Inode, InodeTable, ROOT_INO};
 use super::lookup::lookup;
@@ -56,6 +57,10 @@ pub struct FsConfig {
     /// The mount's memory budget, bytes (`--memory-limit`): block cache, write buffers and
     /// parts being uploaded together.
     pub memory_bytes: u64,
+    /// This mount's own directory of the persistent disk cache (`--disk-cache`), if any.
+    pub disk_cache: Option<PathBuf>,
+    /// Most bytes the disk cache holds (`--disk-cache-size`).
+    pub disk_cache_bytes: u64,
     /// Refuse every change with EROFS.
     pub read_only: bool,
     /// Where staging files of files modified in place live.
@@ -89,6 +94,9 @@ impl Default for FsConfig {
             // 512 MiB: the whole cache, the upload concurrency's 64 MiB of parts, and the
             // buffers of about twenty files being written at once before writers wait.
             memory_bytes: 512 * 1024 * 1024,
+            disk_cache: None,
+            // 10 GiB: a working set of big files, small next to most disks.
+            disk_cache_bytes: 10 << 30,
             read_only: false,
             cache_dir: std::env::temp_dir().join("cosfs"),
             // 4 GiB: room for in-place edits of several large files at once.
@@ -217,6 +225,8 @@ pub struct FsActivity {
     /// Memory budget charged now, and its size (`--memory-limit`).
     pub memory_used: u64,
     pub memory_limit: u64,
+    /// The disk cache's figures and size, if the mount has one.
+    pub disk: Option<(DiskStats, u64)>,
 }
 
 /// The key prefix of the directory holding `key` (a file key or a directory prefix).
@@ -235,7 +245,12 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         // Readers keep a quarter of the cache (at least 4 MiB) whatever writers hold.
         let reader_floor = (cfg.cache_bytes.min(cfg.memory_bytes) / 4).max(4 << 20);
         let memory = MemoryBudget::new(cfg.memory_bytes, reader_floor);
-        let cache = BlockCache::new(cfg.cache_bytes, memory.clone());
+        let disk = cfg.disk_cache.as_ref().and_then(|dir| {
+            DiskCache::open(dir, cfg.disk_cache_bytes)
+                .map_err(|e| tracing::warn!("no disk cache: {e}"))
+                .ok()
+        });
+        let cache = BlockCache::with_disk(cfg.cache_bytes, memory.clone(), disk);
         // Upload memory in flight: `upload_concurrency` parts of the first size.
         let budget_mib = (cfg.part_size.div_ceil(1 << 20) as usize * cfg.upload_concurrency.max(1))
             .min(u32::MAX as usize) as u32;
@@ -296,6 +311,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             upload_bytes_in_flight,
             memory_used: memory.used_bytes(),
             memory_limit: memory.limit_bytes(),
+            disk: self.cache.disk().map(|d| (d.stats(), d.cap())),
         }
     }
 

@@ -27,6 +27,7 @@ pub mod commit;
 pub mod core;
 pub mod dir;
 pub mod dir_meta;
+pub mod disk_cache;
 pub mod error;
 pub mod files;
 pub mod inode;

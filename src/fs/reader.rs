@@ -5,14 +5,17 @@
 //!   replaced, blocks already cached still serve the old version and a block that must be
 //!   fetched fails with EIO ("changed while open", logged).
 //! - Random reads fetch only the blocks they touch. Once a handle has made
-//!   `RANDOM_BEFORE_WHOLE` non-sequential reads of an object that fits in half the cache, the
-//!   rest of the object is fetched in the background (GETs of up to `FETCH_CHUNK`, after the
+//!   `RANDOM_BEFORE_WHOLE` non-sequential reads of an object that fits in half the memory
+//!   cache (or half the disk cache, when there is one), the rest of the object is fetched in
+//!   the background (GETs of up to `FETCH_CHUNK`, after the
 //!   demand blocks, only into free room, picked up again by later reads where room ran out), so
 //!   random reads of it soon come from memory. Larger objects keep fetching only what is read.
 //! - Sequential reads (each read starting near where the last ended) open a prefetch window
 //!   that starts at 1 MiB and doubles on every read that keeps the pattern, up to a cap; the
 //!   window is fetched ahead in GETs of up to `FETCH_CHUNK`, several in flight. Prefetch only
 //!   uses cache room that is free, so it never pushes the cache over its budget.
+//! - A fetch first takes what the disk cache has (`disk_cache`), then GETs the rest; every
+//!   1 MiB chunk whose blocks are all in memory after a GET is handed to the disk cache.
 //! - A fetch whose connection is cut mid-body resumes from the first incomplete block (a few
 //!   times); a demand read whose blocks still fail (EIO, or ETIMEDOUT of an older fetch) is
 //!   retried once with a fresh GET, within the operation's budget.
@@ -29,6 +32,7 @@ use futures_util::StreamExt;
 use crate::cos::{ByteRange, CosError, GetOptions, ObjectStore};
 
 use super::cache::{self, BlockCache, BlockId, Lookup, Reservation, BLOCK_SIZE};
+use super::disk_cache::{DiskCache, CHUNK};
 use super::error::{BlockFailure, FsError, FsResult};
 use super::kept::KeptCopy;
 use super::timeouts::Echo;
@@ -150,7 +154,12 @@ impl ObjectReader {
             return Ok(Bytes::new());
         }
         let end = self.size.min(offset + len as u64);
-        let ahead = self.note_read(offset, end, cache.budget_bytes());
+        let ahead = self.note_read(
+            offset,
+            end,
+            cache.budget_bytes(),
+            cache.whole_object_limit(),
+        );
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -181,7 +190,7 @@ impl ObjectReader {
     }
 
     /// Update the access-pattern state; returns what to fetch ahead, if anything.
-    fn note_read(&self, offset: u64, end: u64, budget: u64) -> Option<Ahead> {
+    fn note_read(&self, offset: u64, end: u64, budget: u64, whole_limit: u64) -> Option<Ahead> {
         let mut s = self.seq.lock().unwrap();
         let sequential =
             offset >= s.next.saturating_sub(2 * MAX_REQUEST) && offset <= s.next + BLOCK_SIZE;
@@ -191,7 +200,7 @@ impl ObjectReader {
             s.prefetched_until = end;
             s.random_reads = s.random_reads.saturating_add(1);
             let from = s.whole_from.unwrap_or(0);
-            if s.random_reads >= RANDOM_BEFORE_WHOLE && self.size <= budget / 2 && from < self.size
+            if s.random_reads >= RANDOM_BEFORE_WHOLE && self.size <= whole_limit && from < self.size
             {
                 return Some(Ahead::Whole(from, self.size));
             }
@@ -295,9 +304,11 @@ impl ObjectReader {
         None
     }
 
-    /// GET the consecutive blocks `run` in one request; every block is completed or failed.
-    /// A connection dropped mid-body is resumed from the first block not yet complete, up to
-    /// `MAX_RESUMES` times; other failures (a timeout, a changed object) fail the rest.
+    /// Fetch the consecutive blocks `run`: from the disk cache where it has them, the rest in
+    /// one GET per stretch; every block is completed or failed. Chunks the GETs complete go to
+    /// the disk cache. A connection dropped mid-body is resumed from the first block not yet
+    /// complete, up to `MAX_RESUMES` times; other failures (a timeout, a changed object) fail
+    /// the rest of the stretch.
     fn spawn_fetch<S: ObjectStore + ?Sized>(
         &self,
         store: &Arc<S>,
@@ -306,79 +317,30 @@ impl ObjectReader {
         room: Reservation,
     ) {
         let (store, cache) = (store.clone(), cache.clone());
-        let (id_key, id_etag, size) = (self.key.clone(), self.etag.clone(), self.size);
-        let lens: Vec<u64> = run.iter().map(|&i| self.block_len(i)).collect();
-        let id = move |index| BlockId {
-            key: id_key.clone(),
-            etag: id_etag.clone(),
-            index,
+        let version = Version {
+            key: self.key.clone(),
+            etag: self.etag.clone(),
+            size: self.size,
         };
+        let blocks: Vec<(u64, u64)> = run.iter().map(|&i| (i, self.block_len(i))).collect();
         let (key, etag) = match self.source.lock().unwrap().clone() {
             Source::Cos { key, etag } => (key, etag),
-            Source::Kept(copy) => return fill_from_copy(&copy, &cache, run, &lens, room, id),
+            Source::Kept(copy) => return fill_from_copy(&copy, &cache, &blocks, room, &version),
         };
         tokio::spawn(async move {
-            let end = size.min(run[0] * BLOCK_SIZE + lens.iter().sum::<u64>());
             let mut room = room;
-            let mut done = 0usize;
-            let mut resumes = 0;
-            let failure = loop {
-                let start = run[done] * BLOCK_SIZE;
-                let opts = GetOptions {
-                    range: Some(ByteRange::new(start, end)),
-                    if_match: Some(etag.to_string()),
-                    ..Default::default()
+            let mut todo = blocks;
+            if let Some(disk) = cache.disk().cloned() {
+                todo = load_from_disk(&disk, &cache, &version, todo, &mut room).await;
+            }
+            for stretch in consecutive(&todo) {
+                let from = CosVersion {
+                    key: &key,
+                    etag: &etag,
                 };
-                let mut body = match store.get_object(&key, &opts).await {
-                    Err(e) => break Some(read_failure(&key, &e)),
-                    Ok(out) if out.content_length != end - start => {
-                        tracing::warn!(%key, got = out.content_length, want = end - start, "ranged GET returned the wrong length");
-                        break Some(BlockFailure::WrongBody);
-                    }
-                    Ok(out) => out.body,
-                };
-                // One allocation per block, so that evicting a block frees its memory (a
-                // block split off a larger buffer would keep all of it alive).
-                let mut chunk = Bytes::new();
-                let mut block = BytesMut::new();
-                let failed = loop {
-                    if done == run.len() {
-                        break None;
-                    }
-                    let want = lens[done] as usize;
-                    if block.capacity() < want {
-                        block.reserve(want - block.len());
-                    }
-                    if chunk.is_empty() {
-                        match body.next().await {
-                            Some(Ok(c)) => chunk = c,
-                            Some(Err(e)) => break Some(e),
-                            None => {
-                                break Some(CosError::Transport("object body ended early".into()))
-                            }
-                        }
-                        continue;
-                    }
-                    let n = (want - block.len()).min(chunk.len());
-                    block.extend_from_slice(&chunk.split_to(n));
-                    if block.len() == want {
-                        let full = std::mem::take(&mut block).freeze();
-                        cache.complete(id(run[done]), full, room.take_one());
-                        done += 1;
-                    }
-                };
-                match failed {
-                    None => break None,
-                    Some(CosError::Transport(why)) if resumes < MAX_RESUMES => {
-                        resumes += 1;
-                        tracing::debug!(%key, why, from = run[done] * BLOCK_SIZE, "body cut off; resuming");
-                    }
-                    Some(e) => break Some(read_failure(&key, &e)),
-                }
-            };
-            if let Some(failure) = failure {
-                for &i in &run[done..] {
-                    cache.fail(&id(i), failure);
+                get_blocks(&*store, &cache, from, &version, stretch, &mut room).await;
+                if let Some(disk) = cache.disk() {
+                    keep_chunks(disk, &cache, &version, stretch);
                 }
             }
         });
@@ -417,21 +379,196 @@ impl ObjectReader {
     }
 }
 
-/// Complete the blocks `run` from a local copy (plain `pread`s, as staging files are read).
+/// The object version a reader's blocks belong to (what they are cached under).
+struct Version {
+    key: Arc<str>,
+    etag: Arc<str>,
+    size: u64,
+}
+
+impl Version {
+    fn id(&self, index: u64) -> BlockId {
+        BlockId {
+            key: self.key.clone(),
+            etag: self.etag.clone(),
+            index,
+        }
+    }
+}
+
+/// Where GETs go: the object the reader fetches from now.
+#[derive(Clone, Copy)]
+struct CosVersion<'a> {
+    key: &'a Arc<str>,
+    etag: &'a Arc<str>,
+}
+
+/// `blocks` (index, length) split into runs of consecutive indexes.
+fn consecutive(blocks: &[(u64, u64)]) -> Vec<&[(u64, u64)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for k in 1..=blocks.len() {
+        if k == blocks.len() || blocks[k].0 != blocks[k - 1].0 + 1 {
+            if k > start {
+                out.push(&blocks[start..k]);
+            }
+            start = k;
+        }
+    }
+    out
+}
+
+/// The chunk (of the disk cache) holding block `index`, and its length in an object of `size`.
+fn chunk_of(index: u64, size: u64) -> (u64, u64) {
+    let c = index * BLOCK_SIZE / CHUNK;
+    (c, CHUNK.min(size - c * CHUNK))
+}
+
+/// Complete the blocks the disk cache has; returns the ones it does not.
+async fn load_from_disk(
+    disk: &Arc<DiskCache>,
+    cache: &BlockCache,
+    v: &Version,
+    blocks: Vec<(u64, u64)>,
+    room: &mut Reservation,
+) -> Vec<(u64, u64)> {
+    let mut rest = Vec::new();
+    let mut k = 0;
+    while k < blocks.len() {
+        let (chunk, chunk_len) = chunk_of(blocks[k].0, v.size);
+        let n = blocks[k..]
+            .iter()
+            .take_while(|(i, _)| chunk_of(*i, v.size).0 == chunk)
+            .count();
+        let group = &blocks[k..k + n];
+        k += n;
+        if !disk.has(&v.key, &v.etag, chunk) {
+            rest.extend_from_slice(group);
+            continue;
+        }
+        let (d, key, etag) = (disk.clone(), v.key.clone(), v.etag.clone());
+        let loaded = tokio::task::spawn_blocking(move || d.load(&key, &etag, chunk, chunk_len))
+            .await
+            .ok()
+            .flatten();
+        let Some(data) = loaded else {
+            rest.extend_from_slice(group);
+            continue;
+        };
+        for &(i, len) in group {
+            let at = (i * BLOCK_SIZE - chunk * CHUNK) as usize;
+            // A copy: a block sharing the chunk's buffer would keep all of it in memory.
+            let block = Bytes::copy_from_slice(&data[at..at + len as usize]);
+            cache.complete(v.id(i), block, room.take_one());
+        }
+    }
+    rest
+}
+
+/// Hand every chunk `stretch` touched to the disk cache if all its blocks are in memory.
+fn keep_chunks(disk: &DiskCache, cache: &BlockCache, v: &Version, stretch: &[(u64, u64)]) {
+    let per_chunk = CHUNK / BLOCK_SIZE;
+    let (first, _) = chunk_of(stretch[0].0, v.size);
+    let (last, _) = chunk_of(stretch[stretch.len() - 1].0, v.size);
+    for chunk in first..=last {
+        let (_, len) = chunk_of(chunk * per_chunk, v.size);
+        let blocks: Option<Vec<Bytes>> = (0..len.div_ceil(BLOCK_SIZE))
+            .map(|b| cache.peek(&v.id(chunk * per_chunk + b)))
+            .collect();
+        if let Some(blocks) = blocks {
+            disk.store(&v.key, &v.etag, chunk, blocks);
+        }
+    }
+}
+
+/// One GET of the consecutive blocks `stretch` (see `spawn_fetch`).
+async fn get_blocks<S: ObjectStore + ?Sized>(
+    store: &S,
+    cache: &BlockCache,
+    from: CosVersion<'_>,
+    v: &Version,
+    stretch: &[(u64, u64)],
+    room: &mut Reservation,
+) {
+    let key = from.key;
+    let end = v
+        .size
+        .min(stretch[0].0 * BLOCK_SIZE + stretch.iter().map(|b| b.1).sum::<u64>());
+    let mut done = 0usize;
+    let mut resumes = 0;
+    let failure = loop {
+        let start = stretch[done].0 * BLOCK_SIZE;
+        let opts = GetOptions {
+            range: Some(ByteRange::new(start, end)),
+            if_match: Some(from.etag.to_string()),
+            ..Default::default()
+        };
+        let mut body = match store.get_object(key, &opts).await {
+            Err(e) => break Some(read_failure(key, &e)),
+            Ok(out) if out.content_length != end - start => {
+                tracing::warn!(%key, got = out.content_length, want = end - start, "ranged GET returned the wrong length");
+                break Some(BlockFailure::WrongBody);
+            }
+            Ok(out) => out.body,
+        };
+        // One allocation per block, so that evicting a block frees its memory (a block split
+        // off a larger buffer would keep all of it alive).
+        let mut chunk = Bytes::new();
+        let mut block = BytesMut::new();
+        let failed = loop {
+            if done == stretch.len() {
+                break None;
+            }
+            let (index, want) = (stretch[done].0, stretch[done].1 as usize);
+            if block.capacity() < want {
+                block.reserve(want - block.len());
+            }
+            if chunk.is_empty() {
+                match body.next().await {
+                    Some(Ok(c)) => chunk = c,
+                    Some(Err(e)) => break Some(e),
+                    None => break Some(CosError::Transport("object body ended early".into())),
+                }
+                continue;
+            }
+            let n = (want - block.len()).min(chunk.len());
+            block.extend_from_slice(&chunk.split_to(n));
+            if block.len() == want {
+                let full = std::mem::take(&mut block).freeze();
+                cache.complete(v.id(index), full, room.take_one());
+                done += 1;
+            }
+        };
+        match failed {
+            None => break None,
+            Some(CosError::Transport(why)) if resumes < MAX_RESUMES => {
+                resumes += 1;
+                tracing::debug!(%key, why, from = stretch[done].0 * BLOCK_SIZE, "body cut off; resuming");
+            }
+            Some(e) => break Some(read_failure(key, &e)),
+        }
+    };
+    if let Some(failure) = failure {
+        for &(i, _) in &stretch[done..] {
+            cache.fail(&v.id(i), failure);
+        }
+    }
+}
+
+/// Complete `blocks` from a local copy (plain `pread`s, as staging files are read).
 fn fill_from_copy(
     copy: &KeptCopy,
     cache: &BlockCache,
-    run: Vec<u64>,
-    lens: &[u64],
+    blocks: &[(u64, u64)],
     mut room: Reservation,
-    id: impl Fn(u64) -> BlockId,
+    v: &Version,
 ) {
-    for (&i, &len) in run.iter().zip(lens) {
+    for &(i, len) in blocks {
         let from = i * BLOCK_SIZE;
         match copy.read(from, from + len) {
-            Ok(b) if b.len() as u64 == len => cache.complete(id(i), b, room.take_one()),
-            Ok(_) => cache.fail(&id(i), BlockFailure::WrongBody),
-            Err(e) => cache.fail(&id(i), BlockFailure::from_fs(&e)),
+            Ok(b) if b.len() as u64 == len => cache.complete(v.id(i), b, room.take_one()),
+            Ok(_) => cache.fail(&v.id(i), BlockFailure::WrongBody),
+            Err(e) => cache.fail(&v.id(i), BlockFailure::from_fs(&e)),
         }
     }
 }

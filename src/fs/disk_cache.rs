@@ -1,0 +1,513 @@
+//! The persistent disk cache (`--disk-cache DIR`, `--disk-cache-size N`): a second tier under
+//! the block cache that outlives the mount.
+//!
+//! - Unit: a chunk of `CHUNK` bytes (16 blocks), aligned in the object, one file each. A chunk
+//!   is written once all its blocks are in memory (sequential reads, whole-object fetches and
+//!   aligned random fetches complete them); scattered single blocks are not kept.
+//! - Identity: the file name is a hash of key + ETag plus the chunk index, and the header
+//!   repeats key, ETag and index. A replaced object has a new ETag, so its old chunks are never
+//!   looked up again (they age out). A remount validates nothing up front: a handle reads the
+//!   version its open saw (a HEAD when the metadata TTL has passed), and only chunks of that
+//!   version match.
+//! - Integrity: the header holds the CRC-64 of the data. A chunk whose header or checksum does
+//!   not match (a torn write after a crash, bit rot, a file edited by hand) is deleted and
+//!   fetched again, never served. Files are written to a temporary name and renamed.
+//! - Off the read path: chunks are handed to one writer thread through a bounded queue (a full
+//!   queue drops the chunk; it is still in memory). Loads are synchronous file reads, done on
+//!   the blocking pool by the fetch that wanted the blocks.
+//! - Size: at most `--disk-cache-size` of chunk files, least recently used evicted first. The
+//!   order survives remounts through the files' mtimes (a hit sets the mtime).
+//! - Failures degrade, never fail reads: a directory that cannot be made or locked means no
+//!   disk cache (a warning at mount); a write error (a full disk, a removed directory) stops
+//!   writing for a minute with a warning; a load error is a miss.
+//! - Privacy: the mount's directory is `DIR/<mount id>` with mode 0700 and files 0600, locked
+//!   with `flock` so that two mounts never share one.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use lru::LruCache;
+use sha1::{Digest, Sha1};
+
+use crate::cos::integrity::{crc64, CRC64};
+
+/// Bytes per chunk file.
+pub const CHUNK: u64 = 1024 * 1024;
+const MAGIC: &[u8; 8] = b"COSFSDC1";
+/// Chunks waiting for the writer thread at most (each up to 1 MiB of memory).
+const QUEUE: usize = 16;
+/// How long writing stays off after a write error.
+const PAUSE_AFTER_ERROR: Duration = Duration::from_secs(60);
+
+/// One chunk of one object version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ChunkName {
+    version: [u8; 20],
+    index: u64,
+}
+
+impl ChunkName {
+    fn new(key: &str, etag: &str, index: u64) -> Self {
+        let mut h = Sha1::new();
+        h.update(key.as_bytes());
+        h.update([0]);
+        h.update(etag.as_bytes());
+        ChunkName {
+            version: h.finalize().into(),
+            index,
+        }
+    }
+
+    fn file_name(&self) -> String {
+        format!("{}-{:x}", hex::encode(self.version), self.index)
+    }
+
+    fn parse(name: &str) -> Option<ChunkName> {
+        let (v, i) = name.split_once('-')?;
+        let mut version = [0u8; 20];
+        hex::decode_to_slice(v, &mut version).ok()?;
+        Some(ChunkName {
+            version,
+            index: u64::from_str_radix(i, 16).ok()?,
+        })
+    }
+
+    fn subdir(&self) -> String {
+        hex::encode(&self.version[..1])
+    }
+}
+
+struct Job {
+    name: ChunkName,
+    key: Arc<str>,
+    etag: Arc<str>,
+    blocks: Vec<Bytes>,
+}
+
+struct Index {
+    /// Chunk files and their sizes, least recently used first.
+    files: LruCache<ChunkName, u64>,
+    bytes: u64,
+}
+
+/// What the disk cache did, for `cosfs stats`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DiskStats {
+    pub bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub written: u64,
+    pub dropped: u64,
+    pub corrupt: u64,
+}
+
+pub struct DiskCache {
+    dir: PathBuf,
+    cap: u64,
+    index: Mutex<Index>,
+    queue: SyncSender<Job>,
+    /// Writing is off until then, after a write error.
+    paused_until: Mutex<Option<Instant>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    corrupt: AtomicU64,
+    /// Held for the cache's lifetime: the directory is this mount's alone.
+    _lock: File,
+}
+
+impl DiskCache {
+    /// The cache in `dir` (one mount's own directory), holding at most `cap` bytes: made if
+    /// missing, cleaned of unfinished writes, and its index read from the files.
+    pub fn open(dir: &Path, cap: u64) -> Result<Arc<DiskCache>, String> {
+        let dir = dir.to_path_buf();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(dir.join(".lock"))
+            .map_err(|e| format!("cannot open {}: {e}", dir.join(".lock").display()))?;
+        // SAFETY: flock on a file descriptor we own; no memory is passed.
+        if unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&lock),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        } != 0
+        {
+            return Err(format!(
+                "{} is in use by another mount of the same bucket",
+                dir.display()
+            ));
+        }
+        let mut found = scan(&dir);
+        found.sort_by_key(|(_, _, mtime)| *mtime);
+        let mut index = Index {
+            files: LruCache::unbounded(),
+            bytes: 0,
+        };
+        for (name, size, _) in found {
+            index.files.push(name, size);
+            index.bytes += size;
+        }
+        let (tx, rx) = sync_channel(QUEUE);
+        let cache = Arc::new(DiskCache {
+            dir,
+            cap,
+            index: Mutex::new(index),
+            queue: tx,
+            paused_until: Mutex::new(None),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            corrupt: AtomicU64::new(0),
+            _lock: lock,
+        });
+        cache.evict();
+        let weak = Arc::downgrade(&cache);
+        std::thread::Builder::new()
+            .name("disk-cache".into())
+            .spawn(move || writer(weak, rx))
+            .map_err(|e| format!("cannot start the disk cache writer: {e}"))?;
+        Ok(cache)
+    }
+
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+
+    pub fn stats(&self) -> DiskStats {
+        DiskStats {
+            bytes: self.index.lock().unwrap().bytes,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            written: self.written.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            corrupt: self.corrupt.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether chunk `index` of the version is on disk (an index lookup, no I/O).
+    pub fn has(&self, key: &str, etag: &str, index: u64) -> bool {
+        let name = ChunkName::new(key, etag, index);
+        self.index.lock().unwrap().files.contains(&name)
+    }
+
+    fn path(&self, name: &ChunkName) -> PathBuf {
+        self.dir.join(name.subdir()).join(name.file_name())
+    }
+
+    /// Chunk `index` of the version, `len` bytes, if it is on disk and intact (blocking I/O).
+    /// A damaged chunk is deleted.
+    pub fn load(&self, key: &str, etag: &str, index: u64, len: u64) -> Option<Bytes> {
+        let name = ChunkName::new(key, etag, index);
+        if !self.index.lock().unwrap().files.contains(&name) {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let path = self.path(&name);
+        let mut raw = Vec::with_capacity(len as usize + 256);
+        let read = File::open(&path).and_then(|mut f| f.read_to_end(&mut raw));
+        let data = match read {
+            Ok(_) => check(&raw, key, etag, index, len),
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "disk cache chunk unreadable");
+                None
+            }
+        };
+        let Some(data) = data else {
+            if path.exists() {
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(path = %path.display(), "disk cache chunk damaged; deleted and fetched again");
+            }
+            self.forget(&name);
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.index.lock().unwrap().files.promote(&name);
+        // The LRU order outlives the mount through mtimes.
+        if let Ok(f) = File::options().write(true).open(&path) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+        Some(Bytes::from(data))
+    }
+
+    /// Keep chunk `index` of the version (its blocks, in order), written in the background.
+    /// Dropped when the writer is behind or paused.
+    pub fn store(&self, key: &Arc<str>, etag: &Arc<str>, index: u64, blocks: Vec<Bytes>) {
+        let name = ChunkName::new(key, etag, index);
+        if self.index.lock().unwrap().files.contains(&name) || self.paused() {
+            return;
+        }
+        let job = Job {
+            name,
+            key: key.clone(),
+            etag: etag.clone(),
+            blocks,
+        };
+        if let Err(TrySendError::Full(_)) = self.queue.try_send(job) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn paused(&self) -> bool {
+        let mut p = self.paused_until.lock().unwrap();
+        match *p {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *p = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn forget(&self, name: &ChunkName) {
+        let mut g = self.index.lock().unwrap();
+        if let Some(size) = g.files.pop(name) {
+            g.bytes -= size;
+        }
+        drop(g);
+        let _ = std::fs::remove_file(self.path(name));
+    }
+
+    /// Delete least recently used chunks until the cache fits its size.
+    fn evict(&self) {
+        loop {
+            let victim = {
+                let mut g = self.index.lock().unwrap();
+                if g.bytes <= self.cap {
+                    return;
+                }
+                match g.files.pop_lru() {
+                    Some((name, size)) => {
+                        g.bytes -= size;
+                        name
+                    }
+                    None => return,
+                }
+            };
+            let _ = std::fs::remove_file(self.path(&victim));
+        }
+    }
+
+    fn write(&self, job: &Job) -> std::io::Result<u64> {
+        let sub = self.dir.join(job.name.subdir());
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&sub)?;
+        let data_len: usize = job.blocks.iter().map(Bytes::len).sum();
+        let mut crc = CRC64.digest();
+        for b in &job.blocks {
+            crc.update(b);
+        }
+        let mut head = Vec::with_capacity(64 + job.key.len() + job.etag.len());
+        head.extend_from_slice(MAGIC);
+        for field in [job.key.as_bytes(), job.etag.as_bytes()] {
+            head.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            head.extend_from_slice(field);
+        }
+        head.extend_from_slice(&job.name.index.to_le_bytes());
+        head.extend_from_slice(&(data_len as u64).to_le_bytes());
+        head.extend_from_slice(&crc.finalize().to_le_bytes());
+        let name = job.name.file_name();
+        let tmp = sub.join(format!("{name}.tmp"));
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let written = (|| {
+            f.write_all(&head)?;
+            for b in &job.blocks {
+                f.write_all(b)?;
+            }
+            std::fs::rename(&tmp, sub.join(&name))
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok((head.len() + data_len) as u64)
+    }
+}
+
+/// The data of a chunk file, if its header names this chunk and its checksum matches.
+fn check(raw: &[u8], key: &str, etag: &str, index: u64, len: u64) -> Option<Vec<u8>> {
+    let mut at = raw.strip_prefix(MAGIC)?;
+    for want in [key.as_bytes(), etag.as_bytes()] {
+        let n = u32::from_le_bytes(at.get(..4)?.try_into().ok()?) as usize;
+        if at.get(4..4 + n)? != want {
+            return None;
+        }
+        at = &at[4 + n..];
+    }
+    let num = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    let (i, n, sum) = (num(at.get(..8)?), num(at.get(8..16)?), num(at.get(16..24)?));
+    let data = &at[24..];
+    if i != index || n != len || data.len() as u64 != len || crc64(data) != sum {
+        return None;
+    }
+    Some(data.to_vec())
+}
+
+/// Chunk files under `dir` with their sizes and mtimes; unfinished writes are deleted.
+fn scan(dir: &Path) -> Vec<(ChunkName, u64, SystemTime)> {
+    let mut out = Vec::new();
+    let Ok(subs) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for sub in subs.flatten() {
+        let Ok(files) = std::fs::read_dir(sub.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let file_name = f.file_name();
+            let name = file_name.to_string_lossy();
+            match (ChunkName::parse(&name), f.metadata()) {
+                (Some(c), Ok(m)) if m.is_file() => {
+                    out.push((c, m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+                }
+                _ if name.ends_with(".tmp") => {
+                    let _ = std::fs::remove_file(f.path());
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The writer thread: until the cache is gone, write queued chunks and keep the size.
+fn writer(cache: std::sync::Weak<DiskCache>, jobs: Receiver<Job>) {
+    let mut warned = HashMap::new();
+    while let Ok(job) = jobs.recv() {
+        let Some(cache) = cache.upgrade() else {
+            return;
+        };
+        if cache.paused() || cache.index.lock().unwrap().files.contains(&job.name) {
+            continue;
+        }
+        match cache.write(&job) {
+            Ok(size) => {
+                let mut g = cache.index.lock().unwrap();
+                g.files.push(job.name, size);
+                g.bytes += size;
+                drop(g);
+                cache.written.fetch_add(1, Ordering::Relaxed);
+                cache.evict();
+            }
+            Err(e) => {
+                *cache.paused_until.lock().unwrap() = Some(Instant::now() + PAUSE_AFTER_ERROR);
+                let kind = e.raw_os_error().unwrap_or(0);
+                if warned.insert(kind, ()).is_none() {
+                    tracing::warn!(dir = %cache.dir.display(), error = %e, "cannot write to the disk cache; reads go on without it, writing is retried in a minute");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks(seed: u8) -> Vec<Bytes> {
+        (0..16)
+            .map(|i| Bytes::from(vec![seed.wrapping_add(i); 64 * 1024]))
+            .collect()
+    }
+
+    fn wait_written(c: &DiskCache, n: u64) {
+        for _ in 0..500 {
+            if c.stats().written >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("chunk not written");
+    }
+
+    #[test]
+    fn chunks_survive_reopening_and_are_keyed_by_etag() {
+        let root = tempfile::tempdir().unwrap();
+        let (k, e1): (Arc<str>, Arc<str>) = (Arc::from("a/b"), Arc::from("\"e1\""));
+        {
+            let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
+            assert!(
+                DiskCache::open(&root.path().join("m"), 8 * CHUNK).is_err(),
+                "one mount per directory"
+            );
+            c.store(&k, &e1, 3, blocks(7));
+            wait_written(&c, 1);
+        }
+        let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
+        let got = c
+            .load("a/b", "\"e1\"", 3, CHUNK)
+            .expect("kept across reopening");
+        assert_eq!(&got[..], &blocks(7).concat()[..]);
+        assert!(
+            c.load("a/b", "\"e2\"", 3, CHUNK).is_none(),
+            "another version"
+        );
+        assert!(c.load("a/b", "\"e1\"", 4, CHUNK).is_none(), "another chunk");
+        let mode = std::fs::metadata(root.path().join("m")).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+            0o700
+        );
+    }
+
+    #[test]
+    fn a_damaged_chunk_is_never_served() {
+        let root = tempfile::tempdir().unwrap();
+        let (k, e): (Arc<str>, Arc<str>) = (Arc::from("k"), Arc::from("e"));
+        let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
+        c.store(&k, &e, 0, blocks(1));
+        wait_written(&c, 1);
+        let path = c.path(&ChunkName::new("k", "e", 0));
+        let mut raw = std::fs::read(&path).unwrap();
+        let n = raw.len();
+        raw[n - 10] ^= 0xff;
+        std::fs::write(&path, &raw).unwrap();
+        assert!(c.load("k", "e", 0, CHUNK).is_none());
+        assert!(!path.exists(), "deleted");
+        assert_eq!(c.stats().corrupt, 1);
+    }
+
+    #[test]
+    fn least_recently_used_chunks_go_first() {
+        let root = tempfile::tempdir().unwrap();
+        let (k, e): (Arc<str>, Arc<str>) = (Arc::from("k"), Arc::from("e"));
+        let c = DiskCache::open(&root.path().join("m"), 3 * CHUNK + 1024).unwrap();
+        for i in 0..3 {
+            c.store(&k, &e, i, blocks(i as u8));
+            wait_written(&c, i + 1);
+        }
+        assert!(c.load("k", "e", 0, CHUNK).is_some(), "chunk 0 used again");
+        c.store(&k, &e, 3, blocks(3));
+        wait_written(&c, 4);
+        assert!(c.has("k", "e", 0) && c.has("k", "e", 2) && c.has("k", "e", 3));
+        assert!(!c.has("k", "e", 1), "the least recently used went");
+        assert!(c.stats().bytes <= 3 * CHUNK + 1024);
+    }
+}
