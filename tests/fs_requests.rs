@@ -260,3 +260,40 @@ async fn random_reads_of_a_big_object_fetch_only_what_they_read() {
         "one 64 KiB block per sparse read, nothing more"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_reads_that_come_back_to_a_region_fetch_all_of_it() {
+    // 16 MiB object, 8 MiB cache (no whole-object fetch): random 4 KiB reads confined to two
+    // 1 MiB regions, [4 MiB, 5 MiB) and [9 MiB, 10 MiB).
+    let w = world_with(8 << 20);
+    let body = pattern(16 * MIB, 7);
+    w.put("big", body.clone()).await;
+    w.fs.lookup(ROOT, "big").await.unwrap();
+    w.store.reset_counts();
+    let mut rng = 12345u64;
+    let offsets: Vec<u64> = (0..60u64)
+        .map(|i| {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let region = if i % 2 == 0 { 4 } else { 9 };
+            region * MIB as u64 + (rng >> 33) % (MIB as u64 - 4096)
+        })
+        .collect();
+    let got = scattered_reads(&w, "big", &offsets, 4096).await;
+    for (at, b) in offsets.iter().zip(&got) {
+        assert!(b[..] == body[*at as usize..*at as usize + 4096]);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let gets = w.store.count("GetObject");
+    // Block by block, 60 reads over 32 blocks would be about 27 GETs. Here each region costs
+    // its first three reads' blocks (the third one first, for its latency) and one GET for the
+    // rest of it.
+    assert!(
+        gets <= 2 * 4,
+        "three reads of each region by block, then one GET for the rest of it: {gets}"
+    );
+    // And nothing outside the two regions was fetched: one more read elsewhere is a GET.
+    scattered_reads(&w, "big", &[12 * MIB as u64], 4096).await;
+    assert_eq!(w.store.count("GetObject"), gets + 1);
+}

@@ -98,7 +98,7 @@ fn a_reread_after_a_remount_makes_no_get() {
         "every block came from the disk cache"
     );
     let s = stats(&m);
-    assert_eq!(figure(&s, "hits"), 7, "{s}");
+    assert!(figure(&s, "hits") >= 7, "every chunk came from disk: {s}");
     // Per-mount files are the mounting user's alone.
     use std::os::unix::fs::PermissionsExt;
     for mount_dir in std::fs::read_dir(disk.path()).unwrap().flatten() {
@@ -167,7 +167,10 @@ fn a_damaged_chunk_is_detected_and_fetched_again() {
     assert!(b.count("GetObject") >= 1, "the damaged chunk was fetched");
     let s = stats(&m);
     assert_eq!(figure(&s, "damaged"), 1, "{s}");
-    assert_eq!(figure(&s, "hits"), 1, "the intact chunk still served: {s}");
+    assert!(
+        figure(&s, "hits") >= 1,
+        "the intact chunk still served: {s}"
+    );
 }
 
 #[test]

@@ -6,16 +6,37 @@
 use base64::Engine;
 use md5::{Digest, Md5};
 
-/// Slice-by-16 tables: several GB/s, where the byte-wise default would make CRC the bottleneck
-/// of every upload on a small machine.
-pub type CrcTable = crc::Table<16>;
-pub static CRC64: crc::Crc<u64, CrcTable> = crc::Crc::<u64, CrcTable>::new(&crc::CRC_64_XZ);
-/// A running CRC-64 over data arriving in pieces.
-pub type Crc64Digest = crc::Digest<'static, u64, CrcTable>;
+/// A running CRC-64/XZ over data arriving in pieces. SIMD (PCLMULQDQ) where the CPU has it,
+/// via `crc64fast`: about 10x the crc crate's slice-by-16 table, which was a third of the CPU
+/// of random reads served from the disk cache and a large share of every upload's.
+#[derive(Clone)]
+pub struct Crc64Digest(crc64fast::Digest);
+
+impl Default for Crc64Digest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Crc64Digest {
+    pub fn new() -> Self {
+        Crc64Digest(crc64fast::Digest::new())
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.write(data);
+    }
+
+    pub fn finalize(&self) -> u64 {
+        self.0.sum64()
+    }
+}
 
 /// CRC-64/XZ of a whole buffer.
 pub fn crc64(data: &[u8]) -> u64 {
-    CRC64.checksum(data)
+    let mut d = Crc64Digest::new();
+    d.update(data);
+    d.finalize()
 }
 
 /// Base64 of the raw MD5 digest, the `Content-MD5` header value.

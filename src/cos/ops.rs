@@ -9,7 +9,7 @@ use http::Method;
 
 use super::client::{CosClient, Request};
 use super::error::{CosError, CosResult};
-use super::integrity::{content_md5, crc64, crc64_combine, CRC64};
+use super::integrity::{content_md5, crc64, crc64_combine, Crc64Digest};
 use super::parse::{self, META_PREFIX};
 use super::store::*;
 use crate::xml::escape;
@@ -121,7 +121,7 @@ impl ObjectStore for CosClient {
         // A ranged GET carries the whole object's CRC, so only whole reads can be checked.
         let expected_crc = if ranged { None } else { meta.crc64 };
         let key = key.to_string();
-        let state = (resp.into_stream(), 0u64, CRC64.digest(), false);
+        let state = (resp.into_stream(), 0u64, Crc64Digest::new(), false);
         let body = futures_util::stream::unfold(state, move |(mut s, got, mut digest, done)| {
             let key = key.clone();
             async move {
@@ -147,7 +147,7 @@ impl ObjectStore for CosClient {
                         let ours = digest.finalize();
                         match check_crc(&key, ours, expected_crc) {
                             Ok(()) => None,
-                            Err(e) => Some((Err(e), (s, got, CRC64.digest(), true))),
+                            Err(e) => Some((Err(e), (s, got, Crc64Digest::new(), true))),
                         }
                     }
                 }

@@ -8,7 +8,8 @@
 //!   (`--cache-size`), and every block is charged to the mount's memory budget (`memory`), one
 //!   unit per block, from the moment its fetch reserves room until it is evicted.
 //! - A fetch reserves room for its blocks before it starts (`reserve`, waiting; prefetch uses
-//!   `try_reserve`, never waiting). Reserving evicts least-recently-used ready blocks until
+//!   `try_reserve`, never waiting, and leaving a quarter of the in-flight room to demand
+//!   reads). Reserving evicts least-recently-used ready blocks until
 //!   ready + in flight fits the cache's size, and again while the budget has no free units
 //!   (writers hold them). At most half of the cache may be in flight, so a burst of readers
 //!   cannot wipe out every cached block. In-flight room is a fair semaphore whose permits
@@ -224,9 +225,13 @@ impl BlockCache {
         Reservation { flight, units }
     }
 
-    /// Room for `n` blocks if it is free now (prefetch never waits).
+    /// Room for `n` blocks if it is free now and a quarter of the in-flight room stays free
+    /// for demand reads (prefetch never waits, and never crowds out a read that waits).
     pub fn try_reserve(&self, n: usize) -> Option<Reservation> {
         let n = n.clamp(1, self.in_flight_cap) as u32;
+        if self.in_flight.available_permits() < n as usize + self.in_flight_cap / 4 {
+            return None;
+        }
         let flight = self.in_flight.clone().try_acquire_many_owned(n).ok()?;
         self.make_room();
         let units = self.memory.take_units_now(n)?;

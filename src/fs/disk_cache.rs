@@ -9,14 +9,17 @@
 //!   looked up again (they age out). A remount validates nothing up front: a handle reads the
 //!   version its open saw (a HEAD when the metadata TTL has passed), and only chunks of that
 //!   version match.
-//! - Integrity: the header holds the CRC-64 of the data. A chunk whose header or checksum does
-//!   not match (a torn write after a crash, bit rot, a file edited by hand) is deleted and
-//!   fetched again, never served. Files are written to a temporary name and renamed.
+//! - Integrity: the header holds the CRC-64 of each 64 KiB block, so a load reads and checks
+//!   only the blocks it wants (a random 4 KiB read does not read a whole chunk). A chunk whose
+//!   header or a checksum does not match (a torn write after a crash, bit rot, a file edited by
+//!   hand) is deleted and fetched again, never served. Files are written to a temporary name
+//!   and renamed.
 //! - Off the read path: chunks are handed to one writer thread through a bounded queue (a full
 //!   queue drops the chunk; it is still in memory). Loads are synchronous file reads, done on
 //!   the blocking pool by the fetch that wanted the blocks.
 //! - Size: at most `--disk-cache-size` of chunk files, least recently used evicted first. The
-//!   order survives remounts through the files' mtimes (a hit sets the mtime).
+//!   order survives remounts through the files' mtimes (the first hit of a chunk in a mount
+//!   sets its mtime).
 //! - Failures degrade, never fail reads: a directory that cannot be made or locked means no
 //!   disk cache (a warning at mount); a write error (a full disk, a removed directory) stops
 //!   writing for a minute with a warning; a load error is a miss.
@@ -25,10 +28,10 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -37,7 +40,9 @@ use bytes::Bytes;
 use lru::LruCache;
 use sha1::{Digest, Sha1};
 
-use crate::cos::integrity::{crc64, CRC64};
+use crate::cos::integrity::crc64;
+
+use super::cache::BLOCK_SIZE;
 
 /// Bytes per chunk file.
 pub const CHUNK: u64 = 1024 * 1024;
@@ -92,9 +97,16 @@ struct Job {
     blocks: Vec<Bytes>,
 }
 
+/// A chunk file the index knows.
+struct Known {
+    size: u64,
+    /// Its mtime was set by this mount (the LRU order kept on disk).
+    touched: bool,
+}
+
 struct Index {
-    /// Chunk files and their sizes, least recently used first.
-    files: LruCache<ChunkName, u64>,
+    /// Chunk files, least recently used first.
+    files: LruCache<ChunkName, Known>,
     bytes: u64,
 }
 
@@ -114,6 +126,8 @@ pub struct DiskCache {
     cap: u64,
     index: Mutex<Index>,
     queue: SyncSender<Job>,
+    /// Chunks queued and not yet written.
+    backlog: AtomicUsize,
     /// Writing is off until then, after a write error.
     paused_until: Mutex<Option<Instant>>,
     hits: AtomicU64,
@@ -162,7 +176,13 @@ impl DiskCache {
             bytes: 0,
         };
         for (name, size, _) in found {
-            index.files.push(name, size);
+            index.files.push(
+                name,
+                Known {
+                    size,
+                    touched: false,
+                },
+            );
             index.bytes += size;
         }
         let (tx, rx) = sync_channel(QUEUE);
@@ -171,6 +191,7 @@ impl DiskCache {
             cap,
             index: Mutex::new(index),
             queue: tx,
+            backlog: AtomicUsize::new(0),
             paused_until: Mutex::new(None),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -213,25 +234,36 @@ impl DiskCache {
         self.dir.join(name.subdir()).join(name.file_name())
     }
 
-    /// Chunk `index` of the version, `len` bytes, if it is on disk and intact (blocking I/O).
-    /// A damaged chunk is deleted.
-    pub fn load(&self, key: &str, etag: &str, index: u64, len: u64) -> Option<Bytes> {
+    /// Whether the writer is behind: background fetches should wait for it.
+    pub fn busy(&self) -> bool {
+        self.backlog.load(Ordering::Relaxed) >= QUEUE / 2
+    }
+
+    /// Blocks `blocks` (indexes within the chunk) of chunk `index` of the version, whose
+    /// length is `len`, if the chunk is on disk and those blocks are intact (blocking I/O). A
+    /// damaged chunk is deleted.
+    pub fn load(
+        &self,
+        key: &str,
+        etag: &str,
+        index: u64,
+        len: u64,
+        blocks: std::ops::Range<u64>,
+    ) -> Option<Vec<Bytes>> {
         let name = ChunkName::new(key, etag, index);
-        if !self.index.lock().unwrap().files.contains(&name) {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        let path = self.path(&name);
-        let mut raw = Vec::with_capacity(len as usize + 256);
-        let read = File::open(&path).and_then(|mut f| f.read_to_end(&mut raw));
-        let data = match read {
-            Ok(_) => check(&raw, key, etag, index, len),
-            Err(e) => {
-                tracing::debug!(path = %path.display(), error = %e, "disk cache chunk unreadable");
-                None
+        let touch = match self.index.lock().unwrap().files.get_mut(&name) {
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                return None;
             }
+            Some(k) => !std::mem::replace(&mut k.touched, true),
         };
-        let Some(data) = data else {
+        let path = self.path(&name);
+        let got = File::open(&path)
+            .map_err(|e| tracing::debug!(path = %path.display(), error = %e, "disk cache chunk unreadable"))
+            .ok()
+            .and_then(|f| read_blocks(&f, key, etag, index, len, blocks));
+        let Some(got) = got else {
             if path.exists() {
                 self.corrupt.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(path = %path.display(), "disk cache chunk damaged; deleted and fetched again");
@@ -241,12 +273,12 @@ impl DiskCache {
             return None;
         };
         self.hits.fetch_add(1, Ordering::Relaxed);
-        self.index.lock().unwrap().files.promote(&name);
-        // The LRU order outlives the mount through mtimes.
-        if let Ok(f) = File::options().write(true).open(&path) {
-            let _ = f.set_modified(SystemTime::now());
+        if touch {
+            if let Ok(f) = File::options().write(true).open(&path) {
+                let _ = f.set_modified(SystemTime::now());
+            }
         }
-        Some(Bytes::from(data))
+        Some(got)
     }
 
     /// Keep chunk `index` of the version (its blocks, in order), written in the background.
@@ -262,8 +294,14 @@ impl DiskCache {
             etag: etag.clone(),
             blocks,
         };
-        if let Err(TrySendError::Full(_)) = self.queue.try_send(job) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        match self.queue.try_send(job) {
+            Ok(()) => {
+                self.backlog.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
         }
     }
 
@@ -281,8 +319,8 @@ impl DiskCache {
 
     fn forget(&self, name: &ChunkName) {
         let mut g = self.index.lock().unwrap();
-        if let Some(size) = g.files.pop(name) {
-            g.bytes -= size;
+        if let Some(k) = g.files.pop(name) {
+            g.bytes -= k.size;
         }
         drop(g);
         let _ = std::fs::remove_file(self.path(name));
@@ -297,8 +335,8 @@ impl DiskCache {
                     return;
                 }
                 match g.files.pop_lru() {
-                    Some((name, size)) => {
-                        g.bytes -= size;
+                    Some((name, k)) => {
+                        g.bytes -= k.size;
                         name
                     }
                     None => return,
@@ -315,19 +353,13 @@ impl DiskCache {
             .mode(0o700)
             .create(&sub)?;
         let data_len: usize = job.blocks.iter().map(Bytes::len).sum();
-        let mut crc = CRC64.digest();
-        for b in &job.blocks {
-            crc.update(b);
-        }
-        let mut head = Vec::with_capacity(64 + job.key.len() + job.etag.len());
-        head.extend_from_slice(MAGIC);
-        for field in [job.key.as_bytes(), job.etag.as_bytes()] {
-            head.extend_from_slice(&(field.len() as u32).to_le_bytes());
-            head.extend_from_slice(field);
-        }
-        head.extend_from_slice(&job.name.index.to_le_bytes());
-        head.extend_from_slice(&(data_len as u64).to_le_bytes());
-        head.extend_from_slice(&crc.finalize().to_le_bytes());
+        let head = header(
+            &job.key,
+            &job.etag,
+            job.name.index,
+            data_len as u64,
+            job.blocks.iter().map(|b| crc64(b)),
+        );
         let name = job.name.file_name();
         let tmp = sub.join(format!("{name}.tmp"));
         let mut f = OpenOptions::new()
@@ -351,23 +383,62 @@ impl DiskCache {
     }
 }
 
-/// The data of a chunk file, if its header names this chunk and its checksum matches.
-fn check(raw: &[u8], key: &str, etag: &str, index: u64, len: u64) -> Option<Vec<u8>> {
-    let mut at = raw.strip_prefix(MAGIC)?;
-    for want in [key.as_bytes(), etag.as_bytes()] {
-        let n = u32::from_le_bytes(at.get(..4)?.try_into().ok()?) as usize;
-        if at.get(4..4 + n)? != want {
-            return None;
-        }
-        at = &at[4 + n..];
+/// A chunk file's header: what it holds, and the CRC-64 of each block.
+fn header(key: &str, etag: &str, index: u64, len: u64, crcs: impl Iterator<Item = u64>) -> Vec<u8> {
+    let mut head = Vec::with_capacity(64 + key.len() + etag.len() + 128);
+    head.extend_from_slice(MAGIC);
+    for field in [key.as_bytes(), etag.as_bytes()] {
+        head.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        head.extend_from_slice(field);
     }
-    let num = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-    let (i, n, sum) = (num(at.get(..8)?), num(at.get(8..16)?), num(at.get(16..24)?));
-    let data = &at[24..];
-    if i != index || n != len || data.len() as u64 != len || crc64(data) != sum {
+    head.extend_from_slice(&index.to_le_bytes());
+    head.extend_from_slice(&len.to_le_bytes());
+    for c in crcs {
+        head.extend_from_slice(&c.to_le_bytes());
+    }
+    head
+}
+
+/// Blocks `blocks` of the chunk file `f`, if its header names chunk `index` of this version
+/// with `len` bytes, and the blocks read match their checksums.
+fn read_blocks(
+    f: &File,
+    key: &str,
+    etag: &str,
+    index: u64,
+    len: u64,
+    blocks: std::ops::Range<u64>,
+) -> Option<Vec<Bytes>> {
+    let n = len.div_ceil(BLOCK_SIZE);
+    let expect = header(key, etag, index, len, (0..n).map(|_| 0));
+    let mut head = vec![0u8; expect.len()];
+    f.read_exact_at(&mut head, 0).ok()?;
+    let crc_at = expect.len() - 8 * n as usize;
+    if head[..crc_at] != expect[..crc_at] || f.metadata().ok()?.len() != head.len() as u64 + len {
         return None;
     }
-    Some(data.to_vec())
+    let mut out = Vec::with_capacity((blocks.end - blocks.start) as usize);
+    for b in blocks {
+        let at = b * BLOCK_SIZE;
+        let want = BLOCK_SIZE.min(len.checked_sub(at)?) as usize;
+        let data = read_at(f, head.len() as u64 + at, want)?;
+        let c = crc_at + 8 * b as usize;
+        let want = u64::from_le_bytes(head[c..c + 8].try_into().expect("8 bytes"));
+        if crc64(&data) != want {
+            return None;
+        }
+        out.push(Bytes::from(data));
+    }
+    Some(out)
+}
+
+/// `n` bytes of `f` at `at`, read into fresh memory without zeroing it first.
+fn read_at(mut f: &File, at: u64, n: usize) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    f.seek(SeekFrom::Start(at)).ok()?;
+    let mut data = Vec::with_capacity(n);
+    f.take(n as u64).read_to_end(&mut data).ok()?;
+    (data.len() == n).then_some(data)
 }
 
 /// Chunk files under `dir` with their sizes and mtimes; unfinished writes are deleted.
@@ -404,13 +475,20 @@ fn writer(cache: std::sync::Weak<DiskCache>, jobs: Receiver<Job>) {
         let Some(cache) = cache.upgrade() else {
             return;
         };
+        cache.backlog.fetch_sub(1, Ordering::Relaxed);
         if cache.paused() || cache.index.lock().unwrap().files.contains(&job.name) {
             continue;
         }
         match cache.write(&job) {
             Ok(size) => {
                 let mut g = cache.index.lock().unwrap();
-                g.files.push(job.name, size);
+                g.files.push(
+                    job.name,
+                    Known {
+                        size,
+                        touched: true,
+                    },
+                );
                 g.bytes += size;
                 drop(g);
                 cache.written.fetch_add(1, Ordering::Relaxed);
@@ -462,14 +540,19 @@ mod tests {
         }
         let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
         let got = c
-            .load("a/b", "\"e1\"", 3, CHUNK)
+            .load("a/b", "\"e1\"", 3, CHUNK, 0..16)
             .expect("kept across reopening");
-        assert_eq!(&got[..], &blocks(7).concat()[..]);
+        assert_eq!(got, blocks(7));
+        let some = c.load("a/b", "\"e1\"", 3, CHUNK, 5..7).unwrap();
+        assert_eq!(some, blocks(7)[5..7].to_vec());
         assert!(
-            c.load("a/b", "\"e2\"", 3, CHUNK).is_none(),
+            c.load("a/b", "\"e2\"", 3, CHUNK, 0..1).is_none(),
             "another version"
         );
-        assert!(c.load("a/b", "\"e1\"", 4, CHUNK).is_none(), "another chunk");
+        assert!(
+            c.load("a/b", "\"e1\"", 4, CHUNK, 0..1).is_none(),
+            "another chunk"
+        );
         let mode = std::fs::metadata(root.path().join("m")).unwrap();
         assert_eq!(
             std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
@@ -489,7 +572,14 @@ mod tests {
         let n = raw.len();
         raw[n - 10] ^= 0xff;
         std::fs::write(&path, &raw).unwrap();
-        assert!(c.load("k", "e", 0, CHUNK).is_none());
+        assert!(
+            c.load("k", "e", 0, CHUNK, 0..1).is_some(),
+            "block 0 is intact"
+        );
+        assert!(
+            c.load("k", "e", 0, CHUNK, 15..16).is_none(),
+            "block 15 is not"
+        );
         assert!(!path.exists(), "deleted");
         assert_eq!(c.stats().corrupt, 1);
     }
@@ -503,7 +593,10 @@ mod tests {
             c.store(&k, &e, i, blocks(i as u8));
             wait_written(&c, i + 1);
         }
-        assert!(c.load("k", "e", 0, CHUNK).is_some(), "chunk 0 used again");
+        assert!(
+            c.load("k", "e", 0, CHUNK, 0..1).is_some(),
+            "chunk 0 used again"
+        );
         c.store(&k, &e, 3, blocks(3));
         wait_written(&c, 4);
         assert!(c.has("k", "e", 0) && c.has("k", "e", 2) && c.has("k", "e", 3));

@@ -10,6 +10,11 @@
 //!   the background (GETs of up to `FETCH_CHUNK`, after the
 //!   demand blocks, only into free room, picked up again by later reads where room ran out), so
 //!   random reads of it soon come from memory. Larger objects keep fetching only what is read.
+//! - Larger objects: a non-sequential read that is the third of a handle's last 16 to land
+//!   in one 1 MiB region (aligned; the disk cache's chunk) also fetches the rest of that
+//!   region in the background (one GET, after the demand blocks, only into free room). Reads
+//!   with no locality (uniformly random over a big object, or a stride) fetch only what they
+//!   read.
 //! - Sequential reads (each read starting near where the last ended) open a prefetch window
 //!   that starts at 1 MiB and doubles on every read that keeps the pattern, up to a cap; the
 //!   window is fetched ahead in GETs of up to `FETCH_CHUNK`, several in flight. Prefetch only
@@ -50,6 +55,12 @@ const MAX_REQUEST: u64 = MIB;
 /// Non-sequential reads of one handle after which an object that fits in half the cache is
 /// fetched whole in the background.
 const RANDOM_BEFORE_WHOLE: u32 = 4;
+/// Non-sequential reads remembered to judge locality.
+const LOCALITY_WINDOW: usize = 16;
+/// A read fetches the rest of its region when this many of the remembered reads were in it:
+/// the third read of a region within 16 reads. Uniformly random reads of a big object, or a
+/// stride that visits each region once or twice, stay below it and fetch only what they read.
+const REGION_READS_BEFORE: usize = 2;
 /// How often one fetch picks up again after its connection was cut mid-body.
 const MAX_RESUMES: u32 = 3;
 
@@ -64,6 +75,8 @@ struct SeqState {
     random_reads: u32,
     /// The whole-object background fetch has been issued up to here, once started.
     whole_from: Option<u64>,
+    /// The 1 MiB regions of the last `LOCALITY_WINDOW` non-sequential reads.
+    recent: std::collections::VecDeque<u64>,
 }
 
 /// What a read asks to fetch beyond its own blocks.
@@ -72,6 +85,9 @@ enum Ahead {
     Window(u64, u64),
     /// The rest of an object that fits the cache, once reads of it keep jumping around.
     Whole(u64, u64),
+    /// The rest of the aligned region (`CHUNK`) a read falls in, once non-sequential reads
+    /// keep coming back to regions read shortly before.
+    Region(u64, u64),
 }
 
 /// Where a reader's version is fetched from.
@@ -111,6 +127,7 @@ impl ObjectReader {
                 prefetched_until: 0,
                 random_reads: 0,
                 whole_from: None,
+                recent: Default::default(),
             }),
             timed_out: Echo::default(),
         }
@@ -173,9 +190,15 @@ impl ObjectReader {
                         s.prefetched_until = s.prefetched_until.min(at);
                     }
                 }
-                Some(Ahead::Whole(from, to)) => {
+                // Not while the disk cache's writer is behind: what it would drop would only be
+                // fetched again.
+                Some(Ahead::Whole(from, to)) if !cache.disk().is_some_and(|d| d.busy()) => {
                     let stopped = self.start_prefetch(store, cache, *from, *to);
                     self.seq.lock().unwrap().whole_from = Some(stopped.unwrap_or(*to));
+                }
+                Some(Ahead::Whole(..)) => {}
+                Some(Ahead::Region(from, to)) => {
+                    self.start_prefetch(store, cache, *from, *to);
                 }
                 None => {}
             }
@@ -203,6 +226,18 @@ impl ObjectReader {
             if s.random_reads >= RANDOM_BEFORE_WHOLE && self.size <= whole_limit && from < self.size
             {
                 return Some(Ahead::Whole(from, self.size));
+            }
+            let region = offset / CHUNK;
+            let before = s.recent.iter().filter(|&&r| r == region).count();
+            if s.recent.len() == LOCALITY_WINDOW {
+                s.recent.pop_front();
+            }
+            s.recent.push_back(region);
+            if before >= REGION_READS_BEFORE {
+                return Some(Ahead::Region(
+                    region * CHUNK,
+                    self.size.min((region + 1) * CHUNK),
+                ));
             }
             return None;
         }
@@ -271,7 +306,8 @@ impl ObjectReader {
     }
 
     /// Start GETs for the blocks of `from..to` that are neither cached nor being fetched,
-    /// as far as free cache room allows; where it stopped for lack of room, if it did.
+    /// as far as free cache room allows; where it stopped for lack of room, if it did. Blocks
+    /// already there do not split a GET (see `spans`).
     fn start_prefetch<S: ObjectStore + ?Sized>(
         &self,
         store: &Arc<S>,
@@ -286,15 +322,9 @@ impl ObjectReader {
             let Some(mut room) = cache.try_reserve(n) else {
                 return Some(i * BLOCK_SIZE);
             };
-            let mut run = Vec::new();
-            for j in i..i + n as u64 {
-                if cache.claim(&self.id(j)) {
-                    run.push(j);
-                } else if !run.is_empty() {
-                    let part = room.take(run.len()).expect("reserved room for the run");
-                    self.spawn_fetch(store, cache, std::mem::take(&mut run), part);
-                }
-            }
+            let run: Vec<u64> = (i..i + n as u64)
+                .filter(|&j| cache.claim(&self.id(j)))
+                .collect();
             if !run.is_empty() {
                 let part = room.take(run.len()).expect("reserved room for the run");
                 self.spawn_fetch(store, cache, run, part);
@@ -304,8 +334,8 @@ impl ObjectReader {
         None
     }
 
-    /// Fetch the consecutive blocks `run`: from the disk cache where it has them, the rest in
-    /// one GET per stretch; every block is completed or failed. Chunks the GETs complete go to
+    /// Fetch the blocks `run` (ascending): from the disk cache where it has them, the rest in
+    /// one GET per span (`spans`); every block is completed or failed. Chunks the GETs complete go to
     /// the disk cache. A connection dropped mid-body is resumed from the first block not yet
     /// complete, up to `MAX_RESUMES` times; other failures (a timeout, a changed object) fail
     /// the rest of the stretch.
@@ -333,7 +363,7 @@ impl ObjectReader {
             if let Some(disk) = cache.disk().cloned() {
                 todo = load_from_disk(&disk, &cache, &version, todo, &mut room).await;
             }
-            for stretch in consecutive(&todo) {
+            for stretch in spans(&todo) {
                 let from = CosVersion {
                     key: &key,
                     etag: &etag,
@@ -403,12 +433,17 @@ struct CosVersion<'a> {
     etag: &'a Arc<str>,
 }
 
-/// `blocks` (index, length) split into runs of consecutive indexes.
-fn consecutive(blocks: &[(u64, u64)]) -> Vec<&[(u64, u64)]> {
+/// Blocks a GET may read past (and drop) rather than split in two: 8 blocks, 512 KiB, take
+/// about as long to transfer as another request's round trip over a 10 ms, 50 MiB/s link.
+const MAX_GAP: u64 = 8;
+
+/// `blocks` (index, length; ascending) split into spans one GET each: consecutive blocks, or
+/// blocks with gaps of at most `MAX_GAP` blocks between them (the gap is read and dropped).
+fn spans(blocks: &[(u64, u64)]) -> Vec<&[(u64, u64)]> {
     let mut out = Vec::new();
     let mut start = 0;
     for k in 1..=blocks.len() {
-        if k == blocks.len() || blocks[k].0 != blocks[k - 1].0 + 1 {
+        if k == blocks.len() || blocks[k].0 > blocks[k - 1].0 + 1 + MAX_GAP {
             if k > start {
                 out.push(&blocks[start..k]);
             }
@@ -447,18 +482,18 @@ async fn load_from_disk(
             continue;
         }
         let (d, key, etag) = (disk.clone(), v.key.clone(), v.etag.clone());
-        let loaded = tokio::task::spawn_blocking(move || d.load(&key, &etag, chunk, chunk_len))
-            .await
-            .ok()
-            .flatten();
+        let per_chunk = CHUNK / BLOCK_SIZE;
+        let wanted = group[0].0 - chunk * per_chunk..group[n - 1].0 - chunk * per_chunk + 1;
+        let loaded =
+            tokio::task::spawn_blocking(move || d.load(&key, &etag, chunk, chunk_len, wanted))
+                .await
+                .ok()
+                .flatten();
         let Some(data) = loaded else {
             rest.extend_from_slice(group);
             continue;
         };
-        for &(i, len) in group {
-            let at = (i * BLOCK_SIZE - chunk * CHUNK) as usize;
-            // A copy: a block sharing the chunk's buffer would keep all of it in memory.
-            let block = Bytes::copy_from_slice(&data[at..at + len as usize]);
+        for (&(i, _), block) in group.iter().zip(data) {
             cache.complete(v.id(i), block, room.take_one());
         }
     }
@@ -481,7 +516,7 @@ fn keep_chunks(disk: &DiskCache, cache: &BlockCache, v: &Version, stretch: &[(u6
     }
 }
 
-/// One GET of the consecutive blocks `stretch` (see `spawn_fetch`).
+/// One GET of the blocks `stretch` (ascending, maybe with gaps; see `spawn_fetch`).
 async fn get_blocks<S: ObjectStore + ?Sized>(
     store: &S,
     cache: &BlockCache,
@@ -491,9 +526,8 @@ async fn get_blocks<S: ObjectStore + ?Sized>(
     room: &mut Reservation,
 ) {
     let key = from.key;
-    let end = v
-        .size
-        .min(stretch[0].0 * BLOCK_SIZE + stretch.iter().map(|b| b.1).sum::<u64>());
+    let (last, last_len) = stretch[stretch.len() - 1];
+    let end = v.size.min(last * BLOCK_SIZE + last_len);
     let mut done = 0usize;
     let mut resumes = 0;
     let failure = loop {
@@ -515,14 +549,13 @@ async fn get_blocks<S: ObjectStore + ?Sized>(
         // off a larger buffer would keep all of it alive).
         let mut chunk = Bytes::new();
         let mut block = BytesMut::new();
+        // Object offset of the first byte of `chunk`.
+        let mut at = start;
         let failed = loop {
             if done == stretch.len() {
                 break None;
             }
             let (index, want) = (stretch[done].0, stretch[done].1 as usize);
-            if block.capacity() < want {
-                block.reserve(want - block.len());
-            }
             if chunk.is_empty() {
                 match body.next().await {
                     Some(Ok(c)) => chunk = c,
@@ -531,8 +564,20 @@ async fn get_blocks<S: ObjectStore + ?Sized>(
                 }
                 continue;
             }
+            let block_start = index * BLOCK_SIZE;
+            if at < block_start {
+                // A gap: bytes of blocks that are cached already.
+                let skip = (block_start - at).min(chunk.len() as u64) as usize;
+                let _ = chunk.split_to(skip);
+                at += skip as u64;
+                continue;
+            }
+            if block.capacity() < want {
+                block.reserve(want - block.len());
+            }
             let n = (want - block.len()).min(chunk.len());
             block.extend_from_slice(&chunk.split_to(n));
+            at += n as u64;
             if block.len() == want {
                 let full = std::mem::take(&mut block).freeze();
                 cache.complete(v.id(index), full, room.take_one());

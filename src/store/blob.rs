@@ -15,7 +15,7 @@ use md5::{Digest as _, Md5};
 use tokio::task::JoinHandle;
 
 use super::storage::{random_id, Bucket, StoredBlob};
-use crate::cos::integrity::{Crc64Digest, CRC64};
+use crate::cos::integrity::Crc64Digest;
 
 const BLOCK: usize = 1 << 20;
 
@@ -40,7 +40,7 @@ impl BlobWriter {
         Ok(BlobWriter {
             name,
             path,
-            state: Some((file, (Md5::new(), CRC64.digest()))),
+            state: Some((file, (Md5::new(), Crc64Digest::new()))),
             pending: None,
             buf: BytesMut::with_capacity(BLOCK),
             size: 0,
@@ -187,7 +187,7 @@ pub async fn copy_range(
         let mut run = || -> io::Result<StoredBlob> {
             let mut out = File::create(&tmp)?;
             src.seek(SeekFrom::Start(start))?;
-            let (mut md5, mut crc) = (Md5::new(), CRC64.digest());
+            let (mut md5, mut crc) = (Md5::new(), Crc64Digest::new());
             let mut left = len;
             let mut buf = vec![0u8; BLOCK];
             while left > 0 {
