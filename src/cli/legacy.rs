@@ -167,7 +167,17 @@ fn meaning(name: &str, value: Option<&str>) -> Result<Meaning, String> {
         }
         "curldbg" => flag("--log-level", "trace"),
         "logfile" => flag("--log-file", need()?),
-        "use_cache" => flag("--cache-dir", need()?),
+        // s3fs and Tencent cosfs keep file contents there across mounts: the disk cache (and
+        // the staging files, which never outlive the mount).
+        "use_cache" => {
+            let d = need()?;
+            Meaning::Flags(vec![
+                "--cache-dir".into(),
+                d.to_string(),
+                "--disk-cache".into(),
+                d.to_string(),
+            ])
+        }
         "parallel_count" => flag("--upload-concurrency", need()?),
         "multipart_size" => {
             let v = need()?;
@@ -351,7 +361,7 @@ mod tests {
             ),
             (
                 "cosfs ex-125 /m -d -o url=http://h:1,use_cache=/data/cc,parallel_count=4,multipart_size=16,stat_cache_expire=5,readwrite_timeout=60,ro,nonempty,public_bucket=1",
-                "cosfs mount ex-125 /m --foreground --log-level debug --endpoint http://h:1 --cache-dir /data/cc --upload-concurrency 4 --part-size 16M --metadata-ttl 5 --op-timeout 60 --read-only --nonempty --anonymous",
+                "cosfs mount ex-125 /m --foreground --log-level debug --endpoint http://h:1 --cache-dir /data/cc --disk-cache /data/cc --upload-concurrency 4 --part-size 16M --metadata-ttl 5 --op-timeout 60 --read-only --nonempty --anonymous",
             ),
             (
                 "cosfs ex-125 /m -o url=http://h:1,umask=0077,dbglevel=crit,cam_role=r1",

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use lru::LruCache;
 
-use super::disk_cache::DiskCache;
+use super::disk_cache::{ChunkSource, DiskCache, CHUNK};
 use super::error::BlockFailure;
 use super::memory::{MemoryBudget, Shed};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -137,6 +137,10 @@ impl BlockCache {
         });
         let shed: Arc<dyn Shed> = cache.clone();
         memory.set_shedder(Arc::downgrade(&shed));
+        if let Some(d) = &cache.disk {
+            let source: Arc<dyn ChunkSource> = cache.clone();
+            d.set_source(Arc::downgrade(&source));
+        }
         cache
     }
 
@@ -296,6 +300,29 @@ impl Shed for BlockCache {
             freed += 1;
         }
         freed
+    }
+}
+
+impl ChunkSource for BlockCache {
+    fn chunk_blocks(
+        &self,
+        key: &Arc<str>,
+        etag: &Arc<str>,
+        index: u64,
+        len: u64,
+    ) -> Option<Vec<Bytes>> {
+        let first = index * (CHUNK / BLOCK_SIZE);
+        let g = self.inner.lock().unwrap();
+        (first..first + len.div_ceil(BLOCK_SIZE))
+            .map(|i| {
+                let id = BlockId {
+                    key: key.clone(),
+                    etag: etag.clone(),
+                    index: i,
+                };
+                g.ready.peek(&id).map(|r| r.data.clone())
+            })
+            .collect()
     }
 }
 

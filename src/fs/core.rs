@@ -34,7 +34,7 @@ use super::disk_cache::{DiskCache, DiskStats};
 use super::error::{FsError, FsResult};
 use super::inode::{Inode, InodeTable, ROOT_INO};
 use super::lookup::lookup;
-use super::memory::MemoryBudget;
+use super::memory::{self, MemoryBudget};
 use super::names::check_name;
 use super::orphans::Orphans;
 use super::reader::ObjectReader;
@@ -244,7 +244,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let root = attr::implicit_dir(&cfg.defaults, now);
         // Readers keep a quarter of the cache (at least 4 MiB) whatever writers hold.
         let reader_floor = (cfg.cache_bytes.min(cfg.memory_bytes) / 4).max(4 << 20);
-        let memory = MemoryBudget::new(cfg.memory_bytes, reader_floor);
+        let memory = MemoryBudget::new(memory::budget_for_limit(cfg.memory_bytes), reader_floor);
         let disk = cfg.disk_cache.as_ref().and_then(|dir| {
             DiskCache::open(dir, cfg.disk_cache_bytes)
                 .map_err(|e| tracing::warn!("no disk cache: {e}"))

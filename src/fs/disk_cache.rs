@@ -14,9 +14,11 @@
 //!   header or a checksum does not match (a torn write after a crash, bit rot, a file edited by
 //!   hand) is deleted and fetched again, never served. Files are written to a temporary name
 //!   and renamed.
-//! - Off the read path: chunks are handed to one writer thread through a bounded queue (a full
-//!   queue drops the chunk; it is still in memory). Loads are synchronous file reads, done on
-//!   the blocking pool by the fetch that wanted the blocks.
+//! - Off the read path: complete chunks are named to one writer thread through a queue; when
+//!   their turn comes the writer takes their blocks from the block cache (`ChunkSource`), so
+//!   the queue holds no data and no memory outside the budget. A chunk evicted from memory
+//!   before its turn is skipped (counted as dropped). Loads are file reads done on the
+//!   blocking pool by the fetch that wanted the blocks.
 //! - Size: at most `--disk-cache-size` of chunk files, least recently used evicted first. The
 //!   order survives remounts through the files' mtimes (the first hit of a chunk in a mount
 //!   sets its mtime).
@@ -47,8 +49,11 @@ use super::cache::BLOCK_SIZE;
 /// Bytes per chunk file.
 pub const CHUNK: u64 = 1024 * 1024;
 const MAGIC: &[u8; 8] = b"COSFSDC1";
-/// Chunks waiting for the writer thread at most (each up to 1 MiB of memory).
-const QUEUE: usize = 16;
+/// Chunks waiting for the writer thread at most (names only).
+const QUEUE: usize = 1024;
+/// Chunks waiting past which background fetches hold back: 32 MiB of blocks the writer has
+/// yet to copy out of memory before the block cache evicts them.
+const BUSY: usize = 32;
 /// How long writing stays off after a write error.
 const PAUSE_AFTER_ERROR: Duration = Duration::from_secs(60);
 
@@ -94,7 +99,20 @@ struct Job {
     name: ChunkName,
     key: Arc<str>,
     etag: Arc<str>,
-    blocks: Vec<Bytes>,
+    len: u64,
+}
+
+/// Where the writer takes a chunk's bytes from when its turn comes (the block cache).
+pub trait ChunkSource: Send + Sync {
+    /// The blocks of chunk `index` (`len` bytes) of the version, in order, if all of them
+    /// are in memory.
+    fn chunk_blocks(
+        &self,
+        key: &Arc<str>,
+        etag: &Arc<str>,
+        index: u64,
+        len: u64,
+    ) -> Option<Vec<Bytes>>;
 }
 
 /// A chunk file the index knows.
@@ -126,6 +144,7 @@ pub struct DiskCache {
     cap: u64,
     index: Mutex<Index>,
     queue: SyncSender<Job>,
+    source: std::sync::OnceLock<std::sync::Weak<dyn ChunkSource>>,
     /// Chunks queued and not yet written.
     backlog: AtomicUsize,
     /// Writing is off until then, after a write error.
@@ -191,6 +210,7 @@ impl DiskCache {
             cap,
             index: Mutex::new(index),
             queue: tx,
+            source: std::sync::OnceLock::new(),
             backlog: AtomicUsize::new(0),
             paused_until: Mutex::new(None),
             hits: AtomicU64::new(0),
@@ -211,6 +231,11 @@ impl DiskCache {
 
     pub fn cap(&self) -> u64 {
         self.cap
+    }
+
+    /// Where the writer takes chunks' bytes from (set once, by the block cache).
+    pub fn set_source(&self, source: std::sync::Weak<dyn ChunkSource>) {
+        let _ = self.source.set(source);
     }
 
     pub fn stats(&self) -> DiskStats {
@@ -236,7 +261,7 @@ impl DiskCache {
 
     /// Whether the writer is behind: background fetches should wait for it.
     pub fn busy(&self) -> bool {
-        self.backlog.load(Ordering::Relaxed) >= QUEUE / 2
+        self.backlog.load(Ordering::Relaxed) >= BUSY
     }
 
     /// Blocks `blocks` (indexes within the chunk) of chunk `index` of the version, whose
@@ -281,9 +306,9 @@ impl DiskCache {
         Some(got)
     }
 
-    /// Keep chunk `index` of the version (its blocks, in order), written in the background.
-    /// Dropped when the writer is behind or paused.
-    pub fn store(&self, key: &Arc<str>, etag: &Arc<str>, index: u64, blocks: Vec<Bytes>) {
+    /// Keep chunk `index` of the version (`len` bytes, all of it in the block cache now),
+    /// written in the background. Dropped when the writer is far behind or paused.
+    pub fn store(&self, key: &Arc<str>, etag: &Arc<str>, index: u64, len: u64) {
         let name = ChunkName::new(key, etag, index);
         if self.index.lock().unwrap().files.contains(&name) || self.paused() {
             return;
@@ -292,7 +317,7 @@ impl DiskCache {
             name,
             key: key.clone(),
             etag: etag.clone(),
-            blocks,
+            len,
         };
         match self.queue.try_send(job) {
             Ok(()) => {
@@ -346,19 +371,19 @@ impl DiskCache {
         }
     }
 
-    fn write(&self, job: &Job) -> std::io::Result<u64> {
+    fn write(&self, job: &Job, blocks: &[Bytes]) -> std::io::Result<u64> {
         let sub = self.dir.join(job.name.subdir());
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&sub)?;
-        let data_len: usize = job.blocks.iter().map(Bytes::len).sum();
+        let data_len: usize = blocks.iter().map(Bytes::len).sum();
         let head = header(
             &job.key,
             &job.etag,
             job.name.index,
             data_len as u64,
-            job.blocks.iter().map(|b| crc64(b)),
+            blocks.iter().map(|b| crc64(b)),
         );
         let name = job.name.file_name();
         let tmp = sub.join(format!("{name}.tmp"));
@@ -370,7 +395,7 @@ impl DiskCache {
             .open(&tmp)?;
         let written = (|| {
             f.write_all(&head)?;
-            for b in &job.blocks {
+            for b in blocks {
                 f.write_all(b)?;
             }
             std::fs::rename(&tmp, sub.join(&name))
@@ -479,7 +504,14 @@ fn writer(cache: std::sync::Weak<DiskCache>, jobs: Receiver<Job>) {
         if cache.paused() || cache.index.lock().unwrap().files.contains(&job.name) {
             continue;
         }
-        match cache.write(&job) {
+        let source = cache.source.get().and_then(std::sync::Weak::upgrade);
+        let blocks =
+            source.and_then(|s| s.chunk_blocks(&job.key, &job.etag, job.name.index, job.len));
+        let Some(blocks) = blocks else {
+            cache.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        match cache.write(&job, &blocks) {
             Ok(size) => {
                 let mut g = cache.index.lock().unwrap();
                 g.files.push(
@@ -509,6 +541,34 @@ fn writer(cache: std::sync::Weak<DiskCache>, jobs: Receiver<Job>) {
 mod tests {
     use super::*;
 
+    /// Chunks "in memory", by index.
+    struct Fixed(Mutex<HashMap<u64, Vec<Bytes>>>);
+
+    impl ChunkSource for Fixed {
+        fn chunk_blocks(
+            &self,
+            _: &Arc<str>,
+            _: &Arc<str>,
+            index: u64,
+            _: u64,
+        ) -> Option<Vec<Bytes>> {
+            self.0.lock().unwrap().get(&index).cloned()
+        }
+    }
+
+    /// `c` with a source of its own; `put` stores a chunk through it.
+    fn with_source(c: &Arc<DiskCache>) -> Arc<Fixed> {
+        let src = Arc::new(Fixed(Mutex::new(HashMap::new())));
+        let dyn_src: Arc<dyn ChunkSource> = src.clone();
+        c.set_source(Arc::downgrade(&dyn_src));
+        src
+    }
+
+    fn put(c: &DiskCache, src: &Fixed, k: &Arc<str>, e: &Arc<str>, index: u64, b: Vec<Bytes>) {
+        src.0.lock().unwrap().insert(index, b);
+        c.store(k, e, index, CHUNK);
+    }
+
     fn blocks(seed: u8) -> Vec<Bytes> {
         (0..16)
             .map(|i| Bytes::from(vec![seed.wrapping_add(i); 64 * 1024]))
@@ -535,7 +595,8 @@ mod tests {
                 DiskCache::open(&root.path().join("m"), 8 * CHUNK).is_err(),
                 "one mount per directory"
             );
-            c.store(&k, &e1, 3, blocks(7));
+            let src = with_source(&c);
+            put(&c, &src, &k, &e1, 3, blocks(7));
             wait_written(&c, 1);
         }
         let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
@@ -565,7 +626,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let (k, e): (Arc<str>, Arc<str>) = (Arc::from("k"), Arc::from("e"));
         let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
-        c.store(&k, &e, 0, blocks(1));
+        let src = with_source(&c);
+        put(&c, &src, &k, &e, 0, blocks(1));
         wait_written(&c, 1);
         let path = c.path(&ChunkName::new("k", "e", 0));
         let mut raw = std::fs::read(&path).unwrap();
@@ -589,15 +651,16 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let (k, e): (Arc<str>, Arc<str>) = (Arc::from("k"), Arc::from("e"));
         let c = DiskCache::open(&root.path().join("m"), 3 * CHUNK + 1024).unwrap();
+        let src = with_source(&c);
         for i in 0..3 {
-            c.store(&k, &e, i, blocks(i as u8));
+            put(&c, &src, &k, &e, i, blocks(i as u8));
             wait_written(&c, i + 1);
         }
         assert!(
             c.load("k", "e", 0, CHUNK, 0..1).is_some(),
             "chunk 0 used again"
         );
-        c.store(&k, &e, 3, blocks(3));
+        put(&c, &src, &k, &e, 3, blocks(3));
         wait_written(&c, 4);
         assert!(c.has("k", "e", 0) && c.has("k", "e", 2) && c.has("k", "e", 3));
         assert!(!c.has("k", "e", 1), "the least recently used went");

@@ -37,7 +37,7 @@ use futures_util::StreamExt;
 use crate::cos::{ByteRange, CosError, GetOptions, ObjectStore};
 
 use super::cache::{self, BlockCache, BlockId, Lookup, Reservation, BLOCK_SIZE};
-use super::disk_cache::{DiskCache, CHUNK};
+use super::disk_cache::{ChunkSource, DiskCache, CHUNK};
 use super::error::{BlockFailure, FsError, FsResult};
 use super::kept::KeptCopy;
 use super::timeouts::Echo;
@@ -500,18 +500,15 @@ async fn load_from_disk(
     rest
 }
 
-/// Hand every chunk `stretch` touched to the disk cache if all its blocks are in memory.
+/// Name every chunk `stretch` touched to the disk cache if all its blocks are in memory.
 fn keep_chunks(disk: &DiskCache, cache: &BlockCache, v: &Version, stretch: &[(u64, u64)]) {
     let per_chunk = CHUNK / BLOCK_SIZE;
     let (first, _) = chunk_of(stretch[0].0, v.size);
     let (last, _) = chunk_of(stretch[stretch.len() - 1].0, v.size);
     for chunk in first..=last {
         let (_, len) = chunk_of(chunk * per_chunk, v.size);
-        let blocks: Option<Vec<Bytes>> = (0..len.div_ceil(BLOCK_SIZE))
-            .map(|b| cache.peek(&v.id(chunk * per_chunk + b)))
-            .collect();
-        if let Some(blocks) = blocks {
-            disk.store(&v.key, &v.etag, chunk, blocks);
+        if cache.chunk_blocks(&v.key, &v.etag, chunk, len).is_some() {
+            disk.store(&v.key, &v.etag, chunk, len);
         }
     }
 }

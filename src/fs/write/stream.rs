@@ -175,8 +175,12 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         self.buf[at..at + overlap].copy_from_slice(&data[..overlap]);
         let rest = &data[overlap..];
         let part = stream_part_size(self.first_part, self.next_part) as usize;
-        if self.buf.len() + rest.len() > self.buf.capacity() && self.buf.len() >= 1 << 20 {
-            // Past 1 MiB the file is big: grow straight to a whole part instead of doubling.
+        if self.buf.len() + rest.len() > self.buf.capacity()
+            && self.buf.len() + rest.len() > 256 << 10
+        {
+            // Past 256 KiB the file is big: grow straight to a whole part instead of doubling
+            // (each doubling copies, and holds old and new at once). Capacity not written to
+            // is address space, not memory.
             self.buf
                 .reserve(part.saturating_sub(self.buf.len()).max(rest.len()));
         }
