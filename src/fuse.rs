@@ -133,9 +133,6 @@ fn reply_xattr(reply: ReplyXattr, size: u32, r: Result<Vec<u8>, FsError>, op: &s
     }
 }
 
-/// Largest write request the kernel sends.
-const MAX_WRITE: u32 = 128 * 1024;
-
 impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
         // Each capability is optional: an older kernel without it still mounts.
@@ -147,11 +144,6 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         ] {
             let _ = config.add_capabilities(cap);
         }
-        // Writes arrive in requests of at most 128 KiB (s3fs's default too). Each request's
-        // bytes are copied out of the session buffer and held until the write is taken in,
-        // outside the memory budget (a writer may be waiting for memory): 1 MiB requests
-        // made that 32 MiB with 32 programs writing. Throughput is the server's, not this.
-        let _ = config.set_max_write(MAX_WRITE);
         // As much readahead as the kernel allows, so sequential reads come in big requests.
         if let Err(max) = config.set_max_readahead(u32::MAX) {
             let _ = config.set_max_readahead(max);
