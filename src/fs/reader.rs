@@ -7,9 +7,9 @@
 //! - Random reads fetch only the blocks they touch. Once a handle has made
 //!   `RANDOM_BEFORE_WHOLE` non-sequential reads of an object that fits in half the memory
 //!   cache (or half the disk cache, when there is one), the rest of the object is fetched in
-//!   the background (GETs of up to `FETCH_CHUNK`, after the
-//!   demand blocks, only into free room, picked up again by later reads where room ran out), so
-//!   random reads of it soon come from memory. Larger objects keep fetching only what is read.
+//!   the background (GETs of up to `FETCH_CHUNK`, after the demand blocks, only into free
+//!   room; where room ran out or the disk cache's writer is behind, a task carries it on while
+//!   the handle is open: `drive_whole`), so random reads of it soon come from memory or disk.
 //! - Larger objects: a non-sequential read that is the third of a handle's last 16 to land
 //!   in one 1 MiB region (aligned; the disk cache's chunk) also fetches the rest of that
 //!   region in the background (one GET, after the demand blocks, only into free room). Reads
@@ -61,6 +61,10 @@ const LOCALITY_WINDOW: usize = 16;
 /// the third read of a region within 16 reads. Uniformly random reads of a big object, or a
 /// stride that visits each region once or twice, stay below it and fetch only what they read.
 const REGION_READS_BEFORE: usize = 2;
+/// How often a stopped whole-object fetch tries again, and how many tries without progress
+/// it makes (10 s) before waiting for the next random read.
+const WHOLE_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+const WHOLE_PATIENCE: u32 = 500;
 /// How often one fetch picks up again after its connection was cut mid-body.
 const MAX_RESUMES: u32 = 3;
 
@@ -75,6 +79,8 @@ struct SeqState {
     random_reads: u32,
     /// The whole-object background fetch has been issued up to here, once started.
     whole_from: Option<u64>,
+    /// A task carries the whole-object fetch on (`drive_whole`).
+    whole_driven: bool,
     /// The 1 MiB regions of the last `LOCALITY_WINDOW` non-sequential reads.
     recent: std::collections::VecDeque<u64>,
 }
@@ -127,6 +133,7 @@ impl ObjectReader {
                 prefetched_until: 0,
                 random_reads: 0,
                 whole_from: None,
+                whole_driven: false,
                 recent: Default::default(),
             }),
             timed_out: Echo::default(),
@@ -160,8 +167,8 @@ impl ObjectReader {
     }
 
     /// Up to `len` bytes at `offset` (fewer at the end of the object).
-    pub async fn read<S: ObjectStore + ?Sized>(
-        &self,
+    pub async fn read<S: ObjectStore + ?Sized + 'static>(
+        self: &Arc<Self>,
         store: &Arc<S>,
         cache: &Arc<BlockCache>,
         offset: u64,
@@ -195,8 +202,11 @@ impl ObjectReader {
                 Some(Ahead::Whole(from, to)) if !cache.disk().is_some_and(|d| d.busy()) => {
                     let stopped = self.start_prefetch(store, cache, *from, *to);
                     self.seq.lock().unwrap().whole_from = Some(stopped.unwrap_or(*to));
+                    if stopped.is_some() {
+                        self.drive_whole(store, cache);
+                    }
                 }
-                Some(Ahead::Whole(..)) => {}
+                Some(Ahead::Whole(..)) => self.drive_whole(store, cache),
                 Some(Ahead::Region(from, to)) => {
                     self.start_prefetch(store, cache, *from, *to);
                 }
@@ -210,6 +220,46 @@ impl ObjectReader {
                 Err(why) => return Err(FsError::Block(why)),
             }
         }
+    }
+
+    /// Carry a whole-object fetch that stopped (no free room, or the disk cache's writer
+    /// behind) on in the background, so that it does not wait for the next random read: every
+    /// `WHOLE_RETRY` while the handle is open, giving up after `WHOLE_PATIENCE` tries without
+    /// progress (the next random read starts it again).
+    fn drive_whole<S: ObjectStore + ?Sized + 'static>(
+        self: &Arc<Self>,
+        store: &Arc<S>,
+        cache: &Arc<BlockCache>,
+    ) {
+        {
+            let mut s = self.seq.lock().unwrap();
+            if s.whole_driven {
+                return;
+            }
+            s.whole_driven = true;
+        }
+        let (reader, store, cache) = (Arc::downgrade(self), store.clone(), cache.clone());
+        tokio::spawn(async move {
+            let mut idle = 0;
+            while idle < WHOLE_PATIENCE {
+                tokio::time::sleep(WHOLE_RETRY).await;
+                let Some(r) = reader.upgrade() else { return };
+                let from = r.seq.lock().unwrap().whole_from.unwrap_or(0);
+                if from >= r.size {
+                    break;
+                }
+                if cache.disk().is_some_and(|d| d.busy()) {
+                    continue;
+                }
+                let stopped = r.start_prefetch(&store, &cache, from, r.size);
+                let at = stopped.unwrap_or(r.size);
+                r.seq.lock().unwrap().whole_from = Some(at);
+                idle = if at > from { 0 } else { idle + 1 };
+            }
+            if let Some(r) = reader.upgrade() {
+                r.seq.lock().unwrap().whole_driven = false;
+            }
+        });
     }
 
     /// Update the access-pattern state; returns what to fetch ahead, if anything.
