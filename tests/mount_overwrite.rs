@@ -419,3 +419,50 @@ fn seeking_back_into_sent_parts_keeps_the_old_object() {
     assert!(body(&b, "v.bin") == data[..2_500_000]);
     no_uploads_left(&b);
 }
+
+/// Under a tight `--memory-limit` a streamed overwrite is cut into smaller parts (writers may
+/// hold 8 MiB of a 16M limit, less than one 16 MiB part, so the writer sends what it has): `dd` still publishes only at its
+/// close, and a failed Complete leaves the old object intact.
+#[test]
+fn dd_overwrites_atomically_under_a_tight_memory_limit() {
+    const LEN: usize = 24 * MIB;
+    for fails in [false, true] {
+        let b = Backend::start();
+        let old = pattern(OLD_LEN, 3);
+        let new = pattern(LEN, 4);
+        b.put("f.bin", old.clone());
+        let m = Mounted::start(&b, &["--part-size", "16M", "--memory-limit", "16M"]);
+        let src = m.dir.path().join("src");
+        std::fs::write(&src, &new).unwrap();
+        b.reset_counts();
+        if fails {
+            b.server.faults.set(FaultConfig {
+                rate_503: 1.0,
+                methods: vec!["POST".into()],
+                ..Default::default()
+            });
+        }
+        let out = common::run_within(
+            Command::new("dd")
+                .arg(format!("if={}", src.display()))
+                .arg(format!("of={}", m.p("f.bin").display()))
+                .args(["bs=1M", "conv=fsync"]),
+            120,
+        );
+        b.server.faults.set(FaultConfig::default());
+        let parts = b.count("UploadPart");
+        if fails {
+            assert!(!out.status.success(), "dd must see the failed upload");
+            assert!(body(&b, "f.bin") == old, "old object intact");
+        } else {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "dd failed: {stderr}");
+            assert!(body(&b, "f.bin") == new, "new bytes on COS");
+            assert!(
+                parts > (LEN / (16 * MIB)) as u64,
+                "memory pressure cut smaller parts: {parts}"
+            );
+        }
+        no_uploads_left(&b);
+    }
+}
