@@ -53,6 +53,14 @@ fn mount_with_disk(b: &Backend, disk: &Path) -> Mounted {
     Mounted::start(b, &["--disk-cache", disk.to_str().unwrap()])
 }
 
+/// Read `key` (expecting `data`) on a mount with the disk cache `disk`, wait until its
+/// `chunks` chunks are written, and unmount.
+fn read_into_disk_cache(b: &Backend, disk: &Path, key: &str, data: &[u8], chunks: u64) {
+    let m = mount_with_disk(b, disk);
+    assert!(std::fs::read(m.p(key)).unwrap() == data);
+    wait_written(&m, chunks);
+}
+
 /// Chunk files in the disk cache (not the lock file).
 fn chunk_files(disk: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -77,11 +85,7 @@ fn a_reread_after_a_remount_makes_no_get() {
     let data = pattern(6 * MIB + 1000, 1);
     b.put_big("big", &data);
     let disk = tempfile::tempdir().unwrap();
-    {
-        let m = mount_with_disk(&b, disk.path());
-        assert!(std::fs::read(m.p("big")).unwrap() == data);
-        wait_written(&m, 7);
-    }
+    read_into_disk_cache(&b, disk.path(), "big", &data, 7);
     b.reset_counts();
     // A read-only mount uses the disk cache as well.
     let m = Mounted::start(
@@ -117,11 +121,7 @@ fn an_object_replaced_behind_the_mount_is_fetched_again() {
     let old = pattern(3 * MIB, 2);
     b.put_big("f", &old);
     let disk = tempfile::tempdir().unwrap();
-    {
-        let m = mount_with_disk(&b, disk.path());
-        assert!(std::fs::read(m.p("f")).unwrap() == old);
-        wait_written(&m, 3);
-    }
+    read_into_disk_cache(&b, disk.path(), "f", &old, 3);
     // Another client replaces it with data of the same size while nothing is mounted.
     let new = pattern(3 * MIB, 3);
     b.put_big("f", &new);
@@ -145,11 +145,7 @@ fn a_damaged_chunk_is_detected_and_fetched_again() {
     let data = pattern(2 * MIB, 5);
     b.put_big("f", &data);
     let disk = tempfile::tempdir().unwrap();
-    {
-        let m = mount_with_disk(&b, disk.path());
-        assert!(std::fs::read(m.p("f")).unwrap() == data);
-        wait_written(&m, 2);
-    }
+    read_into_disk_cache(&b, disk.path(), "f", &data, 2);
     let files = chunk_files(disk.path());
     assert_eq!(files.len(), 2);
     // A torn write: the second half of one chunk is zeros.

@@ -154,16 +154,6 @@ impl BlockCache {
         (self.budget / 2).max(self.disk.as_ref().map_or(0, |d| d.cap() / 2))
     }
 
-    /// A ready block, without counting a lookup or refreshing its place in the LRU order.
-    pub fn peek(&self, id: &BlockId) -> Option<Bytes> {
-        self.inner
-            .lock()
-            .unwrap()
-            .ready
-            .peek(id)
-            .map(|r| r.data.clone())
-    }
-
     /// Bytes of blocks being fetched now.
     pub fn fetching_bytes(&self) -> u64 {
         (self.in_flight_cap - self.in_flight.available_permits()) as u64 * BLOCK_SIZE

@@ -107,9 +107,7 @@ pub enum Source {
 
 pub struct ObjectReader {
     /// The version opened: what its blocks are cached under.
-    key: Arc<str>,
-    etag: Arc<str>,
-    size: u64,
+    version: Version,
     source: Mutex<Source>,
     seq: Mutex<SeqState>,
     /// When a read of this handle last ran out of time (see `timeouts`).
@@ -124,9 +122,7 @@ impl ObjectReader {
                 key: key.clone(),
                 etag: etag.clone(),
             }),
-            key,
-            etag,
-            size,
+            version: Version { key, etag, size },
             seq: Mutex::new(SeqState {
                 next: 0,
                 window: INITIAL_WINDOW,
@@ -143,8 +139,8 @@ impl ObjectReader {
     /// The COS object (key, ETag) this reader fetches from now, if it has bytes there.
     pub fn cos_version(&self) -> Option<(Arc<str>, Arc<str>, u64)> {
         match &*self.source.lock().unwrap() {
-            Source::Cos { key, etag } if self.size > 0 => {
-                Some((key.clone(), etag.clone(), self.size))
+            Source::Cos { key, etag } if self.version.size > 0 => {
+                Some((key.clone(), etag.clone(), self.version.size))
             }
             _ => None,
         }
@@ -159,11 +155,7 @@ impl ObjectReader {
     }
 
     fn id(&self, index: u64) -> BlockId {
-        BlockId {
-            key: self.key.clone(),
-            etag: self.etag.clone(),
-            index,
-        }
+        self.version.id(index)
     }
 
     /// Up to `len` bytes at `offset` (fewer at the end of the object).
@@ -174,10 +166,10 @@ impl ObjectReader {
         offset: u64,
         len: u32,
     ) -> FsResult<Bytes> {
-        if offset >= self.size || len == 0 {
+        if offset >= self.version.size || len == 0 {
             return Ok(Bytes::new());
         }
-        let end = self.size.min(offset + len as u64);
+        let end = self.version.size.min(offset + len as u64);
         let ahead = self.note_read(
             offset,
             end,
@@ -245,14 +237,14 @@ impl ObjectReader {
                 tokio::time::sleep(WHOLE_RETRY).await;
                 let Some(r) = reader.upgrade() else { return };
                 let from = r.seq.lock().unwrap().whole_from.unwrap_or(0);
-                if from >= r.size {
+                if from >= r.version.size {
                     break;
                 }
                 if cache.disk().is_some_and(|d| d.busy()) {
                     continue;
                 }
-                let stopped = r.start_prefetch(&store, &cache, from, r.size);
-                let at = stopped.unwrap_or(r.size);
+                let stopped = r.start_prefetch(&store, &cache, from, r.version.size);
+                let at = stopped.unwrap_or(r.version.size);
                 r.seq.lock().unwrap().whole_from = Some(at);
                 idle = if at > from { 0 } else { idle + 1 };
             }
@@ -273,9 +265,11 @@ impl ObjectReader {
             s.prefetched_until = end;
             s.random_reads = s.random_reads.saturating_add(1);
             let from = s.whole_from.unwrap_or(0);
-            if s.random_reads >= RANDOM_BEFORE_WHOLE && self.size <= whole_limit && from < self.size
+            if s.random_reads >= RANDOM_BEFORE_WHOLE
+                && self.version.size <= whole_limit
+                && from < self.version.size
             {
-                return Some(Ahead::Whole(from, self.size));
+                return Some(Ahead::Whole(from, self.version.size));
             }
             let region = offset / CHUNK;
             let before = s.recent.iter().filter(|&&r| r == region).count();
@@ -286,7 +280,7 @@ impl ObjectReader {
             if before >= REGION_READS_BEFORE {
                 return Some(Ahead::Region(
                     region * CHUNK,
-                    self.size.min((region + 1) * CHUNK),
+                    self.version.size.min((region + 1) * CHUNK),
                 ));
             }
             return None;
@@ -297,7 +291,7 @@ impl ObjectReader {
             }
             s.next = end;
         }
-        let target = self.size.min(end + s.window);
+        let target = self.version.size.min(end + s.window);
         let from = s.prefetched_until.max(end);
         if target <= from {
             return None;
@@ -307,7 +301,7 @@ impl ObjectReader {
     }
 
     fn block_len(&self, index: u64) -> u64 {
-        BLOCK_SIZE.min(self.size - index * BLOCK_SIZE)
+        BLOCK_SIZE.min(self.version.size - index * BLOCK_SIZE)
     }
 
     /// Find or start the fetches of every block of `offset..end`; returns what to wait for.
@@ -397,11 +391,7 @@ impl ObjectReader {
         room: Reservation,
     ) {
         let (store, cache) = (store.clone(), cache.clone());
-        let version = Version {
-            key: self.key.clone(),
-            etag: self.etag.clone(),
-            size: self.size,
-        };
+        let version = self.version.clone();
         let blocks: Vec<(u64, u64)> = run.iter().map(|&i| (i, self.block_len(i))).collect();
         let (key, etag) = match self.source.lock().unwrap().clone() {
             Source::Cos { key, etag } => (key, etag),
@@ -460,6 +450,7 @@ impl ObjectReader {
 }
 
 /// The object version a reader's blocks belong to (what they are cached under).
+#[derive(Clone)]
 struct Version {
     key: Arc<str>,
     etag: Arc<str>,
