@@ -47,12 +47,6 @@ for i in $(seq 32); do $RAW seed "r/$i" 64 >/dev/null; done
 head -c 64M /dev/urandom > "$WORK/w64"
 curl -sf -X PUT -d "{\"latency_ms\":$LAT}" "$EP/-/faults" >/dev/null
 
-now() { date +%s.%N; }
-fig() { grep -o '= [0-9.]*' | tail -1 | tr -d '= '; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-stats_reset() { curl -sf -X DELETE "$EP/-/stats" >/dev/null; }
-stat_of() { curl -sf "$EP/-/stats" | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || echo 0; }
-cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 wait_mounted() { for _ in $(seq 100); do mountpoint -q "$MNT" && return; sleep 0.1; done; echo "mount failed" >&2; exit 1; }
 unmount_any() { umount "$MNT" 2>/dev/null || umount -l "$MNT"; sleep 0.5; }
 

@@ -33,11 +33,6 @@ echo "server: $EP  object: $SIZE_MIB MiB  listing: $N objects  cores: $(nproc)  
 $RAW seed big "$SIZE_MIB" >/dev/null
 $RAW fill list "$N" >/dev/null
 
-now() { date +%s.%N; }
-fig() { grep -o '= [0-9.]*' | tail -1 | tr -d '= '; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-stats_reset() { curl -sf -X DELETE "$EP/-/stats" >/dev/null; }
-stat_of() { curl -sf "$EP/-/stats" | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || echo 0; }
 faults() { # latency_ms bandwidth_mibs
   curl -sf -X PUT -d "{\"latency_ms\":$1,\"bandwidth\":$(($2 * 1048576))}" "$EP/-/faults" >/dev/null
 }
@@ -50,7 +45,6 @@ mount_s3fs() {
   for _ in $(seq 100); do mountpoint -q "$MNT" && return; sleep 0.1; done
 }
 unmount_any() { umount "$MNT" 2>/dev/null || umount -l "$MNT"; }
-cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 # seq: MiB/s of dd over the whole object on a fresh mount.
 fs_seq() {

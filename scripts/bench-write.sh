@@ -28,9 +28,6 @@ HAVE_S3FS=$(command -v s3fs >/dev/null && echo yes || echo no)
 echo "server: $EP  file: $SIZE_MIB MiB  files: $N  cores: $(nproc)  s3fs: $HAVE_S3FS"
 head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/src.bin"
 
-now() { date +%s.%N; }
-fig() { grep -o '= [0-9.]*' | tail -1 | tr -d '= '; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 faults() { # latency_ms bandwidth_mibs
   curl -sf -X PUT -d "{\"latency_ms\":$1,\"bandwidth\":$(($2 * 1048576))}" "$EP/-/faults" >/dev/null

@@ -18,3 +18,11 @@ bench_cleanup() {
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
+
+# Helpers shared by the mount benchmarks ($EP is the server start_serve started).
+now() { date +%s.%N; }
+fig() { grep -o '= [0-9.]*' | tail -1 | tr -d '= '; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+stats_reset() { curl -sf -X DELETE "$EP/-/stats" >/dev/null; }
+stat_of() { curl -sf "$EP/-/stats" | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || echo 0; }
+cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
