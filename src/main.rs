@@ -1,10 +1,10 @@
 use clap::Parser;
 
 fn main() {
-    cosfs::fs::memory::return_freed_memory_promptly();
+    cosfs::cli::process::return_freed_memory_promptly();
     // Printing commands end quietly when their reader goes away; `run` changes this back for
     // the long-lived ones.
-    cosfs::cli::set_sigpipe(true);
+    cosfs::cli::process::set_sigpipe(true);
     let routed = match cosfs::cli::legacy::route(std::env::args_os().collect()) {
         Ok(r) => r,
         Err(e) => {

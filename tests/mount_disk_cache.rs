@@ -116,6 +116,38 @@ fn a_reread_after_a_remount_makes_no_get() {
 }
 
 #[test]
+fn random_reads_of_a_cached_object_come_from_disk_not_through_memory() {
+    let b = Backend::start();
+    let data = pattern(8 * MIB, 7);
+    b.put_big("big", &data);
+    let disk = tempfile::tempdir().unwrap();
+    read_into_disk_cache(&b, disk.path(), "big", &data, 8);
+    b.reset_counts();
+    let m = mount_with_disk(&b, disk.path());
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(m.p("big")).unwrap();
+    // Scattered 4 KiB reads, enough to start a whole-object fetch if one were needed.
+    for k in 0..64u64 {
+        let at = (k * 7919 * 4096) % (data.len() as u64 - 4096);
+        let mut buf = [0u8; 4096];
+        f.read_exact_at(&mut buf, at).unwrap();
+        assert!(buf[..] == data[at as usize..at as usize + 4096], "at {at}");
+        // Now and then from a cold page cache: read on the blocking pool.
+        if k % 8 == 0 {
+            common::mount::drop_kernel_caches();
+        }
+    }
+    assert_eq!(
+        b.count("GetObject"),
+        0,
+        "every read came from the disk cache"
+    );
+    let s = stats(&m);
+    // The chunks are not copied into the memory cache as well.
+    assert_eq!(figure(&s, "cache"), 0, "{s}");
+}
+
+#[test]
 fn an_object_replaced_behind_the_mount_is_fetched_again() {
     let b = Backend::start();
     let old = pattern(3 * MIB, 2);

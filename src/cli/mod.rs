@@ -14,6 +14,7 @@ pub mod mount_args;
 mod mount_kernel;
 pub mod notify;
 mod preflight;
+pub mod process;
 pub mod serve;
 pub mod values;
 
@@ -65,28 +66,19 @@ pub(crate) async fn wait_for_signal() {
     }
 }
 
-/// What a closed standard output does to the process. Commands that print a report (`check`,
-/// `stats`, `--help`) die quietly of SIGPIPE, like other Unix tools, when the reader went away
-/// (`cosfs check ... | head`); the long-lived `mount` and `serve` ignore it, so a vanished
-/// reader is an EPIPE that they shrug off, never their end.
-pub fn set_sigpipe(die: bool) {
-    let action = if die { libc::SIG_DFL } else { libc::SIG_IGN };
-    // SAFETY: setting the disposition of SIGPIPE to a default action installs no handler code.
-    unsafe { libc::signal(libc::SIGPIPE, action) };
-}
-
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Mount(args) => {
-            set_sigpipe(false);
+            process::set_sigpipe(false);
+            process::raise_open_file_limit();
             mount::run(args)
         }
         Command::Unmount(args) => mount::run_unmount(args),
         Command::Check(args) => check::run(args),
         Command::Stats(args) => control::run_stats(args),
         Command::Serve(args) => {
-            set_sigpipe(false);
+            process::set_sigpipe(false);
             serve::run(args)
         }
     }

@@ -322,20 +322,6 @@ impl Drop for WriteCharge {
     }
 }
 
-/// Make freed buffers go back to the system at once (glibc): allocations of 128 KiB and more
-/// get pages of their own, returned when freed. glibc otherwise raises this threshold to the
-/// largest block freed so far (up to 32 MiB), after which upload parts and fetch buffers come
-/// from heap arenas that keep their pages: measured with 16 writers under a 64 MiB limit, the
-/// peak RSS was 177 MiB with the default and 71 MiB with this. Smaller allocations (cache
-/// blocks are 64 KiB) stay on the heap, where same-sized blocks reuse each other's room.
-pub fn return_freed_memory_promptly() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; it is called before other threads start.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
-}
-
 /// Hand free heap pages back to the system (glibc keeps them otherwise).
 fn release_freed_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

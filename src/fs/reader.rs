@@ -19,8 +19,10 @@
 //!   that starts at 1 MiB and doubles on every read that keeps the pattern, up to a cap; the
 //!   window is fetched ahead in GETs of up to `FETCH_CHUNK`, several in flight. Prefetch only
 //!   uses cache room that is free, so it never pushes the cache over its budget.
-//! - A fetch first takes what the disk cache has (`disk_cache`), then GETs the rest; every
-//!   1 MiB chunk whose blocks are all in memory after a GET is handed to the disk cache.
+//! - A read whose bytes the disk cache has all of is served from it directly (not through
+//!   the block cache), and fetches ahead skip the chunks it has. A fetch first takes what the
+//!   disk cache has, then GETs the rest; every 1 MiB chunk whose blocks are all in memory
+//!   after a GET is handed to the disk cache.
 //! - A fetch whose connection is cut mid-body resumes from the first incomplete block (a few
 //!   times); a demand read whose blocks still fail (EIO, or ETIMEDOUT of an older fetch) is
 //!   retried once with a fresh GET, within the operation's budget.
@@ -37,7 +39,7 @@ use futures_util::StreamExt;
 use crate::cos::{ByteRange, CosError, GetOptions, ObjectStore};
 
 use super::cache::{self, BlockCache, BlockId, Lookup, Reservation, BLOCK_SIZE};
-use super::disk_cache::{ChunkSource, DiskCache, CHUNK};
+use super::disk_cache::{ChunkSource, DiskCache, DiskRead, CHUNK};
 use super::error::{BlockFailure, FsError, FsResult};
 use super::kept::KeptCopy;
 use super::timeouts::Echo;
@@ -170,39 +172,23 @@ impl ObjectReader {
             return Ok(Bytes::new());
         }
         let end = self.version.size.min(offset + len as u64);
-        let ahead = self.note_read(
+        let mut ahead = self.note_read(
             offset,
             end,
             cache.budget_bytes(),
             cache.whole_object_limit(),
         );
+        if let Some(b) = self.read_from_disk(cache, offset, end).await {
+            self.fetch_ahead(store, cache, ahead);
+            return Ok(b);
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
             let pending = self.start_demand(store, cache, offset, end).await;
             // After the demand blocks are claimed, so they are fetched first.
-            match ahead.as_ref().filter(|_| attempt == 1) {
-                Some(Ahead::Window(from, to)) => {
-                    if let Some(at) = self.start_prefetch(store, cache, *from, *to) {
-                        // No free room: forget the rest so a later read may prefetch it.
-                        let mut s = self.seq.lock().unwrap();
-                        s.prefetched_until = s.prefetched_until.min(at);
-                    }
-                }
-                // Not while the disk cache's writer is behind: what it would drop would only be
-                // fetched again.
-                Some(Ahead::Whole(from, to)) if !cache.disk().is_some_and(|d| d.busy()) => {
-                    let stopped = self.start_prefetch(store, cache, *from, *to);
-                    self.seq.lock().unwrap().whole_from = Some(stopped.unwrap_or(*to));
-                    if stopped.is_some() {
-                        self.drive_whole(store, cache);
-                    }
-                }
-                Some(Ahead::Whole(..)) => self.drive_whole(store, cache),
-                Some(Ahead::Region(from, to)) => {
-                    self.start_prefetch(store, cache, *from, *to);
-                }
-                None => {}
+            if attempt == 1 {
+                self.fetch_ahead(store, cache, ahead.take());
             }
             match self.assemble(pending, offset, end).await {
                 Ok(b) => return Ok(b),
@@ -211,6 +197,57 @@ impl ObjectReader {
                 Err(why) if why.worth_a_retry() && attempt < 2 => continue,
                 Err(why) => return Err(FsError::Block(why)),
             }
+        }
+    }
+
+    /// Bytes `offset..end` from the disk cache, if all of them are there: read in place when
+    /// the page cache holds them, else on the blocking pool.
+    async fn read_from_disk(&self, cache: &BlockCache, offset: u64, end: u64) -> Option<Bytes> {
+        let disk = cache.disk()?;
+        let v = &self.version;
+        match disk.read(&v.key, &v.etag, v.size, offset, end, false) {
+            DiskRead::Hit(b) => Some(b),
+            DiskRead::Miss => None,
+            DiskRead::WouldBlock => {
+                let (disk, v) = (disk.clone(), v.clone());
+                let read = move || disk.read(&v.key, &v.etag, v.size, offset, end, true);
+                match tokio::task::spawn_blocking(read).await {
+                    Ok(DiskRead::Hit(b)) => Some(b),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// Start what `note_read` asked to fetch ahead.
+    fn fetch_ahead<S: ObjectStore + ?Sized + 'static>(
+        self: &Arc<Self>,
+        store: &Arc<S>,
+        cache: &Arc<BlockCache>,
+        ahead: Option<Ahead>,
+    ) {
+        match ahead {
+            Some(Ahead::Window(from, to)) => {
+                if let Some(at) = self.start_prefetch(store, cache, from, to) {
+                    // No free room: forget the rest so a later read may prefetch it.
+                    let mut s = self.seq.lock().unwrap();
+                    s.prefetched_until = s.prefetched_until.min(at);
+                }
+            }
+            // Not while the disk cache's writer is behind: what it would drop would only be
+            // fetched again.
+            Some(Ahead::Whole(from, to)) if !cache.disk().is_some_and(|d| d.busy()) => {
+                let stopped = self.start_prefetch(store, cache, from, to);
+                self.seq.lock().unwrap().whole_from = Some(stopped.unwrap_or(to));
+                if stopped.is_some() {
+                    self.drive_whole(store, cache);
+                }
+            }
+            Some(Ahead::Whole(..)) => self.drive_whole(store, cache),
+            Some(Ahead::Region(from, to)) => {
+                self.start_prefetch(store, cache, from, to);
+            }
+            None => {}
         }
     }
 
@@ -349,9 +386,9 @@ impl ObjectReader {
         out
     }
 
-    /// Start GETs for the blocks of `from..to` that are neither cached nor being fetched,
-    /// as far as free cache room allows; where it stopped for lack of room, if it did. Blocks
-    /// already there do not split a GET (see `spans`).
+    /// Start GETs for the blocks of `from..to` that are neither cached (in memory or on disk)
+    /// nor being fetched, as far as free cache room allows; where it stopped for lack of room,
+    /// if it did. Blocks already there do not split a GET (see `spans`).
     fn start_prefetch<S: ObjectStore + ?Sized>(
         &self,
         store: &Arc<S>,
@@ -361,8 +398,29 @@ impl ObjectReader {
     ) -> Option<u64> {
         let chunk_blocks = ((FETCH_CHUNK / BLOCK_SIZE) as usize).min(cache.max_run());
         let (mut i, last) = (from / BLOCK_SIZE, (to - 1) / BLOCK_SIZE);
+        let v = &self.version;
+        let per_chunk = CHUNK / BLOCK_SIZE;
         while i <= last {
-            let n = chunk_blocks.min((last - i + 1) as usize);
+            // Whole chunks the disk cache has are skipped, not read into memory.
+            if cache
+                .disk()
+                .is_some_and(|d| d.has(&v.key, &v.etag, i / per_chunk))
+            {
+                i = (i / per_chunk + 1) * per_chunk;
+                continue;
+            }
+            // A run stops at the next chunk the disk cache has.
+            let mut n = chunk_blocks.min((last - i + 1) as usize);
+            if let Some(d) = cache.disk() {
+                let mut c = i / per_chunk + 1;
+                while c * per_chunk < i + n as u64 {
+                    if d.has(&v.key, &v.etag, c) {
+                        n = (c * per_chunk - i) as usize;
+                        break;
+                    }
+                    c += 1;
+                }
+            }
             let Some(mut room) = cache.try_reserve(n) else {
                 return Some(i * BLOCK_SIZE);
             };

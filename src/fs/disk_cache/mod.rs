@@ -9,16 +9,19 @@
 //!   looked up again (they age out). A remount validates nothing up front: a handle reads the
 //!   version its open saw (a HEAD when the metadata TTL has passed), and only chunks of that
 //!   version match.
-//! - Integrity: the header holds the CRC-64 of each 64 KiB block, so a load reads and checks
-//!   only the blocks it wants (a random 4 KiB read does not read a whole chunk). A chunk whose
-//!   header or a checksum does not match (a torn write after a crash, bit rot, a file edited by
-//!   hand) is deleted and fetched again, never served. Files are written to a temporary name
-//!   and renamed.
+//! - Integrity: the header holds the CRC-64 of each 64 KiB block; every block is checked the
+//!   first time a mount reads it, after which reads of it fetch just the bytes wanted
+//!   (`chunk_file`). A chunk whose header or a checksum does not match (a torn write after a
+//!   crash, bit rot, a file edited by hand) is deleted and fetched again, never served. Files
+//!   are written to a temporary name and renamed.
+//! - Reads: a read whose chunks are all on disk is served from the files directly (`read`),
+//!   without going through the block cache: from the page cache on the async worker when it
+//!   holds the bytes (`RWF_NOWAIT`), else on the blocking pool. Up to `OPEN_FILES` chunk
+//!   files stay open, so a hit costs one `pread`.
 //! - Off the read path: complete chunks are named to one writer thread through a queue; when
 //!   their turn comes the writer takes their blocks from the block cache (`ChunkSource`), so
 //!   the queue holds no data and no memory outside the budget. A chunk evicted from memory
-//!   before its turn is skipped (counted as dropped). Loads are file reads done on the
-//!   blocking pool by the fetch that wanted the blocks.
+//!   before its turn is skipped (counted as dropped).
 //! - Size: at most `--disk-cache-size` of chunk files, least recently used evicted first. The
 //!   order survives remounts through the files' mtimes (the first hit of a chunk in a mount
 //!   sets its mtime).
@@ -28,27 +31,26 @@
 //! - Privacy: the mount's directory is `DIR/<mount id>` with mode 0700 and files 0600, locked
 //!   with `flock` so that two mounts never share one.
 
-use std::collections::HashMap;
+mod chunk_file;
+mod writer;
+
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::num::NonZeroUsize;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lru::LruCache;
-use sha1::{Digest, Sha1};
-
-use crate::cos::integrity::crc64;
 
 use super::cache::BLOCK_SIZE;
+use chunk_file::{Checked, ChunkFile, ChunkName, ReadFailure, VersionName};
 
 /// Bytes per chunk file.
 pub const CHUNK: u64 = 1024 * 1024;
-const MAGIC: &[u8; 8] = b"COSFSDC1";
 /// Chunks waiting for the writer thread at most (names only).
 const QUEUE: usize = 1024;
 /// Chunks waiting past which background fetches hold back: 32 MiB of blocks the writer has
@@ -56,44 +58,8 @@ const QUEUE: usize = 1024;
 const BUSY: usize = 32;
 /// How long writing stays off after a write error.
 const PAUSE_AFTER_ERROR: Duration = Duration::from_secs(60);
-
-/// One chunk of one object version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct ChunkName {
-    version: [u8; 20],
-    index: u64,
-}
-
-impl ChunkName {
-    fn new(key: &str, etag: &str, index: u64) -> Self {
-        let mut h = Sha1::new();
-        h.update(key.as_bytes());
-        h.update([0]);
-        h.update(etag.as_bytes());
-        ChunkName {
-            version: h.finalize().into(),
-            index,
-        }
-    }
-
-    fn file_name(&self) -> String {
-        format!("{}-{:x}", hex::encode(self.version), self.index)
-    }
-
-    fn parse(name: &str) -> Option<ChunkName> {
-        let (v, i) = name.split_once('-')?;
-        let mut version = [0u8; 20];
-        hex::decode_to_slice(v, &mut version).ok()?;
-        Some(ChunkName {
-            version,
-            index: u64::from_str_radix(i, 16).ok()?,
-        })
-    }
-
-    fn subdir(&self) -> String {
-        hex::encode(&self.version[..1])
-    }
-}
+/// Chunk files kept open for reads (a 4 GiB working set; the least recently used is closed).
+const OPEN_FILES: usize = 4096;
 
 struct Job {
     name: ChunkName,
@@ -120,6 +86,18 @@ struct Known {
     size: u64,
     /// Its mtime was set by this mount (the LRU order kept on disk).
     touched: bool,
+    /// Blocks this mount has checked against their CRC.
+    checked: Checked,
+}
+
+/// What a read of the disk cache found.
+pub enum DiskRead {
+    /// The bytes, every block checked.
+    Hit(Bytes),
+    /// On disk, but not in the page cache: read again with `wait` on the blocking pool.
+    WouldBlock,
+    /// Not (all) on disk, or damaged (and now deleted).
+    Miss,
 }
 
 struct Index {
@@ -143,6 +121,8 @@ pub struct DiskCache {
     dir: PathBuf,
     cap: u64,
     index: Mutex<Index>,
+    /// Chunk files open for reads, least recently used first.
+    open: Mutex<LruCache<ChunkName, Arc<ChunkFile>>>,
     queue: SyncSender<Job>,
     source: std::sync::OnceLock<std::sync::Weak<dyn ChunkSource>>,
     /// Chunks queued and not yet written.
@@ -188,7 +168,7 @@ impl DiskCache {
                 dir.display()
             ));
         }
-        let mut found = scan(&dir);
+        let mut found = chunk_file::scan(&dir);
         found.sort_by_key(|(_, _, mtime)| *mtime);
         let mut index = Index {
             files: LruCache::unbounded(),
@@ -200,6 +180,7 @@ impl DiskCache {
                 Known {
                     size,
                     touched: false,
+                    checked: 0,
                 },
             );
             index.bytes += size;
@@ -209,6 +190,9 @@ impl DiskCache {
             dir,
             cap,
             index: Mutex::new(index),
+            open: Mutex::new(LruCache::new(
+                NonZeroUsize::new(open_files_allowed()).expect("at least one"),
+            )),
             queue: tx,
             source: std::sync::OnceLock::new(),
             backlog: AtomicUsize::new(0),
@@ -224,7 +208,7 @@ impl DiskCache {
         let weak = Arc::downgrade(&cache);
         std::thread::Builder::new()
             .name("disk-cache".into())
-            .spawn(move || writer(weak, rx))
+            .spawn(move || writer::run(weak, rx))
             .map_err(|e| format!("cannot start the disk cache writer: {e}"))?;
         Ok(cache)
     }
@@ -255,18 +239,49 @@ impl DiskCache {
         self.index.lock().unwrap().files.contains(&name)
     }
 
-    fn path(&self, name: &ChunkName) -> PathBuf {
-        self.dir.join(name.subdir()).join(name.file_name())
-    }
-
     /// Whether the writer is behind: background fetches should wait for it.
     pub fn busy(&self) -> bool {
         self.backlog.load(Ordering::Relaxed) >= BUSY
     }
 
+    /// Bytes `offset..end` of the version (`size` bytes long), if every chunk they touch is
+    /// on disk and intact. Without `wait`, only what the page cache holds is read. A damaged
+    /// chunk is deleted.
+    pub fn read(
+        &self,
+        key: &str,
+        etag: &str,
+        size: u64,
+        offset: u64,
+        end: u64,
+        wait: bool,
+    ) -> DiskRead {
+        let version = VersionName::new(key, etag);
+        let (first, last) = (offset / CHUNK, (end - 1) / CHUNK);
+        {
+            let g = self.index.lock().unwrap();
+            if !(first..=last).all(|c| g.files.contains(&version.chunk(c))) {
+                return DiskRead::Miss;
+            }
+        }
+        let mut out = vec![0u8; (end - offset) as usize];
+        for c in first..=last {
+            let start = c * CHUNK;
+            let (from, to) = (offset.max(start), end.min(start + CHUNK));
+            let buf = &mut out[(from - offset) as usize..(to - offset) as usize];
+            let len = CHUNK.min(size - start);
+            let name = version.chunk(c);
+            if let Err(e) = self.read_chunk(&name, key, etag, len, from - start, buf, wait) {
+                return self.failed(&name, e);
+            }
+        }
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        DiskRead::Hit(Bytes::from(out))
+    }
+
     /// Blocks `blocks` (indexes within the chunk) of chunk `index` of the version, whose
-    /// length is `len`, if the chunk is on disk and those blocks are intact (blocking I/O). A
-    /// damaged chunk is deleted.
+    /// length is `len`, one allocation each, if the chunk is on disk and those blocks are
+    /// intact (blocking I/O). A damaged chunk is deleted.
     pub fn load(
         &self,
         key: &str,
@@ -276,34 +291,80 @@ impl DiskCache {
         blocks: std::ops::Range<u64>,
     ) -> Option<Vec<Bytes>> {
         let name = ChunkName::new(key, etag, index);
-        let touch = match self.index.lock().unwrap().files.get_mut(&name) {
-            None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-            Some(k) => !std::mem::replace(&mut k.touched, true),
-        };
-        let path = self.path(&name);
-        let got = File::open(&path)
-            .map_err(|e| tracing::debug!(path = %path.display(), error = %e, "disk cache chunk unreadable"))
-            .ok()
-            .and_then(|f| read_blocks(&f, key, etag, index, len, blocks));
-        let Some(got) = got else {
-            if path.exists() {
-                self.corrupt.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(path = %path.display(), "disk cache chunk damaged; deleted and fetched again");
-            }
-            self.forget(&name);
-            self.misses.fetch_add(1, Ordering::Relaxed);
+        if !self.index.lock().unwrap().files.contains(&name) {
             return None;
-        };
+        }
+        let from = blocks.start * BLOCK_SIZE;
+        let to = len.min(blocks.end * BLOCK_SIZE);
+        let mut all = vec![0u8; to.checked_sub(from)? as usize];
+        if let Err(e) = self.read_chunk(&name, key, etag, len, from, &mut all, true) {
+            self.failed(&name, e);
+            return None;
+        }
         self.hits.fetch_add(1, Ordering::Relaxed);
-        if touch {
-            if let Ok(f) = File::options().write(true).open(&path) {
-                let _ = f.set_modified(SystemTime::now());
+        Some(
+            all.chunks(BLOCK_SIZE as usize)
+                .map(Bytes::copy_from_slice)
+                .collect(),
+        )
+    }
+
+    /// Fill `buf` from byte `from` of chunk `name` (`len` bytes), opening its file if it is
+    /// not open and checking blocks not checked yet.
+    #[allow(clippy::too_many_arguments)]
+    fn read_chunk(
+        &self,
+        name: &ChunkName,
+        key: &str,
+        etag: &str,
+        len: u64,
+        from: u64,
+        buf: &mut [u8],
+        wait: bool,
+    ) -> Result<(), ReadFailure> {
+        let (checked, touched) = match self.index.lock().unwrap().files.get(name) {
+            Some(k) => (k.checked, k.touched),
+            None => return Err(ReadFailure::Unreadable(std::io::ErrorKind::NotFound.into())),
+        };
+        let open = self.open.lock().unwrap().get(name).cloned();
+        let file = match open {
+            Some(f) => f,
+            None => {
+                let path = name.path(&self.dir);
+                let f = Arc::new(ChunkFile::open(&path, key, etag, name.index, len, wait)?);
+                self.open.lock().unwrap().put(*name, f.clone());
+                f
+            }
+        };
+        let now_checked = file.read_into(from, buf, checked, wait)?;
+        if !touched {
+            file.touch();
+        }
+        if now_checked != 0 || !touched {
+            if let Some(k) = self.index.lock().unwrap().files.peek_mut(name) {
+                k.checked |= now_checked;
+                k.touched = true;
             }
         }
-        Some(got)
+        Ok(())
+    }
+
+    /// What a failed read of chunk `name` means for the caller; a damaged or vanished chunk
+    /// is forgotten.
+    fn failed(&self, name: &ChunkName, e: ReadFailure) -> DiskRead {
+        match e {
+            ReadFailure::WouldBlock => return DiskRead::WouldBlock,
+            ReadFailure::Damaged => {
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(path = %name.path(&self.dir).display(), "disk cache chunk damaged; deleted and fetched again");
+            }
+            ReadFailure::Unreadable(e) => {
+                tracing::debug!(path = %name.path(&self.dir).display(), error = %e, "disk cache chunk unreadable");
+            }
+        }
+        self.forget(name);
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        DiskRead::Miss
     }
 
     /// Keep chunk `index` of the version (`len` bytes, all of it in the block cache now),
@@ -348,7 +409,8 @@ impl DiskCache {
             g.bytes -= k.size;
         }
         drop(g);
-        let _ = std::fs::remove_file(self.path(name));
+        self.open.lock().unwrap().pop(name);
+        let _ = std::fs::remove_file(name.path(&self.dir));
     }
 
     /// Delete least recently used chunks until the cache fits its size.
@@ -367,179 +429,32 @@ impl DiskCache {
                     None => return,
                 }
             };
-            let _ = std::fs::remove_file(self.path(&victim));
+            self.open.lock().unwrap().pop(&victim);
+            let _ = std::fs::remove_file(victim.path(&self.dir));
         }
     }
-
-    fn write(&self, job: &Job, blocks: &[Bytes]) -> std::io::Result<u64> {
-        let sub = self.dir.join(job.name.subdir());
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&sub)?;
-        let data_len: usize = blocks.iter().map(Bytes::len).sum();
-        let head = header(
-            &job.key,
-            &job.etag,
-            job.name.index,
-            data_len as u64,
-            blocks.iter().map(|b| crc64(b)),
-        );
-        let name = job.name.file_name();
-        let tmp = sub.join(format!("{name}.tmp"));
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        let written = (|| {
-            f.write_all(&head)?;
-            for b in blocks {
-                f.write_all(b)?;
-            }
-            std::fs::rename(&tmp, sub.join(&name))
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        Ok((head.len() + data_len) as u64)
-    }
 }
 
-/// A chunk file's header: what it holds, and the CRC-64 of each block.
-fn header(key: &str, etag: &str, index: u64, len: u64, crcs: impl Iterator<Item = u64>) -> Vec<u8> {
-    let mut head = Vec::with_capacity(64 + key.len() + etag.len() + 128);
-    head.extend_from_slice(MAGIC);
-    for field in [key.as_bytes(), etag.as_bytes()] {
-        head.extend_from_slice(&(field.len() as u32).to_le_bytes());
-        head.extend_from_slice(field);
-    }
-    head.extend_from_slice(&index.to_le_bytes());
-    head.extend_from_slice(&len.to_le_bytes());
-    for c in crcs {
-        head.extend_from_slice(&c.to_le_bytes());
-    }
-    head
-}
-
-/// Blocks `blocks` of the chunk file `f`, if its header names chunk `index` of this version
-/// with `len` bytes, and the blocks read match their checksums.
-fn read_blocks(
-    f: &File,
-    key: &str,
-    etag: &str,
-    index: u64,
-    len: u64,
-    blocks: std::ops::Range<u64>,
-) -> Option<Vec<Bytes>> {
-    let n = len.div_ceil(BLOCK_SIZE);
-    let expect = header(key, etag, index, len, (0..n).map(|_| 0));
-    let mut head = vec![0u8; expect.len()];
-    f.read_exact_at(&mut head, 0).ok()?;
-    let crc_at = expect.len() - 8 * n as usize;
-    if head[..crc_at] != expect[..crc_at] || f.metadata().ok()?.len() != head.len() as u64 + len {
-        return None;
-    }
-    let mut out = Vec::with_capacity((blocks.end - blocks.start) as usize);
-    for b in blocks {
-        let at = b * BLOCK_SIZE;
-        let want = BLOCK_SIZE.min(len.checked_sub(at)?) as usize;
-        let data = read_at(f, head.len() as u64 + at, want)?;
-        let c = crc_at + 8 * b as usize;
-        let want = u64::from_le_bytes(head[c..c + 8].try_into().expect("8 bytes"));
-        if crc64(&data) != want {
-            return None;
-        }
-        out.push(Bytes::from(data));
-    }
-    Some(out)
-}
-
-/// `n` bytes of `f` at `at`, read into fresh memory without zeroing it first.
-fn read_at(mut f: &File, at: u64, n: usize) -> Option<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    f.seek(SeekFrom::Start(at)).ok()?;
-    let mut data = Vec::with_capacity(n);
-    f.take(n as u64).read_to_end(&mut data).ok()?;
-    (data.len() == n).then_some(data)
-}
-
-/// Chunk files under `dir` with their sizes and mtimes; unfinished writes are deleted.
-fn scan(dir: &Path) -> Vec<(ChunkName, u64, SystemTime)> {
-    let mut out = Vec::new();
-    let Ok(subs) = std::fs::read_dir(dir) else {
-        return out;
+/// Chunk files to keep open: `OPEN_FILES`, or a quarter of the descriptors this process
+/// may open if that is less.
+fn open_files_allowed() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
     };
-    for sub in subs.flatten() {
-        let Ok(files) = std::fs::read_dir(sub.path()) else {
-            continue;
-        };
-        for f in files.flatten() {
-            let file_name = f.file_name();
-            let name = file_name.to_string_lossy();
-            match (ChunkName::parse(&name), f.metadata()) {
-                (Some(c), Ok(m)) if m.is_file() => {
-                    out.push((c, m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
-                }
-                _ if name.ends_with(".tmp") => {
-                    let _ = std::fs::remove_file(f.path());
-                }
-                _ => {}
-            }
-        }
-    }
-    out
-}
-
-/// The writer thread: until the cache is gone, write queued chunks and keep the size.
-fn writer(cache: std::sync::Weak<DiskCache>, jobs: Receiver<Job>) {
-    let mut warned = HashMap::new();
-    while let Ok(job) = jobs.recv() {
-        let Some(cache) = cache.upgrade() else {
-            return;
-        };
-        cache.backlog.fetch_sub(1, Ordering::Relaxed);
-        if cache.paused() || cache.index.lock().unwrap().files.contains(&job.name) {
-            continue;
-        }
-        let source = cache.source.get().and_then(std::sync::Weak::upgrade);
-        let blocks =
-            source.and_then(|s| s.chunk_blocks(&job.key, &job.etag, job.name.index, job.len));
-        let Some(blocks) = blocks else {
-            cache.dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        match cache.write(&job, &blocks) {
-            Ok(size) => {
-                let mut g = cache.index.lock().unwrap();
-                g.files.push(
-                    job.name,
-                    Known {
-                        size,
-                        touched: true,
-                    },
-                );
-                g.bytes += size;
-                drop(g);
-                cache.written.fetch_add(1, Ordering::Relaxed);
-                cache.evict();
-            }
-            Err(e) => {
-                *cache.paused_until.lock().unwrap() = Some(Instant::now() + PAUSE_AFTER_ERROR);
-                let kind = e.raw_os_error().unwrap_or(0);
-                if warned.insert(kind, ()).is_none() {
-                    tracing::warn!(dir = %cache.dir.display(), error = %e, "cannot write to the disk cache; reads go on without it, writing is retried in a minute");
-                }
-            }
-        }
-    }
+    // SAFETY: getrlimit writes into the struct we pass.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur as usize
+    } else {
+        1024
+    };
+    OPEN_FILES.min(soft / 4).max(16)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     /// Chunks "in memory", by index.
     struct Fixed(Mutex<HashMap<u64, Vec<Bytes>>>);
@@ -629,7 +544,7 @@ mod tests {
         let src = with_source(&c);
         put(&c, &src, &k, &e, 0, blocks(1));
         wait_written(&c, 1);
-        let path = c.path(&ChunkName::new("k", "e", 0));
+        let path = ChunkName::new("k", "e", 0).path(&c.dir);
         let mut raw = std::fs::read(&path).unwrap();
         let n = raw.len();
         raw[n - 10] ^= 0xff;
@@ -665,5 +580,58 @@ mod tests {
         assert!(c.has("k", "e", 0) && c.has("k", "e", 2) && c.has("k", "e", 3));
         assert!(!c.has("k", "e", 1), "the least recently used went");
         assert!(c.stats().bytes <= 3 * CHUNK + 1024);
+    }
+
+    /// `read`, retried with `wait` when the page cache does not hold the bytes.
+    fn read(c: &DiskCache, size: u64, offset: u64, end: u64) -> Option<Bytes> {
+        for wait in [false, true] {
+            match c.read("k", "e", size, offset, end, wait) {
+                DiskRead::Hit(b) => return Some(b),
+                DiskRead::Miss => return None,
+                DiskRead::WouldBlock => assert!(!wait, "a waiting read never says WouldBlock"),
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn reads_span_chunks_and_a_damaged_one_is_a_miss_and_deleted() {
+        let root = tempfile::tempdir().unwrap();
+        let (k, e): (Arc<str>, Arc<str>) = (Arc::from("k"), Arc::from("e"));
+        let all: Vec<u8> = [blocks(1), blocks(2)]
+            .iter()
+            .flatten()
+            .flat_map(|b| b.to_vec())
+            .collect();
+        let size = 2 * CHUNK;
+        {
+            let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
+            let src = with_source(&c);
+            put(&c, &src, &k, &e, 0, blocks(1));
+            put(&c, &src, &k, &e, 1, blocks(2));
+            wait_written(&c, 2);
+            let (from, to) = (CHUNK - 5000, CHUNK + 3000);
+            assert_eq!(
+                read(&c, size, from, to).unwrap(),
+                all[from as usize..to as usize]
+            );
+            assert!(
+                read(&c, 3 * CHUNK, 2 * CHUNK, 2 * CHUNK + 1).is_none(),
+                "not on disk"
+            );
+            assert_eq!(c.stats().hits, 1);
+        }
+        // Damage chunk 1 between mounts: a remount checks each block on its first read.
+        let path = ChunkName::new("k", "e", 1).path(&root.path().join("m"));
+        let mut raw = std::fs::read(&path).unwrap();
+        let n = raw.len();
+        raw[n - 1] ^= 0x55;
+        std::fs::write(&path, &raw).unwrap();
+        let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
+        assert_eq!(read(&c, size, 0, 4096).unwrap(), all[..4096]);
+        assert!(read(&c, size, 2 * CHUNK - 4096, 2 * CHUNK).is_none());
+        assert!(!path.exists() && !c.has("k", "e", 1), "deleted");
+        assert_eq!(c.stats().corrupt, 1);
+        assert!(c.has("k", "e", 0), "the intact chunk stays");
     }
 }

@@ -1,0 +1,56 @@
+//! The disk cache's writer thread: it writes the chunks `DiskCache::store` names, taking their
+//! blocks from the block cache when their turn comes, and keeps the cache under its size.
+//! A write error pauses writing for `PAUSE_AFTER_ERROR` and is logged once per kind of error.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::sync::Weak;
+use std::time::Instant;
+
+use super::chunk_file;
+use super::{DiskCache, Job, Known, PAUSE_AFTER_ERROR};
+
+/// Until the cache is gone, write queued chunks and keep the size.
+pub(super) fn run(cache: Weak<DiskCache>, jobs: Receiver<Job>) {
+    let mut warned = HashSet::new();
+    while let Ok(job) = jobs.recv() {
+        let Some(cache) = cache.upgrade() else {
+            return;
+        };
+        cache.backlog.fetch_sub(1, Ordering::Relaxed);
+        if cache.paused() || cache.index.lock().unwrap().files.contains(&job.name) {
+            continue;
+        }
+        let source = cache.source.get().and_then(Weak::upgrade);
+        let blocks =
+            source.and_then(|s| s.chunk_blocks(&job.key, &job.etag, job.name.index, job.len));
+        let Some(blocks) = blocks else {
+            cache.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        match chunk_file::write(&cache.dir, &job.name, &job.key, &job.etag, &blocks) {
+            Ok(size) => {
+                let mut g = cache.index.lock().unwrap();
+                g.files.push(
+                    job.name,
+                    Known {
+                        size,
+                        touched: true,
+                        checked: 0,
+                    },
+                );
+                g.bytes += size;
+                drop(g);
+                cache.written.fetch_add(1, Ordering::Relaxed);
+                cache.evict();
+            }
+            Err(e) => {
+                *cache.paused_until.lock().unwrap() = Some(Instant::now() + PAUSE_AFTER_ERROR);
+                if warned.insert(e.raw_os_error().unwrap_or(0)) {
+                    tracing::warn!(dir = %cache.dir.display(), error = %e, "cannot write to the disk cache; reads go on without it, writing is retried in a minute");
+                }
+            }
+        }
+    }
+}
