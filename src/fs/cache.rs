@@ -181,6 +181,16 @@ impl BlockCache {
         )
     }
 
+    /// The blocks `ids`, if every one of them is ready (counted as hits only then).
+    pub fn all_ready(&self, ids: impl Iterator<Item = BlockId>) -> Option<Vec<Bytes>> {
+        let mut g = self.inner.lock().unwrap();
+        let blocks: Vec<Bytes> = ids
+            .map(|id| g.ready.get(&id).map(|b| b.data.clone()))
+            .collect::<Option<_>>()?;
+        self.hits.fetch_add(blocks.len() as u64, Ordering::Relaxed);
+        Some(blocks)
+    }
+
     pub fn lookup(&self, id: &BlockId) -> Lookup {
         let mut g = self.inner.lock().unwrap();
         if let Some(b) = g.ready.get(id) {

@@ -178,7 +178,7 @@ impl ObjectReader {
             cache.budget_bytes(),
             cache.whole_object_limit(),
         );
-        if let Some(b) = self.read_from_disk(cache, offset, end).await {
+        if let Some(b) = self.read_cached(cache, offset, end).await {
             self.fetch_ahead(store, cache, ahead);
             return Ok(b);
         }
@@ -198,6 +198,18 @@ impl ObjectReader {
                 Err(why) => return Err(FsError::Block(why)),
             }
         }
+    }
+
+    /// Bytes `offset..end` if a mount with a disk cache has them all in memory or all on disk
+    /// (memory first: blocks just fetched by prefetch are there, and are on disk too once
+    /// written). Without a disk cache, `start_demand` looks in memory.
+    async fn read_cached(&self, cache: &BlockCache, offset: u64, end: u64) -> Option<Bytes> {
+        cache.disk()?;
+        let (first, last) = (offset / BLOCK_SIZE, (end - 1) / BLOCK_SIZE);
+        if let Some(blocks) = cache.all_ready((first..=last).map(|i| self.id(i))) {
+            return Some(slice_blocks(&blocks, first, offset, end));
+        }
+        self.read_from_disk(cache, offset, end).await
     }
 
     /// Bytes `offset..end` from the disk cache, if all of them are there: read in place when
@@ -480,7 +492,6 @@ impl ObjectReader {
         offset: u64,
         end: u64,
     ) -> Result<Bytes, BlockFailure> {
-        let first = offset / BLOCK_SIZE;
         let mut blocks = Vec::with_capacity(pending.len());
         for p in pending {
             let b = match p {
@@ -491,20 +502,26 @@ impl ObjectReader {
             };
             blocks.push(b);
         }
-        if blocks.len() == 1 {
-            let s = (offset - first * BLOCK_SIZE) as usize;
-            let e = (end - first * BLOCK_SIZE) as usize;
-            return Ok(blocks[0].slice(s..e.min(blocks[0].len())));
-        }
-        let mut out = BytesMut::with_capacity((end - offset) as usize);
-        for (k, b) in blocks.iter().enumerate() {
-            let block_start = (first + k as u64) * BLOCK_SIZE;
-            let s = offset.saturating_sub(block_start) as usize;
-            let e = ((end - block_start) as usize).min(b.len());
-            out.extend_from_slice(&b[s.min(e)..e]);
-        }
-        Ok(out.freeze())
+        Ok(slice_blocks(&blocks, offset / BLOCK_SIZE, offset, end))
     }
+}
+
+/// Bytes `offset..end` of consecutive blocks starting at block `first` (no copy when one
+/// block holds them).
+fn slice_blocks(blocks: &[Bytes], first: u64, offset: u64, end: u64) -> Bytes {
+    if blocks.len() == 1 {
+        let s = (offset - first * BLOCK_SIZE) as usize;
+        let e = (end - first * BLOCK_SIZE) as usize;
+        return blocks[0].slice(s..e.min(blocks[0].len()));
+    }
+    let mut out = BytesMut::with_capacity((end - offset) as usize);
+    for (k, b) in blocks.iter().enumerate() {
+        let block_start = (first + k as u64) * BLOCK_SIZE;
+        let s = offset.saturating_sub(block_start) as usize;
+        let e = ((end - block_start) as usize).min(b.len());
+        out.extend_from_slice(&b[s.min(e)..e]);
+    }
+    out.freeze()
 }
 
 /// The object version a reader's blocks belong to (what they are cached under).
