@@ -9,9 +9,14 @@
 # Figures:
 # - fio randread at 4 KiB and 64 KiB, 8 jobs, SECS seconds, O_DIRECT (every read reaches the
 #   filesystem, not the kernel's page cache), on an object half the size of cosfs's cache
-#   ("fits") and on one 4x its size ("4x cache"); IOPS, and cosfs's ratio to each peer. The
-#   raw client line is the same random reads as ranged GETs (8 readers), what one GET per read
-#   costs at this latency.
+#   ("fits") and on one 4x its size ("4x cache"); IOPS, and cosfs's ratio to each peer (without
+#   and with --disk-cache). The raw client line is the same random reads as ranged GETs
+#   (8 readers), what one GET per read costs at this latency. "--disk-cache" starts with an
+#   empty disk cache, so its SECS include filling it; "next mount" runs fio again on a new
+#   mount over the disk cache the first one left (page cache dropped).
+# - The FUSE ceiling: the same fio runs on `cosfs-bench-nullfs`, a filesystem that answers
+#   reads from a static buffer on its session thread (no cache, no I/O): the most any
+#   filesystem on this kernel, FUSE and fuser can serve on this machine.
 # - Sequential re-read of the "fits" object after a remount, without and with --disk-cache:
 #   MiB/s and the GETs the second mount sent.
 # - Peak RSS (VmHWM) of the cosfs process with --cache-size CACHE_MIB and --memory-limit
@@ -27,7 +32,7 @@ CACHE_MIB=${2:-256}
 SECS=${3:-8}
 MEM_MIB=${4:-512}
 cd "$(dirname "$0")/.."
-BENCH_BINS="cosfs cosfs-bench-read"
+BENCH_BINS="cosfs cosfs-bench-read cosfs-bench-nullfs"
 . scripts/lib/bench.sh
 bench_init cosfs-bench-peers
 . scripts/lib/serve.sh
@@ -73,10 +78,10 @@ fio_iops() { # mount-fn object bs
   echo "$out" | awk -F';' '{ printf "%d", $8 }'
 }
 
-peer_cells() { # object bs cosfs-iops
+peer_cells() { # object bs cosfs-iops cosfs-disk-iops
   local s r
-  if [ "$HAVE_S3FS" = yes ]; then s=$(fio_iops mount_s3fs "$1" "$2"); printf ' | s3fs %s IOPS (cosfs %sx)' "$s" "$(ratio "$3" "$s")"; fi
-  if [ "$HAVE_RCLONE" = yes ]; then r=$(fio_iops mount_rclone "$1" "$2"); printf ' | rclone %s IOPS (cosfs %sx)' "$r" "$(ratio "$3" "$r")"; fi
+  if [ "$HAVE_S3FS" = yes ]; then s=$(fio_iops mount_s3fs "$1" "$2"); printf ' | s3fs %s IOPS (cosfs %sx, --disk-cache %sx)' "$s" "$(ratio "$3" "$s")" "$(ratio "$4" "$s")"; fi
+  if [ "$HAVE_RCLONE" = yes ]; then r=$(fio_iops mount_rclone "$1" "$2"); printf ' | rclone %s IOPS (cosfs %sx, --disk-cache %sx)' "$r" "$(ratio "$3" "$r")" "$(ratio "$4" "$r")"; fi
 }
 
 echo
@@ -86,10 +91,13 @@ for OBJ in fits huge; do
     SZ=$([ "$BS" = 4k ] && echo 4096 || echo 65536)
     raw=$($RAW rand-get "$OBJ" "$SZ" --ops 100 | fig)
     c=$(fio_iops mount_cosfs "$OBJ" "$BS")
-    rm -rf "$DISK"; d=$(fio_iops mount_cosfs_disk "$OBJ" "$BS")
-    echo "$OBJ ($([ "$OBJ" = fits ] && echo "$FITS_MIB" || echo "$HUGE_MIB") MiB) $BS: raw GETs $raw/s | cosfs $c IOPS | cosfs --disk-cache $d IOPS$(peer_cells "$OBJ" "$BS" "$c")"
+    rm -rf "$DISK"; d=$(fio_iops mount_cosfs_disk "$OBJ" "$BS"); n=$(fio_iops mount_cosfs_disk "$OBJ" "$BS")
+    echo "$OBJ ($([ "$OBJ" = fits ] && echo "$FITS_MIB" || echo "$HUGE_MIB") MiB) $BS: raw GETs $raw/s | cosfs $c IOPS | cosfs --disk-cache $d IOPS (next mount $n IOPS)$(peer_cells "$OBJ" "$BS" "$c" "$d")"
   done
 done
+
+mount_nullfs() { "$BIN/cosfs-bench-nullfs" "$MNT" --size-mib "$HUGE_MIB" & wait_mounted; }
+echo "FUSE ceiling (cosfs-bench-nullfs): 4k $(fio_iops mount_nullfs huge 4k) IOPS | 64k $(fio_iops mount_nullfs huge 64k) IOPS"
 
 echo
 echo "== sequential re-read of fits ($FITS_MIB MiB) after a remount =="
