@@ -4,15 +4,18 @@
 #     fstab lines `cosfs#BUCKET /mnt fuse ...` (it runs `cosfs` from PATH);
 #   - the mount helper /sbin/mount.fuse.cosfs (a symlink to the binary), which `mount -t
 #     fuse.cosfs` and fstab lines of type fuse.cosfs run;
-#   - the systemd template unit cosfs@.service (when systemd is present) and /etc/cosfs/.
+#   - the systemd template unit cosfs@.service (when systemd is present) and /etc/cosfs/;
+#   - `fuse.cosfs` in PRUNEFS of /etc/updatedb.conf (when it exists), so that the nightly
+#     updatedb does not crawl mounted buckets: a walk of every object, paid in requests.
 #
 # Usage: scripts/install.sh [--bin PATH] [--prefix DIR] [--sbin DIR] [--no-systemd]
+#                           [--updatedb-conf FILE]
 #   --bin PATH   install this binary instead of building target/release/cosfs
-#   --uninstall  remove what a previous run installed (with the same --prefix/--sbin)
+#   --uninstall  remove what a previous run installed (with the same options)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin="" prefix=/usr/local sbin=/sbin systemd=1 uninstall=0
+bin="" prefix=/usr/local sbin=/sbin systemd=1 uninstall=0 updatedb_conf=/etc/updatedb.conf
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin="$2"; shift 2 ;;
@@ -20,15 +23,39 @@ while [ $# -gt 0 ]; do
     --sbin) sbin="$2"; shift 2 ;;
     --no-systemd) systemd=0; shift ;;
     --uninstall) uninstall=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --updatedb-conf) updatedb_conf="$2"; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 unitdir=/etc/systemd/system
 
+# PRUNEFS="..." in updatedb.conf (mlocate, plocate): add or remove fuse.cosfs, keeping the rest.
+prunefs() { # add|remove
+  [ -f "$updatedb_conf" ] || return 0
+  local tmp="$updatedb_conf.cosfs-tmp"
+  if [ "$1" = add ]; then
+    if grep -Eq '^[[:space:]]*PRUNEFS[[:space:]]*=' "$updatedb_conf"; then
+      sed -E '/^[[:space:]]*PRUNEFS[[:space:]]*=/{ /[" ]fuse\.cosfs[" ]/! s/"([[:space:]]*)$/ fuse.cosfs"\1/ }' \
+        "$updatedb_conf" > "$tmp"
+    else
+      { cat "$updatedb_conf"; echo 'PRUNEFS="fuse.cosfs"'; } > "$tmp"
+    fi
+  else
+    sed -E '/^[[:space:]]*PRUNEFS[[:space:]]*=/ s/ ?fuse\.cosfs([" ])/\1/' "$updatedb_conf" > "$tmp"
+  fi
+  cat "$tmp" > "$updatedb_conf" && rm -f "$tmp"
+  echo "$updatedb_conf: fuse.cosfs $([ "$1" = add ] && echo "in" || echo "out of") PRUNEFS"
+}
+
 if [ "$uninstall" = 1 ]; then
-  rm -f "$sbin/mount.fuse.cosfs" "$prefix/bin/cosfs" "$unitdir/cosfs@.service"
-  echo "removed $prefix/bin/cosfs, $sbin/mount.fuse.cosfs and $unitdir/cosfs@.service"
+  rm -f "$sbin/mount.fuse.cosfs" "$prefix/bin/cosfs"
+  echo "removed $prefix/bin/cosfs and $sbin/mount.fuse.cosfs"
+  if [ "$systemd" = 1 ]; then
+    rm -f "$unitdir/cosfs@.service"
+    echo "removed $unitdir/cosfs@.service"
+  fi
+  prunefs remove
   exit 0
 fi
 
@@ -43,6 +70,7 @@ install -m 0755 "$bin" "$prefix/bin/cosfs.new"
 mv -f "$prefix/bin/cosfs.new" "$prefix/bin/cosfs"
 ln -sfn "$(realpath "$prefix/bin/cosfs")" "$sbin/mount.fuse.cosfs"
 echo "installed $prefix/bin/cosfs and the mount helper $sbin/mount.fuse.cosfs"
+prunefs add
 
 if [ "$systemd" = 1 ] && [ -d "$unitdir" ]; then
   install -d -m 0755 /etc/cosfs

@@ -37,6 +37,8 @@ impl InstallGuard {
         let guard = InstallGuard { saved };
         let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh"))
             .args(["--bin", env!("CARGO_BIN_EXE_cosfs"), "--no-systemd"])
+            // The machine's updatedb.conf is not this test's to change (install_script.rs).
+            .args(["--updatedb-conf", "/nonexistent/updatedb.conf"])
             .output()
             .unwrap();
         assert!(out.status.success(), "install.sh: {}", text(&out));

@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use sha1::{Digest, Sha1};
@@ -112,6 +112,17 @@ pub fn stats_line(
         mib(a.upload_bytes_in_flight),
         a.open_for_writing,
     )
+}
+
+/// Log the stats line every `interval` (`--stats-interval`), until the process ends. Only
+/// counters are read: it sends no request.
+pub async fn log_stats_every(interval: Duration, stats: Arc<dyn Fn() -> String + Send + Sync>) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        tracing::info!("stats: {}", stats());
+    }
 }
 
 /// Listen on the control socket of `mountpoint` until the process ends; the socket file is

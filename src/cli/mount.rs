@@ -106,14 +106,19 @@ fn serve_mount(
         }
     };
     let started = std::time::Instant::now();
+    let stats: Arc<dyn Fn() -> String + Send + Sync> = {
+        let (client, fs) = (client.clone(), fs.clone());
+        Arc::new(move || super::control::stats_line(client.as_deref(), &fs, started))
+    };
     let socket = {
         let _enter = rt.enter();
-        let (client, fs) = (client.clone(), fs.clone());
-        let answer = Arc::new(move || super::control::stats_line(client.as_deref(), &fs, started));
-        super::control::listen(&prep.mountpoint, answer)
+        super::control::listen(&prep.mountpoint, stats.clone())
             .map_err(|e| tracing::warn!(error = %e, "no control socket: cosfs stats will not work"))
             .ok()
     };
+    if !args.stats_interval.is_zero() {
+        rt.spawn(super::control::log_stats_every(args.stats_interval, stats));
+    }
     rt.spawn(super::lifecycle::supervise(super::lifecycle::Running {
         fs: fs.clone(),
         mountpoint: prep.mountpoint.clone(),

@@ -118,6 +118,9 @@ pub struct MountArgs {
     /// MiB it moves; Complete and Copy get 20 times it).
     #[arg(long, default_value = values::mount_defaults().op_timeout.as_str(), value_parser = values::op_timeout, allow_negative_numbers = true)]
     pub op_timeout: Duration,
+    /// Log the `cosfs stats` line every this many seconds (0: never).
+    #[arg(long, default_value = "0", value_parser = values::stats_interval)]
+    pub stats_interval: Duration,
     /// On SIGTERM/SIGINT, how long files open for writing may still be finished and closed
     /// before they are given up (their programs get EIO; COS keeps the previous version).
     #[arg(long, default_value = "30", value_parser = values::stop_timeout, allow_negative_numbers = true)]

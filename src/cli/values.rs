@@ -109,6 +109,11 @@ pub fn stop_timeout(s: &str) -> Result<Duration, String> {
     seconds_in(s, 0.0, DAY)
 }
 
+/// `--stats-interval`: 0 (off) to a day.
+pub fn stats_interval(s: &str) -> Result<Duration, String> {
+    seconds_in(s, 0.0, DAY)
+}
+
 /// `--op-timeout`: 1 s to an hour.
 pub fn op_timeout(s: &str) -> Result<Duration, String> {
     seconds_in(s, 1.0, 3600.0)
