@@ -79,13 +79,16 @@ fn file_attr(ino: u64, a: &PosixAttr) -> FileAttr {
     }
 }
 
-fn log_error(op: &str, e: &FsError) -> i32 {
+/// The errno of `e`, logged (at debug when routine) and counted for the metrics.
+fn log_error(op: &'static str, e: &FsError) -> i32 {
     if e.is_routine() {
         tracing::debug!(op, error = %e, "failed");
     } else {
         tracing::warn!(op, error = %e, "failed");
     }
-    e.errno()
+    let errno = e.errno();
+    crate::metrics::fuse_error(op, errno);
+    errno
 }
 
 fn name_str(name: &OsStr) -> Option<String> {
@@ -109,14 +112,19 @@ fn time(t: Option<TimeOrNow>) -> Option<SystemTime> {
     })
 }
 
-fn reply_entry(reply: ReplyEntry, ttl: Duration, r: Result<crate::fs::Entry, FsError>, op: &str) {
+fn reply_entry(
+    reply: ReplyEntry,
+    ttl: Duration,
+    r: Result<crate::fs::Entry, FsError>,
+    op: &'static str,
+) {
     match r {
         Ok(e) => reply.entry(&ttl, &file_attr(e.ino, &e.attr), 0),
         Err(e) => reply.error(log_error(op, &e)),
     }
 }
 
-fn reply_empty(reply: ReplyEmpty, r: Result<(), FsError>, op: &str) {
+fn reply_empty(reply: ReplyEmpty, r: Result<(), FsError>, op: &'static str) {
     match r {
         Ok(()) => reply.ok(),
         Err(e) => reply.error(log_error(op, &e)),
@@ -124,11 +132,11 @@ fn reply_empty(reply: ReplyEmpty, r: Result<(), FsError>, op: &str) {
 }
 
 /// getxattr/listxattr answer: the size when asked for it, the bytes when they fit, else ERANGE.
-fn reply_xattr(reply: ReplyXattr, size: u32, r: Result<Vec<u8>, FsError>, op: &str) {
+fn reply_xattr(reply: ReplyXattr, size: u32, r: Result<Vec<u8>, FsError>, op: &'static str) {
     match r {
         Ok(v) if size == 0 => reply.size(v.len() as u32),
         Ok(v) if v.len() <= size as usize => reply.data(&v),
-        Ok(_) => reply.error(FsError::BufferTooSmall.errno()),
+        Ok(_) => reply.error(log_error(op, &FsError::BufferTooSmall)),
         Err(e) => reply.error(log_error(op, &e)),
     }
 }
@@ -152,8 +160,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+        crate::metrics::fuse_op("lookup");
         let Some(name) = name_str(name) else {
-            return reply.error(FsError::NotFound.errno());
+            return reply.error(log_error("lookup", &FsError::NotFound));
         };
         let (fs, ttl) = (self.fs.clone(), self.ttl);
         self.rt.spawn(async move {
@@ -165,16 +174,19 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn forget(&mut self, _req: &Request<'_>, ino: u64, nlookup: u64) {
+        crate::metrics::fuse_op("forget");
         self.fs.forget(ino, nlookup);
     }
 
     fn batch_forget(&mut self, _req: &Request<'_>, nodes: &[fuser::fuse_forget_one]) {
+        crate::metrics::fuse_op("batch_forget");
         for n in nodes {
             self.fs.forget(n.nodeid, n.nlookup);
         }
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+        crate::metrics::fuse_op("getattr");
         let (fs, ttl) = (self.fs.clone(), self.ttl);
         self.rt.spawn(async move {
             match fs.getattr(ino).await {
@@ -185,6 +197,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
+        crate::metrics::fuse_op("readlink");
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             match fs.readlink(ino).await {
@@ -195,6 +208,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn open(&mut self, req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
+        crate::metrics::fuse_op("open");
         let (fs, pid) = (self.fs.clone(), req.pid());
         self.rt.spawn(async move {
             match fs.open(ino, open_flags(flags), pid).await {
@@ -222,6 +236,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
+        crate::metrics::fuse_op("read");
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             match fs.read(fh, offset.max(0) as u64, size).await {
@@ -241,6 +256,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        crate::metrics::fuse_op("release");
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             fs.release(fh).await;
@@ -258,8 +274,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        crate::metrics::fuse_op("create");
         let Some(name) = name_str(name) else {
-            return reply.error(FsError::InvalidName.errno());
+            return reply.error(log_error("create", &FsError::InvalidName));
         };
         let (fs, ttl, uid, gid, pid) = (self.fs.clone(), self.ttl, req.uid(), req.gid(), req.pid());
         self.rt.spawn(async move {
@@ -283,8 +300,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        crate::metrics::fuse_op("mknod");
         let Some(name) = name_str(name) else {
-            return reply.error(FsError::InvalidName.errno());
+            return reply.error(log_error("mknod", &FsError::InvalidName));
         };
         let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
         self.rt.spawn(async move {
@@ -305,6 +323,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _lock_owner: Option<u64>,
         reply: ReplyWrite,
     ) {
+        crate::metrics::fuse_op("write");
         let fs = self.fs.clone();
         let data = data.to_vec();
         self.rt.spawn(async move {
@@ -316,12 +335,14 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn flush(&mut self, req: &Request<'_>, _ino: u64, fh: u64, _lock: u64, reply: ReplyEmpty) {
+        crate::metrics::fuse_op("flush");
         let (fs, pid) = (self.fs.clone(), req.pid());
         self.rt
             .spawn(async move { reply_empty(reply, fs.flush(fh, pid).await, "flush") });
     }
 
     fn fsync(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _data: bool, reply: ReplyEmpty) {
+        crate::metrics::fuse_op("fsync");
         let fs = self.fs.clone();
         self.rt
             .spawn(async move { reply_empty(reply, fs.fsync(fh).await, "fsync") });
@@ -345,6 +366,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _flags: Option<u32>,
         reply: ReplyAttr,
     ) {
+        crate::metrics::fuse_op("setattr");
         let set = SetAttr {
             mode,
             uid,
@@ -372,6 +394,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        crate::metrics::fuse_op("fallocate");
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             let r = fs
@@ -390,8 +413,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        crate::metrics::fuse_op("mkdir");
         let Some(name) = name_str(name) else {
-            return reply.error(FsError::InvalidName.errno());
+            return reply.error(log_error("mkdir", &FsError::InvalidName));
         };
         let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
         self.rt.spawn(async move {
@@ -408,8 +432,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        crate::metrics::fuse_op("symlink");
         let Some(name) = name_str(link_name) else {
-            return reply.error(FsError::InvalidName.errno());
+            return reply.error(log_error("symlink", &FsError::InvalidName));
         };
         let target = target.as_os_str().as_bytes().to_vec();
         let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
@@ -420,8 +445,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+        crate::metrics::fuse_op("unlink");
         let Some(name) = name_str(name) else {
-            return reply.error(FsError::NotFound.errno());
+            return reply.error(log_error("unlink", &FsError::NotFound));
         };
         let fs = self.fs.clone();
         self.rt
@@ -429,8 +455,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+        crate::metrics::fuse_op("rmdir");
         let Some(name) = name_str(name) else {
-            return reply.error(FsError::NotFound.errno());
+            return reply.error(log_error("rmdir", &FsError::NotFound));
         };
         let fs = self.fs.clone();
         self.rt
@@ -447,8 +474,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         flags: u32,
         reply: ReplyEmpty,
     ) {
+        crate::metrics::fuse_op("rename");
         let (Some(name), Some(newname)) = (name_str(name), name_str(newname)) else {
-            return reply.error(FsError::InvalidName.errno());
+            return reply.error(log_error("rename", &FsError::InvalidName));
         };
         let fs = self.fs.clone();
         self.rt.spawn(async move {
@@ -465,8 +493,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        crate::metrics::fuse_op("link");
         let Some(name) = name_str(newname) else {
-            return reply.error(FsError::InvalidName.errno());
+            return reply.error(log_error("link", &FsError::InvalidName));
         };
         reply_entry(reply, self.ttl, self.fs.link(ino, newparent, &name), "link");
     }
@@ -481,8 +510,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        crate::metrics::fuse_op("setxattr");
         let Some(name) = name_str(name) else {
-            return reply.error(FsError::InvalidName.errno());
+            return reply.error(log_error("setxattr", &FsError::InvalidName));
         };
         let (fs, value) = (self.fs.clone(), value.to_vec());
         self.rt.spawn(async move {
@@ -492,8 +522,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn removexattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, reply: ReplyEmpty) {
+        crate::metrics::fuse_op("removexattr");
         let Some(name) = name_str(name) else {
-            return reply.error(FsError::InvalidName.errno());
+            return reply.error(log_error("removexattr", &FsError::InvalidName));
         };
         let fs = self.fs.clone();
         self.rt.spawn(async move {
@@ -510,8 +541,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         size: u32,
         reply: ReplyXattr,
     ) {
+        crate::metrics::fuse_op("getxattr");
         let Some(name) = name_str(name) else {
-            return reply.error(FsError::NoXattr.errno());
+            return reply.error(log_error("getxattr", &FsError::NoXattr));
         };
         // Answered on this thread when no request is needed: a task per `ls -l` entry costs.
         if let Some(r) = self.fs.getxattr_now(&name) {
@@ -525,6 +557,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn listxattr(&mut self, _req: &Request<'_>, ino: u64, size: u32, reply: ReplyXattr) {
+        crate::metrics::fuse_op("listxattr");
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             let r = fs.listxattr(ino).await.map(|names| {
@@ -538,6 +571,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn opendir(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
+        crate::metrics::fuse_op("opendir");
         match self.fs.opendir(ino) {
             Ok(fh) => reply.opened(fh, 0),
             Err(e) => reply.error(log_error("opendir", &e)),
@@ -552,6 +586,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         offset: i64,
         mut reply: ReplyDirectory,
     ) {
+        crate::metrics::fuse_op("readdir");
         // Only used when the kernel lacks readdirplus; entries take no references here.
         let fs = self.fs.clone();
         self.rt.spawn(async move {
@@ -578,6 +613,7 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         offset: i64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        crate::metrics::fuse_op("readdirplus");
         let (fs, ttl) = (self.fs.clone(), self.ttl);
         // fuser does not tell the buffer size; 4 KiB pages are what Linux asks with.
         let max = 4096 / DIRENTPLUS_BYTES + 1;
@@ -608,11 +644,13 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _flags: i32,
         reply: ReplyEmpty,
     ) {
+        crate::metrics::fuse_op("releasedir");
         self.fs.releasedir(fh);
         reply.ok();
     }
 
     fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: ReplyStatfs) {
+        crate::metrics::fuse_op("statfs");
         let s = self.fs.statfs();
         reply.statfs(
             s.blocks,

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cos;
 pub mod fs;
 pub mod fuse;
+pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod timefmt;

@@ -9,6 +9,7 @@ pub mod diagnose;
 pub mod legacy;
 mod lifecycle;
 pub mod logging;
+pub mod metrics;
 pub mod mount;
 pub mod mount_args;
 mod mount_kernel;
@@ -35,7 +36,7 @@ pub struct Cli {
 pub enum Command {
     /// Mount a bucket (or a prefix of one) on a directory.
     #[command(args_override_self = true)]
-    Mount(mount_args::MountArgs),
+    Mount(Box<mount_args::MountArgs>),
     /// Unmount a cosfs mount.
     Unmount(mount_args::UnmountArgs),
     /// Check that a bucket can be mounted: endpoint, clock, credentials, permissions.
@@ -72,7 +73,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Mount(args) => {
             process::set_sigpipe(false);
             process::raise_open_file_limit();
-            mount::run(args)
+            mount::run(*args)
         }
         Command::Unmount(args) => mount::run_unmount(args),
         Command::Check(args) => check::run(args),

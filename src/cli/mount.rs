@@ -119,6 +119,15 @@ fn serve_mount(
     if !args.stats_interval.is_zero() {
         rt.spawn(super::control::log_stats_every(args.stats_interval, stats));
     }
+    if let Some(addr) = args.metrics_listen {
+        let (client, fs) = (client.clone(), fs.clone());
+        let render: Arc<dyn Fn() -> String + Send + Sync> =
+            Arc::new(move || super::metrics::render(client.as_deref(), &fs, started));
+        match rt.block_on(super::metrics::serve(addr, render)) {
+            Ok(bound) => tracing::info!(%bound, "metrics at http://{bound}/metrics"),
+            Err(e) => tracing::warn!(%addr, error = %e, "no metrics endpoint: cannot listen"),
+        }
+    }
     rt.spawn(super::lifecycle::supervise(super::lifecycle::Running {
         fs: fs.clone(),
         mountpoint: prep.mountpoint.clone(),

@@ -118,6 +118,9 @@ pub struct MountArgs {
     /// MiB it moves; Complete and Copy get 20 times it).
     #[arg(long, default_value = values::mount_defaults().op_timeout.as_str(), value_parser = values::op_timeout, allow_negative_numbers = true)]
     pub op_timeout: Duration,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Log the `cosfs stats` line every this many seconds (0: never).
     #[arg(long, default_value = "0", value_parser = values::stats_interval)]
     pub stats_interval: Duration,

@@ -28,6 +28,7 @@ use super::encode::{encode_path, encode_strict};
 use super::error::{parse_error_body, CosError, CosResult, ErrorKind, ServiceError};
 use super::parse;
 use super::sign::{authorization, sign, SignInput};
+use super::stats::Outcome;
 use super::transport::{AttemptLimits, Response, Transport};
 
 /// One logical request; `call` may send it several times.
@@ -290,6 +291,7 @@ impl CosClient {
         let copy = req.headers.iter().any(|(k, _)| k == "x-cos-copy-source");
         let kind = super::stats::kind_of(&req.method, req.key.is_some(), &req.params, copy);
         self.stats.request(kind, req.body.len());
+        let started = std::time::Instant::now();
         let budget = self.budget(&req);
         let deadline = tokio::time::Instant::now() + budget;
         loop {
@@ -309,7 +311,10 @@ impl CosClient {
                 Err(e) => Err(e),
             };
             let err = match result {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    self.stats.ended(kind, Outcome::Ok, started.elapsed());
+                    return Ok(v);
+                }
                 Err(e) => e,
             };
             match err.kind() {
@@ -355,8 +360,11 @@ impl CosClient {
                 CosError::Timeout(_) if left.is_zero() || attempt > 1 => CosError::Timeout(budget),
                 other => other,
             };
-            if !err.is_not_found() {
+            if err.is_not_found() {
+                self.stats.ended(kind, Outcome::NotFound, started.elapsed());
+            } else {
                 self.stats.failure();
+                self.stats.ended(kind, Outcome::Error, started.elapsed());
             }
             let key = req.key.as_deref().unwrap_or("/");
             let request_id = err.request_id().unwrap_or("-");
