@@ -297,3 +297,102 @@ async fn random_reads_that_come_back_to_a_region_fetch_all_of_it() {
     scattered_reads(&w, "big", &[12 * MIB as u64], 4096).await;
     assert_eq!(w.store.count("GetObject"), gets + 1);
 }
+
+/// A world whose metadata TTL is `ttl`.
+fn world_with_ttl(ttl: std::time::Duration) -> World {
+    let w = world();
+    let fs = CosFs::new(
+        w.store.clone(),
+        FsConfig {
+            cache_dir: w._dirs.1.path().to_path_buf(),
+            metadata_ttl: ttl,
+            ..Default::default()
+        },
+    );
+    World { fs, ..w }
+}
+
+/// Requests that ask COS whether a name exists.
+fn name_requests(w: &World) -> u64 {
+    w.store.count("HeadObject") + w.store.count("ListObjects")
+}
+
+async fn absent(w: &World, dir: u64, name: &str) -> bool {
+    matches!(
+        w.fs.lookup(dir, name).await,
+        Err(cosfs::fs::error::FsError::NotFound)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_a_mount_knows_are_absent_cost_no_request() {
+    let w = world();
+    let write = OpenFlags {
+        write: true,
+        ..Default::default()
+    };
+    // A directory this mount made: its new files are created without asking COS about them.
+    let d = w.fs.mkdir(ROOT, "made", 0o755, 0, 0).await.unwrap();
+    w.store.reset_counts();
+    for i in 0..20 {
+        let name = format!("f{i}");
+        assert!(absent(&w, d.ino, &name).await);
+        let (_, o) =
+            w.fs.create(d.ino, &name, 0o644, 0, 0, write, 0)
+                .await
+                .unwrap();
+        w.fs.write(o.fh, 0, b"data").await.unwrap();
+        w.fs.release(o.fh).await;
+    }
+    assert_eq!(name_requests(&w), 0, "{:?}", w.store.counts());
+    assert_eq!(w.fs.lookup(d.ino, "f7").await.unwrap().attr.size, 4);
+    // Unlinked, it is absent again, still without asking.
+    w.fs.unlink(d.ino, "f7").await.unwrap();
+    w.store.reset_counts();
+    assert!(absent(&w, d.ino, "f7").await);
+    assert_eq!(name_requests(&w), 0, "{:?}", w.store.counts());
+
+    // A directory listed to its end: names it did not list are absent, listed ones are there.
+    w.put("listed/a", b"1".to_vec()).await;
+    w.put("listed/sub/b", b"2".to_vec()).await;
+    let l = w.fs.lookup(ROOT, "listed").await.unwrap();
+    let fh = w.fs.opendir(l.ino).unwrap();
+    let mut offset = 0;
+    loop {
+        let page = w.fs.readdir(fh, offset, 100).await.unwrap();
+        let Some(last) = page.last() else { break };
+        offset = last.offset;
+    }
+    w.fs.releasedir(fh);
+    w.store.reset_counts();
+    assert!(absent(&w, l.ino, "nope").await);
+    assert!(w.fs.lookup(l.ino, "a").await.is_ok());
+    assert!(w.fs.lookup(l.ino, "sub").await.is_ok());
+    assert_eq!(name_requests(&w), 0, "{:?}", w.store.counts());
+
+    // A listing read only in part tells nothing: a lookup there still asks.
+    for i in 0..50 {
+        w.put(&format!("partial/f{i:02}"), b"x".to_vec()).await;
+    }
+    let p = w.fs.lookup(ROOT, "partial").await.unwrap();
+    let fh = w.fs.opendir(p.ino).unwrap();
+    w.fs.readdir(fh, 0, 10).await.unwrap();
+    w.fs.releasedir(fh);
+    w.store.reset_counts();
+    assert!(!absent(&w, p.ino, "f49").await, "not listed yet, but there");
+    assert!(absent(&w, p.ino, "zz").await);
+    assert!(name_requests(&w) >= 2, "{:?}", w.store.counts());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_clients_new_name_is_seen_once_the_ttl_passes() {
+    let ttl = std::time::Duration::from_millis(300);
+    let w = world_with_ttl(ttl);
+    let d = w.fs.mkdir(ROOT, "d", 0o755, 0, 0).await.unwrap();
+    assert!(absent(&w, d.ino, "theirs").await);
+    // Another client writes into the directory this mount made.
+    w.put("d/theirs", b"hello".to_vec()).await;
+    assert!(absent(&w, d.ino, "theirs").await, "within the TTL");
+    tokio::time::sleep(ttl).await;
+    assert_eq!(w.fs.lookup(d.ino, "theirs").await.unwrap().attr.size, 5);
+}

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
@@ -153,7 +153,14 @@ struct DirHandle<S: ObjectStore + ?Sized> {
     stream: DirStream<S>,
     /// Files created on this mount that are not on COS yet (listed after the stream ends).
     local_names: Vec<String>,
+    /// When the handle was opened, and how far the stream was delivered without a gap: a
+    /// listing delivered to its end tells every name of the directory (`KnownDirs`).
+    opened: Instant,
+    delivered_to: u64,
 }
+
+/// An open directory handle: the directory's inode, and its listing.
+type OpenDir<S> = (u64, Arc<tokio::sync::Mutex<DirHandle<S>>>);
 
 /// An open file.
 #[derive(Clone)]
@@ -191,7 +198,7 @@ pub struct CosFs<S: ObjectStore + ?Sized> {
     pub(super) inodes: Arc<Mutex<InodeTable>>,
     cache: Arc<BlockCache>,
     pub(super) files: Mutex<HashMap<u64, FileHandle>>,
-    dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle<S>>>>>,
+    dirs: Mutex<HashMap<u64, OpenDir<S>>>,
     /// Exact attributes of listed entries, for every directory stream (`dir_meta`).
     listing: Arc<MetaStage<S>>,
     /// Files open for writing, by inode.
@@ -460,14 +467,19 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let stream = DirStream::new(&dir.key, ino, self.listing.clone());
         let local_names = self.local_only_children(ino);
-        self.dirs.lock().unwrap().insert(
-            fh,
-            Arc::new(tokio::sync::Mutex::new(DirHandle {
-                ino,
-                stream,
-                local_names,
-            })),
-        );
+        let opened = Instant::now();
+        self.inodes.lock().unwrap().known.listing_opened(ino);
+        let handle = DirHandle {
+            ino,
+            stream,
+            local_names,
+            opened,
+            delivered_to: 0,
+        };
+        self.dirs
+            .lock()
+            .unwrap()
+            .insert(fh, (ino, Arc::new(tokio::sync::Mutex::new(handle))));
         Ok(fh)
     }
 
@@ -483,7 +495,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .lock()
             .unwrap()
             .get(&fh)
-            .cloned()
+            .map(|(_, h)| h.clone())
             .ok_or(FsError::BadHandle)?;
         let mut h = handle.lock().await;
         let dir = self.dir_node(h.ino)?;
@@ -510,6 +522,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let entries = h.stream.read(pos, want).await?;
         let got = entries.len();
         let next = entries.last().map(|(p, _)| p + 1).unwrap_or(pos);
+        if pos <= h.delivered_to {
+            h.delivered_to = h.delivered_to.max(next);
+        }
         let mut t = self.inodes.lock().unwrap();
         for (p, e) in entries {
             let n = t.upsert(dir.ino, &e.name, e.attr, 1, true);
@@ -522,6 +537,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
         // After the listing: files that exist only on this mount so far.
         if let (true, Some(end)) = (got < want, h.stream.end()) {
+            if h.delivered_to >= end {
+                t.known.listing_complete(dir.ino, h.opened, &h.local_names);
+            }
             let skip = next.saturating_sub(end) as usize;
             for (i, name) in h.local_names.iter().enumerate().skip(skip) {
                 if out.len() >= max {
@@ -552,7 +570,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     pub fn releasedir(&self, fh: u64) {
-        self.dirs.lock().unwrap().remove(&fh);
+        let handle = self.dirs.lock().unwrap().remove(&fh);
+        if let Some((ino, _)) = handle {
+            self.inodes.lock().unwrap().known.listing_closed(ino);
+        }
     }
 
     /// The target of a symlink (the object's body, as cosfs and s3fs store it).

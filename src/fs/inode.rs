@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::attr::{AttrSource, FileKind, PosixAttr};
+use super::known_dirs::KnownDirs;
 
 pub const ROOT_INO: u64 = 1;
 
@@ -60,6 +61,8 @@ pub struct InodeTable {
     inodes: HashMap<u64, Inode>,
     by_name: HashMap<(u64, Arc<str>), u64>,
     negative: HashMap<(u64, Arc<str>), Instant>,
+    /// Directories whose every name this mount knows.
+    pub known: KnownDirs,
 }
 
 /// The key or key prefix of `name` in the directory with prefix `dir_prefix`.
@@ -96,6 +99,7 @@ impl InodeTable {
             inodes: HashMap::from([(ROOT_INO, root)]),
             by_name: HashMap::new(),
             negative: HashMap::new(),
+            known: KnownDirs::default(),
         }
     }
 
@@ -113,11 +117,13 @@ impl InodeTable {
         self.inodes.get(ino)
     }
 
-    /// Whether `name` in `parent` is known not to exist (a fresh negative entry).
+    /// Whether `name` in `parent` is known not to exist: a fresh negative entry, or a
+    /// directory whose every name is known (`KnownDirs`) without it.
     pub fn is_negative(&self, parent: u64, name: &str, ttl: Duration) -> bool {
         self.negative
             .get(&(parent, Arc::from(name)))
             .is_some_and(|t| t.elapsed() < ttl)
+            || self.known.is_absent(parent, name, ttl)
     }
 
     pub fn set_negative(&mut self, parent: u64, name: &str, ttl: Duration) {
@@ -145,6 +151,7 @@ impl InodeTable {
     ) -> Inode {
         let name: Arc<str> = Arc::from(name);
         self.negative.remove(&(parent, name.clone()));
+        self.known.added(parent, &name);
         let dir_key = self
             .inodes
             .get(&parent)
@@ -202,13 +209,17 @@ impl InodeTable {
 
     /// Forget that `name` in `parent` exists (it was found deleted).
     pub fn unlink_name(&mut self, parent: u64, name: &str) {
-        self.by_name.remove(&(parent, Arc::from(name)));
+        self.known.removed(parent, name);
+        if let Some(ino) = self.by_name.remove(&(parent, Arc::from(name))) {
+            self.known.gone(ino);
+        }
     }
 
     /// `name` in `parent` is now `new_name` in `new_parent` (same inode number). A directory
     /// takes every known inode below it along (their keys change prefix). Whatever stood
     /// under the new name is unlinked from it.
     pub fn rename(&mut self, parent: u64, name: &str, new_parent: u64, new_name: &str) {
+        self.known.removed(parent, name);
         let Some(ino) = self.by_name.remove(&(parent, Arc::from(name))) else {
             return;
         };
@@ -230,6 +241,7 @@ impl InodeTable {
         node.attr.last_modified = None;
         let is_dir = node.attr.kind == FileKind::Directory;
         self.negative.remove(&(new_parent, new_name.clone()));
+        self.known.added(new_parent, &new_name);
         self.by_name.insert((new_parent, new_name), ino);
         if is_dir && !old_key.is_empty() {
             for n in self.inodes.values_mut() {

@@ -32,6 +32,7 @@ pub mod error;
 pub mod files;
 pub mod inode;
 pub mod kept;
+pub mod known_dirs;
 pub mod lookup;
 pub mod memory;
 pub mod meta;

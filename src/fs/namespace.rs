@@ -184,7 +184,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let (key, mut a) =
             self.new_entry(parent, name, FileKind::Directory, mode, (uid, gid), 0)?;
         a.etag = Some(meta::put_marker(&*self.store, &key, &a, &Default::default()).await?);
-        Ok(self.add_entry(parent, name, a))
+        let e = self.add_entry(parent, name, a);
+        // New and empty: a lookup in it needs no request until the TTL passes.
+        self.inodes.lock().unwrap().known.made(e.ino);
+        Ok(e)
     }
 
     pub async fn symlink(
