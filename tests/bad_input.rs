@@ -660,6 +660,10 @@ print(open("keep.txt").read()); f.close()'"#);
     let mut b = b;
     let before = snapshot(&b);
     b.kill();
+    // Past the metadata TTL (1 s), so the lookup must ask: python just listed the directory
+    // (its imports scan the working directory), and a fully listed directory answers names
+    // it did not list without a request while the TTL lasts.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
     let out = sh("stat another-new-name");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success());
