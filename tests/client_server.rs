@@ -629,3 +629,39 @@ async fn head_bucket_and_missing_bucket(env: Env) {
         .unwrap_err();
     assert_eq!(service_code(&err), "NoSuchBucket");
 }
+
+/// Parts go without Content-MD5 once the server has shown that it answers with their CRC-64
+/// (checked by the client before Complete); a part answered without one is sent again with
+/// Content-MD5, and so are the parts after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_are_checked_by_crc64_or_else_by_content_md5() {
+    let env = Env::new(Mode::Signed).await;
+    let c = &env.client;
+    let key = "mp/checked.bin";
+    let id = c
+        .initiate_multipart(key, &PutOptions::default())
+        .await
+        .unwrap();
+    let bodies: Vec<Bytes> = (0..3)
+        .map(|i| Bytes::from(pattern(1024 * 1024, 200 + i)))
+        .collect();
+    env.server.stats.reset();
+    let mut parts = vec![c.upload_part(key, &id, 1, bodies[0].clone()).await.unwrap()];
+    assert_eq!(env.server.stats.get("UploadPart"), 1);
+    // The server stops reporting part CRCs: the next part (sent without MD5, since part 1 came
+    // back with a CRC) is unchecked, so it goes again with MD5, and so does the one after.
+    let mut f = env.server.faults.get();
+    f.omit_part_crc64 = true;
+    env.server.faults.set(f);
+    parts.push(c.upload_part(key, &id, 2, bodies[1].clone()).await.unwrap());
+    assert_eq!(env.server.stats.get("UploadPart"), 3, "part 2 sent twice");
+    parts.push(c.upload_part(key, &id, 3, bodies[2].clone()).await.unwrap());
+    assert_eq!(
+        env.server.stats.get("UploadPart"),
+        4,
+        "part 3 once, with MD5"
+    );
+    c.complete_multipart(key, &id, &parts).await.unwrap();
+    let all: Vec<u8> = bodies.iter().flat_map(|b| b.to_vec()).collect();
+    assert_eq!(get_all(c, key).await, all);
+}

@@ -101,6 +101,7 @@ impl ServeArgs {
                 hang_rate: self.fault_hang_rate,
                 methods: self.fault_methods.clone(),
                 clock_offset_secs: self.clock_offset_secs,
+                omit_part_crc64: false,
             },
         })
     }

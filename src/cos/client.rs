@@ -90,6 +90,9 @@ pub struct CosClient {
     /// Server time minus local time, in seconds, learned from skew errors.
     clock_offset: AtomicI64,
     stats: super::stats::RequestStats,
+    /// The server has answered Upload Part with the part's CRC-64 (as COS does), so parts are
+    /// checked by it and need no Content-MD5 (see `upload_part`).
+    pub(crate) parts_carry_crc: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for CosClient {
@@ -110,6 +113,7 @@ impl CosClient {
             creds,
             clock_offset: AtomicI64::new(0),
             stats: Default::default(),
+            parts_carry_crc: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -1,6 +1,10 @@
 //! The `ObjectStore` operations of `CosClient`: how each COS API call is built and its answer
-//! checked. Uploads carry Content-MD5 and are checked against the CRC-64 COS reports; whole-object
-//! GETs are checked against it too, and every GET body is checked for truncation.
+//! checked. Uploads are checked against the CRC-64 COS reports, and PUTs also carry Content-MD5,
+//! so that COS refuses a damaged body before it replaces an object. Parts carry Content-MD5
+//! only until the server has shown that it reports their CRC-64: a part is checked by it before
+//! Complete makes anything of it, and MD5 was half of the mount's CPU in a sequential write. A
+//! part answered without a CRC-64 is sent again with Content-MD5 (and so are the next ones).
+//! Whole-object GETs are checked against the CRC-64 too, and every GET body for truncation.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -245,28 +249,20 @@ impl ObjectStore for CosClient {
         part_number: u32,
         body: Bytes,
     ) -> CosResult<UploadedPart> {
+        use std::sync::atomic::Ordering::Relaxed;
         let ours = crc64(&body);
-        let size = body.len() as u64;
-        let req = Request::new(Method::PUT, Some(key))
-            .param("partNumber", part_number.to_string())
-            .param("uploadId", upload_id)
-            .header("content-md5", content_md5(&body))
-            .body(body);
-        self.call(req, |resp| async move {
-            let h = resp.headers();
-            check_crc(&format!("part {part_number}"), ours, parse::crc64_header(h))?;
-            let etag = parse::object_meta(h).etag;
-            if etag.is_empty() {
-                return Err(CosError::InvalidResponse("Upload Part without ETag".into()));
+        let with_md5 = !self.parts_carry_crc.load(Relaxed);
+        match self
+            .upload_part_once(key, upload_id, part_number, body.clone(), ours, with_md5)
+            .await
+        {
+            Err(CosError::InvalidResponse(why)) if why == NO_PART_CRC => {
+                self.parts_carry_crc.store(false, Relaxed);
+                self.upload_part_once(key, upload_id, part_number, body, ours, true)
+                    .await
             }
-            Ok(UploadedPart {
-                part_number,
-                etag,
-                crc64: Some(ours),
-                size: Some(size),
-            })
-        })
-        .await
+            other => other,
+        }
     }
 
     async fn upload_part_copy(
@@ -378,5 +374,57 @@ impl ObjectStore for CosClient {
         }
         let (_, body) = self.call_read(req).await?;
         parse::list_uploads(&body, true)
+    }
+}
+
+/// A part answered without a CRC-64 when it was sent without Content-MD5: nothing checked it.
+const NO_PART_CRC: &str =
+    "Upload Part answered without a CRC-64 to a part sent without Content-MD5";
+
+impl CosClient {
+    /// One Upload Part (with its retries), with or without Content-MD5. Without it, the
+    /// answer must carry the part's CRC-64, or the part counts as unchecked (`NO_PART_CRC`).
+    async fn upload_part_once(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+        ours: u64,
+        with_md5: bool,
+    ) -> CosResult<UploadedPart> {
+        let size = body.len() as u64;
+        let mut req = Request::new(Method::PUT, Some(key))
+            .param("partNumber", part_number.to_string())
+            .param("uploadId", upload_id);
+        if with_md5 {
+            req = req.header("content-md5", content_md5(&body));
+        }
+        let req = req.body(body);
+        self.call(req, |resp| async move {
+            let h = resp.headers();
+            let what = format!("part {part_number}");
+            match parse::crc64_header(h) {
+                Some(theirs) => {
+                    check_crc(&what, ours, Some(theirs))?;
+                    self.parts_carry_crc
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                // Not retried as such (an answer, not a failure): sent again with MD5.
+                None if !with_md5 => return Err(CosError::InvalidResponse(NO_PART_CRC.into())),
+                None => {}
+            }
+            let etag = parse::object_meta(h).etag;
+            if etag.is_empty() {
+                return Err(CosError::InvalidResponse("Upload Part without ETag".into()));
+            }
+            Ok(UploadedPart {
+                part_number,
+                etag,
+                crc64: Some(ours),
+                size: Some(size),
+            })
+        })
+        .await
     }
 }

@@ -36,6 +36,9 @@ pub struct FaultConfig {
     pub methods: Vec<String>,
     /// Seconds added to the server's clock (simulates client clock skew).
     pub clock_offset_secs: i64,
+    /// Answer Upload Part without `x-cos-hash-crc64ecma`, as a COS-compatible server that
+    /// does not report part checksums would.
+    pub omit_part_crc64: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -54,7 +54,10 @@ pub async fn upload_part(
     };
     let part = ops::put_part(&bucket, &up, n, &blob)?;
     let etag = part.etag;
-    let b = Response::builder().header("x-cos-hash-crc64ecma", blob.crc64.to_string());
+    let mut b = Response::builder();
+    if copy || !st.faults.get().omit_part_crc64 {
+        b = b.header("x-cos-hash-crc64ecma", blob.crc64.to_string());
+    }
     if copy {
         let mut x = XmlOut::new("CopyPartResult", "");
         x.elem("ETag", quoted(&etag))
