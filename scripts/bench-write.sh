@@ -15,7 +15,8 @@
 # cap in MiB/s, like one connection to a real COS endpoint), e.g. "0 10 10:100".
 #
 # Figures: sequential write of SIZE_MIB (dd bs=1M conv=fsync from a local file) vs multipart
-# with 8 MiB parts, 8 in flight; creating FILES 4 KiB files from one process vs as many PUTs
+# with 8 MiB parts, 8 in flight, on a fresh mount and on a mount that has just read a 512 MiB
+# object (its read cache full when the write starts); creating FILES 4 KiB files from one process vs as many PUTs
 # one after another; appending 1 KiB to a 256 MiB file vs Upload Part - Copy + one part;
 # renaming a directory of FILES files vs parallel copies + DELETE Multiple.
 set -euo pipefail
@@ -55,10 +56,11 @@ mount_s3fs() {
 }
 unmount_any() { umount "$MNT" 2>/dev/null || umount -l "$MNT"; }
 
-fs_seq() { # MiB/s of dd onto a fresh mount, ending with fsync
+fs_seq() { # mount-fn [read-first]: MiB/s of dd onto a fresh mount, ending with fsync
   "$1"
+  [ -z "${2:-}" ] || cat "$MNT/read-first.bin" > /dev/null
   local t0; t0=$(now)
-  dd if="$WORK/src.bin" of="$MNT/seq-$1.bin" bs=1M conv=fsync status=none
+  dd if="$WORK/src.bin" of="$MNT/seq-$1${2:+-after-read}.bin" bs=1M conv=fsync status=none
   local s; s=$(since "$t0"); unmount_any
   awk -v m="$SIZE_MIB" -v s="$s" 'BEGIN { printf "%.1f", m / s }'
 }
@@ -87,6 +89,7 @@ for SC in $SCENARIOS; do
   echo "== injected latency: $LAT ms per request, bandwidth cap per request: $([ "$BW" = 0 ] && echo none || echo "$BW MiB/s") =="
   # Fixtures for append and rename, made without faults.
   faults 0 0
+  $SEED seed read-first.bin 512 >/dev/null
   for T in raw $(tools | grep -vx rclone); do
     $SEED seed "app-mount_$T.bin" 256 >/dev/null
     $RAW put-many "ren-mount_$T" "$N" 4096 >/dev/null
@@ -95,6 +98,9 @@ for SC in $SCENARIOS; do
 
   raw=$($RAW put-big "seq-raw.bin" "$SIZE_MIB" | fig); line="sequential write $SIZE_MIB MiB: raw client $raw MiB/s"
   for T in $(tools); do v=$(fs_seq "mount_$T"); line="$line | $T $v MiB/s ($(ratio "$v" "$raw")x)"; done
+  echo "$line"
+  line="sequential write $SIZE_MIB MiB after reading 512 MiB on the same mount:"
+  for T in $(tools); do v=$(fs_seq "mount_$T" read-first); line="$line | $T $v MiB/s ($(ratio "$v" "$raw")x)"; done
   echo "$line"
 
   raw=$($RAW put-many "many-raw" "$N" 4096 | fig); line="create $N 4 KiB files: raw client $raw PUT/s"
