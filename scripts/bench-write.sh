@@ -18,7 +18,9 @@
 # with 8 MiB parts, 8 in flight, on a fresh mount and on a mount that has just read a 512 MiB
 # object (its read cache full when the write starts); creating FILES 4 KiB files from one process vs as many PUTs
 # one after another; appending 1 KiB to a 256 MiB file vs Upload Part - Copy + one part;
-# renaming a directory of FILES files vs parallel copies + DELETE Multiple.
+# renaming a directory of FILES files vs parallel copies + DELETE Multiple; `tar -xf` of a
+# source tree of 2,000 files (mixed sizes, 1 B to 2 MiB, in 120 nested directories; generated
+# with a fixed seed) and the requests `rm -r` of it sends (server counts; rclone's included).
 set -euo pipefail
 SIZE_MIB=${1:-1024}
 N=${2:-1000}
@@ -36,6 +38,26 @@ HAVE_S3FS=$(command -v s3fs >/dev/null && echo yes || echo no)
 HAVE_RCLONE=$(command -v rclone >/dev/null && echo yes || echo no)
 echo "server: $EP  file: $SIZE_MIB MiB  files: $N  cores: $(nproc)  s3fs: $HAVE_S3FS  rclone: $HAVE_RCLONE  cosfs options: ${COSFS_ARGS:-none}"
 head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/src.bin"
+# A realistic source tree: 2,000 files in 120 directories up to 4 deep, mostly small (a few
+# KiB, like source code), some larger; tarred once.
+python3 - "$WORK/tree" <<'PY'
+import os, random, sys
+random.seed(15)
+root = sys.argv[1]
+dirs = [""]
+for i in range(120):
+    parent = random.choice([d for d in dirs if d.count("/") < 4])
+    dirs.append(f"{parent}/d{i}" if parent else f"d{i}")
+for d in dirs:
+    os.makedirs(os.path.join(root, d), exist_ok=True)
+for i in range(2000):
+    r = random.random()
+    size = random.randint(1, 16 << 10) if r < 0.85 else random.randint(16 << 10, 256 << 10) if r < 0.98 else random.randint(256 << 10, 2 << 20)
+    with open(os.path.join(root, random.choice(dirs), f"f{i}.txt"), "wb") as f:
+        f.write(os.urandom(size))
+PY
+tar -cf "$WORK/tree.tar" -C "$WORK/tree" .
+TREE_ENTRIES=$(tar -tf "$WORK/tree.tar" | grep -vc '^\./$')
 
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 faults() { # latency_ms bandwidth_mibs
@@ -73,6 +95,18 @@ fs_append() { # seconds to append 1 KiB to a 256 MiB file
   local t0; t0=$(now)
   head -c 1024 "$WORK/src.bin" >> "$MNT/app-$1.bin"
   local s; s=$(since "$t0"); unmount_any; echo "$s"
+}
+fs_tar() { # seconds for tar -xf of the tree ("failed" if the tool refused it)
+  "$1"; mkdir -p "$MNT/tar-$1"
+  local t0; t0=$(now)
+  if tar -xf "$WORK/tree.tar" -C "$MNT/tar-$1" 2>"$WORK/tar-$1.err"; then since "$t0"; else echo failed; fi
+  unmount_any
+}
+fs_rm() { # requests the server saw for rm -r of the extracted tree
+  "$1"; stats_reset
+  rm -rf "$MNT/tar-$1" 2>/dev/null || true
+  curl -sf "$EP/-/stats" | python3 -c 'import json, sys; print(sum(json.load(sys.stdin).get("requests", {}).values()))'
+  unmount_any
 }
 fs_rename() { # seconds for mv of a directory of N files
   "$1"
@@ -113,5 +147,12 @@ for SC in $SCENARIOS; do
 
   raw=$($RAW rename "ren-mount_raw" "ren-raw-moved" | fig); line="rename a directory of $N files: raw client $raw s"
   for T in $(tools | grep -vx rclone); do v=$(fs_rename "mount_$T"); line="$line | $T $v s ($(ratio "$v" "$raw")x the time)"; done
+  echo "$line"
+
+  line="tar -xf of 2,000 files in 120 directories ($(du -sm "$WORK/tree" | cut -f1) MiB):"
+  for T in $(tools); do line="$line | $T $(fs_tar "mount_$T") s"; done
+  echo "$line"
+  line="rm -r of that tree ($TREE_ENTRIES files and directories), requests sent:"
+  for T in $(tools); do line="$line | $T $(fs_rm "mount_$T")"; done
   echo "$line"
 done
