@@ -367,7 +367,12 @@ async fn failed_multipart_upload_is_aborted_and_old_object_kept() {
     let opts = PutOptions::default();
     let put = |body: Bytes| cosfs::cos::upload::put_multipart(c, "obj", body, &opts, 1 << 20, 2);
     let err = put(new.clone()).await.unwrap_err();
-    assert_eq!(err.kind(), Some(ErrorKind::Throttled), "{err}");
+    // The server answers 503 without reading the 1 MiB part, so the last attempt may end as
+    // the 503 or as the body's write cut off (EPIPE) when it closes the connection first.
+    assert!(
+        err.kind() == Some(ErrorKind::Throttled) || matches!(err, CosError::Transport(_)),
+        "{err}"
+    );
     assert_eq!(env.server.stats.get("AbortMultipartUpload"), 1);
     assert!(c
         .list_multipart_uploads("", None, None)
