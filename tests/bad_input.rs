@@ -176,11 +176,7 @@ fn mount_time_inputs_are_refused_with_a_reason() {
         code: 1,
         says: "cannot read credentials file /nonexistent/passwd-cosfs",
     });
-    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let free_port = common::free_port();
     cases.push(Refused {
         case: "endpoint where nothing listens",
         cmd: base(BUCKET, &format!("http://127.0.0.1:{free_port}")),

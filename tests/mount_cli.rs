@@ -49,11 +49,7 @@ fn clear_errors_before_mounting() {
     fails_with(&out, "does not exist");
 
     // Unreachable endpoint: a port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let out = run_mount(&mut mount_command(
         BUCKET,
         &mnt,

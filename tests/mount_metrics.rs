@@ -12,15 +12,6 @@ use std::process::{Command, Stdio};
 use common::mount::{Backend, Mounted};
 use serde_json::Value;
 
-/// A loopback port nothing listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// (status line, content type, body) of `GET path`.
 fn get(port: u16, path: &str) -> (String, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -85,7 +76,7 @@ fn value(m: &Value, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 #[test]
 fn metrics_parse_with_the_reference_parser_and_follow_what_the_mount_did() {
     let b = Backend::start();
-    let port = free_port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let m = Mounted::start(&b, &["--metrics-listen", &addr]);
 

@@ -172,3 +172,13 @@ where
     (format!("http://{addr}"), hits)
 }
 pub mod mount;
+
+/// A loopback port nothing listens on now (for endpoints that must refuse, or a listener the
+/// mount opens itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
