@@ -5,7 +5,7 @@ our own signer, CRC-64 and XML handling, so the server is not only checked by ou
 usage: raw_http.py PATH_TO_COSFS_BINARY
 Prints one line per check and a closing 'N passed, N failed' line; exits 1 on any failure.
 """
-import base64, hashlib, hmac, http.client, os, re, subprocess, sys, tempfile, time
+import base64, hashlib, hmac, http.client, os, re, shutil, subprocess, sys, tempfile, time
 import urllib.parse, xml.etree.ElementTree as ET
 
 BUCKET = "raw-1250000000"
@@ -130,6 +130,7 @@ def main(binary):
         run(srv)
     finally:
         srv.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 def run(srv):
     key = "py/a b+c/../子 文件?#.txt"
