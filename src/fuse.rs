@@ -348,6 +348,13 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
             .spawn(async move { reply_empty(reply, fs.fsync(fh).await, "fsync") });
     }
 
+    fn fsyncdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _d: bool, reply: ReplyEmpty) {
+        crate::metrics::fuse_op("fsyncdir");
+        let fs = self.fs.clone();
+        self.rt
+            .spawn(async move { reply_empty(reply, fs.fsyncdir(ino).await, "fsyncdir") });
+    }
+
     fn setattr(
         &mut self,
         _req: &Request<'_>,

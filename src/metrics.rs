@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// The FUSE operations cosfs answers, in the order metrics print them.
-pub const FUSE_OPS: [&str; 30] = [
+pub const FUSE_OPS: [&str; 31] = [
     "lookup",
     "forget",
     "batch_forget",
@@ -38,6 +38,7 @@ pub const FUSE_OPS: [&str; 30] = [
     "readdir",
     "readdirplus",
     "releasedir",
+    "fsyncdir",
     "statfs",
 ];
 

@@ -813,7 +813,14 @@ async fn run(ops: &[(Op, bool)]) {
             });
         }
         let got = vfs.apply(op).await;
+        // Deletes are deferred: the op's own (unlink, rmdir) are sent under its faults, and
+        // the commit point (as an rmdir, a directory fsync or the unmount would) reports them.
+        let settled = fs.settle_deletes("").await;
         store.set_faults(Faults::default());
+        let got = match (got, settled) {
+            (Ok(_), Err(e)) => Err(e.errno()),
+            (got, _) => got,
+        };
         if *faulted && got == Err(libc::EIO) {
             // A create that succeeded before its upload failed moved its directory's mtime.
             refused = true;

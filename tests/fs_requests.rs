@@ -396,3 +396,121 @@ async fn another_clients_new_name_is_seen_once_the_ttl_passes() {
     tokio::time::sleep(ttl).await;
     assert_eq!(w.fs.lookup(d.ino, "theirs").await.unwrap().attr.size, 5);
 }
+
+/// Read the directory `ino` to its end, as `rm -r` does before removing its entries.
+async fn list_to_end(w: &World, ino: u64) -> Vec<String> {
+    let fh = w.fs.opendir(ino).unwrap();
+    let (mut names, mut offset) = (Vec::new(), 0);
+    loop {
+        let page = w.fs.readdir(fh, offset, 100).await.unwrap();
+        let Some(last) = page.last() else { break };
+        offset = last.offset;
+        names.extend(
+            page.into_iter()
+                .map(|e| e.name)
+                .filter(|n| n != "." && n != ".."),
+        );
+    }
+    w.fs.releasedir(fh);
+    names
+}
+
+async fn keys_under(w: &World, prefix: &str) -> Vec<String> {
+    let req = cosfs::cos::ListRequest {
+        prefix: prefix.to_string(),
+        max_keys: 1000,
+        ..Default::default()
+    };
+    let page = w.store.list_objects(&req).await.unwrap();
+    page.entries
+        .into_iter()
+        .map(|e| e.key.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rm_r_sends_its_deletes_in_batches() {
+    let w = world();
+    for i in 0..300 {
+        w.put(&format!("tree/d{}/f{i:03}", i % 3), b"x".to_vec())
+            .await;
+    }
+    // 2 ms a request, as a nearby COS: unlinks come faster than deletes are answered.
+    w.store.set_faults(Faults {
+        latency: std::time::Duration::from_millis(2),
+        ..Default::default()
+    });
+    let tree = w.fs.lookup(ROOT, "tree").await.unwrap();
+    for d in list_to_end(&w, tree.ino).await {
+        let dir = w.fs.lookup(tree.ino, &d).await.unwrap();
+        for f in list_to_end(&w, dir.ino).await {
+            w.fs.unlink(dir.ino, &f).await.unwrap();
+        }
+        w.fs.rmdir(tree.ino, &d).await.unwrap();
+    }
+    w.fs.rmdir(ROOT, "tree").await.unwrap();
+    w.fs.settle_deletes("").await.unwrap();
+    let deletes = w.store.count("DeleteObject") + w.store.count("DeleteMultiple");
+    assert!(
+        deletes <= 30,
+        "303 entries removed with {deletes} delete requests: {:?}",
+        w.store.counts()
+    );
+    assert!(keys_under(&w, "tree/").await.is_empty());
+    assert!(absent(&w, ROOT, "tree").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delete_fails_the_rmdir_and_the_file_stays() {
+    let w = world_with_ttl(std::time::Duration::from_millis(300));
+    w.put("keep/a", b"a".to_vec()).await;
+    w.put("keep/b", b"b".to_vec()).await;
+    let d = w.fs.lookup(ROOT, "keep").await.unwrap();
+    list_to_end(&w, d.ino).await;
+    w.store.set_faults(Faults {
+        rate_503: 1.0,
+        only: vec!["DeleteObject", "DeleteMultiple"],
+        ..Default::default()
+    });
+    w.fs.unlink(d.ino, "a").await.unwrap();
+    w.fs.unlink(d.ino, "b").await.unwrap();
+    assert!(absent(&w, d.ino, "a").await, "gone from this mount at once");
+    let err = w.fs.rmdir(ROOT, "keep").await.unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    w.store.set_faults(Faults::default());
+    // (The implicit directory got a marker when its last file went, so it stays.)
+    assert_eq!(keys_under(&w, "keep/").await, ["keep/", "keep/a", "keep/b"]);
+    // Once the TTL has passed the mount shows what COS holds again.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let d = w.fs.lookup(ROOT, "keep").await.unwrap();
+    assert_eq!(list_to_end(&w, d.ino).await, ["a", "b"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_made_again_right_after_its_unlink_keeps_the_new_object() {
+    let w = world();
+    w.put("again", b"old".to_vec()).await;
+    w.store.set_faults(Faults {
+        latency: std::time::Duration::from_millis(20),
+        only: vec!["DeleteObject", "DeleteMultiple"],
+        ..Default::default()
+    });
+    w.fs.lookup(ROOT, "again").await.unwrap();
+    w.fs.unlink(ROOT, "again").await.unwrap();
+    let write = OpenFlags {
+        write: true,
+        ..Default::default()
+    };
+    let pid = std::process::id();
+    let (_, o) =
+        w.fs.create(ROOT, "again", 0o644, 0, 0, write, pid)
+            .await
+            .unwrap();
+    w.fs.write(o.fh, 0, b"new").await.unwrap();
+    w.fs.flush(o.fh, pid).await.unwrap();
+    w.fs.release(o.fh).await;
+    w.fs.settle_deletes("").await.unwrap();
+    w.store.set_faults(Faults::default());
+    assert_eq!(keys_under(&w, "again").await, ["again"]);
+    assert_eq!(w.read_all("again").await, b"new");
+}

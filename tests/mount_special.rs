@@ -115,6 +115,8 @@ fn special_files_are_objects_with_their_type() {
         .block_on(b.client.head_object("null"))
         .is_err_and(|e| e.is_not_found()));
     std::fs::remove_file(m.p("sock")).unwrap();
+    // The DELETE is queued; fsync of the directory is the point where it has reached COS.
+    m.sync_dir("");
     assert!(b
         .block_on(b.client.head_object("sock"))
         .is_err_and(|e| e.is_not_found()));

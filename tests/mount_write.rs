@@ -161,8 +161,10 @@ fn files_are_objects_with_cosfs_metadata() {
     std::fs::write(m.p("dir/f"), "f").unwrap();
     assert_eq!(errno(std::fs::remove_dir(m.p("dir"))), libc::ENOTEMPTY);
     std::fs::remove_file(m.p("dir/f")).unwrap();
+    m.sync_dir("dir");
     assert!(head(&b, "dir/f").is_none());
     std::fs::remove_dir(m.p("dir")).unwrap();
+    m.sync_dir("");
     assert!(head(&b, "dir/").is_none());
     b.put("imp/x", "x");
     std::fs::remove_file(m.p("imp/x")).unwrap();
@@ -171,6 +173,7 @@ fn files_are_objects_with_cosfs_metadata() {
         "an implicit dir survives losing its last file"
     );
     std::fs::remove_dir(m.p("imp")).unwrap();
+    m.sync_dir("");
     assert!(keys(&b, "imp").is_empty());
 
     // link, O_EXCL (special files: tests/mount_special.rs)

@@ -80,12 +80,26 @@ pub(crate) async fn supervise(run: Running) {
         Ok(Unmounted::Clean) => {} // the session sees the unmount and returns
         Ok(Unmounted::Detached) => {
             tracing::info!(mountpoint = %mnt, "detached while files are open; they now fail with ENOTCONN");
+            send_last_deletes(&run.fs, run.stop_timeout).await;
             std::process::exit(0);
         }
         Err(e) => {
             tracing::error!(mountpoint = %mnt, error = %e, "unmount failed");
             std::process::exit(1);
         }
+    }
+}
+
+/// The deletes still queued (`rm` just before the unmount) reach COS before the process goes,
+/// within `limit`; what failed or did not make it is logged.
+pub async fn send_last_deletes(fs: &CosFs<dyn ObjectStore>, limit: Duration) {
+    match tokio::time::timeout(limit, fs.settle_deletes("")).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "at unmount"),
+        Err(_) => tracing::error!(
+            deletes = fs.pending_deletes(),
+            "stop timeout: deletes of unlinked entries not sent; their keys stay on COS"
+        ),
     }
 }
 

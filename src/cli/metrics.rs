@@ -118,6 +118,11 @@ pub fn render(client: Option<&CosClient>, fs: &CosFs<dyn ObjectStore>, started: 
         a.open_for_writing as u64,
     );
     out.gauge(
+        "cosfs_deletes_pending",
+        "Deletes of unlinked entries queued or in flight (sent as DELETE Multiple).",
+        fs.pending_deletes() as u64,
+    );
+    out.gauge(
         "cosfs_upload_bytes_in_flight",
         "Bytes of parts handed to an upload and not yet acknowledged by COS.",
         a.upload_bytes_in_flight,

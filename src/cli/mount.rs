@@ -157,6 +157,7 @@ fn serve_mount(
     });
     let result = session.run();
     drop(session);
+    rt.block_on(super::lifecycle::send_last_deletes(&fs, args.stop_timeout));
     // Unmounted from outside (umount, cosfs unmount): the control socket goes too.
     if let Some(p) = &socket {
         let _ = std::fs::remove_file(p);

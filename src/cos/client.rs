@@ -317,6 +317,10 @@ impl CosClient {
             let err = match result {
                 Ok(v) => {
                     self.stats.ended(kind, Outcome::Ok, started.elapsed());
+                    tracing::trace!(
+                        method = %req.method, key = req.key.as_deref().unwrap_or("/"), copy,
+                        elapsed = ?started.elapsed(), "COS request done"
+                    );
                     return Ok(v);
                 }
                 Err(e) => e,

@@ -28,6 +28,7 @@ use crate::cos::{GetOptions, ObjectStore};
 
 use super::attr::{self, AttrDefaults, FileKind, PosixAttr};
 use super::cache::BlockCache;
+use super::deferred_deletes::DeferredDeletes;
 use super::dir::DirStream;
 use super::dir_meta::{MetaStage, StageConfig};
 use super::disk_cache::{DiskCache, DiskStats};
@@ -150,7 +151,7 @@ pub struct FsStats {
 
 struct DirHandle<S: ObjectStore + ?Sized> {
     ino: u64,
-    stream: DirStream<S>,
+    stream: DirStream<Store<S>>,
     /// Files created on this mount that are not on COS yet (listed after the stream ends).
     local_names: Vec<String>,
     /// When the handle was opened, and how far the stream was delivered without a gap: a
@@ -161,6 +162,9 @@ struct DirHandle<S: ObjectStore + ?Sized> {
 
 /// An open directory handle: the directory's inode, and its listing.
 type OpenDir<S> = (u64, Arc<tokio::sync::Mutex<DirHandle<S>>>);
+
+/// The store the filesystem talks to: the mount's, with deferred deletes.
+pub(super) type Store<S> = DeferredDeletes<S>;
 
 /// An open file.
 #[derive(Clone)]
@@ -189,21 +193,21 @@ impl FileHandle {
     }
 }
 
-pub(super) type SharedWriter<S> = Arc<tokio::sync::Mutex<FileWriter<S>>>;
-pub(super) type LockedWriter<S> = tokio::sync::OwnedMutexGuard<FileWriter<S>>;
+pub(super) type SharedWriter<S> = Arc<tokio::sync::Mutex<FileWriter<Store<S>>>>;
+pub(super) type LockedWriter<S> = tokio::sync::OwnedMutexGuard<FileWriter<Store<S>>>;
 
 pub struct CosFs<S: ObjectStore + ?Sized> {
-    pub(super) store: Arc<S>,
+    pub(super) store: Arc<Store<S>>,
     pub(super) cfg: FsConfig,
     pub(super) inodes: Arc<Mutex<InodeTable>>,
     cache: Arc<BlockCache>,
     pub(super) files: Mutex<HashMap<u64, FileHandle>>,
     dirs: Mutex<HashMap<u64, OpenDir<S>>>,
     /// Exact attributes of listed entries, for every directory stream (`dir_meta`).
-    listing: Arc<MetaStage<S>>,
+    listing: Arc<MetaStage<Store<S>>>,
     /// Files open for writing, by inode.
     pub(super) writers: Mutex<HashMap<u64, SharedWriter<S>>>,
-    pub(super) wctx: WriteCtx<S>,
+    pub(super) wctx: WriteCtx<Store<S>>,
     pub(super) next_fh: AtomicU64,
     /// Stopping: no new writes (opening for writing, creating, namespace changes are EROFS).
     pub(super) stopping: AtomicBool,
@@ -247,6 +251,7 @@ fn parent_prefix(key: &str) -> &str {
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     pub fn new(store: Arc<S>, cfg: FsConfig) -> Self {
+        let store = Arc::new(DeferredDeletes::new(store));
         let now = SystemTime::now();
         let root = attr::implicit_dir(&cfg.defaults, now);
         // Readers keep a quarter of the cache (at least 4 MiB) whatever writers hold.

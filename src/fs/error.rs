@@ -75,6 +75,9 @@ pub enum FsError {
     /// A failure already reduced to an errno (a block fetch shared by several readers).
     #[error("I/O error (errno {0})")]
     Io(i32),
+    /// Deletes of entries unlinked under a directory failed: their keys are still on COS.
+    #[error("{} unlinked entr(ies) could not be deleted from COS, e.g. {}: {}", .0.keys.len(), .0.keys[0], .0.first_error)]
+    DeletesFailed(super::deferred_deletes::FailedDeletes),
     #[error(transparent)]
     Cos(#[from] CosError),
 }
@@ -178,7 +181,9 @@ impl FsError {
             FsError::Unsupported(_) => libc::EOPNOTSUPP,
             FsError::NoSpace => libc::ENOSPC,
             FsError::Disk(e) => e.raw_os_error().unwrap_or(libc::EIO),
-            FsError::WrongLength | FsError::SourceLeftBehind => libc::EIO,
+            FsError::WrongLength | FsError::SourceLeftBehind | FsError::DeletesFailed(_) => {
+                libc::EIO
+            }
             FsError::BufferTooSmall => libc::ERANGE,
             FsError::Io(errno) => *errno,
             FsError::Cos(e) => cos_errno(e),

@@ -47,6 +47,13 @@ impl KnownDirs {
             .is_some_and(|k| k.since.elapsed() < ttl && !k.names.contains(name))
     }
 
+    /// Whether `dir` is known to hold no entry (an rmdir needs no LIST to check it).
+    pub fn is_empty(&self, dir: u64, ttl: Duration) -> bool {
+        self.known
+            .get(&dir)
+            .is_some_and(|k| k.since.elapsed() < ttl && k.names.is_empty())
+    }
+
     /// This mount made `dir`: it is empty.
     pub fn made(&mut self, dir: u64) {
         self.collecting.remove(&dir);
@@ -140,8 +147,11 @@ mod tests {
         assert!(k.is_absent(7, "a", TTL));
         k.added(7, &Arc::from("a"));
         assert!(!k.is_absent(7, "a", TTL));
+        assert!(!k.is_empty(7, TTL));
         k.removed(7, "a");
         assert!(k.is_absent(7, "a", TTL));
+        assert!(k.is_empty(7, TTL));
+        assert!(!k.is_empty(7, Duration::ZERO), "expired");
         assert!(!k.is_absent(7, "a", Duration::ZERO), "expired");
         k.gone(7);
         assert!(!k.is_absent(7, "a", TTL));

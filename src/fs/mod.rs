@@ -25,6 +25,7 @@ pub mod cache;
 pub mod caller;
 pub mod commit;
 pub mod core;
+pub mod deferred_deletes;
 pub mod dir;
 pub mod dir_meta;
 pub mod disk_cache;

@@ -7,7 +7,10 @@
 //!   kernel's `setattr_prepare` under `default_permissions`).
 //! - mkdir writes a zero-byte `name/` marker (`application/x-directory`) carrying the mode,
 //!   owner and times; rmdir deletes it after checking that no key is below it (implicit
-//!   directories work the same: deleting a missing marker succeeds).
+//!   directories work the same: deleting a missing marker succeeds). A directory known to be
+//!   empty (`KnownDirs`) needs no LIST for that.
+//! - unlink of a closed file and rmdir queue their DELETE (`deferred_deletes`): rmdir and
+//!   fsync of a directory wait for the deletes below it and report the ones that failed.
 //! - Removing the last entry of a directory that exists only implicitly (no marker) would make
 //!   it vanish, so such a parent gets a marker first.
 //! - rename copies and then deletes: a file is one PUT Object - Copy (multipart above 5 GB)
@@ -145,6 +148,16 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 return Ok(true);
             }
         }
+        if self
+            .inodes
+            .lock()
+            .unwrap()
+            .known
+            .is_empty(node.ino, self.cfg.metadata_ttl)
+        {
+            // Listed to its end (or made) within the TTL, and every name since removed.
+            return Ok(false);
+        }
         let req = ListRequest {
             prefix: node.key.to_string(),
             delimiter: None,
@@ -243,7 +256,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 n.attr.unlinked = true;
             }
         } else if remote {
-            self.store.delete_object(&node.key).await?;
+            self.store.delete_later(&node.key);
         }
         self.forget_name(parent, name);
         self.touch_dir(parent);
@@ -256,14 +269,37 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if node.attr.kind != FileKind::Directory {
             return Err(FsError::NotDir);
         }
+        // The deletes of what was unlinked below are a part of removing the directory: one
+        // that failed left its key, so the directory is not empty on COS.
+        self.settle_deletes(&node.key).await?;
         if self.dir_has_entries(&node).await? {
             return Err(FsError::NotEmpty);
         }
         self.keep_dir(parent).await?;
-        self.store.delete_object(&node.key).await?;
+        self.store.delete_later(&node.key);
         self.forget_name(parent, name);
         self.touch_dir(parent);
         Ok(())
+    }
+
+    /// A commit point of the deferred deletes under the directory prefix `prefix` (`""`: the
+    /// whole mount): wait for them, and EIO if any failed.
+    pub async fn settle_deletes(&self, prefix: &str) -> FsResult<()> {
+        self.store
+            .settle(prefix)
+            .await
+            .map_err(FsError::DeletesFailed)
+    }
+
+    /// Deletes queued or in flight.
+    pub fn pending_deletes(&self) -> usize {
+        self.store.pending()
+    }
+
+    /// fsync of a directory: its entries' deletes have reached COS.
+    pub async fn fsyncdir(&self, ino: u64) -> FsResult<()> {
+        let dir = self.dir_node(ino)?;
+        self.settle_deletes(&dir.key).await
     }
 
     pub async fn rename(

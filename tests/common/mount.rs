@@ -186,6 +186,14 @@ impl Mounted {
         self.path.join(rel)
     }
 
+    /// fsync the directory `rel`: the point where its entries' deletes have reached COS.
+    #[allow(dead_code)]
+    pub fn sync_dir(&self, rel: &str) {
+        std::fs::File::open(self.p(rel))
+            .and_then(|d| d.sync_all())
+            .unwrap_or_else(|e| panic!("fsync of directory {rel:?}: {e}"));
+    }
+
     /// Send `sig` to the mount process.
     pub fn signal(&self, sig: i32) {
         if let Some(c) = &self.child {
