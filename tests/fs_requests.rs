@@ -514,3 +514,39 @@ async fn a_name_made_again_right_after_its_unlink_keeps_the_new_object() {
     assert_eq!(keys_under(&w, "again").await, ["again"]);
     assert_eq!(w.read_all("again").await, b"new");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_changes_of_a_directory_made_here_send_no_head() {
+    use cosfs::fs::files::SetAttr;
+    let w = world();
+    let d = w.fs.mkdir(ROOT, "x", 0o700, 0, 0).await.unwrap();
+    w.store.reset_counts();
+    // What tar does to a directory it extracted: utimens, chown, chmod.
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    let changes = [
+        SetAttr {
+            mtime: Some(mtime),
+            ..Default::default()
+        },
+        SetAttr {
+            uid: Some(7),
+            gid: Some(8),
+            ..Default::default()
+        },
+        SetAttr {
+            mode: Some(0o755),
+            ..Default::default()
+        },
+    ];
+    for set in changes {
+        w.fs.setattr(d.ino, None, set).await.unwrap();
+    }
+    assert_eq!(w.store.count("HeadObject"), 0, "{:?}", w.store.counts());
+    assert_eq!(w.store.count("PutObject"), 3, "{:?}", w.store.counts());
+    // And the marker holds all three.
+    let m = w.store.head_object("x/").await.unwrap();
+    assert_eq!(m.user_meta["mode"], (libc::S_IFDIR | 0o755).to_string());
+    assert_eq!(m.user_meta["uid"], "7");
+    assert_eq!(m.user_meta["gid"], "8");
+    assert_eq!(m.user_meta["mtime"], "1500000000");
+}

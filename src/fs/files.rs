@@ -542,14 +542,25 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             self.sync_attr(node.ino, &a);
             return Ok(());
         }
-        let existing = self.head(&node.key).await?;
-        let (mut a, mut foreign) = match &existing {
-            Some(m) => (
+        // A marker this mount wrote within the TTL is what COS holds: no HEAD to learn it.
+        let own_marker = current
+            .own_marker
+            .clone()
+            .filter(|_| current.is_fresh(self.cfg.metadata_ttl));
+        let existing = match own_marker {
+            Some(_) => None,
+            None => self.head(&node.key).await?,
+        };
+        let (mut a, mut foreign) = match (&existing, own_marker) {
+            (_, Some(foreign)) => (current.attr.clone(), (*foreign).clone()),
+            (Some(m), None) => (
                 attr::from_object(m, node.attr.kind == FileKind::Directory, &self.cfg.defaults),
                 meta::foreign_meta(&m.user_meta),
             ),
-            None if node.attr.kind == FileKind::Directory => (node.attr.clone(), UserMeta::new()),
-            None => return Err(FsError::NotFound),
+            (None, None) if node.attr.kind == FileKind::Directory => {
+                (node.attr.clone(), UserMeta::new())
+            }
+            (None, None) => return Err(FsError::NotFound),
         };
         if node.attr.kind == FileKind::Directory {
             // Entries made here moved the directory's mtime on this mount only (its marker is
@@ -563,7 +574,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                     "the bucket root has no marker to hold metadata",
                 ));
             }
-            meta::put_marker(&*self.store, &node.key, &a, &foreign).await?
+            let etag = meta::put_marker(&*self.store, &node.key, &a, &foreign).await?;
+            self.wrote_marker(node.ino, foreign);
+            etag
         } else {
             let m = existing.expect("files were checked above");
             let opts: PutOptions = meta::put_options(
@@ -585,6 +598,13 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         a.changed_here(Some(etag));
         self.sync_attr(node.ino, &a);
         Ok(())
+    }
+
+    /// This mount wrote the marker of the directory `ino`, with `foreign` headers besides its own.
+    pub(super) fn wrote_marker(&self, ino: u64, foreign: UserMeta) {
+        if let Some(n) = self.inodes.lock().unwrap().get_mut(ino) {
+            n.own_marker = Some(std::sync::Arc::new(foreign));
+        }
     }
 
     /// A directory's contents changed here: its mtime is now (this mount's view).

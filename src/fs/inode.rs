@@ -43,6 +43,10 @@ pub struct Inode {
     /// Open for writing on this mount: the attributes here are the truth (never refreshed
     /// from COS nor overwritten by a listing) until the last writer closes.
     pub local: bool,
+    /// A directory whose marker this mount wrote last: the headers it wrote besides cosfs's
+    /// own (so a metadata change within the TTL rewrites it without a HEAD first). Cleared
+    /// when attributes from COS replace the ones here.
+    pub own_marker: Option<Arc<crate::cos::UserMeta>>,
 }
 
 impl Inode {
@@ -94,6 +98,7 @@ impl InodeTable {
             lookups: 1,
             last_open_etag: None,
             local: false,
+            own_marker: None,
         };
         InodeTable {
             inodes: HashMap::from([(ROOT_INO, root)]),
@@ -179,6 +184,7 @@ impl InodeTable {
             if keep || node.attr.kind == attr.kind {
                 if !keep {
                     node.attr = attr;
+                    node.own_marker = None;
                 }
                 node.fetched = Some(Instant::now());
                 node.lookups += refs;
@@ -201,6 +207,7 @@ impl InodeTable {
             lookups: refs,
             last_open_etag: None,
             local: false,
+            own_marker: None,
         };
         self.inodes.insert(ino, node.clone());
         self.by_name.insert((parent, name), ino);

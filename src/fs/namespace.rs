@@ -128,6 +128,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let mut a = dir.attr;
         a.changed_here(Some(etag));
         self.sync_attr(ino, &a);
+        self.wrote_marker(ino, Default::default());
         Ok(())
     }
 
@@ -198,6 +199,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             self.new_entry(parent, name, FileKind::Directory, mode, (uid, gid), 0)?;
         a.etag = Some(meta::put_marker(&*self.store, &key, &a, &Default::default()).await?);
         let e = self.add_entry(parent, name, a);
+        self.wrote_marker(e.ino, Default::default());
         // New and empty: a lookup in it needs no request until the TTL passes.
         self.inodes.lock().unwrap().known.made(e.ino);
         Ok(e)
