@@ -550,3 +550,34 @@ async fn metadata_changes_of_a_directory_made_here_send_no_head() {
     assert_eq!(m.user_meta["gid"], "8");
     assert_eq!(m.user_meta["mtime"], "1500000000");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_directory_past_its_ttl_is_listed_once_not_asked_name_by_name() {
+    let ttl = std::time::Duration::from_millis(300);
+    let w = world_with_ttl(ttl);
+    let write = OpenFlags {
+        write: true,
+        ..Default::default()
+    };
+    let d = w.fs.mkdir(ROOT, "fill", 0o755, 0, 0).await.unwrap();
+    for i in 0..5 {
+        let (_, o) =
+            w.fs.create(d.ino, &format!("f{i}"), 0o644, 0, 0, write, 0)
+                .await
+                .unwrap();
+        w.fs.write(o.fh, 0, b"data").await.unwrap();
+        w.fs.release(o.fh).await;
+    }
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(50)).await;
+    // Another client adds a name meanwhile.
+    w.put("fill/theirs", b"t".to_vec()).await;
+    w.store.reset_counts();
+    for i in 5..25 {
+        assert!(absent(&w, d.ino, &format!("f{i}")).await);
+    }
+    assert_eq!(w.store.count("ListObjects"), 1, "{:?}", w.store.counts());
+    assert_eq!(w.store.count("HeadObject"), 0, "{:?}", w.store.counts());
+    // The names the LIST found are there, theirs included.
+    assert_eq!(w.fs.lookup(d.ino, "theirs").await.unwrap().attr.size, 1);
+    assert_eq!(w.fs.lookup(d.ino, "f3").await.unwrap().attr.size, 4);
+}

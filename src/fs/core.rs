@@ -398,6 +398,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 return Err(FsError::NotFound);
             }
         }
+        if self.relist(&dir).await? && self.inodes.lock().unwrap().is_negative(parent, name, ttl) {
+            return Err(FsError::NotFound);
+        }
         match lookup(&*self.store, &dir.key, name, &self.cfg.defaults).await {
             Ok(attr) => {
                 let n = self

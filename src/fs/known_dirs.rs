@@ -47,6 +47,14 @@ impl KnownDirs {
             .is_some_and(|k| k.since.elapsed() < ttl && !k.names.contains(name))
     }
 
+    /// Whether `dir` was known, and its knowledge has expired, when it had at most `max`
+    /// names: worth one LIST to know it again (`relist`).
+    pub fn expired_with_at_most(&self, dir: u64, ttl: Duration, max: usize) -> bool {
+        self.known
+            .get(&dir)
+            .is_some_and(|k| k.since.elapsed() >= ttl && k.names.len() <= max)
+    }
+
     /// Whether `dir` is known to hold no entry (an rmdir needs no LIST to check it).
     pub fn is_empty(&self, dir: u64, ttl: Duration) -> bool {
         self.known
@@ -153,8 +161,16 @@ mod tests {
         assert!(k.is_empty(7, TTL));
         assert!(!k.is_empty(7, Duration::ZERO), "expired");
         assert!(!k.is_absent(7, "a", Duration::ZERO), "expired");
+        assert!(k.expired_with_at_most(7, Duration::ZERO, 0));
+        assert!(!k.expired_with_at_most(7, TTL, 0), "not expired");
+        k.added(7, &Arc::from("b"));
+        assert!(
+            !k.expired_with_at_most(7, Duration::ZERO, 0),
+            "too many names"
+        );
         k.gone(7);
         assert!(!k.is_absent(7, "a", TTL));
+        assert!(!k.expired_with_at_most(7, Duration::ZERO, 10), "not known");
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub mod namespace;
 pub mod open_rename;
 pub mod orphans;
 pub mod reader;
+pub mod relist;
 pub mod timeouts;
 pub mod write;
 pub mod xattr_ops;
