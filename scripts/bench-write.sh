@@ -21,7 +21,10 @@
 # one after another; appending 1 KiB to a 256 MiB file vs Upload Part - Copy + one part;
 # renaming a directory of FILES files vs parallel copies + DELETE Multiple; `tar -xf` of a
 # source tree of 2,000 files (mixed sizes, 1 B to 2 MiB, in 120 nested directories; generated
-# with a fixed seed) and the requests `rm -r` of it sends (server counts).
+# with a fixed seed) and the requests `rm -r` of it sends (server counts, on a fresh mount,
+# so every listed entry needs its HEAD for exact metadata). Peak RSS (VmHWM) of the mount
+# process is printed for each tool; "from 8 processes" writes FILES files from 8 programs at
+# once, each into its own directory (independent uploads pipelined).
 set -euo pipefail
 SIZE_MIB=${1:-1024}
 N=${2:-1000}
@@ -77,7 +80,13 @@ mount_s3fs() {
     -o parallel_count=8 -o multipart_size=8 -o use_cache="$WORK/s3fs-cache"
   for _ in $(seq 100); do mountpoint -q "$MNT" && return; sleep 0.1; done
 }
-unmount_any() { umount "$MNT" 2>/dev/null || umount -l "$MNT"; }
+unmount_any() { # records the peak RSS (VmHWM, MiB) of the process serving the mount in $WORK/peak
+  local pid
+  pid=$(pgrep -f "(cosfs mount|s3fs|rclone mount) .*$MNT( |$)" | head -1 || true)
+  awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/${pid:-0}/status" > "$WORK/peak" 2>/dev/null || echo "?" > "$WORK/peak"
+  umount "$MNT" 2>/dev/null || umount -l "$MNT"
+}
+peak() { cat "$WORK/peak"; }
 
 fs_seq() { # mount-fn [read-first]: MiB/s of dd onto a fresh mount, ending with fsync
   "$1"
@@ -91,6 +100,18 @@ fs_many() { # files/s
   "$1"; mkdir -p "$MNT/many-$1"
   local r; r=$($RAW write-files "$MNT/many-$1" "$N" 4096 | fig); unmount_any; echo "$r"
 }
+fs_many_parallel() { # files/s: N files from 8 processes at once, each into its own directory
+  "$1"
+  local t0 pids=""; t0=$(now)
+  for p in 1 2 3 4 5 6 7 8; do
+    mkdir -p "$MNT/par-$1/$p"
+    $RAW write-files "$MNT/par-$1/$p" $((N / 8)) 4096 >/dev/null & pids="$pids $!"
+  done
+  # shellcheck disable=SC2086 # a list of pids
+  wait $pids
+  local s; s=$(since "$t0"); unmount_any
+  awk -v n=$((N / 8 * 8)) -v s="$s" 'BEGIN { printf "%.1f", n / s }'
+}
 fs_append() { # seconds to append 1 KiB to a 256 MiB file
   "$1"
   local t0; t0=$(now)
@@ -103,11 +124,16 @@ fs_tar() { # seconds for tar -xf of the tree ("failed" if the tool refused it)
   if tar -xf "$WORK/tree.tar" -C "$MNT/tar-$1" 2>"$WORK/tar-$1.err"; then since "$t0"; else echo failed; fi
   unmount_any
 }
-fs_rm() { # requests the server saw for rm -r of the extracted tree
+fs_rm() { # requests the server saw for rm -r of the extracted tree, by kind, and the time
   "$1"; stats_reset
+  local t0; t0=$(now)
   rm -rf "$MNT/tar-$1" 2>/dev/null || true
-  curl -sf "$EP/-/stats" | python3 -c 'import json, sys; print(sum(json.load(sys.stdin).get("requests", {}).values()))'
-  unmount_any
+  local s; s=$(since "$t0"); unmount_any
+  curl -sf "$EP/-/stats" | python3 -c '
+import json, sys
+r = json.load(sys.stdin).get("requests", {})
+d = r.get("DeleteObject", 0) + r.get("DeleteMultiple", 0)
+print("%d requests (%d HEAD, %d LIST, %d DELETE) in %s s" % (sum(r.values()), r.get("HeadObject", 0), r.get("ListObjects", 0), d, sys.argv[1]))' "$s"
 }
 fs_rename() { # seconds for mv of a directory of N files
   "$1"
@@ -132,14 +158,17 @@ for SC in $SCENARIOS; do
   faults "$LAT" "$BW"
 
   raw=$($RAW put-big "seq-raw.bin" "$SIZE_MIB" | fig); line="sequential write $SIZE_MIB MiB: raw client $raw MiB/s"
-  for T in $(tools); do v=$(fs_seq "mount_$T"); line="$line | $T $v MiB/s ($(ratio "$v" "$raw")x)"; done
+  for T in $(tools); do v=$(fs_seq "mount_$T"); line="$line | $T $v MiB/s ($(ratio "$v" "$raw")x, peak RSS $(peak) MiB)"; done
   echo "$line"
   line="sequential write $SIZE_MIB MiB after reading 512 MiB on the same mount:"
-  for T in $(tools); do v=$(fs_seq "mount_$T" read-first); line="$line | $T $v MiB/s ($(ratio "$v" "$raw")x)"; done
+  for T in $(tools); do v=$(fs_seq "mount_$T" read-first); line="$line | $T $v MiB/s ($(ratio "$v" "$raw")x, peak RSS $(peak) MiB)"; done
   echo "$line"
 
   raw=$($RAW put-many "many-raw" "$N" 4096 | fig); line="create $N 4 KiB files: raw client $raw PUT/s"
-  for T in $(tools); do v=$(fs_many "mount_$T"); line="$line | $T $v files/s ($(ratio "$v" "$raw")x)"; done
+  for T in $(tools); do v=$(fs_many "mount_$T"); line="$line | $T $v files/s ($(ratio "$v" "$raw")x, peak RSS $(peak) MiB)"; done
+  echo "$line"
+  line="create $N 4 KiB files from 8 processes at once:"
+  for T in $(tools); do v=$(fs_many_parallel "mount_$T"); line="$line | $T $v files/s (peak RSS $(peak) MiB)"; done
   echo "$line"
 
   raw=$($RAW append "app-mount_raw.bin" 1024 | fig); line="append 1 KiB to 256 MiB: raw client $raw s"
@@ -151,7 +180,7 @@ for SC in $SCENARIOS; do
   echo "$line"
 
   line="tar -xf of 2,000 files in 120 directories ($(du -sm "$WORK/tree" | cut -f1) MiB):"
-  for T in $(tools | grep -vx rclone); do line="$line | $T $(fs_tar "mount_$T") s"; done
+  for T in $(tools | grep -vx rclone); do v=$(fs_tar "mount_$T"); line="$line | $T $v s (peak RSS $(peak) MiB)"; done
   echo "$line"
   line="rm -r of that tree ($TREE_ENTRIES files and directories), requests sent:"
   for T in $(tools | grep -vx rclone); do line="$line | $T $(fs_rm "mount_$T")"; done
