@@ -506,6 +506,7 @@ async fn copy_with_both_directives(env: Env) {
             storage_class: Some("STANDARD_IA".into()),
             user_meta: new_meta.clone(),
         }),
+        storage_class: None,
         if_match: Some(put.etag.clone()),
         if_none_match: None,
     };
@@ -517,6 +518,20 @@ async fn copy_with_both_directives(env: Env) {
     assert_eq!(h.content_type.as_deref(), Some("application/x-sh"));
     assert_eq!(h.storage_class.as_deref(), Some("STANDARD_IA"));
     assert_eq!(get_all(c, "a/src file").await, body);
+
+    // A copy of the metadata is STANDARD unless the class is sent again (as COS does).
+    c.copy_object("a/src file", "b/plain", &CopyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(c.head_object("b/plain").await.unwrap().storage_class, None);
+    let keep = CopyOptions {
+        storage_class: Some("standard_ia".into()),
+        ..Default::default()
+    };
+    c.copy_object("a/src file", "b/kept", &keep).await.unwrap();
+    let h = c.head_object("b/kept").await.unwrap();
+    assert_eq!(h.storage_class.as_deref(), Some("STANDARD_IA"));
+    assert_eq!(h.user_meta, new_meta, "metadata copied");
 
     // A stale ETag guard fails; Copy onto itself is refused as COS does.
     let mut stale = replaced.clone();

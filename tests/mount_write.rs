@@ -519,3 +519,57 @@ fn a_full_cache_dir_is_enospc_and_loses_nothing() {
         assert!(body(&b, "f.bin") == want);
     }
 }
+
+#[test]
+fn storage_classes_of_new_files_are_kept_and_changed_by_xattr() {
+    let b = Backend::start();
+    b.put("old.txt", "made elsewhere");
+    let m = Mounted::start(&b, &["--storage-class", "standard_ia"]);
+    let class = |key: &str| head(&b, key).expect("the object").storage_class;
+
+    // New files take the mount's class; a file written over an object keeps that object's.
+    std::fs::write(m.p("new.txt"), "new").unwrap();
+    assert_eq!(class("new.txt").as_deref(), Some("STANDARD_IA"));
+    std::fs::write(m.p("old.txt"), "rewritten").unwrap();
+    assert_eq!(class("old.txt"), None, "still STANDARD");
+
+    // chmod and rename are copies: the class goes along.
+    std::fs::set_permissions(m.p("new.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(class("new.txt").as_deref(), Some("STANDARD_IA"));
+    std::fs::rename(m.p("new.txt"), m.p("moved.txt")).unwrap();
+    assert_eq!(class("moved.txt").as_deref(), Some("STANDARD_IA"));
+    assert_eq!(meta(&b, "moved.txt", "mode"), "33152");
+
+    // The xattr reads the class without a GET, and setting it moves the object.
+    let name = "user.cos.storage_class";
+    b.reset_counts();
+    assert_eq!(get_xattr(&m.p("moved.txt"), name).unwrap(), b"STANDARD_IA");
+    assert_eq!(get_xattr(&m.p("old.txt"), name).unwrap(), b"STANDARD");
+    assert_eq!(b.count("GetObject"), 0);
+    assert_eq!(
+        set_xattr(&m.p("old.txt"), name, b"intelligent_tiering", 0),
+        0
+    );
+    assert_eq!(class("old.txt").as_deref(), Some("INTELLIGENT_TIERING"));
+    assert_eq!(
+        get_xattr(&m.p("old.txt"), name).unwrap(),
+        b"INTELLIGENT_TIERING"
+    );
+    assert_eq!(body(&b, "old.txt"), b"rewritten");
+    assert!(
+        meta(&b, "old.txt", "mode").parse::<u32>().is_ok(),
+        "headers kept"
+    );
+    assert_eq!(set_xattr(&m.p("old.txt"), name, b"GOLD", 0), libc::EINVAL);
+    let p = cpath(&m.p("old.txt"));
+    let n = CString::new(name).unwrap();
+    // SAFETY: valid C strings.
+    let rc = unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EPERM)
+    );
+    std::fs::create_dir(m.p("d")).unwrap();
+    assert_eq!(get_xattr(&m.p("d"), name), Err(libc::ENODATA));
+}

@@ -187,6 +187,7 @@ fn meaning(name: &str, value: Option<&str>) -> Result<Meaning, String> {
             flag("--part-size", &format!("{mb}M"))
         }
         "stat_cache_expire" => flag("--metadata-ttl", need()?),
+        "storage_class" => flag("--storage-class", need()?),
         "readwrite_timeout" => flag("--op-timeout", need()?),
         "public_bucket" => match value {
             Some("1") | None => Meaning::Flags(vec!["--anonymous".into()]),
@@ -366,6 +367,10 @@ mod tests {
             (
                 "cosfs ex-125 /m -o url=http://h:1,umask=0077,dbglevel=crit,cam_role=r1",
                 "cosfs mount ex-125 /m --endpoint http://h:1 --file-mode 0600 --dir-mode 0700 --log-level error --cam-role r1",
+            ),
+            (
+                "cosfs ex-125 /m -o url=http://h:1,storage_class=standard_ia",
+                "cosfs mount ex-125 /m --endpoint http://h:1 --storage-class standard_ia",
             ),
             // subcommands pass through untouched
             ("cosfs serve --root /d", "cosfs serve --root /d"),

@@ -103,6 +103,10 @@ pub struct MountArgs {
     /// Size of the first upload parts (1M..5G); it doubles every 100 parts of a big file.
     #[arg(long, default_value = values::mount_defaults().part_size.as_str(), value_parser = values::part_size)]
     pub part_size: u64,
+    /// Storage class of new files (STANDARD, STANDARD_IA, ARCHIVE, ...; default: the bucket's,
+    /// STANDARD). A file written over an object keeps that object's class.
+    #[arg(long, value_parser = values::storage_class)]
+    pub storage_class: Option<String>,
     /// Part uploads in flight for the whole mount (1..256).
     #[arg(long, default_value = values::mount_defaults().upload_concurrency.as_str(), value_parser = clap::value_parser!(u16).range(1..=256), allow_negative_numbers = true)]
     pub upload_concurrency: u16,
@@ -329,6 +333,7 @@ pub(super) fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         cache_dir,
         cache_dir_bytes: a.cache_dir_size,
         part_size: a.part_size,
+        storage_class: a.storage_class.clone(),
         upload_concurrency: a.upload_concurrency as usize,
         op_timeout: a.op_timeout,
         listing_metadata: a.listing_metadata,

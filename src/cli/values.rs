@@ -203,6 +203,19 @@ pub fn part_size(s: &str) -> Result<u64, String> {
     )
 }
 
+/// `--storage-class`: one of COS's classes, any case (sent upper-case).
+pub fn storage_class(s: &str) -> Result<String, String> {
+    let c = s.trim().to_ascii_uppercase();
+    if crate::cos::STORAGE_CLASSES.contains(&c.as_str()) {
+        Ok(c)
+    } else {
+        Err(format!(
+            "{s:?} is not a COS storage class (one of {})",
+            crate::cos::STORAGE_CLASSES.join(", ")
+        ))
+    }
+}
+
 /// `--uid`/`--gid`: 0 to 4294967294.
 pub fn id(s: &str) -> Result<u32, String> {
     s.trim()
@@ -251,6 +264,8 @@ mod tests {
 
     #[test]
     fn ranges() {
+        assert_eq!(storage_class(" standard_ia"), Ok("STANDARD_IA".into()));
+        assert!(storage_class("GOLD").unwrap_err().contains("DEEP_ARCHIVE"));
         assert_eq!(mode("0644"), Ok(0o644));
         assert_eq!(mode("755"), Ok(0o755));
         assert!(mode("0999").is_err());

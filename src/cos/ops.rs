@@ -190,7 +190,13 @@ impl ObjectStore for CosClient {
         let mut req = Request::new(Method::PUT, Some(dest_key))
             .header("x-cos-copy-source", self.copy_source(source_key));
         req = match &opts.directive {
-            MetadataDirective::Copy => req.header("x-cos-metadata-directive", "Copy"),
+            MetadataDirective::Copy => {
+                let req = req.header("x-cos-metadata-directive", "Copy");
+                match &opts.storage_class {
+                    Some(class) => req.header("x-cos-storage-class", class.to_ascii_uppercase()),
+                    None => req,
+                }
+            }
             MetadataDirective::Replaced(put) => {
                 with_object_headers(req.header("x-cos-metadata-directive", "Replaced"), put)?
             }

@@ -138,6 +138,9 @@ pub enum MetadataDirective {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyOptions {
     pub directive: MetadataDirective,
+    /// `x-cos-storage-class` of the copy when the metadata is copied (with `Replaced`, the
+    /// class in its `PutOptions` counts). COS makes a copy STANDARD unless a class is sent.
+    pub storage_class: Option<String>,
     /// `x-cos-copy-source-If-Match`.
     pub if_match: Option<String>,
     /// `x-cos-copy-source-If-None-Match`.
@@ -148,6 +151,7 @@ impl Default for CopyOptions {
     fn default() -> Self {
         CopyOptions {
             directive: MetadataDirective::Copy,
+            storage_class: None,
             if_match: None,
             if_none_match: None,
         }
@@ -238,6 +242,18 @@ pub fn check_put_options(opts: &PutOptions) -> CosResult<()> {
     }
     Ok(())
 }
+
+/// COS's storage classes (as `x-cos-storage-class` spells them).
+pub const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "STANDARD_IA",
+    "INTELLIGENT_TIERING",
+    "ARCHIVE",
+    "DEEP_ARCHIVE",
+    "MAZ_STANDARD",
+    "MAZ_STANDARD_IA",
+    "MAZ_INTELLIGENT_TIERING",
+];
 
 /// The check of a DELETE Multiple's keys: `Ok(false)` when there is nothing to send.
 pub fn check_delete_keys(keys: &[String]) -> CosResult<bool> {

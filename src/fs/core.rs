@@ -70,6 +70,9 @@ pub struct FsConfig {
     pub cache_dir_bytes: u64,
     /// Size of the first parts of a streaming upload.
     pub part_size: u64,
+    /// Storage class of new files (`None`: the bucket's default, STANDARD). A file written
+    /// over an object keeps that object's class.
+    pub storage_class: Option<String>,
     /// Parts of the first size in flight, mount-wide (the upload memory budget is this many
     /// times `part_size`; bigger parts later in a big file take more of it each).
     pub upload_concurrency: usize,
@@ -105,6 +108,7 @@ impl Default for FsConfig {
             // 8 MiB: small enough that a part retried after a failure is cheap, big enough
             // that a 1 GiB file is 128 requests (DESIGN.md).
             part_size: 8 << 20,
+            storage_class: None,
             // 8 parts in flight: 64 MiB of upload memory, enough to fill a fast link.
             upload_concurrency: 8,
             // The client's default request budget: one slow request is all it waits for.
@@ -273,6 +277,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             permits: Arc::new(tokio::sync::Semaphore::new(budget_mib as usize)),
             budget_mib,
             part_size: cfg.part_size,
+            storage_class: cfg.storage_class.clone(),
             memory,
         };
         let inodes = Arc::new(Mutex::new(InodeTable::new(&cfg.prefix, root)));

@@ -589,8 +589,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 &*self.store,
                 &node.key,
                 &node.key,
-                m.size,
-                &m.etag,
+                (m.size, &m.etag, None),
                 MetadataDirective::Replaced(opts),
             )
             .await?

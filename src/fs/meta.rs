@@ -126,18 +126,19 @@ pub async fn put_marker<S: ObjectStore + ?Sized>(
         .etag)
 }
 
-/// Copy `source` (of `size` bytes, at `etag`) to `dest` with `directive`; multipart above 5 GB.
+/// Copy `source` (of `size` bytes, at `etag`, in storage class `class`) to `dest` with
+/// `directive`; multipart above 5 GB. The copy keeps the class (COS would make it STANDARD).
 pub async fn copy_object<S: ObjectStore + ?Sized>(
     store: &S,
     source: &str,
     dest: &str,
-    size: u64,
-    etag: &str,
+    (size, etag, class): (u64, &str, Option<&str>),
     directive: MetadataDirective,
 ) -> CosResult<String> {
     if size <= MAX_PART {
         let opts = CopyOptions {
             directive,
+            storage_class: class.map(str::to_string),
             if_match: Some(etag.to_string()),
             if_none_match: None,
         };

@@ -43,6 +43,7 @@ pub mod open_rename;
 pub mod orphans;
 pub mod reader;
 pub mod relist;
+pub mod storage_class;
 pub mod timeouts;
 pub mod write;
 pub mod xattr_ops;

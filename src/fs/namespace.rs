@@ -400,8 +400,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             &*self.store,
             &src.key,
             new_key,
-            m.size,
-            &m.etag,
+            (m.size, &m.etag, m.storage_class.as_deref()),
             MetadataDirective::Copy,
         )
         .await?;
@@ -442,28 +441,31 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                     max_keys: 1000,
                 })
                 .await?;
-            keys.extend(page.entries.into_iter().map(|e| (e.key, e.size, e.etag)));
+            keys.extend(
+                page.entries
+                    .into_iter()
+                    .map(|e| (e.key, e.size, e.etag, e.storage_class)),
+            );
             if !page.is_truncated || page.next_marker.is_none() {
                 break;
             }
             marker = page.next_marker;
         }
         // Every key below must fit under the new name before anything is copied.
-        if let Some((k, _, _)) = keys.iter().max_by_key(|(k, _, _)| k.len()) {
+        if let Some((k, ..)) = keys.iter().max_by_key(|(k, ..)| k.len()) {
             check_key(&format!("{new_key}{}", &k[old_key.len()..]))?;
         }
         self.keep_dir(parent).await?;
         let copies: Vec<_> = keys
             .iter()
-            .map(|(k, size, etag)| {
+            .map(|(k, size, etag, class)| {
                 let dest = format!("{new_key}{}", &k[old_key.len()..]);
                 async move {
                     let r = meta::copy_object(
                         &*self.store,
                         k,
                         &dest,
-                        *size,
-                        etag,
+                        (*size, etag, class.as_deref()),
                         MetadataDirective::Copy,
                     )
                     .await;
@@ -491,7 +493,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             // Known only on this mount (files not uploaded yet): give it a marker.
             meta::put_marker(&*self.store, new_key, &src.attr, &Default::default()).await?;
         }
-        let sources: Vec<(String, String)> = keys.into_iter().map(|(k, _, e)| (k, e)).collect();
+        let sources: Vec<(String, String)> = keys.into_iter().map(|(k, _, e, _)| (k, e)).collect();
         let old: Vec<String> = sources.iter().map(|(k, _)| k.clone()).collect();
         for chunk in old.chunks(MAX_DELETE_KEYS) {
             let failed = self.store.delete_objects(chunk).await?;

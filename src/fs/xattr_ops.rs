@@ -2,7 +2,8 @@
 //! format, `meta`); `security.*`/`system.*` reads are ENODATA without a request, so `ls -l`
 //! costs no HEAD per file, and writes to them are EOPNOTSUPP. Reading costs one HEAD (within
 //! `op_timeout`) unless the file is open for writing; a change is one copy of the object onto
-//! itself, or rides along with the upload of a file open for writing.
+//! itself, or rides along with the upload of a file open for writing. `user.cos.storage_class`
+//! is not stored: it is the object's storage class (`storage_class`).
 
 use std::time::SystemTime;
 
@@ -12,6 +13,7 @@ use super::core::CosFs;
 use super::error::{FsError, FsResult};
 use super::inode::Inode;
 use super::meta::{self, Xattrs};
+use super::storage_class::STORAGE_CLASS_XATTR;
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// The xattrs of `node` (one HEAD, within `op_timeout`, unless it is open for writing).
@@ -36,6 +38,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return r;
         }
         let node = self.node(ino)?;
+        if name == STORAGE_CLASS_XATTR {
+            return Ok(self.storage_class_of(&node).await?.into_bytes());
+        }
         self.xattrs_of(&node)
             .await?
             .remove(name)
@@ -60,6 +65,15 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Err(FsError::Unsupported("xattrs outside the user namespace"));
         }
         let node = self.node(ino)?;
+        if name == STORAGE_CLASS_XATTR {
+            return match value {
+                _ if flags & libc::XATTR_CREATE != 0 => Err(FsError::Exists),
+                Some(v) => self.set_storage_class(&node, v).await,
+                None => Err(FsError::NotPermitted(
+                    "a storage class can be changed, not removed",
+                )),
+            };
+        }
         self.change_meta(&node, |a, foreign| {
             let mut x = meta::xattrs(foreign);
             let exists = x.contains_key(name);

@@ -234,7 +234,7 @@ impl ObjectStore for LocalStore {
         let src = ops::copy_source(&self.bucket, source_key, &conditions)
             .map_err(|e| service_error(e, source_key))?;
         let (directive, class) = match &opts.directive {
-            MetadataDirective::Copy => (Directive::Copy, None),
+            MetadataDirective::Copy => (Directive::Copy, opts.storage_class.clone()),
             MetadataDirective::Replaced(o) => (
                 Directive::Replaced(checked_headers(o, dest_key)?),
                 o.storage_class.clone(),

@@ -37,16 +37,7 @@ const MAX_KEY_LEN: usize = 850;
 /// Smallest part that may be followed by another (1 MB).
 pub const MIN_PART_SIZE: u64 = 1024 * 1024;
 const MAX_PARTS: u32 = 10_000;
-const STORAGE_CLASSES: &[&str] = &[
-    "STANDARD",
-    "STANDARD_IA",
-    "INTELLIGENT_TIERING",
-    "ARCHIVE",
-    "DEEP_ARCHIVE",
-    "MAZ_STANDARD",
-    "MAZ_STANDARD_IA",
-    "MAZ_INTELLIGENT_TIERING",
-];
+use crate::cos::STORAGE_CLASSES;
 
 pub fn check_key(key: &str) -> Result<(), StoreError> {
     if key.len() > MAX_KEY_LEN {

@@ -230,7 +230,10 @@ impl Staged {
             }
             // Metadata changed after the upload began (e.g. `cp -p`).
             let replaced = MetadataDirective::Replaced(opts.clone());
-            Ok(meta::copy_object(&*ctx.store, key, key, self.size, &etag, replaced).await?)
+            Ok(
+                meta::copy_object(&*ctx.store, key, key, (self.size, &etag, None), replaced)
+                    .await?,
+            )
         }
         .await;
         if result.is_err() || steps.is_empty() {

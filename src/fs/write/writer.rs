@@ -49,6 +49,8 @@ pub struct WriteCtx<S: ObjectStore + ?Sized> {
     /// The size of `permits`.
     pub budget_mib: u32,
     pub part_size: u64,
+    /// Storage class of new files (`--storage-class`).
+    pub storage_class: Option<String>,
     /// The mount's memory budget: write buffers and parts being uploaded are charged to it.
     pub memory: Arc<MemoryBudget>,
 }
@@ -100,7 +102,10 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
                 .map(|m| meta::foreign_meta(&m.user_meta))
                 .unwrap_or_default(),
             content_type: existing.and_then(|m| m.content_type.clone()),
-            storage_class: existing.and_then(|m| m.storage_class.clone()),
+            storage_class: match existing {
+                Some(m) => m.storage_class.clone(),
+                None => ctx.storage_class.clone(),
+            },
             body: Body::Stream(new_stream(ctx, key, existing.is_some())),
             modified: true,
             meta_modified: true,
@@ -144,6 +149,17 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
     /// `x-cos-meta-*` headers that are not POSIX attributes.
     pub fn foreign(&self) -> &UserMeta {
         &self.foreign
+    }
+
+    /// The storage class the file is published in (`None`: STANDARD).
+    pub fn storage_class(&self) -> Option<&str> {
+        self.storage_class.as_deref()
+    }
+
+    /// A new storage class: it rides with the next publish.
+    pub fn set_storage_class(&mut self, class: String) {
+        self.storage_class = Some(class);
+        self.meta_modified = true;
     }
 
     /// New attributes and foreign headers (a metadata change): they ride with the next publish.
@@ -362,8 +378,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
                         &*ctx.store,
                         &self.key,
                         &self.key,
-                        done.size,
-                        &etag,
+                        (done.size, &etag, None),
                         MetadataDirective::Replaced(opts.clone()),
                     )
                     .await?;
@@ -377,8 +392,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
                             &*ctx.store,
                             &base.key,
                             &self.key,
-                            st.size,
-                            &base.etag,
+                            (st.size, &base.etag, None),
                             MetadataDirective::Replaced(opts.clone()),
                         )
                         .await?
