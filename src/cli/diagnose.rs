@@ -157,7 +157,6 @@ fn human(d: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cos::ServiceError;
 
     fn t() -> Target<'static> {
         Target {
@@ -169,15 +168,7 @@ mod tests {
     }
 
     fn service(status: u16, code: &str, request_id: &str) -> CosError {
-        CosError::Service(Box::new(ServiceError {
-            status,
-            code: code.into(),
-            message: String::new(),
-            resource: String::new(),
-            request_id: request_id.into(),
-            trace_id: String::new(),
-            server_date: None,
-        }))
+        CosError::service(status, code, "", "", request_id)
     }
 
     #[test]

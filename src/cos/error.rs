@@ -128,6 +128,26 @@ pub enum CosError {
 }
 
 impl CosError {
+    /// An answer of the service (or of something standing in for it: the local store, an
+    /// injected fault) with no trace id or server date.
+    pub fn service(
+        status: u16,
+        code: &str,
+        message: impl Into<String>,
+        resource: &str,
+        request_id: &str,
+    ) -> Self {
+        CosError::Service(Box::new(ServiceError {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+            resource: resource.to_string(),
+            request_id: request_id.to_string(),
+            trace_id: String::new(),
+            server_date: None,
+        }))
+    }
+
     /// The service error kind, or `None` for non-service errors.
     pub fn kind(&self) -> Option<ErrorKind> {
         match self {

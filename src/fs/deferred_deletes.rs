@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use crate::cos::{
     ByteRange, CompleteResult, CopyOptions, CopyResult, CosError, CosResult, DeleteFailure,
     GetObjectOutput, GetOptions, ListPage, ListPartsPage, ListRequest, ListUploadsPage, ObjectMeta,
-    ObjectStore, PutOptions, PutResult, ServiceError, UploadedPart, MAX_DELETE_KEYS,
+    ObjectStore, PutOptions, PutResult, UploadedPart, MAX_DELETE_KEYS,
 };
 
 #[derive(Default)]
@@ -104,7 +104,7 @@ impl<S: ObjectStore + ?Sized> DeferredDeletes<S> {
         q.queued.len() + q.in_flight.len()
     }
 
-    /// Wait until no delete of a key starting with `prefix` is queued or in flight.
+    /// Wait until `done` holds of the queue (looked at again each time a batch ends).
     async fn wait_until(&self, done: impl Fn(&Queue) -> bool) {
         loop {
             let ended = self.shared.batch_done.notified();
@@ -146,15 +146,14 @@ async fn send_queue<S: ObjectStore + ?Sized>(inner: Arc<S>, shared: Arc<Shared>)
     loop {
         let batch: Vec<String> = {
             let mut q = shared.queue.lock().unwrap();
-            let batch: Vec<String> = q.queued.iter().take(MAX_DELETE_KEYS).cloned().collect();
+            let batch: Vec<String> = std::iter::from_fn(|| q.queued.pop_first())
+                .take(MAX_DELETE_KEYS)
+                .collect();
             if batch.is_empty() {
                 q.sending = false;
                 break;
             }
-            for k in &batch {
-                q.queued.remove(k);
-                q.in_flight.insert(k.clone());
-            }
+            q.in_flight.extend(batch.iter().cloned());
             batch
         };
         let failures: Vec<DeleteFailure> = if let [key] = batch.as_slice() {
@@ -174,8 +173,12 @@ async fn send_queue<S: ObjectStore + ?Sized>(inner: Arc<S>, shared: Arc<Shared>)
                 q.in_flight.remove(k);
             }
             for f in failures {
-                tracing::error!(key = %f.key, error = %f.message, "deleting an unlinked object failed; it is still on COS");
-                q.failed.insert(f.key, f.message);
+                let why = match f.code.as_str() {
+                    "" => f.message,
+                    code => format!("{code}: {}", f.message),
+                };
+                tracing::error!(key = %f.key, error = %why, "deleting an unlinked object failed; it is still on COS");
+                q.failed.insert(f.key, why);
             }
         }
         shared.batch_done.notify_waiters();
@@ -193,15 +196,7 @@ fn failure(key: &str, e: &CosError) -> DeleteFailure {
 
 /// The 404 a HEAD of a key being deleted gets, without asking COS.
 fn deleted(key: &str) -> CosError {
-    CosError::Service(Box::new(ServiceError {
-        status: 404,
-        code: "NoSuchKey".into(),
-        message: "deleted on this mount".into(),
-        resource: key.to_string(),
-        request_id: String::new(),
-        trace_id: String::new(),
-        server_date: None,
-    }))
+    CosError::service(404, "NoSuchKey", "deleted on this mount", key, "")
 }
 
 #[async_trait]

@@ -20,7 +20,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::cos::error::ServiceError;
 use crate::cos::{
     ByteRange, CompleteResult, CopyOptions, CopyResult, CosError, CosResult, DeleteFailure,
     GetObjectOutput, GetOptions, ListPage, ListPartsPage, ListRequest, ListUploadsPage, ObjectMeta,
@@ -126,15 +125,13 @@ impl<S: ObjectStore + ?Sized> FaultyStore<S> {
 }
 
 fn throttled() -> CosError {
-    CosError::Service(Box::new(ServiceError {
-        status: 503,
-        code: "SlowDown".into(),
-        message: "injected fault: please reduce your request rate".into(),
-        resource: String::new(),
-        request_id: "injected".into(),
-        trace_id: String::new(),
-        server_date: None,
-    }))
+    CosError::service(
+        503,
+        "SlowDown",
+        "injected fault: please reduce your request rate",
+        "",
+        "injected",
+    )
 }
 
 #[async_trait]

@@ -23,7 +23,6 @@ use super::listing::{list, ListParams};
 use super::ops::{self, Conditions, Directive};
 use super::storage::{Bucket, NewObjectHeaders, ObjectRecord, Storage, StoredBlob};
 use super::StoreError;
-use crate::cos::error::ServiceError;
 use crate::cos::store::{check_delete_keys, check_put_options};
 use crate::cos::{
     ByteRange, CompleteResult, CopyOptions, CopyResult, CosError, CosResult, DeleteFailure,
@@ -82,15 +81,7 @@ impl LocalStore {
 }
 
 fn service_error(e: StoreError, resource: &str) -> CosError {
-    CosError::Service(Box::new(ServiceError {
-        status: e.status.as_u16(),
-        code: e.code.to_string(),
-        message: e.message,
-        resource: resource.to_string(),
-        request_id: "local".into(),
-        trace_id: String::new(),
-        server_date: None,
-    }))
+    CosError::service(e.status.as_u16(), e.code, e.message, resource, "local")
 }
 
 fn io_error(e: std::io::Error) -> CosError {

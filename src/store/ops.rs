@@ -27,6 +27,7 @@ use super::storage::{
 };
 use super::StoreError;
 use crate::cos::integrity::crc64_combine;
+use crate::cos::STORAGE_CLASSES;
 
 /// Largest single PUT / part / single copy: 5 GB.
 pub const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
@@ -37,7 +38,6 @@ const MAX_KEY_LEN: usize = 850;
 /// Smallest part that may be followed by another (1 MB).
 pub const MIN_PART_SIZE: u64 = 1024 * 1024;
 const MAX_PARTS: u32 = 10_000;
-use crate::cos::STORAGE_CLASSES;
 
 pub fn check_key(key: &str) -> Result<(), StoreError> {
     if key.len() > MAX_KEY_LEN {
