@@ -44,6 +44,8 @@ both_modes!(
     deletes_single_and_multiple,
     retries_ride_out_injected_503s,
     head_bucket_and_missing_bucket,
+    appendable_objects_follow_cos_rules,
+    archived_objects_need_a_restore,
 );
 
 async fn round_trip_odd_keys_and_metadata(env: Env) {
@@ -679,4 +681,161 @@ async fn parts_are_checked_by_crc64_or_else_by_content_md5() {
     c.complete_multipart(key, &id, &parts).await.unwrap();
     let all: Vec<u8> = bodies.iter().flat_map(|b| b.to_vec()).collect();
     assert_eq!(get_all(c, key).await, all);
+}
+
+fn code_of<T: std::fmt::Debug>(r: CosResult<T>) -> (u16, String) {
+    match r.expect_err("an error") {
+        CosError::Service(e) => (e.status, e.code.clone()),
+        other => panic!("not a service error: {other}"),
+    }
+}
+
+async fn appendable_objects_follow_cos_rules(env: Env) {
+    let c = &env.client;
+    let opts = PutOptions {
+        content_type: Some("text/plain".into()),
+        user_meta: BTreeMap::from([("mode".to_string(), "33188".to_string())]),
+        ..Default::default()
+    };
+    // The first APPEND creates an appendable object with the request's headers.
+    let r = c
+        .append_object("log", 0, Bytes::from_static(b"one\n"), &opts)
+        .await
+        .unwrap();
+    assert_eq!(r.next_position, 4);
+    assert_eq!(r.crc64, Some(integrity::crc64(b"one\n")));
+    let r = c
+        .append_object(
+            "log",
+            4,
+            Bytes::from_static(b"two\n"),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.next_position, 8);
+    assert_eq!(r.crc64, Some(integrity::crc64(b"one\ntwo\n")));
+    let h = c.head_object("log").await.unwrap();
+    assert!(h.appendable);
+    assert_eq!((h.size, h.etag.as_str()), (8, r.etag.as_str()));
+    assert_eq!(h.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(h.user_meta.get("mode").map(String::as_str), Some("33188"));
+    assert_eq!(&get_all(c, "log").await[..], b"one\ntwo\n");
+
+    // The position must be the length; a normal object refuses; a missing one starts at 0.
+    let stale = c
+        .append_object("log", 4, Bytes::from_static(b"x"), &opts)
+        .await;
+    assert_eq!(code_of(stale), (409, "PositionNotEqualToLength".into()));
+    c.put_object("plain", Bytes::from_static(b"p"), &opts)
+        .await
+        .unwrap();
+    let normal = c
+        .append_object("plain", 1, Bytes::from_static(b"x"), &opts)
+        .await;
+    assert_eq!(code_of(normal), (409, "ObjectNotAppendable".into()));
+    let missing = c
+        .append_object("new", 3, Bytes::from_static(b"x"), &opts)
+        .await;
+    assert_eq!(code_of(missing), (409, "PositionNotEqualToLength".into()));
+    assert!(!c.head_object("plain").await.unwrap().appendable);
+    assert_eq!(
+        &get_all(c, "log").await[..],
+        b"one\ntwo\n",
+        "refusals change nothing"
+    );
+
+    // No copy from an appendable object, whole or in parts.
+    let copy = c.copy_object("log", "log2", &CopyOptions::default()).await;
+    assert_eq!(code_of(copy).0, 400);
+    let id = c.initiate_multipart("log3", &opts).await.unwrap();
+    let part = c.upload_part_copy("log3", &id, 1, "log", None, None).await;
+    assert_eq!(code_of(part).0, 400);
+    c.abort_multipart("log3", &id).await.unwrap();
+
+    // A PUT over it makes a normal object again.
+    c.put_object("log", Bytes::from_static(b"reset"), &opts)
+        .await
+        .unwrap();
+    let h = c.head_object("log").await.unwrap();
+    assert!(!h.appendable && h.size == 5);
+    let after_put = c
+        .append_object("log", 5, Bytes::from_static(b"x"), &opts)
+        .await;
+    assert_eq!(code_of(after_put), (409, "ObjectNotAppendable".into()));
+}
+
+async fn archived_objects_need_a_restore(env: Env) {
+    let c = &env.client;
+    env.server.faults.set(cosfs::server::FaultConfig {
+        restore_delay_ms: 700,
+        ..Default::default()
+    });
+    let archive = PutOptions {
+        storage_class: Some("ARCHIVE".into()),
+        ..Default::default()
+    };
+    c.put_object("cold", Bytes::from_static(b"frozen"), &archive)
+        .await
+        .unwrap();
+    // Listed and HEAD as any object, but GET and copy are refused until restored.
+    let h = c.head_object("cold").await.unwrap();
+    assert_eq!(h.restore_status(), RestoreStatus::Archived);
+    assert_eq!(h.size, 6);
+    let get = c
+        .get_object("cold", &GetOptions::default())
+        .await
+        .map(|_| ());
+    assert_eq!(code_of(get), (403, "InvalidObjectState".into()));
+    let copy = c
+        .copy_object("cold", "cold2", &CopyOptions::default())
+        .await;
+    assert_eq!(code_of(copy), (403, "InvalidObjectState".into()));
+    // Restoring a STANDARD object is refused; so is a malformed request.
+    c.put_object("warm", Bytes::from_static(b"w"), &PutOptions::default())
+        .await
+        .unwrap();
+    let warm = c.restore_object("warm", 1, "Standard").await;
+    assert_eq!(code_of(warm), (403, "InvalidObjectState".into()));
+    let bad_tier = c.restore_object("cold", 1, "Instant").await;
+    assert_eq!(code_of(bad_tier), (400, "MalformedXML".into()));
+
+    c.restore_object("cold", 2, "Expedited").await.unwrap();
+    let h = c.head_object("cold").await.unwrap();
+    assert_eq!(h.restore.as_deref(), Some("ongoing-request=\"true\""));
+    assert_eq!(h.restore_status(), RestoreStatus::Ongoing);
+    let again = c.restore_object("cold", 2, "Expedited").await;
+    assert_eq!(code_of(again), (409, "RestoreAlreadyInProgress".into()));
+    let get = c
+        .get_object("cold", &GetOptions::default())
+        .await
+        .map(|_| ());
+    assert_eq!(code_of(get).1, "InvalidObjectState");
+
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    let h = c.head_object("cold").await.unwrap();
+    let RestoreStatus::Restored {
+        expiry: Some(expiry),
+    } = h.restore_status()
+    else {
+        panic!("restored by now: {:?}", h.restore);
+    };
+    let expiry = httpdate::parse_http_date(&expiry).unwrap();
+    let days = expiry
+        .duration_since(std::time::SystemTime::now())
+        .unwrap()
+        .as_secs_f64()
+        / 86400.0;
+    assert!((1.9..=2.0).contains(&days), "{days} days");
+    assert_eq!(&get_all(c, "cold").await[..], b"frozen");
+    assert_eq!(
+        h.storage_class.as_deref(),
+        Some("ARCHIVE"),
+        "the class stays"
+    );
+    // A restored object may be copied; the copy is a new object in the class sent.
+    c.copy_object("cold", "thawed", &CopyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(&get_all(c, "thawed").await[..], b"frozen");
 }

@@ -6,35 +6,18 @@ mod common;
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::mount::{close, drop_kernel_caches, no_uploads_left, Backend, Mounted};
-use common::{get_all, pattern};
-use cosfs::cos::{ObjectMeta, ObjectStore, PutOptions};
+use common::pattern;
+use common::posix::{body, cpath, errno, get_xattr, head, meta, set_xattr};
+use cosfs::cos::{ObjectStore, PutOptions};
 use cosfs::server::FaultConfig;
 
 const MIB: usize = 1024 * 1024;
-
-fn head(b: &Backend, key: &str) -> Option<ObjectMeta> {
-    match b.block_on(b.client.head_object(key)) {
-        Ok(m) => Some(m),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => panic!("head {key}: {e}"),
-    }
-}
-
-fn body(b: &Backend, key: &str) -> Vec<u8> {
-    b.block_on(get_all(&b.client, key)).to_vec()
-}
-
-fn meta(b: &Backend, key: &str, name: &str) -> String {
-    let m = head(b, key).unwrap_or_else(|| panic!("{key} is missing"));
-    m.user_meta.get(name).cloned().unwrap_or_default()
-}
 
 fn keys(b: &Backend, prefix: &str) -> Vec<String> {
     let req = cosfs::cos::ListRequest {
@@ -45,15 +28,6 @@ fn keys(b: &Backend, prefix: &str) -> Vec<String> {
     page.entries.into_iter().map(|e| e.key).collect()
 }
 
-fn errno<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
-    r.unwrap_err().raw_os_error().unwrap()
-}
-
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
-/// close(2) of a file, returning its errno (std ignores close errors).
 #[test]
 fn files_are_objects_with_cosfs_metadata() {
     let b = Backend::start();
@@ -258,37 +232,6 @@ fn rename_files_and_directories() {
     assert_eq!(body(&b, "moved.txt"), b"written before and after");
     assert!(head(&b, "open.txt").is_none());
     no_uploads_left(&b);
-}
-
-fn set_xattr(p: &Path, name: &str, value: &[u8], flags: i32) -> i32 {
-    let (p, n) = (cpath(p), CString::new(name).unwrap());
-    // SAFETY: valid C strings and a value slice of the given length.
-    let rc = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            flags,
-        )
-    };
-    if rc == 0 {
-        0
-    } else {
-        std::io::Error::last_os_error().raw_os_error().unwrap()
-    }
-}
-
-fn get_xattr(p: &Path, name: &str) -> Result<Vec<u8>, i32> {
-    let (p, n) = (cpath(p), CString::new(name).unwrap());
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: valid C strings and a buffer of the given length.
-    let rc = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error().raw_os_error().unwrap());
-    }
-    buf.truncate(rc as usize);
-    Ok(buf)
 }
 
 #[test]
@@ -518,58 +461,4 @@ fn a_full_cache_dir_is_enospc_and_loses_nothing() {
         assert_eq!(meta(&b, "f.bin", "gid"), "5678");
         assert!(body(&b, "f.bin") == want);
     }
-}
-
-#[test]
-fn storage_classes_of_new_files_are_kept_and_changed_by_xattr() {
-    let b = Backend::start();
-    b.put("old.txt", "made elsewhere");
-    let m = Mounted::start(&b, &["--storage-class", "standard_ia"]);
-    let class = |key: &str| head(&b, key).expect("the object").storage_class;
-
-    // New files take the mount's class; a file written over an object keeps that object's.
-    std::fs::write(m.p("new.txt"), "new").unwrap();
-    assert_eq!(class("new.txt").as_deref(), Some("STANDARD_IA"));
-    std::fs::write(m.p("old.txt"), "rewritten").unwrap();
-    assert_eq!(class("old.txt"), None, "still STANDARD");
-
-    // chmod and rename are copies: the class goes along.
-    std::fs::set_permissions(m.p("new.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert_eq!(class("new.txt").as_deref(), Some("STANDARD_IA"));
-    std::fs::rename(m.p("new.txt"), m.p("moved.txt")).unwrap();
-    assert_eq!(class("moved.txt").as_deref(), Some("STANDARD_IA"));
-    assert_eq!(meta(&b, "moved.txt", "mode"), "33152");
-
-    // The xattr reads the class without a GET, and setting it moves the object.
-    let name = "user.cos.storage_class";
-    b.reset_counts();
-    assert_eq!(get_xattr(&m.p("moved.txt"), name).unwrap(), b"STANDARD_IA");
-    assert_eq!(get_xattr(&m.p("old.txt"), name).unwrap(), b"STANDARD");
-    assert_eq!(b.count("GetObject"), 0);
-    assert_eq!(
-        set_xattr(&m.p("old.txt"), name, b"intelligent_tiering", 0),
-        0
-    );
-    assert_eq!(class("old.txt").as_deref(), Some("INTELLIGENT_TIERING"));
-    assert_eq!(
-        get_xattr(&m.p("old.txt"), name).unwrap(),
-        b"INTELLIGENT_TIERING"
-    );
-    assert_eq!(body(&b, "old.txt"), b"rewritten");
-    assert!(
-        meta(&b, "old.txt", "mode").parse::<u32>().is_ok(),
-        "headers kept"
-    );
-    assert_eq!(set_xattr(&m.p("old.txt"), name, b"GOLD", 0), libc::EINVAL);
-    let p = cpath(&m.p("old.txt"));
-    let n = CString::new(name).unwrap();
-    // SAFETY: valid C strings.
-    let rc = unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) };
-    assert_eq!(rc, -1);
-    assert_eq!(
-        std::io::Error::last_os_error().raw_os_error(),
-        Some(libc::EPERM)
-    );
-    std::fs::create_dir(m.p("d")).unwrap();
-    assert_eq!(get_xattr(&m.p("d"), name), Err(libc::ENODATA));
 }

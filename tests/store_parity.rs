@@ -325,6 +325,54 @@ async fn script(s: &dyn ObjectStore) -> Vec<String> {
         |_| "ok".into(),
     ));
     out.push(line("head a", s.head_object("a.txt").await, |m| m.etag));
+    let p = PutOptions::default();
+    for (what, key, at, body) in [
+        ("append create", "log", 0, "one"),
+        ("append more", "log", 3, "two"),
+        ("append stale", "log", 3, "x"),
+        ("append to normal", "big", 0, "x"),
+    ] {
+        out.push(line(
+            what,
+            s.append_object(key, at, Bytes::from_static(body.as_bytes()), &p)
+                .await,
+            |r| format!("{r:?}"),
+        ));
+    }
+    out.push(line("head log", s.head_object("log").await, |m| {
+        format!("{} {} {}", m.size, m.appendable, m.etag)
+    }));
+    out.push(line(
+        "copy appendable",
+        s.copy_object("log", "log2", &CopyOptions::default()).await,
+        |r| r.etag,
+    ));
+    let cold = meta(&[], Some("DEEP_ARCHIVE"));
+    out.push(line(
+        "put archived",
+        s.put_object("cold", Bytes::from_static(b"c"), &cold).await,
+        |r| r.etag,
+    ));
+    out.push(line(
+        "get archived",
+        get(s, "cold", GetOptions::default()).await,
+        |b| format!("{b:?}"),
+    ));
+    out.push(line(
+        "restore standard",
+        s.restore_object("log", 1, "Bulk").await,
+        |_| "ok".into(),
+    ));
+    out.push(line(
+        "restore archived",
+        s.restore_object("cold", 1, "Bulk").await,
+        |_| "ok".into(),
+    ));
+    out.push(line(
+        "get restored",
+        get(s, "cold", GetOptions::default()).await,
+        |b| format!("{b:?}"),
+    ));
     out
 }
 

@@ -4,7 +4,8 @@
 //! COS API allows): `put-big` uploads an object with parallel multipart, `put-many` PUTs small
 //! objects one after another (as a program creating files does), `append` rebuilds an object
 //! with one Upload Part - Copy of its old bytes plus the new tail, `rename` copies every key of
-//! a prefix (parallel) and deletes the sources. File side: `write-files` creates small files
+//! a prefix (parallel) and deletes the sources, `append-object` appends lines with APPEND
+//! Object. File side: `write-files` creates small files
 //! in a directory from one process. Each prints one line ending in `= <figure> <unit>`.
 
 use std::time::Instant;
@@ -45,6 +46,15 @@ enum Cmd {
     },
     /// Append BYTES to KEY server-side: Upload Part - Copy of the old object + one part (s).
     Append { key: String, bytes: usize },
+    /// Make KEY an appendable object of SEED_MIB, then time COUNT APPEND Objects of BYTES
+    /// each, one after another (appends/s).
+    AppendObject {
+        key: String,
+        count: usize,
+        bytes: usize,
+        #[arg(long, default_value_t = 0)]
+        seed_mib: usize,
+    },
     /// Move every key under FROM/ to TO/: parallel copies, then DELETE Multiple (s).
     Rename {
         from: String,
@@ -135,6 +145,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!(
                 "raw append: {bytes} bytes = {:.3} s",
                 t.elapsed().as_secs_f64()
+            );
+        }
+        Cmd::AppendObject {
+            key,
+            count,
+            bytes,
+            seed_mib,
+        } => {
+            let c = client(&a)?;
+            let mut at = 0u64;
+            let seed = data(seed_mib << 20);
+            for chunk in seed.chunks(8 << 20) {
+                let r = c
+                    .append_object(
+                        key,
+                        at,
+                        Bytes::copy_from_slice(chunk),
+                        &PutOptions::default(),
+                    )
+                    .await?;
+                at = r.next_position;
+            }
+            let line = data(*bytes);
+            let t = Instant::now();
+            for _ in 0..*count {
+                at = c
+                    .append_object(key, at, line.clone(), &PutOptions::default())
+                    .await?
+                    .next_position;
+            }
+            let s = t.elapsed().as_secs_f64();
+            println!(
+                "raw append-object: {count} in {s:.2} s = {:.1} appends/s",
+                *count as f64 / s.max(1e-9)
             );
         }
         Cmd::Rename { from, to, conc } => {

@@ -107,6 +107,11 @@ pub struct MountArgs {
     /// STANDARD). A file written over an object keeps that object's class.
     #[arg(long, value_parser = values::storage_class)]
     pub storage_class: Option<String>,
+    /// Create new files opened with O_APPEND (logs: `>>`, loggers) as COS appendable objects:
+    /// each flush or fsync sends only the new bytes (APPEND Object). Such files cannot be
+    /// renamed (EXDEV), have their metadata changed (EOPNOTSUPP), exceed 5 GB, or be versioned.
+    #[arg(long)]
+    pub appendable_logs: bool,
     /// Part uploads in flight for the whole mount (1..256).
     #[arg(long, default_value = values::mount_defaults().upload_concurrency.as_str(), value_parser = clap::value_parser!(u16).range(1..=256), allow_negative_numbers = true)]
     pub upload_concurrency: u16,
@@ -334,6 +339,7 @@ pub(super) fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         cache_dir_bytes: a.cache_dir_size,
         part_size: a.part_size,
         storage_class: a.storage_class.clone(),
+        appendable_logs: a.appendable_logs,
         upload_concurrency: a.upload_concurrency as usize,
         op_timeout: a.op_timeout,
         listing_metadata: a.listing_metadata,

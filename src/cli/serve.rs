@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// Seconds added to the server's clock, to exercise clock-skew handling.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub clock_offset_secs: i64,
+    /// Milliseconds a POST Object restore of an ARCHIVE or DEEP_ARCHIVE object takes before
+    /// the object can be read.
+    #[arg(long, default_value_t = 1000)]
+    pub restore_delay_ms: u64,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info", value_parser = super::values::LOG_LEVELS)]
     pub log_level: String,
@@ -102,6 +106,7 @@ impl ServeArgs {
                 methods: self.fault_methods.clone(),
                 clock_offset_secs: self.clock_offset_secs,
                 omit_part_crc64: false,
+                restore_delay_ms: self.restore_delay_ms,
             },
         })
     }

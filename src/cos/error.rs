@@ -35,6 +35,10 @@ pub enum ErrorKind {
     ServerError,
     /// RequestTimeout (400): the server gave up waiting for our body.
     RequestTimeout,
+    /// 409 PositionNotEqualToLength: an APPEND whose position is not the object's length.
+    AppendPositionMismatch,
+    /// 409 ObjectNotAppendable: an APPEND to an object not written by APPEND.
+    NotAppendable,
     /// 409 conflicts.
     Conflict,
     /// ARCHIVE objects not restored.
@@ -73,6 +77,8 @@ impl ServiceError {
             (412, _) => ErrorKind::PreconditionFailed,
             (304, _) => ErrorKind::NotModified,
             (416, _) => ErrorKind::InvalidRange,
+            (409, "PositionNotEqualToLength") => ErrorKind::AppendPositionMismatch,
+            (409, "ObjectNotAppendable") => ErrorKind::NotAppendable,
             (409, _) => ErrorKind::Conflict,
             (503, _) | (_, "SlowDown") => ErrorKind::Throttled,
             (500..=599, _) => ErrorKind::ServerError,

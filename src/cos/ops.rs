@@ -181,6 +181,47 @@ impl ObjectStore for CosClient {
         .await
     }
 
+    async fn append_object(
+        &self,
+        key: &str,
+        position: u64,
+        body: Bytes,
+        opts: &PutOptions,
+    ) -> CosResult<AppendResult> {
+        let mut req = Request::new(Method::POST, Some(key))
+            .param("append", "")
+            .param("position", position.to_string());
+        if position == 0 {
+            req = with_object_headers(req, opts)?;
+        }
+        let len = body.len() as u64;
+        let req = req.header("content-md5", content_md5(&body)).body(body);
+        self.call(req, |resp| async move {
+            let h = resp.headers();
+            let next_position = parse::header(h, "x-cos-next-append-position")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(position + len);
+            Ok(AppendResult {
+                etag: parse::object_meta(h).etag,
+                next_position,
+                crc64: parse::crc64_header(h),
+            })
+        })
+        .await
+    }
+
+    async fn restore_object(&self, key: &str, days: u32, tier: &str) -> CosResult<()> {
+        let xml = format!(
+            "<RestoreRequest><Days>{days}</Days><CASJobParameters><Tier>{}</Tier></CASJobParameters></RestoreRequest>",
+            escape(tier)
+        );
+        let req = xml_body(
+            Request::new(Method::POST, Some(key)).param("restore", ""),
+            xml,
+        );
+        self.call(req, |_| async { Ok(()) }).await
+    }
+
     async fn copy_object(
         &self,
         source_key: &str,

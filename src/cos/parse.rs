@@ -13,7 +13,7 @@ use crate::xml::{self, unquote_etag, Element};
 
 pub use super::store::META_PREFIX;
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -52,6 +52,9 @@ pub fn object_meta(h: &HeaderMap) -> ObjectMeta {
         storage_class: header(h, "x-cos-storage-class").map(|s| s.to_ascii_uppercase()),
         crc64: crc64_header(h),
         user_meta,
+        appendable: header(h, "x-cos-object-type")
+            .is_some_and(|t| t.eq_ignore_ascii_case("appendable")),
+        restore: header(h, "x-cos-restore").map(str::to_string),
     }
 }
 

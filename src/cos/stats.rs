@@ -11,11 +11,12 @@ use std::time::Duration;
 use http::Method;
 
 /// The kinds of requests cosfs sends, in the order stats print them.
-pub const KINDS: [&str; 13] = [
+pub const KINDS: [&str; 15] = [
     "head",
     "get",
     "list",
     "put",
+    "append",
     "copy",
     "delete",
     "delete_multiple",
@@ -24,6 +25,7 @@ pub const KINDS: [&str; 13] = [
     "upload_part_copy",
     "complete",
     "abort",
+    "restore",
     "other",
 ];
 
@@ -105,6 +107,8 @@ pub fn kind_of(method: &Method, has_key: bool, params: &[(String, String)], copy
         Method::POST if has("uploads") => "initiate",
         Method::POST if has("uploadId") => "complete",
         Method::POST if has("delete") => "delete_multiple",
+        Method::POST if has("append") => "append",
+        Method::POST if has("restore") => "restore",
         Method::DELETE if has("uploadId") => "abort",
         Method::DELETE => "delete",
         _ => "other",
@@ -211,6 +215,11 @@ mod tests {
         );
         assert_eq!(k(Method::PUT, true, &[], true), "copy");
         assert_eq!(k(Method::POST, true, &["uploads"], false), "initiate");
+        assert_eq!(
+            k(Method::POST, true, &["append", "position"], false),
+            "append"
+        );
+        assert_eq!(k(Method::POST, true, &["restore"], false), "restore");
         assert_eq!(k(Method::POST, true, &["uploadId"], false), "complete");
         assert_eq!(
             k(Method::POST, false, &["delete"], false),

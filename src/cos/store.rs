@@ -28,7 +28,72 @@ pub struct ObjectMeta {
     /// Whole-object CRC-64 (`x-cos-hash-crc64ecma`), when COS sent it.
     pub crc64: Option<u64>,
     pub user_meta: UserMeta,
+    /// Written by APPEND Object (`x-cos-object-type: appendable`).
+    pub appendable: bool,
+    /// The `x-cos-restore` header of an archived object being or having been restored.
+    pub restore: Option<String>,
 }
+
+impl ObjectMeta {
+    /// ARCHIVE or DEEP_ARCHIVE: a GET needs a restored copy.
+    pub fn is_archived(&self) -> bool {
+        self.storage_class.as_deref().is_some_and(is_archive_class)
+    }
+
+    /// Where the restore of this object stands.
+    pub fn restore_status(&self) -> RestoreStatus {
+        if !self.is_archived() {
+            return RestoreStatus::NotArchived;
+        }
+        let Some(h) = &self.restore else {
+            return RestoreStatus::Archived;
+        };
+        let h = h.to_ascii_lowercase();
+        if h.contains("ongoing-request=\"true\"") {
+            return RestoreStatus::Ongoing;
+        }
+        let expiry = self.restore.as_deref().and_then(|h| {
+            let at = h.to_ascii_lowercase().find("expiry-date=")? + "expiry-date=".len();
+            let rest = h[at..].trim_start_matches('"');
+            Some(rest.split('"').next().unwrap_or(rest).to_string())
+        });
+        RestoreStatus::Restored { expiry }
+    }
+}
+
+/// Where an object's restore stands, from HEAD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreStatus {
+    NotArchived,
+    /// Archived, no restored copy: GET fails with InvalidObjectState.
+    Archived,
+    Ongoing,
+    /// Readable; the copy expires then (as COS wrote the date).
+    Restored {
+        expiry: Option<String>,
+    },
+}
+
+/// ARCHIVE and DEEP_ARCHIVE must be restored before a GET.
+pub fn is_archive_class(class: &str) -> bool {
+    class.eq_ignore_ascii_case("ARCHIVE") || class.eq_ignore_ascii_case("DEEP_ARCHIVE")
+}
+
+/// What APPEND Object answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendResult {
+    pub etag: String,
+    /// The object's length now (`x-cos-next-append-position`).
+    pub next_position: u64,
+    /// The whole object's CRC-64, when COS sent it.
+    pub crc64: Option<u64>,
+}
+
+/// How fast a restore should run (`CASJobParameters/Tier`).
+pub const RESTORE_TIERS: &[&str] = &["Expedited", "Standard", "Bulk"];
+
+/// The most one appendable object may hold.
+pub const APPENDABLE_MAX: u64 = 5 * 1024 * 1024 * 1024;
 
 /// One object of a listing page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,6 +340,17 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn head_object(&self, key: &str) -> CosResult<ObjectMeta>;
     async fn get_object(&self, key: &str, opts: &GetOptions) -> CosResult<GetObjectOutput>;
     async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> CosResult<PutResult>;
+    /// APPEND Object: `body` after the first `position` bytes (the object's length; 0 creates
+    /// an appendable object with `opts`, which later appends ignore).
+    async fn append_object(
+        &self,
+        key: &str,
+        position: u64,
+        body: Bytes,
+        opts: &PutOptions,
+    ) -> CosResult<AppendResult>;
+    /// POST Object restore of an archived object: a copy readable for `days`, at `tier`.
+    async fn restore_object(&self, key: &str, days: u32, tier: &str) -> CosResult<()>;
     /// PUT Object - Copy from `source_key` of the same bucket.
     async fn copy_object(
         &self,

@@ -142,6 +142,11 @@ pub struct PosixAttr {
     pub unlinked: bool,
     /// A symlink's target, when it was fetched with these attributes (same version).
     pub target: Option<bytes::Bytes>,
+    /// In ARCHIVE or DEEP_ARCHIVE storage (from the listing or HEAD): opening it for reading
+    /// checks its restore first.
+    pub archived: bool,
+    /// An appendable object (known from HEAD only): readers do not pin its ETag.
+    pub appendable: bool,
 }
 
 impl PosixAttr {
@@ -234,12 +239,21 @@ pub fn from_object(meta: &ObjectMeta, key_is_dir: bool, d: &AttrDefaults) -> Pos
         .filter(|m| *m != 0)
         .map(|m| m & 0o7777)
         .unwrap_or(default_perm);
-    let mtime = um
+    let mut mtime = um
         .get("mtime")
         .and_then(|v| parse_time(v))
         .or(meta.last_modified)
         .unwrap_or_else(SystemTime::now);
-    let other = |name: &str| um.get(name).and_then(|v| parse_time(v)).unwrap_or(mtime);
+    // An appendable object keeps the headers it was created with while appends move its
+    // Last-Modified: the later of the two is when its content last changed.
+    let grown = meta.appendable.then_some(meta.last_modified).flatten();
+    if let Some(lm) = grown {
+        mtime = mtime.max(lm);
+    }
+    let other = |name: &str| {
+        let t = um.get(name).and_then(|v| parse_time(v)).unwrap_or(mtime);
+        grown.map_or(t, |lm| t.max(lm))
+    };
     PosixAttr {
         kind,
         perm,
@@ -264,6 +278,8 @@ pub fn from_object(meta: &ObjectMeta, key_is_dir: bool, d: &AttrDefaults) -> Pos
         source: AttrSource::Head,
         unlinked: false,
         target: None,
+        archived: meta.is_archived(),
+        appendable: meta.appendable,
     }
 }
 
@@ -286,6 +302,11 @@ pub fn from_listing(e: &ListEntry, d: &AttrDefaults) -> PosixAttr {
         source: AttrSource::Listing,
         unlinked: false,
         target: None,
+        archived: e
+            .storage_class
+            .as_deref()
+            .is_some_and(crate::cos::is_archive_class),
+        appendable: false,
     }
 }
 
@@ -306,6 +327,8 @@ pub fn implicit_dir(d: &AttrDefaults, mtime: SystemTime) -> PosixAttr {
         checked: None,
         source: AttrSource::Implicit,
         unlinked: false,
+        archived: false,
+        appendable: false,
         target: None,
     }
 }

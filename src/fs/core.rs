@@ -73,6 +73,9 @@ pub struct FsConfig {
     /// Storage class of new files (`None`: the bucket's default, STANDARD). A file written
     /// over an object keeps that object's class.
     pub storage_class: Option<String>,
+    /// New files opened with `O_APPEND` are created as appendable objects, written by APPEND
+    /// Object at each commit point (`--appendable-logs`).
+    pub appendable_logs: bool,
     /// Parts of the first size in flight, mount-wide (the upload memory budget is this many
     /// times `part_size`; bigger parts later in a big file take more of it each).
     pub upload_concurrency: usize,
@@ -109,6 +112,7 @@ impl Default for FsConfig {
             // that a 1 GiB file is 128 requests (DESIGN.md).
             part_size: 8 << 20,
             storage_class: None,
+            appendable_logs: false,
             // 8 parts in flight: 64 MiB of upload memory, enough to fill a fast link.
             upload_concurrency: 8,
             // The client's default request budget: one slow request is all it waits for.

@@ -24,9 +24,9 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::cos::{
-    ByteRange, CompleteResult, CopyOptions, CopyResult, CosError, CosResult, DeleteFailure,
-    GetObjectOutput, GetOptions, ListPage, ListPartsPage, ListRequest, ListUploadsPage, ObjectMeta,
-    ObjectStore, PutOptions, PutResult, UploadedPart, MAX_DELETE_KEYS,
+    AppendResult, ByteRange, CompleteResult, CopyOptions, CopyResult, CosError, CosResult,
+    DeleteFailure, GetObjectOutput, GetOptions, ListPage, ListPartsPage, ListRequest,
+    ListUploadsPage, ObjectMeta, ObjectStore, PutOptions, PutResult, UploadedPart, MAX_DELETE_KEYS,
 };
 
 #[derive(Default)]
@@ -220,6 +220,19 @@ impl<S: ObjectStore + ?Sized> ObjectStore for DeferredDeletes<S> {
     async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> CosResult<PutResult> {
         self.wait_for_key(key).await;
         self.inner.put_object(key, body, opts).await
+    }
+    async fn append_object(
+        &self,
+        key: &str,
+        position: u64,
+        body: Bytes,
+        opts: &PutOptions,
+    ) -> CosResult<AppendResult> {
+        self.wait_for_key(key).await;
+        self.inner.append_object(key, position, body, opts).await
+    }
+    async fn restore_object(&self, key: &str, days: u32, tier: &str) -> CosResult<()> {
+        self.inner.restore_object(key, days, tier).await
     }
     async fn copy_object(
         &self,

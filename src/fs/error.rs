@@ -3,6 +3,9 @@
 
 use crate::cos::{CosError, ErrorKind};
 
+/// The state of an archived object whose restore is running (`FsError::Archived`).
+pub const RESTORING: &str = "its restore is still running";
+
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
     #[error("no such file or directory")]
@@ -37,6 +40,16 @@ pub enum FsError {
     /// The HEAD a listed entry waited on was cancelled (its listing restarted).
     #[error("the metadata fetch of a listed entry was cancelled")]
     ListingCancelled,
+    /// A metadata change (chmod, chown, utimens, xattrs, storage class) of an appendable
+    /// object: COS cannot copy one onto itself.
+    #[error("COS cannot change the metadata of an appendable object (it cannot be copied); rewrite the file as a normal one first, e.g. cp f f.new && mv f.new f")]
+    NotCopyable,
+    /// A rename of an appendable object: COS cannot copy it, so the name cannot move.
+    #[error("COS cannot rename an appendable object (it cannot be copied); mv copies it instead")]
+    AppendableRename,
+    /// Open of an archived object without a readable restored copy.
+    #[error("the object is in archive storage ({class}) and {state}; restore it first: setfattr -n user.cos.restore -v 'days=1,tier=Standard' FILE")]
+    Archived { class: String, state: &'static str },
     #[error("directory not empty")]
     NotEmpty,
     #[error("file exists")]
@@ -138,7 +151,7 @@ pub fn cos_errno(e: &CosError) -> i32 {
             | ErrorKind::ClockSkew,
         ) => libc::EACCES,
         Some(ErrorKind::PreconditionFailed) => libc::ESTALE,
-        Some(ErrorKind::InvalidObjectState) => libc::EAGAIN,
+        Some(ErrorKind::InvalidObjectState) => libc::ENODATA,
         Some(ErrorKind::KeyTooLong) => libc::ENAMETOOLONG,
         _ => match e {
             CosError::Timeout(_) => libc::ETIMEDOUT,
@@ -175,6 +188,10 @@ impl FsError {
             FsError::Block(b) => b.errno(),
             FsError::WriterBroken(_) => libc::EIO,
             FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::NotCopyable => libc::EOPNOTSUPP,
+            FsError::AppendableRename => libc::EXDEV,
+            FsError::Archived { state, .. } if *state == RESTORING => libc::EAGAIN,
+            FsError::Archived { .. } => libc::ENODATA,
             FsError::Exists => libc::EEXIST,
             FsError::NotPermitted(_) => libc::EPERM,
             FsError::InvalidArgument(_) => libc::EINVAL,
@@ -220,6 +237,8 @@ impl FsError {
                 | FsError::InvalidArgument(_)
                 | FsError::Unsupported(_)
                 | FsError::BufferTooSmall
+                // check_restored logged it, with how to restore
+                | FsError::Archived { .. }
         ) || matches!(self, FsError::Cos(e) if e.is_not_found())
             || matches!(
                 self,

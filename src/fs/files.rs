@@ -94,6 +94,8 @@ pub(super) fn new_attr(kind: FileKind, perm: u32, uid: u32, gid: u32, size: u64)
         source: AttrSource::Head,
         unlinked: false,
         target: None,
+        archived: false,
+        appendable: false,
     }
 }
 
@@ -207,10 +209,16 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                     return Err(FsError::Stale);
                 }
                 a.source = AttrSource::Head;
-                let w = if truncate {
-                    FileWriter::new_empty(&self.wctx, &node.key, a, existing.as_ref())
-                } else {
-                    FileWriter::new_over(&node.key, a, existing.as_ref().expect("checked above"))
+                let w = match &existing {
+                    _ if truncate => {
+                        FileWriter::new_empty(&self.wctx, &node.key, a, existing.as_ref())
+                    }
+                    Some(m) if m.appendable => FileWriter::new_append(&node.key, a, m),
+                    Some(m) => {
+                        self.check_restored(&node.key, m)?;
+                        FileWriter::new_over(&node.key, a, m)
+                    }
+                    None => unreachable!("checked above"),
                 };
                 // Another open may have made one meanwhile: the first one stays.
                 self.writers
@@ -259,11 +267,16 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Err(FsError::IsDir);
         }
         // A listing could not tell a symlink from a file: check before serving bytes.
+        let mut headed = None;
         if !node.local
             && (!node.is_fresh(self.cfg.metadata_ttl) || node.attr.source == AttrSource::Listing)
         {
             let fresh = match self.head(&node.key).await? {
-                Some(m) => attr::from_object(&m, false, &self.cfg.defaults),
+                Some(m) => {
+                    let a = attr::from_object(&m, false, &self.cfg.defaults);
+                    headed = Some(m);
+                    a
+                }
                 None => {
                     self.inodes
                         .lock()
@@ -284,6 +297,13 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             }
             node.attr = fresh;
         }
+        if !flags.write && !node.local {
+            // An archived object fails its open, not some read later.
+            match &headed {
+                Some(m) => self.check_restored(&node.key, m)?,
+                None => self.check_archived_open(&node).await?,
+            }
+        }
         if flags.write {
             self.attach_writer(&node, flags.truncate).await?;
         }
@@ -300,7 +320,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             }
         };
         let opener = if flags.write { process_of(pid) } else { 0 };
-        let reader = ObjectReader::new(&node.key, &etag, node.attr.size);
+        let reader = if node.attr.appendable {
+            ObjectReader::new_appendable(&node.key, &etag, node.attr.size)
+        } else {
+            ObjectReader::new(&node.key, &etag, node.attr.size)
+        };
         let fh = self.new_fh(FileHandle::new(
             ino,
             reader,
@@ -324,8 +348,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         pid: u32,
     ) -> FsResult<(Entry, Opened)> {
         let (key, a) = self.new_entry(parent, name, FileKind::File, mode, (uid, gid), 0)?;
-        let w = FileWriter::new_empty(&self.wctx, &key, a.clone(), None);
-        let mut w = w;
+        let mut w = if flags.append && self.cfg.appendable_logs {
+            FileWriter::new_appendable(&self.wctx, &key, a.clone())
+        } else {
+            FileWriter::new_empty(&self.wctx, &key, a.clone(), None)
+        };
         w.add_handle();
         let entry = self.add_entry(parent, name, a);
         if let Some(n) = self.inodes.lock().unwrap().get_mut(entry.ino) {
@@ -529,7 +556,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             let (mut a, mut foreign) = (g.attr().clone(), g.foreign().clone());
             change(&mut a, &mut foreign)?;
             meta::put_options(&a, &foreign, None, None)?;
-            g.set_meta(a, foreign);
+            g.set_meta(a, foreign)?;
             self.sync_attr(node.ino, g.attr());
             return Ok(());
         }
@@ -579,6 +606,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             etag
         } else {
             let m = existing.expect("files were checked above");
+            if m.appendable {
+                return Err(FsError::NotCopyable);
+            }
+            // COS copies an archived object only once it is restored.
+            self.check_restored(&node.key, &m)?;
             let opts: PutOptions = meta::put_options(
                 &a,
                 &foreign,

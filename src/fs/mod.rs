@@ -20,6 +20,7 @@
 //! - `timeouts`: names whose lookup just timed out (the kernel's immediate second lookup);
 //! - `core`: `CosFs`, the operations the FUSE adapter calls.
 
+pub mod archive;
 pub mod attr;
 pub mod cache;
 pub mod caller;

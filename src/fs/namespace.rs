@@ -396,6 +396,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             g.publish(&self.wctx).await?;
         }
         let m = self.store.head_object(&src.key).await?;
+        if m.appendable {
+            return Err(FsError::AppendableRename);
+        }
+        self.check_restored(&src.key, &m)?;
         let etag = meta::copy_object(
             &*self.store,
             &src.key,

@@ -114,6 +114,10 @@ pub struct ObjectReader {
     seq: Mutex<SeqState>,
     /// When a read of this handle last ran out of time (see `timeouts`).
     pub timed_out: Echo,
+    /// The version is an appendable object: appends elsewhere change its ETag but never its
+    /// first `size` bytes, so GETs are not pinned to the ETag; an answer must still be an
+    /// appendable object at least `size` long (else the object was replaced: "changed").
+    appendable: bool,
 }
 
 impl ObjectReader {
@@ -135,6 +139,15 @@ impl ObjectReader {
                 recent: Default::default(),
             }),
             timed_out: Echo::default(),
+            appendable: false,
+        }
+    }
+
+    /// A reader of the first `size` bytes of the appendable object `key` (as `etag` now).
+    pub fn new_appendable(key: &str, etag: &str, size: u64) -> Self {
+        ObjectReader {
+            appendable: true,
+            ..Self::new(key, etag, size)
         }
     }
 
@@ -462,6 +475,7 @@ impl ObjectReader {
     ) {
         let (store, cache) = (store.clone(), cache.clone());
         let version = self.version.clone();
+        let appendable = self.appendable;
         let blocks: Vec<(u64, u64)> = run.iter().map(|&i| (i, self.block_len(i))).collect();
         let (key, etag) = match self.source.lock().unwrap().clone() {
             Source::Cos { key, etag } => (key, etag),
@@ -477,6 +491,7 @@ impl ObjectReader {
                 let from = CosVersion {
                     key: &key,
                     etag: &etag,
+                    appendable,
                 };
                 get_blocks(&*store, &cache, from, &version, stretch, &mut room).await;
                 if let Some(disk) = cache.disk() {
@@ -547,6 +562,8 @@ impl Version {
 struct CosVersion<'a> {
     key: &'a Arc<str>,
     etag: &'a Arc<str>,
+    /// A prefix of an appendable object: not pinned to the ETag (see `ObjectReader`).
+    appendable: bool,
 }
 
 /// Blocks a GET may read past (and drop) rather than split in two: 8 blocks, 512 KiB, take
@@ -647,11 +664,15 @@ async fn get_blocks<S: ObjectStore + ?Sized>(
         let start = stretch[done].0 * BLOCK_SIZE;
         let opts = GetOptions {
             range: Some(ByteRange::new(start, end)),
-            if_match: Some(from.etag.to_string()),
+            if_match: (!from.appendable).then(|| from.etag.to_string()),
             ..Default::default()
         };
         let mut body = match store.get_object(key, &opts).await {
             Err(e) => break Some(read_failure(key, &e)),
+            Ok(out) if from.appendable && !(out.meta.appendable && out.meta.size >= v.size) => {
+                tracing::warn!(%key, "an appendable object was replaced while open");
+                break Some(BlockFailure::Changed);
+            }
             Ok(out) if out.content_length != end - start => {
                 tracing::warn!(%key, got = out.content_length, want = end - start, "ranged GET returned the wrong length");
                 break Some(BlockFailure::WrongBody);

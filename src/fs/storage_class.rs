@@ -48,7 +48,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
         if let Some(mut g) = self.locked_writer(node.ino).await {
             self.mark_written(node.ino);
-            g.set_storage_class(class);
+            g.set_storage_class(class)?;
             return Ok(());
         }
         let current = self.node(node.ino)?;
@@ -56,6 +56,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Ok(()); // its object is not its own any more (see change_meta)
         }
         let m = self.head(&node.key).await?.ok_or(FsError::NotFound)?;
+        if m.appendable {
+            return Err(FsError::NotCopyable);
+        }
         let opts = PutOptions {
             content_type: m.content_type.clone(),
             storage_class: Some(class),

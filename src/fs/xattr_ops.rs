@@ -3,12 +3,15 @@
 //! costs no HEAD per file, and writes to them are EOPNOTSUPP. Reading costs one HEAD (within
 //! `op_timeout`) unless the file is open for writing; a change is one copy of the object onto
 //! itself, or rides along with the upload of a file open for writing. `user.cos.storage_class`
-//! is not stored: it is the object's storage class (`storage_class`).
+//! is not stored: it is the object's storage class (`storage_class`); nor are
+//! `user.cos.restore` and `user.cos.restore_status`, the restore of an archived object
+//! (`archive`).
 
 use std::time::SystemTime;
 
 use crate::cos::ObjectStore;
 
+use super::archive::{RESTORE_STATUS_XATTR, RESTORE_XATTR};
 use super::core::CosFs;
 use super::error::{FsError, FsResult};
 use super::inode::Inode;
@@ -38,8 +41,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return r;
         }
         let node = self.node(ino)?;
-        if name == STORAGE_CLASS_XATTR {
-            return Ok(self.storage_class_of(&node).await?.into_bytes());
+        match name {
+            STORAGE_CLASS_XATTR => return Ok(self.storage_class_of(&node).await?.into_bytes()),
+            RESTORE_STATUS_XATTR => return Ok(self.restore_status_of(&node).await?.into_bytes()),
+            RESTORE_XATTR => return Err(FsError::NoXattr), // a request, not a value
+            _ => {}
         }
         self.xattrs_of(&node)
             .await?
@@ -73,6 +79,20 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                     "a storage class can be changed, not removed",
                 )),
             };
+        }
+        match name {
+            RESTORE_XATTR => {
+                return match value {
+                    Some(v) => self.restore(&node, v).await,
+                    None => Err(FsError::NoXattr),
+                }
+            }
+            RESTORE_STATUS_XATTR => {
+                return Err(FsError::NotPermitted(
+                    "the restore status is COS's to say; set user.cos.restore to restore",
+                ))
+            }
+            _ => {}
         }
         self.change_meta(&node, |a, foreign| {
             let mut x = meta::xattrs(foreign);

@@ -39,6 +39,9 @@ pub struct FaultConfig {
     /// Answer Upload Part without `x-cos-hash-crc64ecma`, as a COS-compatible server that
     /// does not report part checksums would.
     pub omit_part_crc64: bool,
+    /// How long a POST Object restore takes before the archived object can be read (COS
+    /// takes minutes to hours; tests want a moment).
+    pub restore_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

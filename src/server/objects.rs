@@ -144,6 +144,52 @@ pub async fn put(
         .expect("response"))
 }
 
+/// APPEND Object: `POST /<key>?append&position=N`.
+pub async fn append(
+    st: &State,
+    ctx: &Ctx,
+    bucket: Arc<Bucket>,
+    body: Incoming,
+) -> Result<Resp, StoreError> {
+    ops::check_key(&ctx.key)?;
+    let position: u64 = ctx
+        .param("position")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| {
+            StoreError::bad_request("InvalidArgument", "append needs position=<current length>")
+        })?;
+    let headers = new_object_headers(ctx)?;
+    let blob = receive(st, ctx, &bucket, body, MAX_SINGLE_PUT).await?;
+    let rec = ops::append(&bucket, &ctx.key, position, &blob, headers)?;
+    Ok(Response::builder()
+        .header("etag", quoted(&rec.etag))
+        .header("x-cos-hash-crc64ecma", rec.crc64.to_string())
+        .header("x-cos-next-append-position", rec.size)
+        .body(empty())
+        .expect("response"))
+}
+
+/// POST Object restore: `POST /<key>?restore` with a RestoreRequest document.
+pub async fn restore(
+    st: &State,
+    ctx: &Ctx,
+    bucket: &Bucket,
+    body: Incoming,
+) -> Result<Resp, StoreError> {
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| StoreError::bad_request("IncompleteBody", e.to_string()))?
+        .to_bytes();
+    let (days, tier) = ops::parse_restore_request(&body)?;
+    let delay = st.faults.get().restore_delay_ms;
+    let status = ops::restore(bucket, &ctx.key, days, &tier, delay)?;
+    Ok(Response::builder()
+        .status(status)
+        .body(empty())
+        .expect("response"))
+}
+
 fn object_response(rec: &ObjectRecord) -> http::response::Builder {
     let mut b = Response::builder()
         .header("etag", quoted(&rec.etag))
@@ -156,6 +202,14 @@ fn object_response(rec: &ObjectRecord) -> http::response::Builder {
         .header("x-cos-hash-crc64ecma", rec.crc64.to_string());
     if rec.storage_class != "STANDARD" {
         b = b.header("x-cos-storage-class", &rec.storage_class);
+    }
+    if rec.appendable {
+        b = b
+            .header("x-cos-object-type", "appendable")
+            .header("x-cos-next-append-position", rec.size);
+    }
+    if let Some(r) = ops::restore_header(rec) {
+        b = b.header("x-cos-restore", r);
     }
     for (k, v) in &rec.user_meta {
         b = b.header(format!("x-cos-meta-{k}"), v.as_bytes());
@@ -171,6 +225,9 @@ pub async fn get(
     drop_mid_body: bool,
 ) -> Result<Resp, StoreError> {
     let (rec, file) = ops::find_object(bucket, &ctx.key, !head)?;
+    if !head {
+        ops::check_readable(&rec)?;
+    }
     if ops::check_conditions(&conditions(ctx, ""), &rec)? {
         return Ok(object_response(&rec)
             .status(StatusCode::NOT_MODIFIED)

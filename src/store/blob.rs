@@ -240,3 +240,16 @@ pub fn concat_blocking(bucket: &Bucket, sources: &[PathBuf]) -> io::Result<(Stri
         }
     }
 }
+
+/// Write the body of the `data/` file `from` into the `data/` file `into` at `offset`, and
+/// sync it (an APPEND: bytes past the object's recorded length are not yet its own).
+pub fn append_blocking(bucket: &Bucket, into: &str, offset: u64, from: &str) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .open(bucket.data_path(into))?;
+    out.set_len(offset)?;
+    out.seek(SeekFrom::Start(offset))?;
+    io::copy(&mut File::open(bucket.data_path(from))?, &mut out)?;
+    out.sync_all()
+}

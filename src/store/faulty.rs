@@ -21,9 +21,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::cos::{
-    ByteRange, CompleteResult, CopyOptions, CopyResult, CosError, CosResult, DeleteFailure,
-    GetObjectOutput, GetOptions, ListPage, ListPartsPage, ListRequest, ListUploadsPage, ObjectMeta,
-    ObjectStore, PutOptions, PutResult, UploadedPart,
+    AppendResult, ByteRange, CompleteResult, CopyOptions, CopyResult, CosError, CosResult,
+    DeleteFailure, GetObjectOutput, GetOptions, ListPage, ListPartsPage, ListRequest,
+    ListUploadsPage, ObjectMeta, ObjectStore, PutOptions, PutResult, UploadedPart,
 };
 
 /// What to inject.
@@ -183,6 +183,22 @@ impl<S: ObjectStore + ?Sized> ObjectStore for FaultyStore<S> {
     async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> CosResult<PutResult> {
         self.gate("PutObject").await?;
         self.inner.put_object(key, body, opts).await
+    }
+
+    async fn append_object(
+        &self,
+        key: &str,
+        position: u64,
+        body: Bytes,
+        opts: &PutOptions,
+    ) -> CosResult<AppendResult> {
+        self.gate("AppendObject").await?;
+        self.inner.append_object(key, position, body, opts).await
+    }
+
+    async fn restore_object(&self, key: &str, days: u32, tier: &str) -> CosResult<()> {
+        self.gate("PostObjectRestore").await?;
+        self.inner.restore_object(key, days, tier).await
     }
 
     async fn copy_object(

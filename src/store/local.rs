@@ -25,14 +25,16 @@ use super::storage::{Bucket, NewObjectHeaders, ObjectRecord, Storage, StoredBlob
 use super::StoreError;
 use crate::cos::store::{check_delete_keys, check_put_options};
 use crate::cos::{
-    ByteRange, CompleteResult, CopyOptions, CopyResult, CosError, CosResult, DeleteFailure,
-    GetObjectOutput, GetOptions, ListEntry, ListPage, ListPartsPage, ListRequest, ListUploadsPage,
-    MetadataDirective, ObjectMeta, ObjectStore, PartInfo, PutOptions, PutResult, UploadInfo,
-    UploadedPart,
+    AppendResult, ByteRange, CompleteResult, CopyOptions, CopyResult, CosError, CosResult,
+    DeleteFailure, GetObjectOutput, GetOptions, ListEntry, ListPage, ListPartsPage, ListRequest,
+    ListUploadsPage, MetadataDirective, ObjectMeta, ObjectStore, PartInfo, PutOptions, PutResult,
+    UploadInfo, UploadedPart,
 };
 
 pub struct LocalStore {
     bucket: Arc<Bucket>,
+    /// How long a restore of an archived object takes (`with_restore_delay`; none by default).
+    restore_delay_ms: u64,
     /// Holds the directory's lock for as long as the store lives.
     _storage: Storage,
 }
@@ -50,8 +52,15 @@ impl LocalStore {
         let bucket = storage.create_bucket(bucket)?;
         Ok(LocalStore {
             bucket,
+            restore_delay_ms: 0,
             _storage: storage,
         })
+    }
+
+    /// Restores of archived objects take `delay` before the object can be read.
+    pub fn with_restore_delay(mut self, delay: Duration) -> Self {
+        self.restore_delay_ms = delay.as_millis() as u64;
+        self
     }
 
     /// Run disk work on the blocking pool.
@@ -98,6 +107,8 @@ fn meta_of(r: &ObjectRecord) -> ObjectMeta {
         storage_class: Some(r.storage_class.clone()).filter(|c| c != "STANDARD"),
         crc64: Some(r.crc64),
         user_meta: r.user_meta.clone(),
+        appendable: r.appendable,
+        restore: ops::restore_header(r),
     }
 }
 
@@ -172,6 +183,7 @@ impl ObjectStore for LocalStore {
     async fn get_object(&self, key: &str, opts: &GetOptions) -> CosResult<GetObjectOutput> {
         let fail = |e| service_error(e, key);
         let (rec, file) = ops::find_object(&self.bucket, key, true).map_err(fail)?;
+        ops::check_readable(&rec).map_err(fail)?;
         let conditions = Conditions {
             if_match: opts.if_match.clone(),
             if_none_match: opts.if_none_match.clone(),
@@ -209,6 +221,32 @@ impl ObjectStore for LocalStore {
             etag: rec.etag,
             crc64: Some(rec.crc64),
         })
+    }
+
+    async fn append_object(
+        &self,
+        key: &str,
+        position: u64,
+        body: Bytes,
+        opts: &PutOptions,
+    ) -> CosResult<AppendResult> {
+        let headers = checked_headers(opts, key)?;
+        let blob = self.store_body(&body).await?;
+        let k = key.to_string();
+        let rec = self
+            .blocking(move |b| ops::append(b, &k, position, &blob, headers))
+            .await?;
+        Ok(AppendResult {
+            etag: rec.etag,
+            next_position: rec.size,
+            crc64: Some(rec.crc64),
+        })
+    }
+
+    async fn restore_object(&self, key: &str, days: u32, tier: &str) -> CosResult<()> {
+        let (k, tier, delay) = (key.to_string(), tier.to_string(), self.restore_delay_ms);
+        self.blocking(move |b| ops::restore(b, &k, days, &tier, delay).map(|_| ()))
+            .await
     }
 
     async fn copy_object(

@@ -9,6 +9,12 @@
 //!   the end is 416.
 //! - Copy: 5 GB at most in one copy; onto itself only with `Replaced` metadata; the storage class
 //!   reverts to STANDARD unless given again; the ETag and CRC-64 are the source's.
+//! - Append: an object first written by APPEND Object is appendable; `position` must be its
+//!   length (409 PositionNotEqualToLength), a normal object refuses (409 ObjectNotAppendable),
+//!   5 GB in all; appendable objects cannot be copied (400 InvalidObjectType; COS documents the
+//!   refusal, not its code). A PUT, copy or Complete over one makes a normal object.
+//! - Archive: GET and copy of an ARCHIVE/DEEP_ARCHIVE object need a restored copy (403
+//!   InvalidObjectState); a restore is readable after the server's delay, for its days.
 //! - Multipart: part numbers 1..10000; Complete takes parts ascending, contiguous from 1, with
 //!   their ETags, every part but the last at least 1 MB; the ETag is the MD5 of the parts' MD5s
 //!   plus `-N`, the CRC-64 is combined from the parts'.
@@ -23,7 +29,8 @@ use md5::{Digest, Md5};
 
 use super::blob::copy_range;
 use super::storage::{
-    now_ms, Bucket, NewObjectHeaders, ObjectRecord, PartRecord, StoredBlob, UploadRecord,
+    now_ms, Bucket, NewObjectHeaders, ObjectRecord, PartRecord, RestoreRecord, RestoreState,
+    StoredBlob, UploadRecord,
 };
 use super::StoreError;
 use crate::cos::integrity::crc64_combine;
@@ -224,12 +231,227 @@ pub fn put(
 }
 
 /// The source of a copy, its `x-cos-copy-source-If-*` conditions checked (a 304 is a 412 here).
+/// Appendable objects cannot be copied; archived ones only once restored.
 pub fn copy_source(bucket: &Bucket, key: &str, c: &Conditions) -> Result<ObjectRecord, StoreError> {
     let rec = bucket.get(key).ok_or_else(StoreError::no_such_key)?;
     if check_conditions(c, &rec)? {
         return Err(StoreError::precondition());
     }
+    if rec.appendable {
+        return Err(StoreError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidObjectType",
+            "appendable objects cannot be the source of a copy",
+        ));
+    }
+    check_readable(&rec)?;
     Ok(rec)
+}
+
+/// GET and copy of an archived object need a restored copy (403 InvalidObjectState).
+pub fn check_readable(rec: &ObjectRecord) -> Result<(), StoreError> {
+    if rec.readable(now_ms()) {
+        return Ok(());
+    }
+    Err(StoreError::new(
+        StatusCode::FORBIDDEN,
+        "InvalidObjectState",
+        format!(
+            "The operation is not valid for the object's storage class {}: restore it first (POST Object restore)",
+            rec.storage_class
+        ),
+    ))
+}
+
+/// APPEND Object: `blob` (received under `data/`) goes after the `position` bytes of `key`,
+/// which must be that long and appendable; a missing key is created appendable (position 0)
+/// with `headers`. The bytes are written into the object's data file past its length, then the
+/// record moves its length: a crash in between leaves the shorter object.
+pub fn append(
+    bucket: &Bucket,
+    key: &str,
+    position: u64,
+    blob: &StoredBlob,
+    headers: NewObjectHeaders,
+) -> Result<ObjectRecord, StoreError> {
+    let r = append_locked(bucket, key, position, blob, headers);
+    match &r {
+        Ok(rec) if rec.data == blob.data => {}
+        _ => bucket.remove_data(&blob.data),
+    }
+    r
+}
+
+fn append_locked(
+    bucket: &Bucket,
+    key: &str,
+    position: u64,
+    blob: &StoredBlob,
+    headers: NewObjectHeaders,
+) -> Result<ObjectRecord, StoreError> {
+    check_key(key)?;
+    if key.is_empty() {
+        return Err(StoreError::bad_request(
+            "InvalidArgument",
+            "empty object key",
+        ));
+    }
+    let _one_at_a_time = bucket.append_lock.lock().unwrap();
+    let mismatch = |len: u64| {
+        StoreError::new(
+            StatusCode::CONFLICT,
+            "PositionNotEqualToLength",
+            format!("position {position} is not the object's length {len}"),
+        )
+    };
+    let Some(prev) = bucket.get(key) else {
+        if position != 0 {
+            return Err(mismatch(0));
+        }
+        let rec = ObjectRecord {
+            key: key.to_string(),
+            size: blob.size,
+            etag: hex::encode(blob.md5),
+            crc64: blob.crc64,
+            last_modified_ms: now_ms(),
+            content_type: headers.content_type,
+            storage_class: headers.storage_class,
+            user_meta: headers.user_meta,
+            data: blob.data.clone(),
+            appendable: true,
+            restore: None,
+        };
+        if !bucket.replace_record(None, &rec)? {
+            return Err(mismatch(bucket.get(key).map_or(0, |r| r.size)));
+        }
+        return Ok(rec);
+    };
+    if !prev.appendable {
+        return Err(StoreError::new(
+            StatusCode::CONFLICT,
+            "ObjectNotAppendable",
+            "the object was not written by APPEND Object",
+        ));
+    }
+    if prev.size != position {
+        return Err(mismatch(prev.size));
+    }
+    if prev.size + blob.size > MAX_SINGLE_PUT {
+        return Err(StoreError::bad_request(
+            "EntityTooLarge",
+            "an appendable object may not exceed 5 GB",
+        ));
+    }
+    super::blob::append_blocking(bucket, &prev.data, prev.size, &blob.data)?;
+    let mut md5 = Md5::new();
+    md5.update(prev.etag.as_bytes());
+    md5.update(blob.md5);
+    let next = ObjectRecord {
+        size: prev.size + blob.size,
+        etag: hex::encode(md5.finalize()),
+        crc64: crc64_combine(prev.crc64, blob.crc64, blob.size),
+        last_modified_ms: now_ms(),
+        ..prev.clone()
+    };
+    if !bucket.replace_record(Some(&prev), &next)? {
+        return Err(mismatch(bucket.get(key).map_or(0, |r| r.size)));
+    }
+    Ok(next)
+}
+
+/// POST Object restore of `key` for `days` at `tier`, readable after `delay_ms`: 202 when a
+/// restore starts, 200 when a restored copy's days are renewed, 409 while one runs.
+pub fn restore(
+    bucket: &Bucket,
+    key: &str,
+    days: u32,
+    tier: &str,
+    delay_ms: u64,
+) -> Result<StatusCode, StoreError> {
+    let prev = bucket.get(key).ok_or_else(StoreError::no_such_key)?;
+    let now = now_ms();
+    let (restore, status) = match prev.restore_state(now) {
+        RestoreState::NotArchived => {
+            return Err(StoreError::new(
+                StatusCode::FORBIDDEN,
+                "InvalidObjectState",
+                format!(
+                    "restore is only for ARCHIVE and DEEP_ARCHIVE objects; this one is {}",
+                    prev.storage_class
+                ),
+            ))
+        }
+        RestoreState::Ongoing => {
+            return Err(StoreError::new(
+                StatusCode::CONFLICT,
+                "RestoreAlreadyInProgress",
+                "Object restore is already in progress",
+            ))
+        }
+        RestoreState::Restored { .. } => (
+            RestoreRecord {
+                days,
+                tier: tier.to_string(),
+                ready_ms: now,
+            },
+            StatusCode::OK,
+        ),
+        RestoreState::Archived => (
+            RestoreRecord {
+                days,
+                tier: tier.to_string(),
+                ready_ms: now + delay_ms,
+            },
+            StatusCode::ACCEPTED,
+        ),
+    };
+    let next = ObjectRecord {
+        restore: Some(restore),
+        ..prev.clone()
+    };
+    if !bucket.replace_record(Some(&prev), &next)? {
+        return Err(StoreError::new(
+            StatusCode::CONFLICT,
+            "OperationAborted",
+            "the object changed during the restore request; try again",
+        ));
+    }
+    Ok(status)
+}
+
+/// The `x-cos-restore` header of `rec` now, if a restore runs or its copy is readable.
+pub fn restore_header(rec: &ObjectRecord) -> Option<String> {
+    match rec.restore_state(now_ms()) {
+        RestoreState::Ongoing => Some("ongoing-request=\"true\"".into()),
+        RestoreState::Restored { expiry } => Some(format!(
+            "ongoing-request=\"false\", expiry-date=\"{}\"",
+            httpdate::fmt_http_date(expiry)
+        )),
+        RestoreState::NotArchived | RestoreState::Archived => None,
+    }
+}
+
+/// The `Days` and `Tier` of a RestoreRequest document.
+pub fn parse_restore_request(body: &[u8]) -> Result<(u32, String), StoreError> {
+    let bad = |m: &str| StoreError::bad_request("MalformedXML", m.to_string());
+    let root = crate::xml::parse(body).map_err(|_| bad("RestoreRequest is not XML"))?;
+    if root.name != "RestoreRequest" {
+        return Err(bad("expected a RestoreRequest document"));
+    }
+    let days: u32 = root
+        .text_of(&["Days"])
+        .and_then(|d| d.trim().parse().ok())
+        .filter(|d| *d >= 1)
+        .ok_or_else(|| bad("RestoreRequest needs Days, a whole number of at least 1"))?;
+    let tier = root
+        .child("CASJobParameters")
+        .and_then(|j| j.text_of(&["Tier"]))
+        .map(|t| t.trim().to_string())
+        .unwrap_or_else(|| "Standard".into());
+    if !["Expedited", "Standard", "Bulk"].contains(&tier.as_str()) {
+        return Err(bad("Tier must be Expedited, Standard or Bulk"));
+    }
+    Ok((days, tier))
 }
 
 /// What a copy does with the source's headers.
@@ -521,6 +743,48 @@ pub fn list_uploads(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn blob(bucket: &Bucket, body: &[u8]) -> StoredBlob {
+        let name = super::super::storage::random_id();
+        std::fs::write(bucket.tmp_dir().join(&name), body).unwrap();
+        bucket.adopt_tmp(&name).unwrap();
+        StoredBlob {
+            data: name,
+            size: body.len() as u64,
+            md5: Md5::digest(body).into(),
+            crc64: crate::cos::integrity::crc64(body),
+        }
+    }
+
+    #[test]
+    fn appends_stop_at_5_gb() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = super::super::storage::Storage::open(dir.path()).unwrap();
+        let b = storage.create_bucket("b-1250000000").unwrap();
+        let rec = append(&b, "log", 0, &blob(&b, b"abc"), Default::default()).unwrap();
+        // Pretend it holds all but one byte of the cap (the data file is sparse past it).
+        let near = ObjectRecord {
+            size: MAX_SINGLE_PUT - 1,
+            ..rec.clone()
+        };
+        assert!(b.replace_record(Some(&rec), &near).unwrap());
+        let over = append(
+            &b,
+            "log",
+            MAX_SINGLE_PUT - 1,
+            &blob(&b, b"xy"),
+            Default::default(),
+        );
+        assert_eq!(over.unwrap_err().code, "EntityTooLarge");
+        let fits = append(
+            &b,
+            "log",
+            MAX_SINGLE_PUT - 1,
+            &blob(&b, b"z"),
+            Default::default(),
+        );
+        assert_eq!(fits.unwrap().size, MAX_SINGLE_PUT);
+    }
 
     #[test]
     fn ranges() {

@@ -42,11 +42,68 @@ pub struct ObjectRecord {
     pub user_meta: BTreeMap<String, String>,
     /// File name under `data/`.
     pub data: String,
+    /// Written by APPEND Object (`x-cos-object-type: appendable`); appends write into `data`
+    /// past `size` and then move `size` (see `ops::append`).
+    #[serde(default)]
+    pub appendable: bool,
+    /// The restore of an archived object, once one was asked for.
+    #[serde(default)]
+    pub restore: Option<RestoreRecord>,
 }
+
+/// A POST Object restore: the temporary copy is readable from `ready_ms` for `days` days.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestoreRecord {
+    pub days: u32,
+    pub tier: String,
+    pub ready_ms: u64,
+}
+
+/// Where the restore of an archived object stands at some moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreState {
+    /// Not an archive class: readable.
+    NotArchived,
+    /// Archived, and no restored copy: GET is refused.
+    Archived,
+    /// A restore is running.
+    Ongoing,
+    /// Restored, readable until then.
+    Restored { expiry: SystemTime },
+}
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
 
 impl ObjectRecord {
     pub fn last_modified(&self) -> SystemTime {
         UNIX_EPOCH + std::time::Duration::from_millis(self.last_modified_ms)
+    }
+
+    pub fn is_archived(&self) -> bool {
+        matches!(self.storage_class.as_str(), "ARCHIVE" | "DEEP_ARCHIVE")
+    }
+
+    /// The restore state at `now_ms`.
+    pub fn restore_state(&self, now_ms: u64) -> RestoreState {
+        if !self.is_archived() {
+            return RestoreState::NotArchived;
+        }
+        match &self.restore {
+            Some(r) if now_ms < r.ready_ms => RestoreState::Ongoing,
+            Some(r) if now_ms < r.ready_ms + r.days as u64 * DAY_MS => RestoreState::Restored {
+                expiry: UNIX_EPOCH
+                    + std::time::Duration::from_millis(r.ready_ms + r.days as u64 * DAY_MS),
+            },
+            _ => RestoreState::Archived,
+        }
+    }
+
+    /// GET (or copying it) may read the body now.
+    pub fn readable(&self, now_ms: u64) -> bool {
+        matches!(
+            self.restore_state(now_ms),
+            RestoreState::NotArchived | RestoreState::Restored { .. }
+        )
     }
 }
 
@@ -90,6 +147,8 @@ pub struct Bucket {
     dir: PathBuf,
     index: RwLock<BTreeMap<String, ObjectRecord>>,
     uploads: RwLock<BTreeMap<String, UploadRecord>>,
+    /// Appends run one at a time (each checks the length it writes after).
+    pub append_lock: std::sync::Mutex<()>,
 }
 
 pub fn now_ms() -> u64 {
@@ -181,6 +240,7 @@ impl Bucket {
             dir,
             index: RwLock::new(index),
             uploads: RwLock::new(uploads),
+            append_lock: std::sync::Mutex::new(()),
         })
     }
 
@@ -254,7 +314,16 @@ impl Bucket {
             storage_class: headers.storage_class,
             user_meta: headers.user_meta,
             data: blob.data.clone(),
+            appendable: false,
+            restore: None,
         };
+        self.commit_record(rec)
+    }
+
+    /// Make `rec` the current record of its key (its data already under `data/`), removing the
+    /// data file of the record it replaces, unless shared.
+    pub fn commit_record(&self, rec: ObjectRecord) -> io::Result<ObjectRecord> {
+        let key = rec.key.as_str();
         let old = {
             let mut index = self.index.write().unwrap();
             write_json_atomic(&self.tmp_dir(), &self.meta_path(key), &rec)?;
@@ -266,6 +335,22 @@ impl Bucket {
             }
         }
         Ok(rec)
+    }
+
+    /// Make `next` the record of its key only if the key's record is still `prev` (None: no
+    /// object): false when another write got there first. The data file is `prev`'s, or new.
+    pub fn replace_record(
+        &self,
+        prev: Option<&ObjectRecord>,
+        next: &ObjectRecord,
+    ) -> io::Result<bool> {
+        let mut index = self.index.write().unwrap();
+        if index.get(&next.key) != prev {
+            return Ok(false);
+        }
+        write_json_atomic(&self.tmp_dir(), &self.meta_path(&next.key), next)?;
+        index.insert(next.key.clone(), next.clone());
+        Ok(true)
     }
 
     /// Delete `key`; deleting a missing key succeeds (COS answers 204 either way).

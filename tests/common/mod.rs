@@ -172,6 +172,7 @@ where
     (format!("http://{addr}"), hits)
 }
 pub mod mount;
+pub mod posix;
 
 /// A loopback port nothing listens on now (for endpoints that must refuse, or a listener the
 /// mount opens itself).

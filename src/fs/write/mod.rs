@@ -2,6 +2,7 @@
 //! start, staging files for files modified in place, and the plans that rebuild an object from
 //! copied and uploaded parts.
 //!
+//! - `append`: the tail of a file over an appendable object, sent as APPEND Object;
 //! - `cleanup`: aborts of uploads that will never complete, retried in the background;
 //! - `open_upload`: the upload a streamed overwrite leaves open when it turns staged (pure);
 //! - `parts`: part sizes and rebuild plans (pure);
@@ -11,6 +12,7 @@
 //! - `stream`: the background multipart upload of a sequentially written file;
 //! - `writer`: `FileWriter`, the state of one file open for writing.
 
+pub mod append;
 pub mod cleanup;
 pub mod open_upload;
 pub mod parts;

@@ -43,6 +43,9 @@ pub(super) struct Staged {
     dirty: RangeSet,
     /// The upload a streamed overwrite left open (all bytes are then dirty and local).
     pub open: Option<OpenUpload>,
+    /// The base may be copied from (COS refuses to copy appendable objects: their clean
+    /// bytes are read and uploaded instead).
+    copy_base: bool,
 }
 
 impl Staged {
@@ -64,7 +67,18 @@ impl Staged {
             size,
             dirty: RangeSet::new(),
             open: None,
+            copy_base: true,
         }
+    }
+
+    /// The appendable object `key` as `etag` with `size` bytes: rebuilt without copies.
+    pub fn over_appendable(key: &str, etag: &str, size: u64) -> Self {
+        let mut st = Self::over_object(key, etag, size);
+        st.copy_base = false;
+        if let Some(b) = &mut st.base {
+            b.reader = Arc::new(ObjectReader::new_appendable(key, etag, size));
+        }
+        st
     }
 
     /// A file whose `size` bytes are all in `file` (a stream moved down), over the upload a
@@ -79,6 +93,7 @@ impl Staged {
             size,
             dirty,
             open,
+            copy_base: true,
         }
     }
 
@@ -180,12 +195,12 @@ impl Staged {
         if let Some(open) = self.open.take() {
             return self.complete_open(ctx, key, opts, open).await;
         }
-        let parts = plan(
-            self.size,
-            &self.clean(0..self.size),
-            ctx.part_size,
-            COPY_MIN,
-        );
+        let copyable = if self.copy_base {
+            self.clean(0..self.size)
+        } else {
+            Vec::new()
+        };
+        let parts = plan(self.size, &copyable, ctx.part_size, COPY_MIN);
         if let [PartSource::Data(r)] = parts.as_slice() {
             let _charge = part_memory(ctx, r).await;
             let body = self.read(ctx, r.start, r.end).await?;

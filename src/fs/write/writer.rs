@@ -1,11 +1,16 @@
 //! `FileWriter`: the state of one file open for writing (shared by all its handles).
 //!
-//! Two bodies:
+//! Three bodies:
 //! - `Stream`: the file is being written from its start (new file, `O_TRUNC`, truncate to 0).
 //!   Writes at or after the bytes still in memory go to the streaming upload; reads of those
 //!   bytes are served from memory.
 //! - `Staged` (`staged`): the file is being modified in place, through a staging file over
 //!   the previous object; publishing rebuilds the object.
+//! - `Append` (`append`): the object is appendable and every write so far landed at the end;
+//!   publishing is one APPEND Object of the new bytes. The first write elsewhere, or a
+//!   truncate, sends them and turns it into a staged file, rewritten as a normal object.
+//!   Metadata cannot change on an appendable object (COS cannot copy it): such changes are
+//!   EOPNOTSUPP, except on a file no APPEND has created yet.
 //!
 //! A stream turns into a staged file when a write or read reaches bytes already sent to COS.
 //! If nothing was sent yet, the buffer moves to the staging file and nothing is published. An
@@ -34,6 +39,7 @@ use crate::fs::error::{FsError, FsResult};
 use crate::fs::meta;
 use crate::fs::reader::ObjectReader;
 
+use super::append::AppendTail;
 use super::cleanup::abort_upload;
 use super::staged::Staged;
 use super::staging::{CacheDir, StagingFile};
@@ -58,6 +64,7 @@ pub struct WriteCtx<S: ObjectStore + ?Sized> {
 enum Body<S: ObjectStore + ?Sized> {
     Stream(StreamUpload<S>),
     Staged(Staged),
+    Append(AppendTail),
 }
 
 pub struct FileWriter<S: ObjectStore + ?Sized> {
@@ -136,6 +143,35 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         }
     }
 
+    /// A file opened for writing over the appendable object `existing`: writes at its end
+    /// are appended.
+    pub fn new_append(key: &str, attr: PosixAttr, existing: &ObjectMeta) -> Self {
+        let mut w = Self::new_over(key, attr, existing);
+        w.body = Body::Append(AppendTail::over(key, existing));
+        w
+    }
+
+    /// A new file created appendable (`--appendable-logs`): its first publish is the APPEND
+    /// that creates it.
+    pub fn new_appendable(ctx: &WriteCtx<S>, key: &str, attr: PosixAttr) -> Self {
+        let mut w = Self::new_empty(ctx, key, attr, None);
+        w.body = Body::Append(AppendTail::new_file(key));
+        w
+    }
+
+    /// Writes go out as APPEND Object (the object is, or will be, appendable).
+    pub fn is_appending(&self) -> bool {
+        matches!(self.body, Body::Append(_))
+    }
+
+    /// Metadata may change: not on an appendable object COS already holds.
+    fn check_meta_changeable(&self) -> FsResult<()> {
+        match &self.body {
+            Body::Append(t) if !t.creates() => Err(FsError::NotCopyable),
+            _ => Ok(()),
+        }
+    }
+
     /// The key it is published under.
     pub fn key(&self) -> &str {
         &self.key
@@ -157,15 +193,19 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
     }
 
     /// A new storage class: it rides with the next publish.
-    pub fn set_storage_class(&mut self, class: String) {
+    pub fn set_storage_class(&mut self, class: String) -> FsResult<()> {
+        self.check_meta_changeable()?;
         self.storage_class = Some(class);
         self.meta_modified = true;
+        Ok(())
     }
 
     /// New attributes and foreign headers (a metadata change): they ride with the next publish.
-    pub fn set_meta(&mut self, attr: PosixAttr, foreign: UserMeta) {
+    pub fn set_meta(&mut self, attr: PosixAttr, foreign: UserMeta) -> FsResult<()> {
+        self.check_meta_changeable()?;
         self.foreign = foreign;
         self.set_attr(attr);
+        Ok(())
     }
 
     /// An object exists under its key (else the file exists only on this mount so far).
@@ -216,6 +256,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         match &self.body {
             Body::Stream(s) => s.size(),
             Body::Staged(st) => st.size,
+            Body::Append(t) => t.size(),
         }
     }
 
@@ -247,8 +288,12 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
                 self.make_staged(ctx).await?;
             }
         }
+        if matches!(&self.body, Body::Append(t) if offset != t.size()) {
+            self.leave_append(ctx, "a write before its end").await?;
+        }
         let opts = self.put_options()?;
         match &mut self.body {
+            Body::Append(t) => t.push(ctx, data, &opts).await?,
             Body::Stream(s) => {
                 let r = s.write(offset, data, &opts).await;
                 if s.is_broken() {
@@ -268,6 +313,9 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         if offset >= end {
             return Ok(Bytes::new());
         }
+        if let Body::Append(t) = &self.body {
+            return t.read(ctx, offset, end).await;
+        }
         if let Body::Stream(s) = &self.body {
             if offset >= s.buf_start() {
                 let from = (offset - s.buf_start()) as usize;
@@ -278,12 +326,17 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         }
         match &self.body {
             Body::Staged(st) => st.read(ctx, offset, end).await,
-            Body::Stream(_) => unreachable!("a stream that reads sent bytes became staged"),
+            Body::Stream(_) | Body::Append(_) => {
+                unreachable!("a stream that reads sent bytes became staged")
+            }
         }
     }
 
     pub async fn truncate(&mut self, ctx: &WriteCtx<S>, size: u64) -> FsResult<()> {
         self.check()?;
+        if matches!(&self.body, Body::Append(t) if size != t.size() && size != 0) {
+            self.leave_append(ctx, "a truncate").await?;
+        }
         if size == 0 {
             // Nothing of the old content is needed: start a fresh stream.
             if let Body::Stream(s) = &mut self.body {
@@ -302,6 +355,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             match &mut self.body {
                 Body::Stream(s) => s.truncate(size).await,
                 Body::Staged(st) => st.truncate(size)?,
+                Body::Append(_) => {} // to its own size: nothing changes
             }
         }
         self.touch();
@@ -314,6 +368,23 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         self.attr = attr;
         self.attr.size = size;
         self.meta_modified = true;
+    }
+
+    /// An appendable file gets a change that is not an append: its tail goes out, and it
+    /// goes on as a staged file whose publish rewrites it as a normal object.
+    async fn leave_append(&mut self, ctx: &WriteCtx<S>, why: &str) -> FsResult<()> {
+        let opts = self.put_options()?;
+        let Body::Append(t) = &mut self.body else {
+            return Ok(());
+        };
+        t.send(ctx, &opts).await?;
+        tracing::info!(
+            key = %self.key,
+            "{why} on an appendable object: it will be rewritten as a normal object"
+        );
+        self.exists_remote = true;
+        self.body = Body::Staged(Staged::over_appendable(&self.key, t.etag(), t.committed()));
+        Ok(())
     }
 
     /// Turn a stream into a staged file (see the module comment).
@@ -364,7 +435,19 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             return Ok(());
         }
         let opts = self.put_options()?;
+        if let Body::Append(t) = &mut self.body {
+            t.send(ctx, &opts).await?;
+            let (etag, size) = (t.etag().to_string(), t.committed());
+            self.attr.changed_here(Some(etag));
+            self.attr.size = size;
+            self.attr.appendable = true;
+            self.modified = false;
+            self.meta_modified = false;
+            self.exists_remote = true;
+            return Ok(());
+        }
         let (etag, size) = match &mut self.body {
+            Body::Append(_) => unreachable!("sent above"),
             Body::Stream(s) => {
                 let r = s.finish(&opts).await;
                 if s.is_broken() {
@@ -414,12 +497,14 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         self.body = Body::Staged(Staged::over_object(&self.key, etag, size));
         self.attr.changed_here(Some(etag.to_string()));
         self.attr.size = size;
+        self.attr.appendable = false;
     }
 
     /// The reader of the object the clean bytes of this file still come from, if any.
     pub fn base_reader(&self) -> Option<Arc<ObjectReader>> {
         match &self.body {
             Body::Staged(st) => st.base_reader(),
+            Body::Append(t) => Some(t.reader()),
             Body::Stream(_) => None,
         }
     }
@@ -434,8 +519,10 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
     /// The file (never published) will be written under `key` instead.
     pub fn rekey_unpublished(&mut self, key: &str) {
         self.key = key.to_string();
-        if let Body::Stream(s) = &mut self.body {
-            s.set_key(key);
+        match &mut self.body {
+            Body::Stream(s) => s.set_key(key),
+            Body::Append(t) => t.set_key(key),
+            Body::Staged(_) => {}
         }
     }
 
