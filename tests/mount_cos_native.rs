@@ -137,6 +137,42 @@ fn appendable_logs_creates_appendable_files_for_o_append() {
 }
 
 #[test]
+fn appends_within_the_ttl_cost_one_request_and_survive_a_replaced_object() {
+    let b = Backend::start();
+    let m = Mounted::start(&b, &["--appendable-logs", "--metadata-ttl", "60"]);
+    let log = m.p("busy.log");
+    let echo = |text: &str| {
+        let out = sh(&format!("echo {text} >> {}", log.display()));
+        assert!(out.status.success(), "{out:?}");
+    };
+    echo("first");
+    b.reset_counts();
+    for i in 0..5 {
+        echo(&format!("line{i}"));
+    }
+    // This mount appended last: it knows the length, so each line is one APPEND, no HEAD.
+    assert_eq!(b.count("AppendObject"), 5);
+    assert_eq!(b.count("HeadObject") + b.count("ListObjects"), 0);
+    assert_eq!(
+        body(&b, "busy.log"),
+        b"first\nline0\nline1\nline2\nline3\nline4\n"
+    );
+
+    // Another client appends: the next line goes after theirs (one HEAD to find the end).
+    append(&b, "busy.log", 36, "theirs\n");
+    echo("mine");
+    assert_eq!(
+        body(&b, "busy.log"),
+        b"first\nline0\nline1\nline2\nline3\nline4\ntheirs\nmine\n"
+    );
+    // Another client replaces it with a normal object: the line is appended by a rebuild.
+    b.put("busy.log", "replaced\n");
+    echo("after");
+    assert_eq!(body(&b, "busy.log"), b"replaced\nafter\n");
+    assert!(!head(&b, "busy.log").unwrap().appendable);
+}
+
+#[test]
 fn changes_that_are_not_appends_are_refused_or_rewrite_the_object() {
     let b = Backend::start();
     for k in ["a.log", "b.log", "c.log", "d.log"] {

@@ -154,7 +154,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             seed_mib,
         } => {
             let c = client(&a)?;
-            let mut at = 0u64;
+            // Appends go on from an existing object's end.
+            let mut at = match c.head_object(key).await {
+                Ok(m) => m.size,
+                Err(e) if e.is_not_found() => 0,
+                Err(e) => return Err(e.into()),
+            };
             let seed = data(seed_mib << 20);
             for chunk in seed.chunks(8 << 20) {
                 let r = c

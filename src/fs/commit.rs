@@ -168,6 +168,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             } else {
                 n.attr = g.attr().clone();
                 n.fetched = Some(std::time::Instant::now());
+                n.own_append = g.appended_object().map(std::sync::Arc::new);
             }
         }
     }

@@ -199,7 +199,15 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     async fn attach_writer(&self, node: &Inode, truncate: bool) -> FsResult<SharedWriter<S>> {
         loop {
             if self.writer(node.ino).is_none() {
-                let existing = self.head(&node.key).await?;
+                // The appendable object this mount appended to within the TTL needs no HEAD.
+                let own = node
+                    .own_append
+                    .as_ref()
+                    .filter(|_| !truncate && node.is_fresh(self.cfg.metadata_ttl));
+                let existing = match own {
+                    Some(m) => Some((**m).clone()),
+                    None => self.head(&node.key).await?,
+                };
                 let mut a = match &existing {
                     Some(m) => attr::from_object(m, false, &self.cfg.defaults),
                     None if truncate => node.attr.clone(),

@@ -47,6 +47,11 @@ pub struct Inode {
     /// own (so a metadata change within the TTL rewrites it without a HEAD first). Cleared
     /// when attributes from COS replace the ones here.
     pub own_marker: Option<Arc<crate::cos::UserMeta>>,
+    /// An appendable object this mount appended to last: what it knows of it (length, ETag,
+    /// CRC-64, headers), so the next open for writing within the TTL sends no HEAD. A stale
+    /// length is safe: the APPEND is refused and looked into (`write::append`). Cleared like
+    /// `own_marker`.
+    pub own_append: Option<Arc<crate::cos::ObjectMeta>>,
 }
 
 impl Inode {
@@ -99,6 +104,7 @@ impl InodeTable {
             last_open_etag: None,
             local: false,
             own_marker: None,
+            own_append: None,
         };
         InodeTable {
             inodes: HashMap::from([(ROOT_INO, root)]),
@@ -185,6 +191,7 @@ impl InodeTable {
                 if !keep {
                     node.attr = attr;
                     node.own_marker = None;
+                    node.own_append = None;
                 }
                 node.fetched = Some(Instant::now());
                 node.lookups += refs;
@@ -208,6 +215,7 @@ impl InodeTable {
             last_open_etag: None,
             local: false,
             own_marker: None,
+            own_append: None,
         };
         self.inodes.insert(ino, node.clone());
         self.by_name.insert((parent, name), ino);

@@ -84,6 +84,23 @@ impl AppendTail {
         self.create
     }
 
+    /// The object as the last APPEND left it (its headers are the caller's to fill in).
+    pub fn object(&self) -> Option<ObjectMeta> {
+        self.is_clean().then(|| ObjectMeta {
+            size: self.committed,
+            etag: self.etag.clone(),
+            crc64: self.crc64,
+            appendable: true,
+            ..Default::default()
+        })
+    }
+
+    /// The bytes not sent yet, taken out (the object turned out not to be appendable).
+    pub fn take_pending(&mut self) -> Bytes {
+        self.charge = None;
+        std::mem::take(&mut self.pending).freeze()
+    }
+
     /// Bytes COS holds of this file.
     pub fn committed(&self) -> u64 {
         self.committed

@@ -32,7 +32,7 @@ use tokio::sync::Semaphore;
 
 use super::super::memory::MemoryBudget;
 
-use crate::cos::{MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
+use crate::cos::{ErrorKind, MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
 use crate::fs::attr::PosixAttr;
 use crate::fs::cache::BlockCache;
 use crate::fs::error::{FsError, FsResult};
@@ -157,6 +157,49 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         let mut w = Self::new_empty(ctx, key, attr, None);
         w.body = Body::Append(AppendTail::new_file(key));
         w
+    }
+
+    /// The appendable object this writer left, all of it sent, with its headers (for the next
+    /// open within the TTL: `Inode::own_append`).
+    pub fn appended_object(&self) -> Option<ObjectMeta> {
+        let Body::Append(t) = &self.body else {
+            return None;
+        };
+        if self.failed() || self.publish_failed || self.unlinked {
+            return None;
+        }
+        let mut m = t.object()?;
+        m.content_type = self.content_type.clone();
+        m.storage_class = self.storage_class.clone();
+        m.user_meta = self.foreign.clone();
+        m.user_meta
+            .extend(crate::fs::attr::to_user_meta(&self.attr));
+        Some(m)
+    }
+
+    /// The object was replaced by a normal one since this writer learnt it was appendable
+    /// (another client's PUT within the TTL): the unsent bytes go after that object's, as a
+    /// staged file over it, and the publish rebuilds it.
+    async fn rebase_on_replaced(&mut self, ctx: &WriteCtx<S>) -> FsResult<()> {
+        let m = ctx.store.head_object(&self.key).await?;
+        let Body::Append(t) = &mut self.body else {
+            return Ok(());
+        };
+        tracing::info!(key = %self.key, "the appendable object was replaced by a normal one; appending by a rebuild");
+        let tail = t.take_pending();
+        let mut st = if m.appendable {
+            Staged::over_appendable(&self.key, &m.etag, m.size)
+        } else {
+            Staged::over_object(&self.key, &m.etag, m.size)
+        };
+        st.write(ctx, m.size, &tail)?;
+        self.foreign = meta::foreign_meta(&m.user_meta);
+        self.content_type = m.content_type.clone();
+        self.storage_class = m.storage_class.clone();
+        self.body = Body::Staged(st);
+        self.attr.size = self.size();
+        self.modified = true;
+        Ok(())
     }
 
     /// Writes go out as APPEND Object (the object is, or will be, appendable).
@@ -436,7 +479,16 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         }
         let opts = self.put_options()?;
         if let Body::Append(t) = &mut self.body {
-            t.send(ctx, &opts).await?;
+            match t.send(ctx, &opts).await {
+                Err(FsError::Cos(e)) if e.kind() == Some(ErrorKind::NotAppendable) => {
+                    self.rebase_on_replaced(ctx).await?;
+                    return Box::pin(self.try_publish(ctx)).await;
+                }
+                r => r?,
+            }
+            let Body::Append(t) = &self.body else {
+                unreachable!("still appending")
+            };
             let (etag, size) = (t.etag().to_string(), t.committed());
             self.attr.changed_here(Some(etag));
             self.attr.size = size;
