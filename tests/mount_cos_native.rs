@@ -318,7 +318,7 @@ fn archived_objects_fail_open_until_restored_by_xattr() {
     b.put_with("cold.txt", "kept in the archive", class("ARCHIVE"));
     b.put_with("deep.txt", "deeper", class("DEEP_ARCHIVE"));
     b.put("warm.txt", "warm");
-    let m = Mounted::start(&b, &[]);
+    let mut m = Mounted::start(&b, &[]);
 
     // Listing and stat work as for any object.
     let mut names: Vec<String> = std::fs::read_dir(m.p(""))
@@ -360,7 +360,7 @@ fn archived_objects_fail_open_until_restored_by_xattr() {
     assert_eq!(b.count("PostObjectRestore"), 1);
     assert_eq!(get_xattr(&m.p("cold.txt"), status).unwrap(), b"restoring");
     assert_eq!(errno(File::open(m.p("cold.txt"))), libc::EAGAIN);
-    assert_ne!(set_xattr(&m.p("cold.txt"), restore, b"1", 0), 0);
+    assert_eq!(set_xattr(&m.p("cold.txt"), restore, b"1", 0), libc::EBUSY);
     assert_eq!(
         set_xattr(&m.p("cold.txt"), status, b"restored", 0),
         libc::EPERM
@@ -386,4 +386,11 @@ fn archived_objects_fail_open_until_restored_by_xattr() {
         head(&b, "cold.txt").unwrap().storage_class.as_deref(),
         Some("ARCHIVE")
     );
+    // The log says which object is archived and how to restore it.
+    let log = m.stop_with_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("deep.txt") && l.contains("archived"))
+        .unwrap_or_else(|| panic!("no log line for deep.txt in:\n{log}"));
+    assert!(line.contains("setfattr -n user.cos.restore"), "{line}");
 }

@@ -7,13 +7,13 @@
 //!   a restore runs. The log line names the object and how to restore it. Opening with
 //!   `O_TRUNC` needs no old bytes and works.
 //! - `setfattr -n user.cos.restore -v 'days=N[,tier=Expedited|Standard|Bulk]'` (or just `N`)
-//!   sends POST Object restore (default tier Standard).
+//!   sends POST Object restore (default tier Standard); while one runs, EBUSY.
 //! - `getfattr -n user.cos.restore_status` is one HEAD: `not archived`, `archived`,
 //!   `restoring`, or `restored until <date>`.
 //! - Neither name is stored or listed: they are views of COS state, like
 //!   `user.cos.storage_class`.
 
-use crate::cos::{ObjectMeta, ObjectStore, RestoreStatus, RESTORE_TIERS};
+use crate::cos::{CosError, ObjectMeta, ObjectStore, RestoreStatus, RESTORE_TIERS};
 
 use super::attr::FileKind;
 use super::core::CosFs;
@@ -70,11 +70,19 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             RestoreStatus::Ongoing => RESTORING,
         };
         let class = m.storage_class.clone().unwrap_or_default();
-        tracing::warn!(
-            key,
-            class = %class,
-            "object is archived and {state}: restore it with setfattr -n {RESTORE_XATTR} -v 'days=1,tier=Standard' <file> (then wait for {RESTORE_STATUS_XATTR} to say restored)"
-        );
+        if state == RESTORING {
+            tracing::warn!(
+                key,
+                class = %class,
+                "object is archived and {state}: wait until getfattr -n {RESTORE_STATUS_XATTR} says restored"
+            );
+        } else {
+            tracing::warn!(
+                key,
+                class = %class,
+                "object is archived and {state}: restore it with setfattr -n {RESTORE_XATTR} -v 'days=1,tier=Standard' <file> (then wait until {RESTORE_STATUS_XATTR} says restored)"
+            );
+        }
         Err(FsError::Archived { class, state })
     }
 
@@ -105,7 +113,13 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if node.attr.kind == FileKind::Directory {
             return Err(FsError::NotPermitted("directories are not archived"));
         }
-        self.store.restore_object(&node.key, days, &tier).await?;
+        match self.store.restore_object(&node.key, days, &tier).await {
+            Err(CosError::Service(e)) if e.code == "RestoreAlreadyInProgress" => {
+                // EBUSY: the kernel does not pass EAGAIN through setxattr.
+                return Err(FsError::Io(libc::EBUSY));
+            }
+            r => r?,
+        }
         tracing::info!(key = %node.key, days, tier = %tier, "restore requested");
         Ok(())
     }

@@ -209,6 +209,17 @@ impl Mounted {
         self.wait_exit(Duration::from_secs(10))
     }
 
+    /// Stop the mount (SIGTERM) and return what it logged on stderr.
+    pub fn stop_with_log(&mut self) -> String {
+        let stderr = self.child.as_mut().and_then(|c| c.stderr.take());
+        self.stop();
+        let mut log = String::new();
+        if let Some(mut e) = stderr {
+            let _ = e.read_to_string(&mut log);
+        }
+        log
+    }
+
     /// Wait up to `timeout` for the mount process to exit (then kill it); returns the exit
     /// status and whether the mount is gone from the mount table.
     pub fn wait_exit(&mut self, timeout: Duration) -> (Option<i32>, bool) {
