@@ -30,6 +30,8 @@ use super::writer::WriteCtx;
 
 /// A tail this long is sent at once, without waiting for a commit point.
 pub const APPEND_CHUNK: usize = 8 * 1024 * 1024;
+/// Times one send follows an end that other writers keep moving before it gives up (EIO).
+const MAX_CHASES: u32 = 16;
 
 pub(super) struct AppendTail {
     key: String,
@@ -201,6 +203,8 @@ impl AppendTail {
             .crc64
             .map(|c| crate::cos::integrity::crc64_combine(c, ours, len));
         let mut position = self.committed;
+        // Other writers appending as fast as this one could keep it chasing the end.
+        let mut chases = 0;
         let (etag, next, crc) = loop {
             match ctx
                 .store
@@ -228,7 +232,8 @@ impl AppendTail {
                     if landed {
                         break (m.etag, m.size, m.crc64);
                     }
-                    if m.appendable && m.size > position {
+                    if m.appendable && m.size > position && chases < MAX_CHASES {
+                        chases += 1;
                         tracing::info!(
                             key = %self.key,
                             from = position,
