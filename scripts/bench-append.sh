@@ -25,17 +25,6 @@ HAVE_S3FS=$(command -v s3fs >/dev/null && echo yes || echo no)
 echo "server: $EP  appends: $COUNT x $LINE B onto $SEED_MIB MiB  latency: $LAT ms  s3fs: $HAVE_S3FS"
 
 mount_cosfs() { "$BIN/cosfs" mount "$BUCKET" "$MNT" --endpoint "$EP" --anonymous --cache-dir "$WORK/cache"; }
-mount_s3fs() {
-  s3fs "$BUCKET" "$MNT" -o url="$EP" -o use_path_request_style -o public_bucket=1 \
-    -o parallel_count=8 -o multipart_size=8 -o use_cache="$WORK/s3fs-cache"
-  for _ in $(seq 100); do mountpoint -q "$MNT" && return; sleep 0.1; done
-}
-unmount_any() {
-  local pid
-  pid=$(pgrep -f "(cosfs mount|s3fs) .*$MNT( |$)" | head -1 || true)
-  awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/${pid:-0}/status" > "$WORK/peak" 2>/dev/null || echo "?" > "$WORK/peak"
-  umount "$MNT" 2>/dev/null || umount -l "$MNT"
-}
 faults() { curl -sf -X PUT -d "{\"latency_ms\":$1}" "$EP/-/faults" >/dev/null; }
 bytes_in() { curl -sf "$EP/-/stats" | grep -o '"bytes_in":[0-9]*' | cut -d: -f2; }
 requests() { # the non-zero request counts, "Name N, ..."
@@ -61,7 +50,7 @@ run() { # label mount-fn file
   local reqs up; reqs=$(requests); up=$(bytes_in)
   unmount_any
   local rate; rate=$(awk -v n="$COUNT" -v s="$s" 'BEGIN { printf "%.1f", n / s }')
-  echo "$1: $rate appends/s ($(ratio "$rate" "$raw")x raw), peak RSS $(cat "$WORK/peak") MiB  [$reqs; $up bytes up]"
+  echo "$1: $rate appends/s ($(ratio "$rate" "$raw")x raw), peak RSS $(peak) MiB  [$reqs; $up bytes up]"
 }
 run "cosfs, appendable object" mount_cosfs app-cosfs.log
 run "cosfs, normal object" mount_cosfs normal-cosfs.log

@@ -75,18 +75,6 @@ mount_rclone() {
     rclone mount ":s3:$BUCKET" "$MNT" --vfs-cache-mode off --daemon --log-file "$WORK/rclone.log"
   for _ in $(seq 100); do mountpoint -q "$MNT" && return; sleep 0.1; done
 }
-mount_s3fs() {
-  s3fs "$BUCKET" "$MNT" -o url="$EP" -o use_path_request_style -o public_bucket=1 \
-    -o parallel_count=8 -o multipart_size=8 -o use_cache="$WORK/s3fs-cache"
-  for _ in $(seq 100); do mountpoint -q "$MNT" && return; sleep 0.1; done
-}
-unmount_any() { # records the peak RSS (VmHWM, MiB) of the process serving the mount in $WORK/peak
-  local pid
-  pid=$(pgrep -f "(cosfs mount|s3fs|rclone mount) .*$MNT( |$)" | head -1 || true)
-  awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/${pid:-0}/status" > "$WORK/peak" 2>/dev/null || echo "?" > "$WORK/peak"
-  umount "$MNT" 2>/dev/null || umount -l "$MNT"
-}
-peak() { cat "$WORK/peak"; }
 
 fs_seq() { # mount-fn [read-first]: MiB/s of dd onto a fresh mount, ending with fsync
   "$1"

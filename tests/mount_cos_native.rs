@@ -70,13 +70,27 @@ fn appends_to_an_appendable_object_send_only_the_new_bytes() {
         // A reader on the same mount sees the growth.
         assert_eq!(std::fs::read(m.p("app.log")).unwrap(), want);
     }
+    // Bytes not sent yet are read back with the sent ones.
+    f.write_all(b"unsent\n").unwrap();
+    let mut seen = want.clone();
+    seen.extend_from_slice(b"unsent\n");
+    assert_eq!(std::fs::read(m.p("app.log")).unwrap(), seen);
+    let mut part = [0u8; 10];
+    File::open(m.p("app.log"))
+        .unwrap()
+        .read_exact_at(&mut part, want.len() as u64 - 3)
+        .unwrap();
+    assert_eq!(&part, b" 3\nunsent\n");
+    f.sync_all().unwrap();
+    want = seen;
+    assert_eq!(b.count("AppendObject"), 4);
     assert_eq!(rewrites(&b), 0, "no PUT, copy or multipart");
     let bytes_in = b
         .server
         .stats
         .bytes_in
         .load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(bytes_in, 21, "only the appended bytes went up");
+    assert_eq!(bytes_in, 28, "only the appended bytes went up");
 
     // Sequential writes from the end without O_APPEND are appends too.
     let mut g = OpenOptions::new().write(true).open(m.p("app.log")).unwrap();
@@ -85,7 +99,7 @@ fn appends_to_an_appendable_object_send_only_the_new_bytes() {
     assert_eq!(close(g), Ok(()));
     close(f).unwrap();
     want.extend_from_slice(b"tail\n");
-    assert_eq!(b.count("AppendObject"), 4);
+    assert_eq!(b.count("AppendObject"), 5);
     assert_eq!(body(&b, "app.log"), want);
     assert_eq!(rewrites(&b), 0);
 
@@ -103,7 +117,7 @@ fn appends_to_an_appendable_object_send_only_the_new_bytes() {
         p = m.p("app.log").display()
     ));
     assert!(out.status.success());
-    assert_eq!(b.count("AppendObject"), 9);
+    assert_eq!(b.count("AppendObject"), 10);
     assert!(String::from_utf8(body(&b, "app.log"))
         .unwrap()
         .ends_with("more 4\nmore 5\n"));

@@ -26,3 +26,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
 stats_reset() { curl -sf -X DELETE "$EP/-/stats" >/dev/null; }
 stat_of() { curl -sf "$EP/-/stats" | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || echo 0; }
 cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+# s3fs-fuse on $BUCKET of $EP, its cache under $WORK (the scripts that compare it with a disk
+# cache or none define their own).
+mount_s3fs() {
+  s3fs "$BUCKET" "$MNT" -o url="$EP" -o use_path_request_style -o public_bucket=1 \
+    -o parallel_count=8 -o multipart_size=8 -o use_cache="$WORK/s3fs-cache"
+  for _ in $(seq 100); do mountpoint -q "$MNT" && return; sleep 0.1; done
+}
+unmount_any() { # records the peak RSS (VmHWM, MiB) of the process serving the mount in $WORK/peak
+  local pid
+  pid=$(pgrep -f "(cosfs mount|s3fs|rclone mount) .*$MNT( |$)" | head -1 || true)
+  awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/${pid:-0}/status" > "$WORK/peak" 2>/dev/null || echo "?" > "$WORK/peak"
+  umount "$MNT" 2>/dev/null || umount -l "$MNT"
+}
+peak() { cat "$WORK/peak"; }

@@ -158,7 +158,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         // holds, not what this mount showed.
         let lost = g.has_unpublished_changes();
         g.discard(&self.wctx).await;
-        self.writers.lock().unwrap().remove(&h.ino);
+        // The inode first: an open that finds no writer then finds what this one left.
         let mut t = self.inodes.lock().unwrap();
         if let Some(n) = t.get_mut(h.ino) {
             n.local = false;
@@ -171,5 +171,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 n.own_append = g.appended_object().map(std::sync::Arc::new);
             }
         }
+        drop(t);
+        self.writers.lock().unwrap().remove(&h.ino);
     }
 }

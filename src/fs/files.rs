@@ -199,13 +199,19 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     async fn attach_writer(&self, node: &Inode, truncate: bool) -> FsResult<SharedWriter<S>> {
         loop {
             if self.writer(node.ino).is_none() {
-                // The appendable object this mount appended to within the TTL needs no HEAD.
-                let own = node
-                    .own_append
-                    .as_ref()
-                    .filter(|_| !truncate && node.is_fresh(self.cfg.metadata_ttl));
+                // The appendable object this mount appended to within the TTL needs no HEAD
+                // (as the inode has it now: the last writer's release may have just set it).
+                let own = (!truncate)
+                    .then(|| {
+                        let t = self.inodes.lock().unwrap();
+                        let n = t.get(node.ino)?;
+                        n.own_append
+                            .clone()
+                            .filter(|_| n.is_fresh(self.cfg.metadata_ttl))
+                    })
+                    .flatten();
                 let existing = match own {
-                    Some(m) => Some((**m).clone()),
+                    Some(m) => Some((*m).clone()),
                     None => self.head(&node.key).await?,
                 };
                 let mut a = match &existing {

@@ -4,6 +4,9 @@
 //!   are cached under key + ETag, so a reader never mixes two versions: if the object is
 //!   replaced, blocks already cached still serve the old version and a block that must be
 //!   fetched fails with EIO ("changed while open", logged).
+//!   An appendable object is the exception: appends change its ETag but never the bytes a
+//!   handle opened, so its GETs are not pinned; the answer must still be an appendable object
+//!   at least that long.
 //! - Random reads fetch only the blocks they touch. Once a handle has made
 //!   `RANDOM_BEFORE_WHOLE` non-sequential reads of an object that fits in half the memory
 //!   cache (or half the disk cache, when there is one), the rest of the object is fetched in
@@ -171,6 +174,29 @@ impl ObjectReader {
 
     fn id(&self, index: u64) -> BlockId {
         self.version.id(index)
+    }
+
+    /// Exactly the bytes `range` of the object, into `out` (as long as the range); a body that
+    /// ends early is `WrongLength`.
+    pub async fn read_exact<S: ObjectStore + ?Sized + 'static>(
+        self: &Arc<Self>,
+        store: &Arc<S>,
+        cache: &Arc<BlockCache>,
+        range: std::ops::Range<u64>,
+        out: &mut [u8],
+    ) -> FsResult<()> {
+        let mut at = range.start;
+        while at < range.end {
+            let want = (range.end - at).min(u32::MAX as u64 / 2) as u32;
+            let got = self.read(store, cache, at, want).await?;
+            if got.is_empty() {
+                return Err(FsError::WrongLength);
+            }
+            let i = (at - range.start) as usize;
+            out[i..i + got.len()].copy_from_slice(&got);
+            at += got.len() as u64;
+        }
+        Ok(())
     }
 
     /// Up to `len` bytes at `offset` (fewer at the end of the object).

@@ -309,17 +309,8 @@ fn append_locked(
             return Err(mismatch(0));
         }
         let rec = ObjectRecord {
-            key: key.to_string(),
-            size: blob.size,
-            etag: hex::encode(blob.md5),
-            crc64: blob.crc64,
-            last_modified_ms: now_ms(),
-            content_type: headers.content_type,
-            storage_class: headers.storage_class,
-            user_meta: headers.user_meta,
-            data: blob.data.clone(),
             appendable: true,
-            restore: None,
+            ..ObjectRecord::new(key, blob, hex::encode(blob.md5), headers)
         };
         if !bucket.replace_record(None, &rec)? {
             return Err(mismatch(bucket.get(key).map_or(0, |r| r.size)));
@@ -370,7 +361,7 @@ pub fn restore(
 ) -> Result<StatusCode, StoreError> {
     let prev = bucket.get(key).ok_or_else(StoreError::no_such_key)?;
     let now = now_ms();
-    let (restore, status) = match prev.restore_state(now) {
+    let (ready_ms, status) = match prev.restore_state(now) {
         RestoreState::NotArchived => {
             return Err(StoreError::new(
                 StatusCode::FORBIDDEN,
@@ -388,25 +379,16 @@ pub fn restore(
                 "Object restore is already in progress",
             ))
         }
-        RestoreState::Restored { .. } => (
-            RestoreRecord {
-                days,
-                tier: tier.to_string(),
-                ready_ms: now,
-            },
-            StatusCode::OK,
-        ),
-        RestoreState::Archived => (
-            RestoreRecord {
-                days,
-                tier: tier.to_string(),
-                ready_ms: now + delay_ms,
-            },
-            StatusCode::ACCEPTED,
-        ),
+        // A restored copy's days are renewed from now.
+        RestoreState::Restored { .. } => (now, StatusCode::OK),
+        RestoreState::Archived => (now + delay_ms, StatusCode::ACCEPTED),
     };
     let next = ObjectRecord {
-        restore: Some(restore),
+        restore: Some(RestoreRecord {
+            days,
+            tier: tier.to_string(),
+            ready_ms,
+        }),
         ..prev.clone()
     };
     if !bucket.replace_record(Some(&prev), &next)? {

@@ -79,6 +79,23 @@ impl ObjectRecord {
         UNIX_EPOCH + std::time::Duration::from_millis(self.last_modified_ms)
     }
 
+    /// A new object `key` of `blob`, written now.
+    pub fn new(key: &str, blob: &StoredBlob, etag: String, headers: NewObjectHeaders) -> Self {
+        ObjectRecord {
+            key: key.to_string(),
+            size: blob.size,
+            etag,
+            crc64: blob.crc64,
+            last_modified_ms: now_ms(),
+            content_type: headers.content_type,
+            storage_class: headers.storage_class,
+            user_meta: headers.user_meta,
+            data: blob.data.clone(),
+            appendable: false,
+            restore: None,
+        }
+    }
+
     pub fn is_archived(&self) -> bool {
         matches!(self.storage_class.as_str(), "ARCHIVE" | "DEEP_ARCHIVE")
     }
@@ -304,20 +321,7 @@ impl Bucket {
         etag: String,
         headers: NewObjectHeaders,
     ) -> io::Result<ObjectRecord> {
-        let rec = ObjectRecord {
-            key: key.to_string(),
-            size: blob.size,
-            etag,
-            crc64: blob.crc64,
-            last_modified_ms: now_ms(),
-            content_type: headers.content_type,
-            storage_class: headers.storage_class,
-            user_meta: headers.user_meta,
-            data: blob.data.clone(),
-            appendable: false,
-            restore: None,
-        };
-        self.commit_record(rec)
+        self.commit_record(ObjectRecord::new(key, blob, etag, headers))
     }
 
     /// Make `rec` the current record of its key (its data already under `data/`), removing the

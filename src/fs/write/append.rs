@@ -168,21 +168,19 @@ impl AppendTail {
         offset: u64,
         end: u64,
     ) -> FsResult<Bytes> {
-        let mut out = BytesMut::with_capacity((end - offset) as usize);
-        let mut at = offset;
-        while at < end.min(self.committed) {
-            let want = (end.min(self.committed) - at).min(u32::MAX as u64 / 2) as u32;
-            let got = self.reader.read(&ctx.store, &ctx.cache, at, want).await?;
-            if got.is_empty() {
-                return Err(FsError::WrongLength);
-            }
-            out.extend_from_slice(&got);
-            at += got.len() as u64;
+        let mut out = BytesMut::zeroed((end - offset) as usize);
+        let sent_end = end.min(self.committed);
+        if offset < sent_end {
+            let into = &mut out[..(sent_end - offset) as usize];
+            self.reader
+                .read_exact(&ctx.store, &ctx.cache, offset..sent_end, into)
+                .await?;
         }
         if end > self.committed {
-            let from = (at - self.committed) as usize;
-            let to = (end - self.committed) as usize;
-            out.extend_from_slice(&self.pending[from..to]);
+            let from = offset.max(self.committed);
+            let tail =
+                &self.pending[(from - self.committed) as usize..(end - self.committed) as usize];
+            out[(from - offset) as usize..].copy_from_slice(tail);
         }
         Ok(out.freeze())
     }

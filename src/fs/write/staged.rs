@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{stream, StreamExt, TryStreamExt};
 
 use crate::cos::{ByteRange, CosResult, MetadataDirective, ObjectStore, PutOptions, UploadedPart};
-use crate::fs::error::{FsError, FsResult};
+use crate::fs::error::FsResult;
 use crate::fs::memory::{WriteCharge, WriteUseKind};
 use crate::fs::meta;
 use crate::fs::reader::ObjectReader;
@@ -167,17 +167,10 @@ impl Staged {
         }
         if let Some(base) = &self.base {
             for r in self.clean(offset..end) {
-                let mut at = r.start;
-                while at < r.end {
-                    let want = (r.end - at).min(u32::MAX as u64 / 2) as u32;
-                    let got = base.reader.read(&ctx.store, &ctx.cache, at, want).await?;
-                    if got.is_empty() {
-                        return Err(FsError::WrongLength);
-                    }
-                    let i = (at - offset) as usize;
-                    buf[i..i + got.len()].copy_from_slice(&got);
-                    at += got.len() as u64;
-                }
+                let into = &mut buf[(r.start - offset) as usize..(r.end - offset) as usize];
+                base.reader
+                    .read_exact(&ctx.store, &ctx.cache, r, into)
+                    .await?;
             }
         }
         Ok(buf.freeze())
