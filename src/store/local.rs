@@ -33,8 +33,6 @@ use crate::cos::{
 
 pub struct LocalStore {
     bucket: Arc<Bucket>,
-    /// How long a restore of an archived object takes (`with_restore_delay`; none by default).
-    restore_delay_ms: u64,
     /// Holds the directory's lock for as long as the store lives.
     _storage: Storage,
 }
@@ -52,15 +50,8 @@ impl LocalStore {
         let bucket = storage.create_bucket(bucket)?;
         Ok(LocalStore {
             bucket,
-            restore_delay_ms: 0,
             _storage: storage,
         })
-    }
-
-    /// Restores of archived objects take `delay` before the object can be read.
-    pub fn with_restore_delay(mut self, delay: Duration) -> Self {
-        self.restore_delay_ms = delay.as_millis() as u64;
-        self
     }
 
     /// Run disk work on the blocking pool.
@@ -244,8 +235,9 @@ impl ObjectStore for LocalStore {
     }
 
     async fn restore_object(&self, key: &str, days: u32, tier: &str) -> CosResult<()> {
-        let (k, tier, delay) = (key.to_string(), tier.to_string(), self.restore_delay_ms);
-        self.blocking(move |b| ops::restore(b, &k, days, &tier, delay).map(|_| ()))
+        // In process, a restore is done at once (`cosfs serve` has `--restore-delay-ms`).
+        let (k, tier) = (key.to_string(), tier.to_string());
+        self.blocking(move |b| ops::restore(b, &k, days, &tier, 0).map(|_| ()))
             .await
     }
 

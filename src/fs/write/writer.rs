@@ -202,11 +202,6 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         Ok(())
     }
 
-    /// Writes go out as APPEND Object (the object is, or will be, appendable).
-    pub fn is_appending(&self) -> bool {
-        matches!(self.body, Body::Append(_))
-    }
-
     /// Metadata may change: not on an appendable object COS already holds.
     fn check_meta_changeable(&self) -> FsResult<()> {
         match &self.body {
