@@ -235,6 +235,30 @@ fn changes_that_are_not_appends_are_refused_or_rewrite_the_object() {
     assert_eq!(body(&b, "moved.log"), b"0123456789");
     assert!(!head(&b, "moved.log").unwrap().appendable);
 
+    // So is the rename of a directory holding one (nothing is left half-moved), and mv
+    // copies the tree instead.
+    b.put("logs/plain.txt", "plain");
+    append(&b, "logs/app.log", 0, "appended");
+    assert_eq!(
+        errno(std::fs::rename(m.p("logs"), m.p("old-logs"))),
+        libc::EXDEV
+    );
+    assert_eq!(body(&b, "logs/app.log"), b"appended");
+    assert!(
+        head(&b, "old-logs/plain.txt").is_none(),
+        "copies made were removed"
+    );
+    let out = sh(&format!(
+        "mv {} {}",
+        m.p("logs").display(),
+        m.p("old-logs").display()
+    ));
+    assert!(out.status.success(), "{out:?}");
+    m.sync_dir("");
+    assert_eq!(body(&b, "old-logs/app.log"), b"appended");
+    assert_eq!(body(&b, "old-logs/plain.txt"), b"plain");
+    assert!(head(&b, "logs/app.log").is_none());
+
     // A truncate, a write before the end, and O_TRUNC rewrite it as a normal object.
     b.reset_counts();
     OpenOptions::new()

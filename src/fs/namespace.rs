@@ -24,7 +24,7 @@
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 
-use crate::cos::{ListRequest, MetadataDirective, ObjectStore, MAX_DELETE_KEYS};
+use crate::cos::{ErrorKind, ListRequest, MetadataDirective, ObjectStore, MAX_DELETE_KEYS};
 
 use super::attr::{AttrSource, FileKind, PosixAttr, SET_GROUP_ID};
 use super::core::{CosFs, Entry};
@@ -481,7 +481,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .buffer_unordered(RENAME_CONCURRENCY)
             .collect()
             .await;
-        if let Some((_, Err(e))) = results.iter().find(|(_, r)| r.is_err()) {
+        if let Some((failed_dest, Err(e))) = results.iter().find(|(_, r)| r.is_err()) {
             let made: Vec<String> = results
                 .iter()
                 .filter(|(_, r)| r.is_ok())
@@ -491,6 +491,18 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 let _ = self.store.delete_objects(chunk).await;
             }
             tracing::warn!(from = %old_key, to = new_key, error = %e, "directory rename failed; source left as it was");
+            // A copy COS refuses for what its source is: an appendable object (EXDEV, so
+            // that `mv` copies the tree itself) or an unrestored archived one.
+            if e.kind() == Some(ErrorKind::Other) || e.kind() == Some(ErrorKind::InvalidObjectState)
+            {
+                let source = format!("{old_key}{}", &failed_dest[new_key.len()..]);
+                if let Ok(Some(m)) = self.head(&source).await {
+                    if m.appendable {
+                        return Err(FsError::AppendableRename);
+                    }
+                    self.check_restored(&source, &m)?;
+                }
+            }
             return Err(FsError::Io(crate::fs::error::cos_errno(e)));
         }
         if keys.is_empty() {
