@@ -151,7 +151,7 @@ fn appendable_logs_creates_appendable_files_for_o_append() {
 }
 
 #[test]
-fn appends_within_the_ttl_cost_one_request_and_survive_a_replaced_object() {
+fn appends_within_the_ttl_cost_one_request_and_survive_lost_answers_and_other_writers() {
     let b = Backend::start();
     let m = Mounted::start(&b, &["--appendable-logs", "--metadata-ttl", "60"]);
     let log = m.p("busy.log");
@@ -172,12 +172,30 @@ fn appends_within_the_ttl_cost_one_request_and_survive_a_replaced_object() {
         b"first\nline0\nline1\nline2\nline3\nline4\n"
     );
 
+    // An APPEND carried out whose answer is lost: the retry is refused (the position moved),
+    // one HEAD finds this very tail there (length and CRC-64), and the line is not doubled.
+    b.server.faults.set(FaultConfig {
+        lose_answer_rate: 1.0,
+        methods: vec!["POST".into()],
+        ..Default::default()
+    });
+    b.reset_counts();
+    echo("lost");
+    b.server.faults.set(FaultConfig::default());
+    assert_eq!(b.count("InjectedLostAnswer"), 1);
+    assert_eq!(b.count("AppendObject"), 2, "the APPEND and its retry");
+    assert_eq!(b.count("HeadObject"), 1);
+    assert_eq!(
+        body(&b, "busy.log"),
+        b"first\nline0\nline1\nline2\nline3\nline4\nlost\n"
+    );
+
     // Another client appends: the next line goes after theirs (one HEAD to find the end).
-    append(&b, "busy.log", 36, "theirs\n");
+    append(&b, "busy.log", 41, "theirs\n");
     echo("mine");
     assert_eq!(
         body(&b, "busy.log"),
-        b"first\nline0\nline1\nline2\nline3\nline4\ntheirs\nmine\n"
+        b"first\nline0\nline1\nline2\nline3\nline4\nlost\ntheirs\nmine\n"
     );
     // Another client replaces it with a normal object: the line is appended by a rebuild.
     b.put("busy.log", "replaced\n");

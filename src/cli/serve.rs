@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Fault injection: fraction of requests never answered.
     #[arg(long, default_value_t = 0.0, value_parser = super::values::fraction, allow_negative_numbers = true)]
     pub fault_hang_rate: f64,
+    /// Fault injection: fraction of requests carried out whose answer is lost (the
+    /// connection is cut after the work is done).
+    #[arg(long, default_value_t = 0.0, value_parser = super::values::fraction, allow_negative_numbers = true)]
+    pub fault_lose_answer_rate: f64,
     /// Fault injection applies only to these HTTP methods (comma-separated; default all).
     #[arg(long, value_delimiter = ',')]
     pub fault_methods: Vec<String>,
@@ -103,6 +107,7 @@ impl ServeArgs {
                 rate_500: self.fault_500_rate,
                 drop_rate: self.fault_drop_rate,
                 hang_rate: self.fault_hang_rate,
+                lose_answer_rate: self.fault_lose_answer_rate,
                 methods: self.fault_methods.clone(),
                 clock_offset_secs: self.clock_offset_secs,
                 omit_part_crc64: false,

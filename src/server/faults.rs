@@ -32,6 +32,9 @@ pub struct FaultConfig {
     pub drop_rate: f64,
     /// Fraction of requests never answered.
     pub hang_rate: f64,
+    /// Fraction of requests carried out whose successful answer is lost (the connection is
+    /// cut instead): what a retried request that is not idempotent (APPEND) must cope with.
+    pub lose_answer_rate: f64,
     /// Only inject into these methods (e.g. `["PUT"]`); empty = all.
     pub methods: Vec<String>,
     /// Seconds added to the server's clock (simulates client clock skew).
@@ -51,6 +54,8 @@ pub enum Injected {
     InternalError,
     Drop,
     Hang,
+    /// Carry the request out, then cut the connection instead of a successful answer.
+    LoseAnswer,
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +99,7 @@ impl Faults {
             (c.rate_500, Injected::InternalError),
             (c.drop_rate, Injected::Drop),
             (c.hang_rate, Injected::Hang),
+            (c.lose_answer_rate, Injected::LoseAnswer),
         ] {
             acc += rate;
             if r < acc {

@@ -182,6 +182,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io:
         )
         .await
         {
+            Ok(_) if injected == faults::Injected::LoseAnswer => {
+                st.stats.count("InjectedLostAnswer");
+                return Err(std::io::Error::other("injected fault: answer lost"));
+            }
             Ok(r) => r,
             Err(e) => e.response(&method, &resource, &request_id),
         },
