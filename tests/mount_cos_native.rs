@@ -450,3 +450,62 @@ fn archived_objects_fail_open_until_restored_by_xattr() {
         .unwrap_or_else(|| panic!("no log line for deep.txt in:\n{log}"));
     assert!(line.contains("setfattr -n user.cos.restore"), "{line}");
 }
+
+#[test]
+fn failed_appends_and_rewrites_leave_the_appendable_object_intact() {
+    let b = Backend::start();
+    append(&b, "f.log", 0, "base\n");
+    append(&b, "g.log", 0, "kept\n");
+    let mut m = Mounted::start(&b, &[]);
+    let intact = |want: &[u8]| {
+        assert_eq!(body(&b, "f.log"), want);
+        assert!(head(&b, "f.log").unwrap().appendable, "still appendable");
+    };
+    let failing = || {
+        b.server.faults.set(FaultConfig {
+            rate_503: 1.0,
+            methods: vec!["PUT".into(), "POST".into()],
+            ..Default::default()
+        })
+    };
+
+    // A server that keeps failing: fsync and close say EIO, and nothing is appended.
+    failing();
+    let mut f = OpenOptions::new().append(true).open(m.p("f.log")).unwrap();
+    f.write_all(b"lost\n").unwrap();
+    assert_eq!(errno(f.sync_all()), libc::EIO);
+    assert_eq!(close(f), Err(libc::EIO));
+    // A writer that forks (the subshell writes through the descriptor it inherited).
+    sh(&format!("(echo a; echo b) >> {}", m.p("f.log").display()));
+    // dd over it (O_TRUNC: a rewrite as a normal object) fails the same way.
+    let out = sh(&format!(
+        "printf 'new contents' | dd of={} status=none",
+        m.p("f.log").display()
+    ));
+    assert!(!out.status.success(), "dd must see the failed upload");
+    b.server.faults.set(FaultConfig::default());
+    intact(b"base\n");
+
+    // Once the server is back, the forking writer appends, and dd rewrites the object.
+    let out = sh(&format!("(echo a; echo b) >> {}", m.p("f.log").display()));
+    assert!(out.status.success(), "{out:?}");
+    intact(b"base\na\nb\n");
+    let out = sh(&format!(
+        "printf 'new contents' | dd of={} status=none",
+        m.p("f.log").display()
+    ));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(body(&b, "f.log"), b"new contents");
+    assert!(!head(&b, "f.log").unwrap().appendable);
+
+    // kill -9 of the mount with bytes not yet appended: the object is as it was.
+    let mut g = OpenOptions::new().append(true).open(m.p("g.log")).unwrap();
+    g.write_all(b"never committed\n").unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(m.pid().unwrap() as i32, libc::SIGKILL) };
+    let _ = g.write_all(b"more\n");
+    drop(g);
+    m.wait_exit(Duration::from_secs(5));
+    assert_eq!(body(&b, "g.log"), b"kept\n");
+    assert!(head(&b, "g.log").unwrap().appendable);
+}
