@@ -39,6 +39,8 @@ pub enum ErrorKind {
     AppendPositionMismatch,
     /// 409 ObjectNotAppendable: an APPEND to an object not written by APPEND.
     NotAppendable,
+    /// 409 RestoreAlreadyInProgress: a restore of the object is running.
+    RestoreInProgress,
     /// 409 conflicts.
     Conflict,
     /// ARCHIVE objects not restored.
@@ -79,6 +81,7 @@ impl ServiceError {
             (416, _) => ErrorKind::InvalidRange,
             (409, "PositionNotEqualToLength") => ErrorKind::AppendPositionMismatch,
             (409, "ObjectNotAppendable") => ErrorKind::NotAppendable,
+            (409, "RestoreAlreadyInProgress") => ErrorKind::RestoreInProgress,
             (409, _) => ErrorKind::Conflict,
             (503, _) | (_, "SlowDown") => ErrorKind::Throttled,
             (500..=599, _) => ErrorKind::ServerError,
@@ -270,6 +273,14 @@ mod tests {
             ErrorKind::RequestTimeout
         );
         assert_eq!(err(400, "InvalidPart", "").kind(), ErrorKind::Other);
+        assert_eq!(
+            err(409, "PositionNotEqualToLength", "").kind(),
+            ErrorKind::AppendPositionMismatch
+        );
+        assert_eq!(
+            err(409, "RestoreAlreadyInProgress", "").kind(),
+            ErrorKind::RestoreInProgress
+        );
     }
 
     #[test]

@@ -48,14 +48,14 @@ impl ObjectMeta {
         let Some(h) = &self.restore else {
             return RestoreStatus::Archived;
         };
-        let h = h.to_ascii_lowercase();
-        if h.contains("ongoing-request=\"true\"") {
+        // ASCII lowercasing keeps byte offsets, so positions found in `lower` index `h`.
+        let lower = h.to_ascii_lowercase();
+        if lower.contains("ongoing-request=\"true\"") {
             return RestoreStatus::Ongoing;
         }
-        let expiry = self.restore.as_deref().and_then(|h| {
-            let at = h.to_ascii_lowercase().find("expiry-date=")? + "expiry-date=".len();
-            let rest = h[at..].trim_start_matches('"');
-            Some(rest.split('"').next().unwrap_or(rest).to_string())
+        let expiry = lower.find("expiry-date=").map(|at| {
+            let rest = h[at + "expiry-date=".len()..].trim_start_matches('"');
+            rest.split('"').next().unwrap_or(rest).to_string()
         });
         RestoreStatus::Restored { expiry }
     }
@@ -91,9 +91,6 @@ pub struct AppendResult {
 
 /// How fast a restore should run (`CASJobParameters/Tier`).
 pub const RESTORE_TIERS: &[&str] = &["Expedited", "Standard", "Bulk"];
-
-/// The most one appendable object may hold.
-pub const APPENDABLE_MAX: u64 = 5 * 1024 * 1024 * 1024;
 
 /// One object of a listing page.
 #[derive(Debug, Clone, PartialEq, Eq)]

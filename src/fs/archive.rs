@@ -13,11 +13,11 @@
 //! - Neither name is stored or listed: they are views of COS state, like
 //!   `user.cos.storage_class`.
 
-use crate::cos::{CosError, ObjectMeta, ObjectStore, RestoreStatus, RESTORE_TIERS};
+use crate::cos::{ObjectMeta, ObjectStore, RestoreStatus, RESTORE_TIERS};
 
 use super::attr::FileKind;
 use super::core::CosFs;
-use super::error::{FsError, FsResult, RESTORING};
+use super::error::{FsError, FsResult};
 use super::inode::Inode;
 
 /// Set to start a restore: `days=N[,tier=T]` or `N[,T]`.
@@ -64,26 +64,40 @@ pub fn status_text(m: &ObjectMeta) -> String {
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// Fail (and say how to restore) unless the object `m` of `key` can be read now.
     pub(super) fn check_restored(&self, key: &str, m: &ObjectMeta) -> FsResult<()> {
-        let state = match m.restore_status() {
+        let restoring = match m.restore_status() {
             RestoreStatus::NotArchived | RestoreStatus::Restored { .. } => return Ok(()),
-            RestoreStatus::Archived => "has no restored copy",
-            RestoreStatus::Ongoing => RESTORING,
+            RestoreStatus::Archived => false,
+            RestoreStatus::Ongoing => true,
         };
         let class = m.storage_class.clone().unwrap_or_default();
-        if state == RESTORING {
+        if restoring {
             tracing::warn!(
                 key,
                 class = %class,
-                "object is archived and {state}: wait until getfattr -n {RESTORE_STATUS_XATTR} says restored"
+                "object is archived and its restore is still running: wait until getfattr -n {RESTORE_STATUS_XATTR} says restored"
             );
         } else {
             tracing::warn!(
                 key,
                 class = %class,
-                "object is archived and {state}: restore it with setfattr -n {RESTORE_XATTR} -v 'days=1,tier=Standard' <file> (then wait until {RESTORE_STATUS_XATTR} says restored)"
+                "object is archived and has no restored copy: restore it with setfattr -n {RESTORE_XATTR} -v 'days=1,tier=Standard' <file> (then wait until {RESTORE_STATUS_XATTR} says restored)"
             );
         }
-        Err(FsError::Archived { class, state })
+        Err(FsError::Archived { class, restoring })
+    }
+
+    /// A copy of `key` (the object `m`) can be made: COS copies neither an appendable object
+    /// (`appendable` is the error to give then) nor an unrestored archived one.
+    pub(super) fn check_copy_source(
+        &self,
+        key: &str,
+        m: &ObjectMeta,
+        appendable: FsError,
+    ) -> FsResult<()> {
+        if m.appendable {
+            return Err(appendable);
+        }
+        self.check_restored(key, m)
     }
 
     /// Before serving the bytes of `node` (listed or seen as archived): HEAD it for its
@@ -113,13 +127,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if node.attr.kind == FileKind::Directory {
             return Err(FsError::NotPermitted("directories are not archived"));
         }
-        match self.store.restore_object(&node.key, days, &tier).await {
-            Err(CosError::Service(e)) if e.code == "RestoreAlreadyInProgress" => {
-                // EBUSY: the kernel does not pass EAGAIN through setxattr.
-                return Err(FsError::Io(libc::EBUSY));
-            }
-            r => r?,
-        }
+        self.store.restore_object(&node.key, days, &tier).await?;
         tracing::info!(key = %node.key, days, tier = %tier, "restore requested");
         Ok(())
     }

@@ -3,9 +3,6 @@
 
 use crate::cos::{CosError, ErrorKind};
 
-/// The state of an archived object whose restore is running (`FsError::Archived`).
-pub const RESTORING: &str = "its restore is still running";
-
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
     #[error("no such file or directory")]
@@ -48,8 +45,8 @@ pub enum FsError {
     #[error("COS cannot rename an appendable object (it cannot be copied); mv copies it instead")]
     AppendableRename,
     /// Open of an archived object without a readable restored copy.
-    #[error("the object is in archive storage ({class}) and {state}; restore it first: setfattr -n user.cos.restore -v 'days=1,tier=Standard' FILE")]
-    Archived { class: String, state: &'static str },
+    #[error("the object is in archive storage ({class}) and {}; it can be read once restored (setfattr -n user.cos.restore -v 'days=1,tier=Standard' FILE)", if *.restoring { "its restore is still running" } else { "has no restored copy" })]
+    Archived { class: String, restoring: bool },
     #[error("directory not empty")]
     NotEmpty,
     #[error("file exists")]
@@ -152,6 +149,8 @@ pub fn cos_errno(e: &CosError) -> i32 {
         ) => libc::EACCES,
         Some(ErrorKind::PreconditionFailed) => libc::ESTALE,
         Some(ErrorKind::InvalidObjectState) => libc::ENODATA,
+        // EBUSY, not EAGAIN: the kernel does not pass EAGAIN back from setxattr.
+        Some(ErrorKind::RestoreInProgress) => libc::EBUSY,
         Some(ErrorKind::KeyTooLong) => libc::ENAMETOOLONG,
         _ => match e {
             CosError::Timeout(_) => libc::ETIMEDOUT,
@@ -190,7 +189,9 @@ impl FsError {
             FsError::NotEmpty => libc::ENOTEMPTY,
             FsError::NotCopyable => libc::EOPNOTSUPP,
             FsError::AppendableRename => libc::EXDEV,
-            FsError::Archived { state, .. } if *state == RESTORING => libc::EAGAIN,
+            FsError::Archived {
+                restoring: true, ..
+            } => libc::EAGAIN,
             FsError::Archived { .. } => libc::ENODATA,
             FsError::Exists => libc::EEXIST,
             FsError::NotPermitted(_) => libc::EPERM,

@@ -620,11 +620,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             etag
         } else {
             let m = existing.expect("files were checked above");
-            if m.appendable {
-                return Err(FsError::NotCopyable);
-            }
-            // COS copies an archived object only once it is restored.
-            self.check_restored(&node.key, &m)?;
+            self.check_copy_source(&node.key, &m, FsError::NotCopyable)?;
             let opts: PutOptions = meta::put_options(
                 &a,
                 &foreign,

@@ -396,10 +396,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             g.publish(&self.wctx).await?;
         }
         let m = self.store.head_object(&src.key).await?;
-        if m.appendable {
-            return Err(FsError::AppendableRename);
-        }
-        self.check_restored(&src.key, &m)?;
+        self.check_copy_source(&src.key, &m, FsError::AppendableRename)?;
         let etag = meta::copy_object(
             &*self.store,
             &src.key,
@@ -497,10 +494,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             {
                 let source = format!("{old_key}{}", &failed_dest[new_key.len()..]);
                 if let Ok(Some(m)) = self.head(&source).await {
-                    if m.appendable {
-                        return Err(FsError::AppendableRename);
-                    }
-                    self.check_restored(&source, &m)?;
+                    self.check_copy_source(&source, &m, FsError::AppendableRename)?;
                 }
             }
             return Err(FsError::Io(crate::fs::error::cos_errno(e)));

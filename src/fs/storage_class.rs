@@ -56,9 +56,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Ok(()); // its object is not its own any more (see change_meta)
         }
         let m = self.head(&node.key).await?.ok_or(FsError::NotFound)?;
-        if m.appendable {
-            return Err(FsError::NotCopyable);
-        }
+        self.check_copy_source(&node.key, &m, FsError::NotCopyable)?;
         let opts = PutOptions {
             content_type: m.content_type.clone(),
             storage_class: Some(class),
