@@ -148,8 +148,11 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
             consts::FUSE_DO_READDIRPLUS,
             consts::FUSE_PARALLEL_DIROPS,
             consts::FUSE_CACHE_SYMLINKS,
-            consts::FUSE_ATOMIC_O_TRUNC,
         ] {
+            // Not FUSE_ATOMIC_O_TRUNC: with it the kernel drops the page cache of an
+            // `open(O_RDONLY|O_TRUNC)` before it checks that the file is not being executed
+            // (ETXTBSY), so the running program faults on pages it no longer has. Without it,
+            // O_TRUNC arrives as a truncate to 0 after that check (`setattr`).
             let _ = config.add_capabilities(cap);
         }
         // As much readahead as the kernel allows, so sequential reads come in big requests.
@@ -374,13 +377,19 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyAttr,
     ) {
         crate::metrics::fuse_op("setattr");
+        // A truncate (O_TRUNC, truncate(2)) comes with "mtime = now": that is the truncate's
+        // own change, not a utimens (which would make the next close a commit point).
+        let mtime = match (size, mtime) {
+            (Some(_), Some(TimeOrNow::Now)) => None,
+            (_, m) => time(m),
+        };
         let set = SetAttr {
             mode,
             uid,
             gid,
             size,
             atime: time(atime),
-            mtime: time(mtime),
+            mtime,
         };
         let (fs, ttl) = (self.fs.clone(), self.ttl);
         self.rt.spawn(async move {

@@ -8,6 +8,7 @@ pub mod cos;
 pub mod fs;
 pub mod fuse;
 pub mod metrics;
+pub mod private_dir;
 pub mod server;
 pub mod store;
 pub mod timefmt;

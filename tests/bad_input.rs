@@ -335,6 +335,64 @@ fn mount_time_inputs_are_refused_with_a_reason() {
         code: 1,
         says: "cannot open log file /nonexistent/dir/cosfs.log",
     });
+    cases.push(Refused {
+        case: "--log-file /dev/full (takes no write)",
+        cmd: with(&["--log-file", "/dev/full"]),
+        code: 1,
+        says: "cannot write to log file /dev/full",
+    });
+    cases.push(Refused {
+        case: "--read-only --appendable-logs",
+        cmd: with(&["--read-only", "--appendable-logs"]),
+        code: 2,
+        says: "cannot be used with",
+    });
+    cases.push(Refused {
+        case: "--disk-cache-size 0",
+        cmd: with(&["--disk-cache", "/tmp", "--disk-cache-size", "0"]),
+        code: 2,
+        says: "the disk cache must hold at least 1M (to have none, leave out --disk-cache)",
+    });
+    cases.push(Refused {
+        case: "BUCKET:/a/../b",
+        cmd: base(&format!("{BUCKET}:/a/../b"), &ep),
+        code: 1,
+        says: "every part between slashes must be a file name",
+    });
+    let conf = tmp.path().join("m.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "bucket = {BUCKET}\nmountpoint = {}\nfrobnicate = 1\n",
+            mnt.display()
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cosfs"));
+    c.arg("mount").arg("--config").arg(&conf);
+    cases.push(Refused {
+        case: "--config with an unknown option",
+        cmd: c,
+        code: 1,
+        says: "line 3: unknown option \"frobnicate\"",
+    });
+    let conf2 = tmp.path().join("flag.conf");
+    std::fs::write(
+        &conf2,
+        format!(
+            "bucket = {BUCKET}\nmountpoint = {}\nread-only = yes\n",
+            mnt.display()
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cosfs"));
+    c.arg("mount").arg("--config").arg(&conf2);
+    cases.push(Refused {
+        case: "--config with `flag = yes`",
+        cmd: c,
+        code: 1,
+        says: "line 3: read-only is on or off",
+    });
     for r in cases {
         refused(&mut t, &b, &mnt, r);
     }
@@ -707,4 +765,167 @@ fn kill_9_mid_overwrite_loses_nothing() {
     let m = Mounted::start(&b, &[]);
     assert!(std::fs::read(m.p("big.bin")).unwrap() == pattern(3 << 20, 1));
     println!("| kill -9 of the mount mid-overwrite | dd fails; after a remount every object is as it was |");
+}
+
+/// The weak cases of the shared-machine probe, each with an errno, a message or its
+/// documented rule, and the bucket checked through the client.
+#[test]
+fn odd_buckets_and_operator_mistakes_get_an_errno_or_a_message() {
+    let b = Backend::start();
+    seed(&b);
+    let mut t = Table { rows: Vec::new() };
+    println!("| probe case | result |\n| --- | --- |");
+    let mut link = cosfs::cos::PutOptions::default();
+    link.user_meta.insert("mode".into(), (0o120777).to_string());
+    b.put_with("longlink", "t".repeat(5000), link);
+    b.put("odd/../../b", "unreachable");
+    b.put("both", "the file");
+    b.put("both/x", "inner");
+    let mut m = Mounted::start(&b, &["--op-timeout", "5"]);
+    let sh = |script: &str| {
+        run(Command::new("bash")
+            .args(["-c", script, "bash"])
+            .current_dir(&m.path))
+    };
+    let err = |o: &Output| String::from_utf8_lossy(&o.stderr).trim().to_string();
+
+    // A symlink object with a target longer than PATH_MAX: ENAMETOOLONG, the listing works.
+    let o = sh("ls -l >/dev/null && readlink longlink");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "ls works, readlink fails: {}",
+        err(&o)
+    );
+    let e = std::fs::read_link(m.p("longlink")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG));
+    t.row(
+        "symlink object with a 5,000-byte target",
+        "readlink: ENAMETOOLONG (`ls -l` works); the log names the key",
+    );
+
+    // A directory that exists only through a key no path can name.
+    let o = sh("ls -a odd && rmdir odd");
+    assert!(!o.status.success());
+    assert!(err(&o).contains("Directory not empty"), "{}", err(&o));
+    assert!(b.block_on(b.client.head_object("odd/../../b")).is_ok());
+    let o2 = sh("rm -r odd");
+    assert!(err(&o2).contains("Directory not empty"), "{}", err(&o2));
+    t.row(
+        "rmdir / rm -r of a directory holding only `odd/../../b`",
+        &format!("exit 1: `{}`; the key stays; the log names it", err(&o)),
+    );
+
+    // A file and a directory with one name: rm -r removes the directory it shows; the file
+    // it hid is then shown (documented: the mount never showed it, so it is not removed).
+    // (The name shows the file once this mount's "no such name" entry expires: 1 s.)
+    let o = sh("rm -r both && sleep 1.2 && test -f both && cat both");
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "the file");
+    assert!(b.block_on(b.client.head_object("both/x")).is_err());
+    t.row(
+        "rm -r of `both` (keys `both` and `both/x`)",
+        "exit 0; the directory goes, then the file it hid shows (the documented rule)",
+    );
+
+    // A rename whose copy hangs fails in about --op-timeout, not 20 times it.
+    b.put("six.txt", "6bytes");
+    std::thread::sleep(Duration::from_millis(1200)); // past the TTL of the root's listing
+    b.server.faults.set(FaultConfig {
+        hang_rate: 1.0,
+        methods: vec!["PUT".into()],
+        ..Default::default()
+    });
+    let started = Instant::now();
+    let o = sh("mv six.txt seven.txt");
+    let took = started.elapsed();
+    b.server.faults.set(FaultConfig::default());
+    assert!(!o.status.success());
+    assert!(err(&o).contains("Connection timed out"), "{}", err(&o));
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_eq!(b.block_on(get_all(&b.client, "six.txt")), &b"6bytes"[..]);
+    t.row(
+        "mv of a 6-byte file while COS hangs on the copy (--op-timeout 5)",
+        &format!("exit 1 after {:.1} s: `{}`", took.as_secs_f64(), err(&o)),
+    );
+
+    // A second mount on a live cosfs mount is refused, even with --nonempty.
+    let mut c = mount_command(BUCKET, &m.path, &b.endpoint());
+    c.args(["--nonempty", "-f"]);
+    let o = run(&mut c);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("is already a cosfs mount"), "{}", err(&o));
+    t.row(
+        "a second cosfs mount on a live cosfs mount (--nonempty)",
+        &format!("exit 1: `{}`", err(&o)),
+    );
+
+    // `cosfs unmount` takes cosfs mounts only.
+    let other = tempfile::tempdir().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(other.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = run(Command::new(env!("CARGO_BIN_EXE_cosfs"))
+        .arg("unmount")
+        .arg(other.path()));
+    let still = is_mounted(other.path());
+    let _ = Command::new("umount").arg(other.path()).status();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("is not a cosfs mount (it is tmpfs"),
+        "{}",
+        err(&o)
+    );
+    assert!(still, "the tmpfs was unmounted");
+    t.row(
+        "cosfs unmount of a tmpfs",
+        &format!("exit 1: `{}`; the tmpfs stays", err(&o)),
+    );
+
+    let log = m.stop_with_log();
+    assert!(
+        log.contains("longer than PATH_MAX") && log.contains("longlink"),
+        "{log}"
+    );
+    assert!(
+        log.contains("no file name can show") && log.contains("odd/../../b"),
+        "{log}"
+    );
+    drop(m);
+
+    // Two mounts appending to one log: with --appendable-logs every line is kept (each
+    // close is one APPEND at the end COS has); without it, the documented rule is that
+    // each close rebuilds the whole file, so one mount's lines can replace the other's.
+    let (m1, m2) = (
+        Mounted::start(&b, &["--appendable-logs"]),
+        Mounted::start(&b, &["--appendable-logs"]),
+    );
+    let writers: Vec<_> = [(&m1, "a"), (&m2, "b")]
+        .into_iter()
+        .map(|(m, tag)| {
+            Command::new("bash")
+                .args([
+                    "-c",
+                    &format!("for i in $(seq 1 50); do echo {tag}$i >> \"$1\"; done"),
+                    "bash",
+                ])
+                .arg(m.p("shared.log"))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut w in writers {
+        assert!(w.wait().unwrap().success());
+    }
+    let text = String::from_utf8(b.block_on(get_all(&b.client, "shared.log")).to_vec()).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 100, "every line kept: {text}");
+    t.row(
+        "two mounts appending 50 lines each with `>>` (--appendable-logs)",
+        "all 100 lines kept; without --appendable-logs lines can be lost (the documented rule)",
+    );
 }

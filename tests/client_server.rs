@@ -511,6 +511,7 @@ async fn copy_with_both_directives(env: Env) {
         storage_class: None,
         if_match: Some(put.etag.clone()),
         if_none_match: None,
+        source_size: None,
     };
     c.copy_object("a/src file", "a/src file", &replaced)
         .await

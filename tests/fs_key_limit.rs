@@ -24,7 +24,7 @@ fn fs(env: &Env, dir: &std::path::Path) -> CosFs<CosClient> {
     CosFs::new(
         Arc::new(client),
         FsConfig {
-            cache_dir: dir.to_path_buf(),
+            cache_dir: dir.join("staging"),
             ..Default::default()
         },
     )

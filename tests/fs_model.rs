@@ -774,7 +774,7 @@ fn new_fs(store: Arc<FaultyStore<LocalStore>>, cache: &Path) -> CosFs<FaultyStor
     CosFs::new(
         store,
         FsConfig {
-            cache_dir: cache.to_path_buf(),
+            cache_dir: cache.join("staging"),
             // Small parts, so files of a few hundred KiB are multipart uploads too.
             part_size: 1 << 20,
             upload_concurrency: 4,

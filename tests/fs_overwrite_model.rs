@@ -49,7 +49,7 @@ async fn random_overwrites_keep_the_old_object_until_the_commit() {
     let fs = CosFs::new(
         Arc::new(client),
         FsConfig {
-            cache_dir: scratch.path().to_path_buf(),
+            cache_dir: scratch.path().join("staging"),
             part_size: MIB,
             upload_concurrency: 4,
             ..Default::default()

@@ -36,7 +36,7 @@ fn world_with(cache_bytes: u64) -> World {
     let fs = CosFs::new(
         store.clone(),
         FsConfig {
-            cache_dir: cache.path().to_path_buf(),
+            cache_dir: cache.path().join("staging"),
             metadata_ttl: std::time::Duration::from_secs(3600),
             cache_bytes,
             ..Default::default()
@@ -304,7 +304,7 @@ fn world_with_ttl(ttl: std::time::Duration) -> World {
     let fs = CosFs::new(
         w.store.clone(),
         FsConfig {
-            cache_dir: w._dirs.1.path().to_path_buf(),
+            cache_dir: w._dirs.1.path().join("staging"),
             metadata_ttl: ttl,
             ..Default::default()
         },

@@ -10,7 +10,9 @@
 //! 6. permissions: HEAD bucket, LIST, then PUT / GET / DELETE of a probe object under the
 //!    prefix (skipped with `--read-only`);
 //! 7. unfinished multipart uploads under the prefix (left by crashed writers): counted, and
-//!    those older than a day aborted with `--abort-stale-uploads`.
+//!    those older than a day aborted with `--abort-stale-uploads`;
+//! 8. directory renames a crash interrupted (`rename_journal`): reported, and finished or
+//!    undone with `--repair`.
 
 use std::time::{Duration, SystemTime};
 
@@ -34,6 +36,11 @@ pub struct CheckArgs {
     /// Abort unfinished multipart uploads under the prefix that are older than a day.
     #[arg(long)]
     pub abort_stale_uploads: bool,
+    /// Finish or undo the directory renames a crash interrupted (their journals under
+    /// PREFIX.cosfs/renames/): one interrupted while copying is undone, one interrupted while
+    /// deleting its sources is finished.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Collects the report; `fail` marks the run failed.
@@ -242,6 +249,43 @@ async fn check(a: &CheckArgs, r: &mut Report) {
         probe_writes(&client, &target.prefix, name, r).await;
     }
     stale_uploads(&client, &target.prefix, a.abort_stale_uploads, r).await;
+    interrupted_renames(&client, &target.prefix, a.repair, r).await;
+}
+
+/// Directory renames a crash interrupted (`rename_journal`), repaired with `--repair`.
+async fn interrupted_renames(client: &CosClient, prefix: &str, act: bool, r: &mut Report) {
+    use crate::fs::rename_journal::{repair, Repair};
+    let found = repair(client, prefix, act && !r.failed).await;
+    if found.is_empty() {
+        return r.ok("renames", "no interrupted directory rename");
+    }
+    for f in found {
+        match f {
+            Repair::Undone { from, to, removed } => r.ok(
+                "renames",
+                &format!("undid the interrupted rename of {from} to {to}: removed {removed} copies; {from} is as it was"),
+            ),
+            Repair::Finished { from, to, deleted } => r.ok(
+                "renames",
+                &format!("finished the interrupted rename of {from} to {to}: deleted {deleted} sources left behind"),
+            ),
+            Repair::Running { from, to, age } => r.warn(
+                "renames",
+                &format!("the rename of {from} to {to} is running on a mount (its journal was rewritten {} s ago)", age.as_secs()),
+                "wait for it; if its mount is gone, run this again once 5 minutes have passed",
+            ),
+            Repair::Interrupted { from, to, state } => r.fail(
+                "renames",
+                &format!("the rename of {from} to {to} was interrupted ({state}): both trees may be there"),
+                &format!("run cosfs check --repair: it will {}", if state == "deleting" { "finish it" } else { "undo it" }),
+            ),
+            Repair::Failed { key, why } => r.fail(
+                "renames",
+                &format!("{key}: {why}"),
+                "see the error; run cosfs check --repair again",
+            ),
+        }
+    }
 }
 
 /// PUT, GET and DELETE of a small object under the prefix.

@@ -2,7 +2,8 @@
 //!
 //! Each mount listens on a unix socket named after its mountpoint in the runtime directory
 //! (`/run/cosfs` as root, else `$XDG_RUNTIME_DIR/cosfs` or `/tmp/cosfs-UID`; the directory is
-//! mode 0700, so only the mounting user can ask). A client writes one command line and reads
+//! a `PrivateDir`, ours with mode 0700, so only the mounting user can ask, and one another
+//! user prepared is refused). A client writes one command line and reads
 //! the answer until EOF. The only command is `stats`: one line of request counts by kind,
 //! bytes, block-cache hit rate and pending uploads.
 
@@ -131,13 +132,11 @@ pub fn listen(
     mountpoint: &Path,
     answer: Arc<dyn Fn() -> String + Send + Sync>,
 ) -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
     let path = socket_path(mountpoint);
     let dir = path.parent().expect("socket path has a directory");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+    // A directory another user made (`/tmp/cosfs-UID` is predictable) is refused.
+    crate::private_dir::PrivateDir::open(dir)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string()))?;
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path)?;
     tokio::spawn(async move {

@@ -284,6 +284,15 @@ fn expand_config(argv: Vec<OsString>) -> Result<Routed, String> {
     })
 }
 
+/// Whether `cosfs mount` has the option `--name`, and if so whether it takes a value.
+fn mount_option(name: &str) -> Option<bool> {
+    use clap::CommandFactory;
+    let cmd = super::Cli::command();
+    let mount = cmd.find_subcommand("mount")?;
+    let arg = mount.get_arguments().find(|a| a.get_long() == Some(name))?;
+    Some(arg.get_action().takes_values())
+}
+
 /// `key = value` lines (`#` comments) into `cosfs mount` arguments: `bucket` and `mountpoint`
 /// are the two positionals, `name = true` is the flag `--name`, `name = false` leaves it off.
 pub fn parse_config(text: &str) -> Result<Vec<String>, String> {
@@ -307,9 +316,23 @@ pub fn parse_config(text: &str) -> Result<Vec<String>, String> {
                     n + 1
                 ))
             }
-            _ if value == "true" => flags.push(format!("--{key}")),
-            _ if value == "false" => {}
-            _ => flags.extend([format!("--{key}"), value.to_string()]),
+            _ => match mount_option(&key) {
+                None => {
+                    return Err(format!(
+                        "line {}: unknown option {key:?} (cosfs mount --help lists the options)",
+                        n + 1
+                    ))
+                }
+                Some(false) if value == "true" => flags.push(format!("--{key}")),
+                Some(false) if value == "false" => {}
+                Some(false) => {
+                    return Err(format!(
+                        "line {}: {key} is on or off: write `{key} = true` or `{key} = false`, not {value:?}",
+                        n + 1
+                    ))
+                }
+                Some(true) => flags.extend([format!("--{key}"), value.to_string()]),
+            },
         }
     }
     let bucket = bucket.ok_or("no `bucket = NAME-APPID` line")?;

@@ -1,6 +1,11 @@
 //! Where logs go, and in what shape.
 //!
-//! - `--log-file PATH`: appended to, with timestamps; SIGHUP reopens it (for logrotate).
+//! - `--log-file PATH`: appended to, with timestamps; SIGHUP reopens it (for logrotate). Logs
+//!   name object keys, so the file is private: made with mode 0600, opened without following
+//!   a symlink (a link planted in `/tmp` cannot make root append to another file), refused
+//!   when another user owns it, and an existing file loses every permission for others (a
+//!   group read bit an administrator set, for a log group such as `adm`, is kept). It must
+//!   take a write when opened (`/dev/full` is refused at mount).
 //! - stderr under systemd (`JOURNAL_STREAM` is set): one line per event prefixed with the
 //!   syslog priority (`<3>` error ... `<7>` debug) that journald reads, no timestamps (the
 //!   journal adds its own) and no colours.
@@ -46,7 +51,40 @@ impl LogFile {
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    let m = f.metadata()?;
+    if m.is_file() {
+        let us = rustix::process::geteuid().as_raw();
+        if m.uid() != us {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "it is owned by uid {}, not by this user (uid {us})",
+                    m.uid()
+                ),
+            ));
+        }
+        let mode = m.permissions().mode() & 0o7777;
+        if mode & 0o037 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(mode & 0o740))?;
+        }
+    }
+    Ok(f)
+}
+
+/// A first line into the log, so that a file that takes no writes (`/dev/full`, a full
+/// disk) is found at mount rather than when the first error has nowhere to go.
+pub fn write_opening_line(log: &LogFile, what: &str) -> std::io::Result<()> {
+    let mut w: &LogFile = log;
+    let now = crate::timefmt::format_iso8601(std::time::SystemTime::now());
+    writeln!(w, "{now} cosfs {}: {what}", env!("CARGO_PKG_VERSION"))?;
+    w.flush()
 }
 
 impl Write for &LogFile {

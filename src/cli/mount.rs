@@ -36,6 +36,10 @@ pub fn run(args: MountArgs) -> i32 {
             return 1;
         }
     };
+    if let Some(addr) = args.metrics_listen.filter(|a| !a.ip().is_loopback()) {
+        // Said before daemonising, where the user sees it, and again in the log.
+        eprintln!("cosfs mount: warning: {}", exposed_metrics(addr));
+    }
     if args.foreground {
         let log = super::logging::init(&args.log_level, args.log_file.as_deref())
             .ok()
@@ -123,10 +127,26 @@ fn serve_mount(
         let (client, fs) = (client.clone(), fs.clone());
         let render: Arc<dyn Fn() -> String + Send + Sync> =
             Arc::new(move || super::metrics::render(client.as_deref(), &fs, started));
+        if !addr.ip().is_loopback() {
+            tracing::warn!("{}", exposed_metrics(addr));
+        }
         match rt.block_on(super::metrics::serve(addr, render)) {
             Ok(bound) => tracing::info!(%bound, "metrics at http://{bound}/metrics"),
             Err(e) => tracing::warn!(%addr, error = %e, "no metrics endpoint: cannot listen"),
         }
+    }
+    {
+        // What gone mounts of this bucket left (uploads of a killed mount, interrupted
+        // renames): done before the mount is announced, so that the mount's first requests
+        // are the programs'; a long repair goes on in the background after 10 s.
+        let fs = fs.clone();
+        let task = rt.spawn(async move {
+            let done = fs.recover().await;
+            tracing::debug!(?done, "start-up recovery done");
+        });
+        rt.block_on(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        });
     }
     rt.spawn(super::lifecycle::supervise(super::lifecycle::Running {
         fs: fs.clone(),
@@ -172,12 +192,27 @@ fn serve_mount(
     }
 }
 
+/// What a metrics endpoint on a non-loopback address shows to whoever can reach it.
+fn exposed_metrics(addr: std::net::SocketAddr) -> String {
+    format!(
+        "--metrics-listen {addr} is not a loopback address: anyone who can connect to it reads this \
+         mount's request and error counts, bytes moved, memory use and open files (no keys, names \
+         or credentials); bind it to 127.0.0.1 or keep the port behind a firewall"
+    )
+}
+
 /// `cosfs unmount`: returns the exit code.
 pub fn run_unmount(args: UnmountArgs) -> i32 {
-    let target = args
-        .mountpoint
-        .canonicalize()
-        .unwrap_or_else(|_| args.mountpoint.clone());
+    let target = args.mountpoint.canonicalize().unwrap_or_else(|_| {
+        // A dead mount cannot be resolved: make it absolute as it is.
+        std::env::current_dir()
+            .map(|d| d.join(&args.mountpoint))
+            .unwrap_or_else(|_| args.mountpoint.clone())
+    });
+    if let Err(e) = super::mount_kernel::check_is_cosfs_mount(&target) {
+        eprintln!("cosfs unmount: {e}");
+        return 1;
+    }
     match unmount(&target, args.lazy) {
         Ok(_) => 0,
         Err(e) => {

@@ -14,6 +14,7 @@ use crate::cos::{ClientConfig, Endpoint};
 use crate::fs::attr::AttrDefaults;
 use crate::fs::names::normalize_prefix;
 use crate::fs::FsConfig;
+use crate::private_dir::{PrivateDir, PrivateDirError};
 
 use super::mount_kernel::check_mountpoint;
 use super::values;
@@ -39,7 +40,7 @@ pub struct MountArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Mount read-only: every change is EROFS.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "appendable_logs")]
     pub read_only: bool,
     /// Allow mounting over a directory that is not empty (its files are hidden meanwhile).
     #[arg(long)]
@@ -90,7 +91,7 @@ pub struct MountArgs {
     #[arg(long, value_name = "DIR")]
     pub disk_cache: Option<PathBuf>,
     /// Most bytes the disk cache holds; least recently used data goes first.
-    #[arg(long, default_value = values::mount_defaults().disk_cache_size.as_str(), value_parser = values::cache_dir_size)]
+    #[arg(long, default_value = values::mount_defaults().disk_cache_size.as_str(), value_parser = values::disk_cache_size)]
     pub disk_cache_size: u64,
     /// Directory for staging files of files modified in place (default: /var/cache/cosfs as
     /// root, else $XDG_CACHE_HOME/cosfs or ~/.cache/cosfs). Staging files are unlinked at
@@ -209,12 +210,24 @@ pub(super) struct Target {
     pub creds: Option<Arc<dyn credentials::CredentialProvider>>,
 }
 
-/// `BUCKET[:/prefix]` as bucket and key prefix.
-pub(super) fn split_spec(spec: &str) -> (String, String) {
-    match spec.split_once(':') {
-        Some((b, p)) => (b.to_string(), normalize_prefix(p)),
-        None => (spec.to_string(), String::new()),
+/// `BUCKET[:/prefix]` as bucket and key prefix. A prefix with `.`, `..` or empty segments is
+/// refused: COS would take them as part of the keys, which no path can then name.
+pub(super) fn split_spec(spec: &str) -> Result<(String, String), String> {
+    let Some((b, p)) = spec.split_once(':') else {
+        return Ok((spec.to_string(), String::new()));
+    };
+    let trimmed = p.trim_matches('/');
+    if !trimmed.is_empty()
+        && trimmed
+            .split('/')
+            .any(|seg| crate::fs::names::check_name(seg).is_err())
+    {
+        return Err(format!(
+            "prefix {p:?} of {spec}: every part between slashes must be a file name (no empty part, \
+             no '.' or '..', at most 255 bytes); COS would take such parts literally into the keys"
+        ));
     }
+    Ok((b.to_string(), normalize_prefix(p)))
 }
 
 /// Where `BUCKET[:/prefix]` is and which keys sign for it (None: anonymous).
@@ -226,7 +239,7 @@ pub(super) fn target(spec: &str, access: &AccessArgs) -> Result<Target, String> 
         cam_role,
         anonymous,
     } = access;
-    let (bucket, prefix) = split_spec(spec);
+    let (bucket, prefix) = split_spec(spec)?;
     let endpoint = match (region, endpoint) {
         (Some(r), None) => Endpoint::for_region(&bucket, r),
         (None, Some(u)) => Endpoint::from_url(&bucket, u),
@@ -261,10 +274,10 @@ pub(super) fn target(spec: &str, access: &AccessArgs) -> Result<Target, String> 
     })
 }
 
-/// The name of this mount's directory in the disk cache: the bucket and the user for people,
-/// and a hash of where the bucket is served and the prefix, so that different mounts never
-/// share cached data.
-fn disk_cache_name(bucket: &str, prefix: &str, backend: &Backend) -> String {
+/// The name of this mount's own directory under `--cache-dir` and `--disk-cache`: the bucket
+/// and the user for people, and a hash of where the bucket is served and the prefix, so that
+/// different mounts never share cached data or journals.
+fn mount_dir_name(bucket: &str, prefix: &str, backend: &Backend) -> String {
     use sha1::{Digest, Sha1};
     let origin = match backend {
         Backend::Cos { client_cfg, .. } => client_cfg.endpoint.base_url(),
@@ -283,7 +296,7 @@ fn disk_cache_name(bucket: &str, prefix: &str, backend: &Backend) -> String {
 pub(super) fn prepare(a: &MountArgs) -> Result<Prepared, String> {
     let (bucket, prefix, backend) = match &a.local_store {
         Some(dir) => {
-            let (bucket, prefix) = split_spec(&a.bucket);
+            let (bucket, prefix) = split_spec(&a.bucket)?;
             if !crate::cos::config::valid_bucket_name(&bucket) {
                 return Err(format!(
                     "bucket name {bucket:?} must look like name-APPID (e.g. examplebucket-1250000000)"
@@ -314,18 +327,33 @@ pub(super) fn prepare(a: &MountArgs) -> Result<Prepared, String> {
     defaults.file_mode = a.file_mode;
     defaults.dir_mode = a.dir_mode;
     if let Some(log) = &a.log_file {
-        super::logging::LogFile::open(log)
+        let file = super::logging::LogFile::open(log)
             .map_err(|e| format!("cannot open log file {}: {e}", log.display()))?;
+        super::logging::write_opening_line(
+            &file,
+            &format!("mounting {} on {}", a.bucket, a.mountpoint.display()),
+        )
+        .map_err(|e| format!("cannot write to log file {}: {e}", log.display()))?;
     }
-    let cache_dir = a.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    let own = mount_dir_name(&bucket, &prefix, &backend);
+    let cache_dir = a
+        .cache_dir
+        .clone()
+        .unwrap_or_else(default_cache_dir)
+        .join(&own);
     if !a.read_only {
-        std::fs::create_dir_all(&cache_dir)
-            .map_err(|e| format!("cannot use {} as cache directory: {e}", cache_dir.display()))?;
+        PrivateDir::open(&cache_dir)
+            .map_err(|e| format!("cannot use the cache directory (--cache-dir): {e}"))?;
     }
-    let disk_cache = a
-        .disk_cache
-        .as_ref()
-        .map(|root| root.join(disk_cache_name(&bucket, &prefix, &backend)));
+    let disk_cache = a.disk_cache.as_ref().map(|root| root.join(&own));
+    if let Some(dir) = &disk_cache {
+        // Refuse what another user could have prepared; a directory that merely cannot be
+        // made (a full disk, a file in the way) means no disk cache, with a warning.
+        match PrivateDir::open(dir) {
+            Ok(_) | Err(PrivateDirError::Io { .. } | PrivateDirError::NotDirectory { .. }) => {}
+            Err(e) => return Err(format!("cannot use the disk cache (--disk-cache): {e}")),
+        }
+    }
     let fs_cfg = FsConfig {
         prefix: prefix.clone(),
         defaults,

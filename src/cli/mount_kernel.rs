@@ -15,6 +15,16 @@ pub(super) fn check_mountpoint(p: &Path, nonempty_ok: bool) -> Result<(), String
     if !md.is_dir() {
         return Err(format!("mountpoint {} is not a directory", p.display()));
     }
+    // A live cosfs mount there: a second one would stack on it (and hide it).
+    let abs = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    if let Some((t, src)) = mount_type(&abs).filter(|(t, src)| is_cosfs(t, src)) {
+        return Err(format!(
+            "{} is already a cosfs mount ({} {src}); unmount it first: cosfs unmount {}",
+            abs.display(),
+            t,
+            abs.display()
+        ));
+    }
     let mut entries =
         std::fs::read_dir(p).map_err(|e| format!("mountpoint {}: {e}", p.display()))?;
     if !nonempty_ok && entries.next().is_some() {
@@ -41,6 +51,25 @@ fn mount_type(p: &Path) -> Option<(String, String)> {
         .next()
 }
 
+/// Whether a mount of type `t` from `src` is cosfs: `fuse.cosfs` through fusermount, or plain
+/// `fuse` with our fsname as root.
+fn is_cosfs(t: &str, src: &str) -> bool {
+    t == "fuse.cosfs" || (t == "fuse" && src.starts_with("cosfs:"))
+}
+
+/// `cosfs unmount` takes cosfs mounts only: what else is mounted there (a tmpfs, a disk) is
+/// not ours to take down.
+pub(super) fn check_is_cosfs_mount(p: &Path) -> Result<(), String> {
+    match mount_type(p) {
+        Some((t, src)) if is_cosfs(&t, &src) => Ok(()),
+        Some((t, src)) => Err(format!(
+            "{} is not a cosfs mount (it is {t}, from {src}); unmount other filesystems with umount",
+            p.display()
+        )),
+        None => Err(format!("{} is not a mount point", p.display())),
+    }
+}
+
 /// A cosfs process died without unmounting (kill -9, OOM): its mountpoint answers ENOTCONN.
 /// Detach that dead mount so this one can take its place; anything else is left alone.
 fn clear_stale_mount(p: &Path) -> Result<(), String> {
@@ -49,8 +78,7 @@ fn clear_stale_mount(p: &Path) -> Result<(), String> {
         .unwrap_or_else(|_| p.to_path_buf());
     let found = mount_type(&abs);
     match &found {
-        // Ours: fuse.cosfs through fusermount, or plain fuse with our fsname as root.
-        Some((t, src)) if t == "fuse.cosfs" || (t == "fuse" && src.starts_with("cosfs:")) => {
+        Some((t, src)) if is_cosfs(t, src) => {
             unmount(&abs, true)?;
             eprintln!(
                 "cosfs mount: {} held a dead cosfs mount (its process had died); detached it",

@@ -193,6 +193,16 @@ pub fn cache_dir_size(s: &str) -> Result<u64, String> {
     size_in(s, 1 << 20, u64::MAX, "the staging area must be at least 1M")
 }
 
+/// `--disk-cache-size`: at least one chunk file.
+pub fn disk_cache_size(s: &str) -> Result<u64, String> {
+    size_in(
+        s,
+        1 << 20,
+        u64::MAX,
+        "the disk cache must hold at least 1M (to have none, leave out --disk-cache)",
+    )
+}
+
 /// `--part-size`: COS's part limits, 1M to 5G.
 pub fn part_size(s: &str) -> Result<u64, String> {
     size_in(

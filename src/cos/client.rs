@@ -7,6 +7,12 @@
 //! clock offset from the server's `Date` and retries once; ExpiredToken refreshes temporary
 //! credentials and retries once; other 4xx fail at once. The operations themselves are in `ops.rs`.
 //!
+//! Requests that change something (PUT, POST, DELETE: uploads above all) and could not reach
+//! the server (refused, reset, unanswered) are retried for as long as their budget lasts, with
+//! a backoff that always waits at least half its step, so a server that is gone for ten
+//! seconds (a restart) delays an upload instead of failing it. Reads, and changes the server
+//! answered with a 5xx, keep the short series, so `stat` on a dead server fails in seconds.
+//!
 //! Time: each request has one budget (`TimeBudget`: the op budget, or the long one for
 //! Complete/Copy, plus one second per MiB it moves) that every attempt, backoff and the body
 //! share; when it is spent the request fails with the last error (a timeout says the budget).
@@ -44,8 +50,11 @@ pub(crate) struct Request {
     pub body: Bytes,
     /// Bytes the answer is expected to carry (a ranged GET), for the time allowance.
     pub expect_bytes: u64,
-    /// Use the long budget (Complete, Copy).
+    /// Use the long budget (Complete, and copies of unknown size).
     pub long: bool,
+    /// Bytes COS copies for this request (a copy of known size): its budget is the op
+    /// budget and time for those bytes, and the answer may come only at its end.
+    pub copies: Option<u64>,
     /// A 200 answer may carry an `<Error>` body (Complete, Copy, Upload Part - Copy).
     pub error_in_200: bool,
 }
@@ -60,6 +69,7 @@ impl Request {
             body: Bytes::new(),
             expect_bytes: 0,
             long: false,
+            copies: None,
             error_in_200: false,
         }
     }
@@ -93,7 +103,12 @@ pub struct CosClient {
     /// The server has answered Upload Part with the part's CRC-64 (as COS does), so parts are
     /// checked by it and need no Content-MD5 (see `upload_part`).
     pub(crate) parts_carry_crc: std::sync::atomic::AtomicBool,
+    /// Uploads whose Initiate had an attempt go unanswered. See `note_unheard_initiate`.
+    unheard_initiates: std::sync::Mutex<std::collections::HashMap<String, UnheardInitiate>>,
 }
+
+/// An upload id -> the key, and when (local clock) its Initiate was in flight.
+type UnheardInitiate = (String, (SystemTime, SystemTime));
 
 impl std::fmt::Debug for CosClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,6 +129,7 @@ impl CosClient {
             clock_offset: AtomicI64::new(0),
             stats: Default::default(),
             parts_carry_crc: std::sync::atomic::AtomicBool::new(false),
+            unheard_initiates: Default::default(),
         })
     }
 
@@ -228,6 +244,9 @@ impl CosClient {
     /// The time budget of `req` (all its attempts).
     fn budget(&self, req: &Request) -> std::time::Duration {
         let t = &self.cfg.time;
+        if let Some(n) = req.copies {
+            return t.op + t.copy_allowance(n);
+        }
         let base = if req.long { t.long_op } else { t.op };
         base + t.transfer_allowance(req.body.len() as u64 + req.expect_bytes)
     }
@@ -235,7 +254,12 @@ impl CosClient {
     /// Limits of one attempt of `req` with `remaining` of its budget left.
     fn limits(&self, req: &Request, remaining: std::time::Duration) -> AttemptLimits {
         let t = &self.cfg.time;
-        let silence = if req.long { t.long_silence } else { t.silence };
+        let silence = match req.copies {
+            // COS answers a copy when it is done: the whole budget may pass in silence.
+            Some(_) => self.budget(req),
+            None if req.long => t.long_silence,
+            None => t.silence,
+        };
         let send = t.transfer_allowance(req.body.len() as u64);
         AttemptLimits {
             head: remaining.min(silence + send),
@@ -289,6 +313,22 @@ impl CosClient {
         F: Fn(Response) -> Fut,
         Fut: Future<Output = CosResult<T>>,
     {
+        self.call_noting(req, handle, &mut None).await
+    }
+
+    /// `call`, noting in `unheard` when the first attempt was sent whose answer never came
+    /// (a timeout or a broken connection): the server may have carried it out. A request that
+    /// is not idempotent (Initiate) uses it to find what such an attempt made.
+    pub(crate) async fn call_noting<T, F, Fut>(
+        &self,
+        req: Request,
+        handle: F,
+        unheard: &mut Option<SystemTime>,
+    ) -> CosResult<T>
+    where
+        F: Fn(Response) -> Fut,
+        Fut: Future<Output = CosResult<T>>,
+    {
         let mut attempt = 0u32;
         let mut skew_fixed = false;
         let mut token_refreshed = false;
@@ -305,6 +345,7 @@ impl CosClient {
             }
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
             let signed_with = self.clock_offset.load(Ordering::Relaxed);
+            let sent_at = SystemTime::now();
             let result = match self.send_once(&req, self.limits(&req, remaining)).await {
                 Ok(resp) => {
                     if req.method != Method::HEAD {
@@ -325,6 +366,9 @@ impl CosClient {
                 }
                 Err(e) => e,
             };
+            if matches!(err, CosError::Timeout(_) | CosError::Transport(_)) {
+                unheard.get_or_insert(sent_at);
+            }
             match err.kind() {
                 Some(
                     ErrorKind::ClockSkew | ErrorKind::RequestExpired | ErrorKind::AccessDenied,
@@ -352,8 +396,22 @@ impl CosClient {
                 _ => {}
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if err.is_retryable() && attempt < self.cfg.retry.max_attempts && !left.is_zero() {
-                let delay = self.cfg.retry.delay(attempt).min(left);
+            // A change that could not reach the server (refused, reset, unanswered) rides
+            // out the outage; one the server answered 5xx keeps the short series.
+            let changes = !matches!(req.method, Method::GET | Method::HEAD)
+                && matches!(err, CosError::Transport(_) | CosError::Timeout(_));
+            let attempts = if changes {
+                self.cfg.retry.change_attempts
+            } else {
+                self.cfg.retry.max_attempts
+            };
+            if err.is_retryable() && attempt < attempts && !left.is_zero() {
+                let delay = if changes {
+                    self.cfg.retry.steady_delay(attempt)
+                } else {
+                    self.cfg.retry.delay(attempt)
+                }
+                .min(left);
                 tracing::debug!(
                     method = %req.method, key = req.key.as_deref().unwrap_or("/"),
                     attempt, ?delay, error = %err, "retrying COS request"
@@ -405,28 +463,91 @@ impl CosClient {
 
     /// `call` that reads the whole body; with `error_in_200` a 200 `<Error>` body is an error.
     pub(crate) async fn call_read(&self, req: Request) -> CosResult<(HeaderMap, Bytes)> {
+        self.call_read_noting(req, &mut None).await
+    }
+
+    /// `call_read`, noting when an attempt went unanswered (see `call_noting`).
+    pub(crate) async fn call_read_noting(
+        &self,
+        req: Request,
+        unheard: &mut Option<SystemTime>,
+    ) -> CosResult<(HeaderMap, Bytes)> {
         let error_in_200 = req.error_in_200;
-        self.call(req, |resp| async move {
-            let status = resp.status.as_u16();
-            let headers = resp.headers.clone();
-            let body = resp.bytes().await?;
-            if error_in_200 {
-                if let Some(mut e) = parse_error_body(status, &body) {
-                    // An error reported inside a 200: classify it by its code, as if it were
-                    // the status COS would have used.
-                    e.status = match e.code.as_str() {
-                        "InternalError" => 500,
-                        "SlowDown" | "ServiceUnavailable" => 503,
-                        "PreconditionFailed" => 412,
-                        "NoSuchKey" | "NoSuchUpload" => 404,
-                        _ => 400,
-                    };
-                    return Err(CosError::Service(Box::new(e)));
+        self.call_noting(
+            req,
+            |resp| async move {
+                let status = resp.status.as_u16();
+                let headers = resp.headers.clone();
+                let body = resp.bytes().await?;
+                if error_in_200 {
+                    if let Some(mut e) = parse_error_body(status, &body) {
+                        // An error reported inside a 200: classify it by its code, as if it were
+                        // the status COS would have used.
+                        e.status = match e.code.as_str() {
+                            "InternalError" => 500,
+                            "SlowDown" | "ServiceUnavailable" => 503,
+                            "PreconditionFailed" => 412,
+                            "NoSuchKey" | "NoSuchUpload" => 404,
+                            _ => 400,
+                        };
+                        return Err(CosError::Service(Box::new(e)));
+                    }
                 }
-            }
-            Ok((headers, body))
-        })
+                Ok((headers, body))
+            },
+            unheard,
+        )
         .await
+    }
+
+    /// An Initiate of `key` whose answer may have been lost between `from` and `to`: the
+    /// uploads it may have made are swept when `upload_id` (the one we got) ends, or now when
+    /// we got none.
+    pub(crate) async fn note_unheard_initiate(
+        &self,
+        key: &str,
+        upload_id: Option<&str>,
+        from: SystemTime,
+    ) {
+        let window = (from, SystemTime::now());
+        match upload_id {
+            Some(id) => {
+                self.unheard_initiates
+                    .lock()
+                    .unwrap()
+                    .insert(id.to_string(), (key.to_string(), window));
+            }
+            None => self.sweep_window(key, None, window).await,
+        }
+    }
+
+    /// Upload `upload_id` of `key` ended (completed or aborted): abort what Initiates whose
+    /// answers were lost made beside it.
+    pub(crate) async fn sweep_unheard(&self, upload_id: &str) {
+        let found = self.unheard_initiates.lock().unwrap().remove(upload_id);
+        if let Some((key, window)) = found {
+            self.sweep_window(&key, Some(upload_id), window).await;
+        }
+    }
+
+    async fn sweep_window(&self, key: &str, keep: Option<&str>, window: (SystemTime, SystemTime)) {
+        let left = super::upload::LeftUploads {
+            known: None,
+            window: Some(window),
+            keep,
+        };
+        match super::upload::abort_left_uploads(self, key, &left).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                key,
+                aborted = n,
+                "an Initiate whose answer was lost had made an upload; aborted it"
+            ),
+            Err(e) => tracing::warn!(
+                key, error = %e,
+                "could not look for uploads a lost Initiate answer made; the mount's journal keeps it for its next start"
+            ),
+        }
     }
 }
 

@@ -107,11 +107,14 @@ impl Endpoint {
     }
 }
 
-/// Exponential backoff with full jitter.
+/// Exponential backoff with jitter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryConfig {
-    /// Attempts in all, first included.
+    /// Attempts in all, first included, of a read (GET, HEAD).
     pub max_attempts: u32,
+    /// Attempts in all of a request that changes something (PUT, POST, DELETE) while the
+    /// server cannot be reached; the request's time budget ends them first.
+    pub change_attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
 }
@@ -119,9 +122,13 @@ pub struct RetryConfig {
 impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {
-            // 6 attempts with 100 ms doubling to a 5 s cap ride out ~10 s of 503s, the length of a
-            // typical COS SlowDown burst, without stalling a writer for minutes.
+            // 6 attempts with 100 ms doubling to a 5 s cap ride out a few seconds of 503s
+            // without making a `stat` on a dead server wait long.
             max_attempts: 6,
+            // Uploads ride out an outage for as long as their budget (30 s and more) lasts:
+            // with at least half of each step waited, a 10 s restart of the server is
+            // covered after about 10 attempts, well inside this cap.
+            change_attempts: 40,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(5),
         }
@@ -138,6 +145,17 @@ impl RetryConfig {
         let millis = exp.as_millis() as u64;
         Duration::from_millis(rand::random::<u64>() % (millis + 1))
     }
+
+    /// Delay before retry `attempt` of a change: random in `[step/2, step]` ("equal jitter"),
+    /// so that the retries of an upload are sure to span an outage of a few seconds.
+    pub fn steady_delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_delay);
+        let half = exp.as_millis() as u64 / 2;
+        Duration::from_millis(half + rand::random::<u64>() % (half + 1))
+    }
 }
 
 /// How long a request may take. Every bound covers the whole request: all its attempts, the
@@ -153,6 +171,8 @@ pub struct TimeBudget {
     /// Requests that move a body get one more second per this many bytes of it, so a big
     /// part on a slow but working link is not cut short.
     pub bytes_per_extra_second: u64,
+    /// A copy COS makes gets one more second per this many bytes of it.
+    pub copy_bytes_per_extra_second: u64,
     /// Longest silence within one attempt (waiting for the answer, or between body chunks)
     /// before that attempt is given up and retried.
     pub silence: Duration,
@@ -171,11 +191,19 @@ impl TimeBudget {
             long_op: op * 20,
             // 1 MiB/s: a working COS connection is far faster; an 8 MiB part gets 8 s more.
             bytes_per_extra_second: 1 << 20,
+            // 16 MiB/s: COS copies within a region far faster; a 5 GB copy gets 5 min more,
+            // and a small rename on a hung server fails in about `op`.
+            copy_bytes_per_extra_second: 16 << 20,
             silence: (op / 3).max(Duration::from_millis(100)),
             long_silence: op * 20,
             // A COS endpoint that takes over 5 s to accept a connection is down for our purposes.
             connect: Duration::from_secs(5).min(op),
         }
+    }
+
+    /// The extra time a copy of `bytes` gets.
+    pub fn copy_allowance(&self, bytes: u64) -> Duration {
+        Duration::from_secs_f64(bytes as f64 / self.copy_bytes_per_extra_second.max(1) as f64)
     }
 
     /// The extra time a body of `bytes` gets.
@@ -268,6 +296,17 @@ mod tests {
         let r = RetryConfig::default();
         for n in 0..20 {
             assert!(r.delay(n) <= r.max_delay);
+            assert!(r.steady_delay(n) <= r.max_delay);
         }
+        // The retries of a change span at least 10 s before the attempts run out.
+        let least: Duration = (1..r.change_attempts)
+            .map(|n| {
+                r.base_delay
+                    .saturating_mul(1u32 << n.min(16))
+                    .min(r.max_delay)
+                    / 2
+            })
+            .sum();
+        assert!(least >= Duration::from_secs(10), "{least:?}");
     }
 }

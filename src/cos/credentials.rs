@@ -89,14 +89,24 @@ pub fn from_env() -> Option<Credentials> {
     Some(c)
 }
 
-/// Read a passwd file, refusing one that group or others may access (as cosfs and s3fs do).
+/// Read a passwd file, refusing one that group or others may access (as cosfs and s3fs do),
+/// and one owned by another user than us or root: keys someone else wrote would make the
+/// mount (root's, say) write into their bucket.
 fn read_private_file(path: &Path) -> Result<String, CredentialsError> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let unreadable = |source| CredentialsError::Unreadable {
         path: path.to_path_buf(),
         source,
     };
     let meta = std::fs::metadata(path).map_err(unreadable)?;
+    let us = rustix::process::geteuid().as_raw();
+    if meta.uid() != us && meta.uid() != 0 {
+        return Err(CredentialsError::ForeignOwner {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+            us,
+        });
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(CredentialsError::InsecurePermissions {

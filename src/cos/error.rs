@@ -208,6 +208,8 @@ pub enum CredentialsError {
     },
     #[error("credentials file {path} is accessible by group or others (mode {mode:o}); run: chmod 600 {path}")]
     InsecurePermissions { path: PathBuf, mode: u32 },
+    #[error("credentials file {path} is owned by uid {owner}, not by this user (uid {us}) or root: another user could have put their keys in it; run: chown {us} {path}")]
+    ForeignOwner { path: PathBuf, owner: u32, us: u32 },
     #[error("credentials file {path} line {line}: expected bucket:SecretId:SecretKey or SecretId:SecretKey")]
     Malformed { path: PathBuf, line: usize },
     #[error("credentials file {path} has no line for bucket {bucket} and no default SecretId:SecretKey line")]

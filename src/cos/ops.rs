@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use http::Method;
 
 use super::client::{CosClient, Request};
-use super::error::{CosError, CosResult};
+use super::error::{CosError, CosResult, ErrorKind};
 use super::integrity::{content_md5, crc64, crc64_combine, Crc64Digest};
 use super::parse::{self, META_PREFIX};
 use super::store::*;
@@ -248,7 +248,10 @@ impl ObjectStore for CosClient {
         if let Some(e) = &opts.if_none_match {
             req = req.header("x-cos-copy-source-if-none-match", format!("\"{e}\""));
         }
-        req.long = true;
+        match opts.source_size {
+            Some(n) => req.copies = Some(n),
+            None => req.long = true,
+        }
         req.error_in_200 = true;
         let (headers, body) = self.call_read(req).await?;
         let (etag, last_modified) = parse::copy_result(&body)?;
@@ -285,8 +288,14 @@ impl ObjectStore for CosClient {
             Request::new(Method::POST, Some(key)).param("uploads", ""),
             opts,
         )?;
-        let (_, body) = self.call_read(req).await?;
-        parse::initiate_upload_id(&body)
+        let mut unheard = None;
+        let r = self.call_read_noting(req, &mut unheard).await;
+        let id = r.and_then(|(_, body)| parse::initiate_upload_id(&body));
+        if let Some(from) = unheard {
+            self.note_unheard_initiate(key, id.as_ref().ok().map(String::as_str), from)
+                .await;
+        }
+        id
     }
 
     async fn upload_part(
@@ -331,7 +340,10 @@ impl ObjectStore for CosClient {
         if let Some(e) = source_if_match {
             req = req.header("x-cos-copy-source-if-match", format!("\"{e}\""));
         }
-        req.long = true;
+        match range.and_then(|r| r.end.map(|e| e - r.start)) {
+            Some(n) => req.copies = Some(n),
+            None => req.long = true,
+        }
         req.error_in_200 = true;
         let (headers, body) = self.call_read(req).await?;
         let (etag, _) = parse::copy_result(&body)?;
@@ -364,25 +376,52 @@ impl ObjectStore for CosClient {
         );
         req.long = true;
         req.error_in_200 = true;
-        let (headers, body) = self.call_read(req).await?;
-        let etag = parse::complete_etag(&body)?;
-        let theirs = parse::crc64_header(&headers);
         // The object's CRC follows from the parts' CRCs when we know them all.
         let expected = parts
             .iter()
             .try_fold(0u64, |acc, p| Some(crc64_combine(acc, p.crc64?, p.size?)));
-        if let Some(ours) = expected {
-            check_crc("completed object", ours, theirs)?;
-        }
-        Ok(CompleteResult {
-            etag,
-            crc64: theirs.or(expected),
-        })
+        let mut unheard = None;
+        let r = match self.call_read_noting(req, &mut unheard).await {
+            Ok((headers, body)) => parse::complete_etag(&body).and_then(|etag| {
+                let theirs = parse::crc64_header(&headers);
+                if let Some(ours) = expected {
+                    check_crc("completed object", ours, theirs)?;
+                }
+                Ok(CompleteResult {
+                    etag,
+                    crc64: theirs.or(expected),
+                })
+            }),
+            // A retry of a Complete that landed finds no upload any more: if the object is
+            // the one our parts make, it was ours.
+            Err(e) if unheard.is_some() && e.kind() == Some(ErrorKind::NotFound) => {
+                match self.completed_as(key, parts, expected).await {
+                    Some(done) => {
+                        tracing::info!(
+                            key,
+                            upload_id,
+                            "the answer to Complete was lost; the object is the one our parts make"
+                        );
+                        Ok(done)
+                    }
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        self.sweep_unheard(upload_id).await;
+        r
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> CosResult<()> {
         let req = Request::new(Method::DELETE, Some(key)).param("uploadId", upload_id);
-        self.call(req, |_| async { Ok(()) }).await
+        let r = self.call(req, |_| async { Ok(()) }).await;
+        self.sweep_unheard(upload_id).await;
+        r
+    }
+
+    fn clock_offset_secs(&self) -> i64 {
+        CosClient::clock_offset_secs(self)
     }
 
     async fn list_parts(
@@ -422,6 +461,39 @@ impl ObjectStore for CosClient {
         let (_, body) = self.call_read(req).await?;
         parse::list_uploads(&body, true)
     }
+}
+
+impl CosClient {
+    /// Whether `key` now holds the object `parts` make (by its CRC-64 when every part's is
+    /// known, else by the multipart ETag: the MD5 of the parts' MD5s and their count).
+    async fn completed_as(
+        &self,
+        key: &str,
+        parts: &[UploadedPart],
+        crc: Option<u64>,
+    ) -> Option<CompleteResult> {
+        let m = self.head_object(key).await.ok()?;
+        let ours = match (crc, m.crc64) {
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => multipart_etag(parts).is_some_and(|e| e == m.etag),
+        };
+        ours.then(|| CompleteResult {
+            etag: m.etag,
+            crc64: m.crc64.or(crc),
+        })
+    }
+}
+
+/// The ETag COS gives an object completed from `parts` whose ETags are MD5s.
+fn multipart_etag(parts: &[UploadedPart]) -> Option<String> {
+    use md5::{Digest, Md5};
+    let mut h = Md5::new();
+    for p in parts {
+        let mut raw = [0u8; 16];
+        hex::decode_to_slice(p.etag.trim_matches('"'), &mut raw).ok()?;
+        h.update(raw);
+    }
+    Some(format!("{}-{}", hex::encode(h.finalize()), parts.len()))
 }
 
 /// A part answered without a CRC-64 when it was sent without Content-MD5: nothing checked it.

@@ -207,6 +207,9 @@ pub struct CopyOptions {
     pub if_match: Option<String>,
     /// `x-cos-copy-source-If-None-Match`.
     pub if_none_match: Option<String>,
+    /// The size of the source, when known: the copy's time budget grows with it (else it
+    /// gets the long budget of a request of unknown length).
+    pub source_size: Option<u64>,
 }
 
 impl Default for CopyOptions {
@@ -216,6 +219,7 @@ impl Default for CopyOptions {
             storage_class: None,
             if_match: None,
             if_none_match: None,
+            source_size: None,
         }
     }
 }
@@ -396,4 +400,9 @@ pub trait ObjectStore: Send + Sync + 'static {
         key_marker: Option<&str>,
         upload_id_marker: Option<&str>,
     ) -> CosResult<ListUploadsPage>;
+    /// The server's clock minus ours, in seconds, as far as the store knows (for reading
+    /// times COS wrote, such as when an upload was initiated).
+    fn clock_offset_secs(&self) -> i64 {
+        0
+    }
 }

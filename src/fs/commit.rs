@@ -162,7 +162,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let mut t = self.inodes.lock().unwrap();
         if let Some(n) = t.get_mut(h.ino) {
             n.local = false;
-            if lost || g.is_unlinked() {
+            if lost || g.is_unlinked() || g.superseded() {
                 // Look again next time (a new file that never reached COS is then gone).
                 n.fetched = None;
             } else {

@@ -40,10 +40,11 @@ use super::names::check_name;
 use super::orphans::Orphans;
 use super::reader::ObjectReader;
 use super::timeouts::TimedOutNames;
+use super::upload_journal::{Leftovers, UploadJournal};
 use super::write::{CacheDir, FileWriter, WriteCtx};
 
-/// Longest symlink target we read (PATH_MAX).
-const MAX_LINK: u64 = 4096;
+/// Longest symlink target (PATH_MAX less its NUL): what the kernel can take from readlink.
+const MAX_LINK: u64 = 4095;
 
 /// What the fs core needs to know about a mount.
 #[derive(Debug, Clone)]
@@ -64,7 +65,8 @@ pub struct FsConfig {
     pub disk_cache_bytes: u64,
     /// Refuse every change with EROFS.
     pub read_only: bool,
-    /// Where staging files of files modified in place live.
+    /// This mount's private directory (`PrivateDir`: made 0700 if missing, else it must be
+    /// ours and private): staging files of files modified in place, and the upload journal.
     pub cache_dir: PathBuf,
     /// Most bytes staging files may hold together (ENOSPC beyond).
     pub cache_dir_bytes: u64,
@@ -105,7 +107,8 @@ impl Default for FsConfig {
             // 10 GiB: a working set of big files, small next to most disks.
             disk_cache_bytes: 10 << 30,
             read_only: false,
-            cache_dir: std::env::temp_dir().join("cosfs"),
+            cache_dir: std::env::temp_dir()
+                .join(format!("cosfs-{}", rustix::process::geteuid().as_raw())),
             // 4 GiB: room for in-place edits of several large files at once.
             cache_dir_bytes: 4 << 30,
             // 8 MiB: small enough that a part retried after a failure is cheap, big enough
@@ -224,6 +227,8 @@ pub struct CosFs<S: ObjectStore + ?Sized> {
     pub(super) orphans: Orphans,
     /// Held by a rename that holds the writers of two files at once (`open_rename`).
     pub(super) replace_lock: tokio::sync::Mutex<()>,
+    /// What gone mounts left for this one to clean up (`recovery`), until it does.
+    pub(super) leftovers: Mutex<Option<Leftovers>>,
 }
 
 /// What the filesystem is doing, for `cosfs stats`.
@@ -274,10 +279,20 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         // Upload memory in flight: `upload_concurrency` parts of the first size.
         let budget_mib = (cfg.part_size.div_ceil(1 << 20) as usize * cfg.upload_concurrency.max(1))
             .min(u32::MAX as usize) as u32;
+        let cache_dir = Arc::new(if cfg.read_only {
+            CacheDir::none("the mount is read-only")
+        } else {
+            CacheDir::new(&cfg.cache_dir, cfg.cache_dir_bytes)
+        });
+        let (journal, leftovers) = match cache_dir.private_dir().map(|d| d.try_clone()) {
+            Some(Ok(dir)) => UploadJournal::open(dir),
+            _ => (UploadJournal::off(), Leftovers::default()),
+        };
         let wctx = WriteCtx {
             store: store.clone(),
             cache: cache.clone(),
-            cache_dir: Arc::new(CacheDir::new(&cfg.cache_dir, cfg.cache_dir_bytes)),
+            cache_dir,
+            journal: Arc::new(journal),
             permits: Arc::new(tokio::sync::Semaphore::new(budget_mib as usize)),
             budget_mib,
             part_size: cfg.part_size,
@@ -310,6 +325,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             timed_out: TimedOutNames::default(),
             orphans: Orphans::default(),
             replace_lock: tokio::sync::Mutex::new(()),
+            leftovers: Mutex::new(Some(leftovers)),
             cfg,
         }
     }
@@ -554,7 +570,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
         // After the listing: files that exist only on this mount so far.
         if let (true, Some(end)) = (got < want, h.stream.end()) {
-            if h.delivered_to >= end {
+            // A listing that held keys no name shows does not tell every name there.
+            if h.delivered_to >= end && !h.stream.holds_hidden() {
                 t.known.listing_complete(dir.ino, h.opened, &h.local_names);
             }
             let skip = next.saturating_sub(end) as usize;
@@ -606,6 +623,13 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if let Some(t) = node.attr.target {
             return Ok(t); // fetched with the attributes of this version (a listing)
         }
+        if node.attr.size > MAX_LINK {
+            tracing::warn!(
+                key = %node.key, size = node.attr.size,
+                "a symlink object whose target is longer than PATH_MAX: it cannot be read as a link"
+            );
+            return Err(FsError::NameTooLong);
+        }
         read_link(&*self.store, &node.key).await
     }
 
@@ -620,14 +644,22 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 }
 
-/// The target of the symlink object `key` (its body, at most PATH_MAX bytes).
+/// The target of the symlink object `key` (its body, at most PATH_MAX bytes; a longer one is
+/// ENAMETOOLONG, logged with its key).
 pub(super) async fn read_link<S: ObjectStore + ?Sized>(store: &S, key: &str) -> FsResult<Bytes> {
     let opts = GetOptions {
-        range: Some(crate::cos::ByteRange::new(0, MAX_LINK)),
+        range: Some(crate::cos::ByteRange::new(0, MAX_LINK + 1)),
         ..Default::default()
     };
     match store.get_object(key, &opts).await {
-        Ok(o) => Ok(o.collect().await?),
+        Ok(o) => {
+            let target = o.collect().await?;
+            if target.len() as u64 > MAX_LINK {
+                tracing::warn!(key, "a symlink object whose target is longer than PATH_MAX: it cannot be read as a link");
+                return Err(FsError::NameTooLong);
+            }
+            Ok(target)
+        }
         // A zero-byte object has no range to serve.
         Err(e) if e.kind() == Some(crate::cos::ErrorKind::InvalidRange) => Ok(Bytes::new()),
         Err(e) => Err(e.into()),

@@ -316,4 +316,7 @@ impl<S: ObjectStore + ?Sized> ObjectStore for DeferredDeletes<S> {
             .list_multipart_uploads(prefix, key_marker, upload_id_marker)
             .await
     }
+    fn clock_offset_secs(&self) -> i64 {
+        self.inner.clock_offset_secs()
+    }
 }

@@ -44,6 +44,8 @@ struct Slot {
 struct Page {
     slots: Vec<Slot>,
     last: bool,
+    /// The page held keys no file name can show (`a/../b`, `a//b`, names over 255 bytes).
+    hidden: bool,
     /// The HEADs of this page (cancelled with it).
     _heads: Option<AbortOnDrop>,
 }
@@ -64,6 +66,9 @@ pub struct DirStream<S: ObjectStore + ?Sized> {
     cur: Page,
     done: bool,
     feed: Option<PageFeed>,
+    /// Some page held keys no file name can show: the directory is not empty, whatever the
+    /// listing shows (`rmdir` must ask COS).
+    hidden: bool,
 }
 
 impl<S: ObjectStore + ?Sized> DirStream<S> {
@@ -78,7 +83,13 @@ impl<S: ObjectStore + ?Sized> DirStream<S> {
             cur: Page::default(),
             done: false,
             feed: None,
+            hidden: false,
         }
+    }
+
+    /// Whether the listing so far held keys that no name shows.
+    pub fn holds_hidden(&self) -> bool {
+        self.hidden
     }
 
     /// The number of positions of the whole stream, once the last page has been read.
@@ -139,6 +150,7 @@ impl<S: ObjectStore + ?Sized> DirStream<S> {
                 }
             };
             self.done = page.last;
+            self.hidden |= page.hidden;
             self.base += self.prev.slots.len() as u64;
             self.prev = std::mem::replace(&mut self.cur, page);
         }
@@ -223,9 +235,13 @@ impl Lister {
             .map(|p| p.trim_end_matches('/'))
             .collect();
         let mut items: Vec<(String, (String, Listed))> = Vec::new();
+        let mut hidden = false;
         for p in &page.common_prefixes {
-            if let Some(name) = listing_name(&self.prefix, p) {
-                items.push((p.clone(), (name.to_string(), Listed::Prefix(p.clone()))));
+            match listing_name(&self.prefix, p) {
+                Some(name) => {
+                    items.push((p.clone(), (name.to_string(), Listed::Prefix(p.clone()))))
+                }
+                None => hidden = true,
             }
         }
         let mut files = std::mem::take(&mut self.carry);
@@ -233,8 +249,11 @@ impl Lister {
             if e.key.ends_with('/') {
                 continue; // the directory's own marker
             }
-            if let Some(name) = listing_name(&self.prefix, &e.key) {
-                files.push((e.key.clone(), (name.to_string(), Listed::Object(e.clone()))));
+            match listing_name(&self.prefix, &e.key) {
+                Some(name) => {
+                    files.push((e.key.clone(), (name.to_string(), Listed::Object(e.clone()))))
+                }
+                None => hidden = true,
             }
         }
         for (key, entry) in files {
@@ -259,6 +278,7 @@ impl Lister {
         Ok(Page {
             slots,
             last: done,
+            hidden,
             _heads: heads,
         })
     }

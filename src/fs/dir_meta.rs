@@ -216,7 +216,12 @@ impl<S: ObjectStore + ?Sized> MetaStage<S> {
                 let mut a = attr::from_object(&m, is_prefix, &self.cfg.defaults);
                 if a.kind == FileKind::Symlink {
                     // `ls -l` reads every link next: fetch the target in the same pipeline.
-                    a.target = Some(read_link(&*self.store, key).await?);
+                    // One too long to be a link fails its own readlink, not the listing.
+                    a.target = match read_link(&*self.store, key).await {
+                        Ok(t) => Some(t),
+                        Err(FsError::NameTooLong) => None,
+                        Err(e) => return Err(e),
+                    };
                 }
                 Ok(Some(a))
             }

@@ -141,6 +141,7 @@ pub async fn copy_object<S: ObjectStore + ?Sized>(
             storage_class: class.map(str::to_string),
             if_match: Some(etag.to_string()),
             if_none_match: None,
+            source_size: Some(size),
         };
         return Ok(store.copy_object(source, dest, &opts).await?.etag);
     }

@@ -18,6 +18,10 @@
 //! - `open_rename`: what a rename does to handles open on the renamed or the replaced file;
 //! - `commit`: when a written file reaches COS (flush, fsync, release) and shutdown;
 //! - `timeouts`: names whose lookup just timed out (the kernel's immediate second lookup);
+//! - `upload_journal`: the multipart uploads under way, kept locally for the next mount;
+//! - `rename_journal`: directory renames written down on COS, finished or undone after a crash;
+//! - `recovery`: what a mount cleans up at its start (uploads a killed mount left, renames a
+//!   crash interrupted);
 //! - `core`: `CosFs`, the operations the FUSE adapter calls.
 
 pub mod archive;
@@ -43,9 +47,12 @@ pub mod namespace;
 pub mod open_rename;
 pub mod orphans;
 pub mod reader;
+pub mod recovery;
 pub mod relist;
+pub mod rename_journal;
 pub mod storage_class;
 pub mod timeouts;
+pub mod upload_journal;
 pub mod write;
 pub mod xattr_ops;
 

@@ -35,6 +35,7 @@ use super::lookup::lookup;
 use super::meta;
 use super::names::{check_key, check_name};
 use super::orphans::Orphan;
+use super::rename_journal::RenameJournal;
 
 /// Copies in flight while renaming a directory.
 const RENAME_CONCURRENCY: usize = 16;
@@ -166,7 +167,20 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             max_keys: 2,
         };
         let page = self.store.list_objects(&req).await?;
-        if page.entries.iter().any(|e| *e.key != *node.key) || !page.common_prefixes.is_empty() {
+        if let Some(e) = page.entries.iter().find(|e| *e.key != *node.key) {
+            if e.key[node.key.len()..]
+                .split('/')
+                .next()
+                .is_none_or(|n| check_name(n).is_err())
+            {
+                tracing::warn!(
+                    dir = %node.key, key = %e.key,
+                    "the directory is not empty: it holds a key no file name can show; remove it with a COS client"
+                );
+            }
+            return Ok(true);
+        }
+        if !page.common_prefixes.is_empty() {
             return Ok(true);
         }
         Ok(!self.local_only_children(node.ino).is_empty())
@@ -343,7 +357,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             }
         }
         if src.attr.kind == FileKind::Directory {
-            self.rename_dir(parent, &src, &new_key).await?;
+            self.rename_dir(parent, &src, &new_key, dst.is_some())
+                .await?;
             if let Some(d) = &dst {
                 // The empty directory that was replaced.
                 if *d.key != *new_key {
@@ -413,8 +428,16 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         Ok(())
     }
 
-    /// Rename directory `src` (in `parent`) to the key prefix `new_key`.
-    async fn rename_dir(&self, parent: u64, src: &Inode, new_key: &str) -> FsResult<()> {
+    /// Rename directory `src` (in `parent`) to the key prefix `new_key` (where an empty
+    /// directory is when `replaces`). Written down first in a journal on COS
+    /// (`rename_journal`), so that a crash midway is finished or undone by the next mount.
+    async fn rename_dir(
+        &self,
+        parent: u64,
+        src: &Inode,
+        new_key: &str,
+        replaces: bool,
+    ) -> FsResult<()> {
         let old_key = src.key.to_string();
         // Files below that are open for writing go up first, so the copy takes them along.
         let open: Vec<(u64, String)> = {
@@ -457,6 +480,14 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             check_key(&format!("{new_key}{}", &k[old_key.len()..]))?;
         }
         self.keep_dir(parent).await?;
+        if keys.is_empty() {
+            // Known only on this mount (files not uploaded yet): give it a marker.
+            meta::put_marker(&*self.store, new_key, &src.attr, &Default::default()).await?;
+            return Ok(());
+        }
+        let mut journal =
+            RenameJournal::begin(&*self.store, &self.cfg.prefix, &old_key, new_key, replaces)
+                .await?;
         let copies: Vec<_> = keys
             .iter()
             .map(|(k, size, etag, class)| {
@@ -474,18 +505,35 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 }
             })
             .collect();
-        let results: Vec<_> = stream::iter(copies)
+        let copying = stream::iter(copies)
             .buffer_unordered(RENAME_CONCURRENCY)
-            .collect()
-            .await;
+            .collect::<Vec<_>>();
+        let mut results: Vec<_> = journal.while_running(&*self.store, copying).await;
+        if results.iter().all(|(_, r)| r.is_ok()) {
+            // The commit point: from now on a crash is finished, not undone. Without it
+            // written, the copies are undone here.
+            if let Err(e) = journal.copied(&*self.store).await {
+                if let Some((d, _)) = results.first() {
+                    results[0] = (d.clone(), Err(e));
+                }
+            }
+        }
         if let Some((failed_dest, Err(e))) = results.iter().find(|(_, r)| r.is_err()) {
             let made: Vec<String> = results
                 .iter()
                 .filter(|(_, r)| r.is_ok())
                 .map(|(d, _)| d.clone())
                 .collect();
+            let mut undone = true;
             for chunk in made.chunks(MAX_DELETE_KEYS) {
-                let _ = self.store.delete_objects(chunk).await;
+                undone &= self
+                    .store
+                    .delete_objects(chunk)
+                    .await
+                    .is_ok_and(|f| f.is_empty());
+            }
+            if undone {
+                journal.end(&*self.store).await;
             }
             tracing::warn!(from = %old_key, to = new_key, error = %e, "directory rename failed; source left as it was");
             // A copy COS refuses for what its source is: an appendable object (EXDEV, so
@@ -499,19 +547,18 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             }
             return Err(FsError::Io(crate::fs::error::cos_errno(e)));
         }
-        if keys.is_empty() {
-            // Known only on this mount (files not uploaded yet): give it a marker.
-            meta::put_marker(&*self.store, new_key, &src.attr, &Default::default()).await?;
-        }
         let sources: Vec<(String, String)> = keys.into_iter().map(|(k, _, e, _)| (k, e)).collect();
         let old: Vec<String> = sources.iter().map(|(k, _)| k.clone()).collect();
         for chunk in old.chunks(MAX_DELETE_KEYS) {
+            // A delete that fails leaves the journal in `deleting`: the next mount (or
+            // `cosfs check --repair`) deletes the rest.
             let failed = self.store.delete_objects(chunk).await?;
             if let Some(f) = failed.first() {
                 tracing::warn!(key = %f.key, code = %f.code, "rename could not delete a source key");
                 return Err(FsError::SourceLeftBehind);
             }
         }
+        journal.end(&*self.store).await;
         let new_etags: std::collections::HashMap<String, String> = results
             .into_iter()
             .filter_map(|(d, r)| r.ok().map(|e| (d, e)))

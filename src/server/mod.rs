@@ -182,7 +182,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io:
         )
         .await
         {
-            Ok(_) if injected == faults::Injected::LoseAnswer => {
+            Ok(r) if injected == faults::Injected::LoseAnswer => {
+                // Carried out to its end (a Complete merges while its answer streams), then
+                // the connection is cut instead of the answer.
+                let _ = http_body_util::BodyExt::collect(r.into_body()).await;
                 st.stats.count("InjectedLostAnswer");
                 return Err(std::io::Error::other("injected fault: answer lost"));
             }

@@ -5,7 +5,9 @@
 //!   first byte, so a version's chunks spread over 256 directories.
 //! - Format (little-endian): `MAGIC`, key and ETag (u32 length + bytes each), chunk index
 //!   (u64), data length (u64), the CRC-64 of each 64 KiB block (u64 each), then the data.
-//!   Written to `<name>.tmp` and renamed, so a file under its name was complete when written.
+//!   Written to `<name>.<random>.tmp` (made `O_EXCL`) and renamed, so a file under its name was
+//!   complete when written. Every file is reached through the mount's `PrivateDir`, never
+//!   through a symlink.
 //! - Reads: `open` checks the header against the version and chunk wanted and the file's
 //!   length, and keeps the checksums. A read checks every block it touches that this mount
 //!   has not checked yet (reading the whole block); blocks already checked are read as the
@@ -15,17 +17,16 @@
 //!   (`preadv2(RWF_NOWAIT)`), and gets `WouldBlock` when the disk would have to be read, so
 //!   the caller can retry on the blocking pool instead of stalling an async worker.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
 
 use crate::cos::integrity::crc64;
+use crate::private_dir::{temp_name, PrivateDir};
 
 use super::super::cache::BLOCK_SIZE;
 use super::CHUNK;
@@ -89,9 +90,9 @@ impl ChunkName {
         hex::encode(&self.version[..1])
     }
 
-    /// Where this chunk's file is under the mount's cache directory.
-    pub fn path(&self, dir: &Path) -> PathBuf {
-        dir.join(self.subdir()).join(self.file_name())
+    /// Where this chunk's file is, relative to the mount's cache directory.
+    pub fn rel(&self) -> String {
+        format!("{}/{}", self.subdir(), self.file_name())
     }
 }
 
@@ -116,16 +117,17 @@ pub(super) struct ChunkFile {
 }
 
 impl ChunkFile {
-    /// Open the file at `path` if it holds chunk `index` (`len` bytes) of the version.
+    /// Open the file of chunk `index` (`len` bytes) of the version in `dir`, if it holds it.
     pub fn open(
-        path: &Path,
+        dir: &PrivateDir,
+        rel: &str,
         key: &str,
         etag: &str,
         index: u64,
         len: u64,
         wait: bool,
     ) -> Result<ChunkFile, ReadFailure> {
-        let file = File::open(path).map_err(ReadFailure::Unreadable)?;
+        let file = dir.open_file(rel, false).map_err(ReadFailure::Unreadable)?;
         let n = len.div_ceil(BLOCK_SIZE);
         let expect = header(key, etag, index, len, (0..n).map(|_| 0));
         let mut head = vec![0u8; expect.len()];
@@ -233,17 +235,14 @@ fn pread(file: &File, buf: &mut [u8], at: u64, wait: bool) -> Result<(), ReadFai
 /// Write chunk `name` (`blocks`, in order, of the version) under `dir`: to a temporary name,
 /// then renamed. Returns the file's size.
 pub(super) fn write(
-    dir: &Path,
+    dir: &PrivateDir,
     name: &ChunkName,
     key: &str,
     etag: &str,
     blocks: &[Bytes],
 ) -> std::io::Result<u64> {
-    let sub = dir.join(name.subdir());
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&sub)?;
+    let sub = name.subdir();
+    dir.make_dir(&sub)?;
     let data_len: usize = blocks.iter().map(Bytes::len).sum();
     let head = header(
         key,
@@ -253,22 +252,17 @@ pub(super) fn write(
         blocks.iter().map(|b| crc64(b)),
     );
     let file_name = name.file_name();
-    let tmp = sub.join(format!("{file_name}.tmp"));
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let tmp = format!("{sub}/{}", temp_name(&file_name, ".tmp"));
+    let mut f = dir.create_new(&tmp)?;
     let written = (|| {
         f.write_all(&head)?;
         for b in blocks {
             f.write_all(b)?;
         }
-        std::fs::rename(&tmp, sub.join(&file_name))
+        dir.rename(&tmp, &format!("{sub}/{file_name}"))
     })();
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = dir.remove_file(&tmp);
         return Err(e);
     }
     Ok((head.len() + data_len) as u64)
@@ -291,26 +285,33 @@ fn header(key: &str, etag: &str, index: u64, len: u64, crcs: impl Iterator<Item 
 }
 
 /// Chunk files under `dir` with their sizes and mtimes; unfinished writes are deleted.
-pub(super) fn scan(dir: &Path) -> Vec<(ChunkName, u64, SystemTime)> {
+pub(super) fn scan(dir: &PrivateDir) -> Vec<(ChunkName, u64, SystemTime)> {
+    use rustix::fs::FileType;
     let mut out = Vec::new();
-    let Ok(subs) = std::fs::read_dir(dir) else {
+    let Ok(subs) = dir.entries("") else {
         return out;
     };
-    for sub in subs.flatten() {
-        let Ok(files) = std::fs::read_dir(sub.path()) else {
+    for (sub, kind) in subs {
+        if kind != FileType::Directory {
+            continue;
+        }
+        let Ok(files) = dir.entries(&sub) else {
             continue;
         };
-        for f in files.flatten() {
-            let file_name = f.file_name();
-            let name = file_name.to_string_lossy();
-            match (ChunkName::parse(&name), f.metadata()) {
-                (Some(c), Ok(m)) if m.is_file() => {
-                    out.push((c, m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
-                }
-                _ if name.ends_with(".tmp") => {
-                    let _ = std::fs::remove_file(f.path());
-                }
-                _ => {}
+        for (name, kind) in files {
+            let rel = format!("{sub}/{name}");
+            if kind != FileType::RegularFile {
+                continue;
+            }
+            if name.ends_with(".tmp") {
+                let _ = dir.remove_file(&rel);
+                continue;
+            }
+            let Some(c) = ChunkName::parse(&name) else {
+                continue;
+            };
+            if let Ok(m) = dir.open_file(&rel, false).and_then(|f| f.metadata()) {
+                out.push((c, m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
             }
         }
     }
@@ -336,13 +337,14 @@ mod tests {
 
     #[test]
     fn reads_check_each_block_once_and_return_the_bytes_asked() {
-        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = PrivateDir::open(&tmp.path().join("d")).unwrap();
         let name = ChunkName::new("k", "e", 2);
         let data = blocks(3, 1000);
         let all: Vec<u8> = data.iter().flat_map(|b| b.to_vec()).collect();
-        write(dir.path(), &name, "k", "e", &data).unwrap();
-        let path = name.path(dir.path());
-        let f = ChunkFile::open(&path, "k", "e", 2, all.len() as u64, true).unwrap();
+        write(&dir, &name, "k", "e", &data).unwrap();
+        let rel = name.rel();
+        let f = ChunkFile::open(&dir, &rel, "k", "e", 2, all.len() as u64, true).unwrap();
         let mut buf = vec![0u8; 4096];
         let at = BLOCK_SIZE - 100;
         let checked = f.read_into(at, &mut buf, 0, false).unwrap();
@@ -358,7 +360,7 @@ mod tests {
         ));
         for (k, e, i, len) in [("k", "x", 2, all.len()), ("k", "e", 3, all.len())] {
             assert!(matches!(
-                ChunkFile::open(&path, k, e, i, len as u64, true),
+                ChunkFile::open(&dir, &rel, k, e, i, len as u64, true),
                 Err(ReadFailure::Damaged)
             ));
         }
@@ -366,16 +368,17 @@ mod tests {
 
     #[test]
     fn a_flipped_byte_fails_only_its_block_and_only_until_checked() {
-        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = PrivateDir::open(&tmp.path().join("d")).unwrap();
         let name = ChunkName::new("k", "e", 0);
         let data = blocks(2, BLOCK_SIZE as usize);
-        write(dir.path(), &name, "k", "e", &data).unwrap();
-        let path = name.path(dir.path());
+        write(&dir, &name, "k", "e", &data).unwrap();
+        let path = tmp.path().join("d").join(name.rel());
         let mut raw = std::fs::read(&path).unwrap();
         let n = raw.len();
         raw[n - 1] ^= 1;
         std::fs::write(&path, &raw).unwrap();
-        let f = ChunkFile::open(&path, "k", "e", 0, 2 * BLOCK_SIZE, true).unwrap();
+        let f = ChunkFile::open(&dir, &name.rel(), "k", "e", 0, 2 * BLOCK_SIZE, true).unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(f.read_into(0, &mut buf, 0, true).unwrap(), 0b01);
         assert!(matches!(

@@ -28,16 +28,16 @@
 //! - Failures degrade, never fail reads: a directory that cannot be made or locked means no
 //!   disk cache (a warning at mount); a write error (a full disk, a removed directory) stops
 //!   writing for a minute with a warning; a load error is a miss.
-//! - Privacy: the mount's directory is `DIR/<mount id>` with mode 0700 and files 0600, locked
-//!   with `flock` so that two mounts never share one.
+//! - Privacy: the mount's directory is `DIR/<mount id>`, a `PrivateDir` (ours, mode 0700,
+//!   verified from `/` down, every file reached without following a symlink), files 0600,
+//!   locked with `flock` so that two mounts never share one.
 
 mod chunk_file;
 mod writer;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::num::NonZeroUsize;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -47,6 +47,7 @@ use bytes::Bytes;
 use lru::LruCache;
 
 use super::cache::BLOCK_SIZE;
+use crate::private_dir::PrivateDir;
 use chunk_file::{Checked, ChunkFile, ChunkName, ReadFailure, VersionName};
 
 /// Bytes per chunk file.
@@ -118,7 +119,7 @@ pub struct DiskStats {
 }
 
 pub struct DiskCache {
-    dir: PathBuf,
+    dir: PrivateDir,
     cap: u64,
     index: Mutex<Index>,
     /// Chunk files open for reads, least recently used first.
@@ -142,19 +143,10 @@ impl DiskCache {
     /// The cache in `dir` (one mount's own directory), holding at most `cap` bytes: made if
     /// missing, cleaned of unfinished writes, and its index read from the files.
     pub fn open(dir: &Path, cap: u64) -> Result<Arc<DiskCache>, String> {
-        let dir = dir.to_path_buf();
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(dir.join(".lock"))
-            .map_err(|e| format!("cannot open {}: {e}", dir.join(".lock").display()))?;
+        let dir = PrivateDir::open(dir).map_err(|e| e.to_string())?;
+        let lock = dir
+            .open_or_create(".lock")
+            .map_err(|e| format!("cannot open {}/.lock: {e}", dir.path().display()))?;
         // SAFETY: flock on a file descriptor we own; no memory is passed.
         if unsafe {
             libc::flock(
@@ -165,7 +157,7 @@ impl DiskCache {
         {
             return Err(format!(
                 "{} is in use by another mount of the same bucket",
-                dir.display()
+                dir.path().display()
             ));
         }
         let mut found = chunk_file::scan(&dir);
@@ -330,8 +322,10 @@ impl DiskCache {
         let file = match open {
             Some(f) => f,
             None => {
-                let path = name.path(&self.dir);
-                let f = Arc::new(ChunkFile::open(&path, key, etag, name.index, len, wait)?);
+                let rel = name.rel();
+                let f = Arc::new(ChunkFile::open(
+                    &self.dir, &rel, key, etag, name.index, len, wait,
+                )?);
                 self.open.lock().unwrap().put(*name, f.clone());
                 f
             }
@@ -356,10 +350,10 @@ impl DiskCache {
             ReadFailure::WouldBlock => return DiskRead::WouldBlock,
             ReadFailure::Damaged => {
                 self.corrupt.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(path = %name.path(&self.dir).display(), "disk cache chunk damaged; deleted and fetched again");
+                tracing::warn!(path = %self.dir.path().join(name.rel()).display(), "disk cache chunk damaged; deleted and fetched again");
             }
             ReadFailure::Unreadable(e) => {
-                tracing::debug!(path = %name.path(&self.dir).display(), error = %e, "disk cache chunk unreadable");
+                tracing::debug!(path = %self.dir.path().join(name.rel()).display(), error = %e, "disk cache chunk unreadable");
             }
         }
         self.forget(name);
@@ -410,7 +404,7 @@ impl DiskCache {
         }
         drop(g);
         self.open.lock().unwrap().pop(name);
-        let _ = std::fs::remove_file(name.path(&self.dir));
+        let _ = self.dir.remove_file(&name.rel());
     }
 
     /// Delete least recently used chunks until the cache fits its size.
@@ -430,7 +424,7 @@ impl DiskCache {
                 }
             };
             self.open.lock().unwrap().pop(&victim);
-            let _ = std::fs::remove_file(victim.path(&self.dir));
+            let _ = self.dir.remove_file(&victim.rel());
         }
     }
 }
@@ -544,7 +538,7 @@ mod tests {
         let src = with_source(&c);
         put(&c, &src, &k, &e, 0, blocks(1));
         wait_written(&c, 1);
-        let path = ChunkName::new("k", "e", 0).path(&c.dir);
+        let path = c.dir.path().join(ChunkName::new("k", "e", 0).rel());
         let mut raw = std::fs::read(&path).unwrap();
         let n = raw.len();
         raw[n - 10] ^= 0xff;
@@ -622,7 +616,10 @@ mod tests {
             assert_eq!(c.stats().hits, 1);
         }
         // Damage chunk 1 between mounts: a remount checks each block on its first read.
-        let path = ChunkName::new("k", "e", 1).path(&root.path().join("m"));
+        let path = root
+            .path()
+            .join("m")
+            .join(ChunkName::new("k", "e", 1).rel());
         let mut raw = std::fs::read(&path).unwrap();
         let n = raw.len();
         raw[n - 1] ^= 0x55;

@@ -48,7 +48,7 @@ pub(super) fn run(cache: Weak<DiskCache>, jobs: Receiver<Job>) {
             Err(e) => {
                 *cache.paused_until.lock().unwrap() = Some(Instant::now() + PAUSE_AFTER_ERROR);
                 if warned.insert(e.raw_os_error().unwrap_or(0)) {
-                    tracing::warn!(dir = %cache.dir.display(), error = %e, "cannot write to the disk cache; reads go on without it, writing is retried in a minute");
+                    tracing::warn!(dir = %cache.dir.path().display(), error = %e, "cannot write to the disk cache; reads go on without it, writing is retried in a minute");
                 }
             }
         }

@@ -4,6 +4,7 @@
 //!
 //! - `append`: the tail of a file over an appendable object, sent as APPEND Object;
 //! - `cleanup`: aborts of uploads that will never complete, retried in the background;
+//! - `headers`: the headers a publish gives the object, and what an upload left on it;
 //! - `open_upload`: the upload a streamed overwrite leaves open when it turns staged (pure);
 //! - `parts`: part sizes and rebuild plans (pure);
 //! - `ranges`: byte-range sets (dirty bytes);
@@ -14,6 +15,7 @@
 
 pub mod append;
 pub mod cleanup;
+pub mod headers;
 pub mod open_upload;
 pub mod parts;
 pub mod ranges;

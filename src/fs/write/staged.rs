@@ -10,13 +10,13 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_util::{stream, StreamExt, TryStreamExt};
 
-use crate::cos::{ByteRange, CosResult, MetadataDirective, ObjectStore, PutOptions, UploadedPart};
+use crate::cos::{ByteRange, CosResult, ObjectStore, UploadedPart};
 use crate::fs::error::FsResult;
 use crate::fs::memory::{WriteCharge, WriteUseKind};
-use crate::fs::meta;
 use crate::fs::reader::ObjectReader;
 
 use super::cleanup::abort_upload;
+use super::headers::{Headers, Landed};
 use super::open_upload::{OpenUpload, Step};
 use super::parts::{plan, PartSource};
 use super::ranges::RangeSet;
@@ -178,16 +178,18 @@ impl Staged {
 
     /// Write the file to `key`: over the upload a streamed overwrite left open, if any; else
     /// one PUT when it is a single data part, else a multipart upload that copies unchanged
-    /// runs of the base object. Returns the new ETag.
+    /// runs of the base object. Returns the new ETag and what the object carries of
+    /// `headers` (all of them, but for an upload a stream initiated).
     pub async fn rebuild<S: ObjectStore + ?Sized>(
         &mut self,
         ctx: &WriteCtx<S>,
         key: &str,
-        opts: &PutOptions,
-    ) -> FsResult<String> {
+        headers: &Headers,
+    ) -> FsResult<(String, Landed)> {
         if let Some(open) = self.open.take() {
-            return self.complete_open(ctx, key, opts, open).await;
+            return self.complete_open(ctx, key, headers, open).await;
         }
+        let opts = &headers.full;
         let copyable = if self.copy_base {
             self.clean(0..self.size)
         } else {
@@ -197,9 +199,14 @@ impl Staged {
         if let [PartSource::Data(r)] = parts.as_slice() {
             let _charge = part_memory(ctx, r).await;
             let body = self.read(ctx, r.start, r.end).await?;
-            return Ok(ctx.store.put_object(key, body, opts).await?.etag);
+            return Ok((
+                ctx.store.put_object(key, body, opts).await?.etag,
+                Landed::Exact,
+            ));
         }
+        let seq = ctx.journal.begin(key);
         let id = ctx.store.initiate_multipart(key, opts).await?;
+        ctx.journal.started(seq, &id);
         let sends: Vec<_> = parts
             .iter()
             .enumerate()
@@ -207,9 +214,9 @@ impl Staged {
             .collect();
         let result = complete_with(ctx, key, &id, sends).await;
         if result.is_err() {
-            abort_upload(&ctx.store, key, &id).await;
+            abort_upload(&ctx.store, &ctx.journal, key, &id).await;
         }
-        result
+        Ok((result?, Landed::Exact))
     }
 
     /// Complete the upload a streamed overwrite left open (see `open_upload`). On failure it
@@ -218,34 +225,27 @@ impl Staged {
         &self,
         ctx: &WriteCtx<S>,
         key: &str,
-        opts: &PutOptions,
+        headers: &Headers,
         open: OpenUpload,
-    ) -> FsResult<String> {
+    ) -> FsResult<(String, Landed)> {
         let steps = open.plan(self.size, ctx.part_size);
         let id = open.id.as_str();
-        let result: FsResult<String> = async {
+        let result: FsResult<(String, Landed)> = async {
             if steps.is_empty() {
                 // Cut to nothing: no part to complete with.
-                return Ok(ctx.store.put_object(key, Bytes::new(), opts).await?.etag);
+                let put = ctx.store.put_object(key, Bytes::new(), &headers.full);
+                return Ok((put.await?.etag, Landed::Exact));
             }
             let sends: Vec<_> = steps
                 .iter()
                 .map(|step| self.send_step(ctx, key, id, step))
                 .collect();
             let etag = complete_with(ctx, key, id, sends).await?;
-            if open.initiated_with == *opts {
-                return Ok(etag);
-            }
-            // Metadata changed after the upload began (e.g. `cp -p`).
-            let replaced = MetadataDirective::Replaced(opts.clone());
-            Ok(
-                meta::copy_object(&*ctx.store, key, key, (self.size, &etag, None), replaced)
-                    .await?,
-            )
+            Ok((etag, headers.landed(&open.initiated_with)))
         }
         .await;
         if result.is_err() || steps.is_empty() {
-            abort_upload(&ctx.store, key, id).await;
+            abort_upload(&ctx.store, &ctx.journal, key, id).await;
         }
         result
     }
@@ -317,7 +317,9 @@ where
         .try_collect()
         .await?;
     done.sort_by_key(|p| p.part_number);
-    Ok(ctx.store.complete_multipart(key, id, &done).await?.etag)
+    let etag = ctx.store.complete_multipart(key, id, &done).await?.etag;
+    ctx.journal.ended(id);
+    Ok(etag)
 }
 
 /// The memory charge of a part read back from the staging file, held until it is uploaded.

@@ -1,7 +1,9 @@
 //! Local staging files for files modified in place, in a size-capped cache directory.
 //!
-//! - A staging file is created in `--cache-dir` and unlinked at once, so it never outlives the
-//!   process (a crash or `kill -9` leaves nothing behind) and no other process sees it.
+//! - A staging file is an anonymous file (`O_TMPFILE`, mode 0600) in the mount's private
+//!   directory under `--cache-dir` (`PrivateDir`: ours, mode 0700, verified from `/` down). It
+//!   has no name, so no other process can open it, and it never outlives the process (a crash
+//!   or `kill -9` leaves nothing behind).
 //! - It is sparse: it holds only the bytes written (and zeros where the file was extended);
 //!   bytes still equal to the previous object are not copied down. Disk use is accounted as the
 //!   number of dirty bytes, against `--cache-dir-size` for all files of the mount together; a
@@ -14,29 +16,50 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::fs::error::{FsError, FsResult};
+use crate::private_dir::PrivateDir;
 
 /// The staging area of a mount.
 #[derive(Debug)]
 pub struct CacheDir {
-    path: PathBuf,
+    /// The private directory, or why it cannot be used (every staging file then fails).
+    dir: Result<PrivateDir, String>,
     cap: u64,
     used: AtomicU64,
-    next: AtomicU64,
 }
 
 impl CacheDir {
+    /// The staging area in the private directory `path` (made if missing), holding at most
+    /// `cap` bytes. A directory that is not private is refused: staging files then fail
+    /// with EACCES, and the log says why (the CLI checks first and refuses to mount).
     pub fn new(path: &Path, cap: u64) -> Self {
+        let dir = PrivateDir::open(path).map_err(|e| {
+            tracing::error!(error = %e, "the staging area cannot be used: edits in place will fail");
+            e.to_string()
+        });
         CacheDir {
-            path: path.to_path_buf(),
+            dir,
             cap,
             used: AtomicU64::new(0),
-            next: AtomicU64::new(0),
         }
+    }
+
+    /// No staging area (a read-only mount): every staging file fails.
+    pub fn none(why: &str) -> Self {
+        CacheDir {
+            dir: Err(why.to_string()),
+            cap: 0,
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// The private directory, for other local state of the mount (the upload journal).
+    pub fn private_dir(&self) -> Option<&PrivateDir> {
+        self.dir.as_ref().ok()
     }
 
     pub fn used(&self) -> u64 {
@@ -81,18 +104,14 @@ pub struct StagingFile {
 
 impl StagingFile {
     pub fn create(dir: &Arc<CacheDir>) -> FsResult<Self> {
-        std::fs::create_dir_all(&dir.path).map_err(io_err)?;
-        let n = dir.next.fetch_add(1, Ordering::Relaxed);
-        let path = dir
-            .path
-            .join(format!(".cosfs-stage-{}-{n}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_err)?;
-        let _ = std::fs::remove_file(&path);
+        let private = match &dir.dir {
+            Ok(d) => d,
+            Err(why) => {
+                tracing::warn!(why = %why, "no staging file: the staging area is unusable");
+                return Err(FsError::Io(libc::EACCES));
+            }
+        };
+        let file = private.anonymous_file().map_err(io_err)?;
         Ok(StagingFile {
             dir: dir.clone(),
             file,
@@ -160,7 +179,8 @@ mod tests {
 
     #[test]
     fn cap_gives_enospc_and_drop_gives_space_back() {
-        let tmp = std::env::temp_dir().join(format!("cosfs-staging-test-{}", std::process::id()));
+        let root = tempfile::tempdir().unwrap();
+        let tmp = root.path().join("staging");
         let dir = Arc::new(CacheDir::new(&tmp, 100));
         let mut a = StagingFile::create(&dir).unwrap();
         a.charge(60).unwrap();
@@ -184,6 +204,9 @@ mod tests {
             "files are anonymous"
         );
         drop(b);
-        let _ = std::fs::remove_dir(&tmp);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&tmp).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700);
     }
 }

@@ -13,9 +13,10 @@
 //! - A failed multipart upload is aborted (nothing billed is left behind) and the stream is
 //!   broken: its data is gone, the error goes to the writer at close/fsync, and the previous
 //!   object is untouched because Complete never happened.
-//! - Metadata is sent at Initiate (or with the PUT). `finish` reports whether the metadata it
-//!   was given is what the object got, so the caller can fix it with one copy if it changed
-//!   after the upload started.
+//! - Metadata is sent at Initiate (or with the PUT): the streamed form of the headers, without
+//!   the times writes keep moving (`headers`). `finish` reports what the object got, so the
+//!   caller learns the times with a HEAD, or fixes headers that changed after the upload
+//!   started with one copy.
 //! - An overwrite keeps a copy of every part it sends in a staging file (`keep`), while the
 //!   staging area has room for it. Sent parts cannot be read back from COS before Complete,
 //!   so this copy is what lets the file turn into a staged one without completing the upload
@@ -32,7 +33,9 @@ use tokio::task::JoinSet;
 use crate::cos::{CosError, CosResult, ObjectStore, PutOptions, UploadedPart};
 
 use super::super::memory::{MemoryBudget, WriteCharge, WriteUseKind};
+use super::super::upload_journal::UploadJournal;
 use super::cleanup::abort_upload;
+use super::headers::{Headers, Landed};
 use super::open_upload::{OpenUpload, SentPart};
 use super::parts::{stream_part_size, MIN_PART};
 use super::staging::{CacheDir, StagingFile};
@@ -42,8 +45,8 @@ use super::staging::{CacheDir, StagingFile};
 pub struct Finished {
     pub etag: String,
     pub size: u64,
-    /// The object carries the metadata passed to `finish`.
-    pub meta_applied: bool,
+    /// What the object carries of the headers passed to `finish`.
+    pub landed: Landed,
 }
 
 /// The copy of sent parts an overwrite keeps.
@@ -59,6 +62,7 @@ enum Keep {
 
 pub struct StreamUpload<S: ObjectStore + ?Sized> {
     store: Arc<S>,
+    journal: Arc<UploadJournal>,
     key: String,
     keep: Keep,
     /// Byte ranges of the parts sent, part `n` at index `n - 1`.
@@ -81,20 +85,36 @@ pub struct StreamUpload<S: ObjectStore + ?Sized> {
     broken: Option<String>,
 }
 
+/// What every stream of a mount shares: where parts go, and the limits they are sent under.
+pub struct StreamShared<S: ObjectStore + ?Sized> {
+    pub store: Arc<S>,
+    pub journal: Arc<UploadJournal>,
+    /// Upload bytes in flight mount-wide, in MiB units.
+    pub permits: Arc<Semaphore>,
+    /// The size of `permits`.
+    pub budget_mib: u32,
+    pub memory: Arc<MemoryBudget>,
+}
+
 impl<S: ObjectStore + ?Sized> StreamUpload<S> {
-    /// A stream to `key`; `keep` names the staging area when sent parts should be kept (an
-    /// overwrite).
+    /// A stream to `key` with parts of `first_part` bytes first; `keep` names the staging
+    /// area when sent parts should be kept (an overwrite).
     pub fn new(
-        store: Arc<S>,
+        shared: StreamShared<S>,
         key: &str,
         first_part: u64,
-        permits: Arc<Semaphore>,
-        budget_mib: u32,
-        memory: Arc<MemoryBudget>,
         keep: Option<Arc<CacheDir>>,
     ) -> Self {
+        let StreamShared {
+            store,
+            journal,
+            permits,
+            budget_mib,
+            memory,
+        } = shared;
         StreamUpload {
             store,
+            journal,
             key: key.to_string(),
             keep: keep.map_or(Keep::Off, Keep::Wanted),
             sent: Vec::new(),
@@ -286,7 +306,9 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
+                let seq = self.journal.begin(&self.key);
                 let id = self.store.initiate_multipart(&self.key, opts).await?;
+                self.journal.started(seq, &id);
                 self.upload_id = Some(id.clone());
                 self.initiated_with = Some(opts.clone());
                 id
@@ -409,8 +431,10 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         }
     }
 
-    /// Upload what is left and complete the object with `opts` as its metadata.
-    pub async fn finish(&mut self, opts: &PutOptions) -> CosResult<Finished> {
+    /// Upload what is left and complete the object with `headers` as its metadata (all of
+    /// them when it is one PUT; what the Initiate carried for a multipart upload).
+    pub async fn finish(&mut self, headers: &Headers) -> CosResult<Finished> {
+        let opts = &headers.streamed;
         if let Some(why) = &self.broken {
             return Err(CosError::Transport(why.clone()));
         }
@@ -419,7 +443,10 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
             // Handed over without a copy and taken back (copied only if still shared): the
             // buffer stays the whole file, for a later flush.
             let body = std::mem::take(&mut self.buf).freeze();
-            let r = self.store.put_object(&self.key, body.clone(), opts).await;
+            let r = self
+                .store
+                .put_object(&self.key, body.clone(), &headers.full)
+                .await;
             self.buf = body
                 .try_into_mut()
                 .unwrap_or_else(|b| BytesMut::from(&b[..]));
@@ -427,7 +454,7 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
             return Ok(Finished {
                 etag: r.etag,
                 size,
-                meta_applied: true,
+                landed: Landed::Exact,
             });
         };
         let result = async {
@@ -447,10 +474,15 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         match result {
             Ok(done) => {
                 self.upload_id = None;
+                self.journal.ended(&upload_id);
+                let landed = match &self.initiated_with {
+                    Some(initiated) => headers.landed(initiated),
+                    None => Landed::Stale,
+                };
                 Ok(Finished {
                     etag: done.etag,
                     size,
-                    meta_applied: self.initiated_with.as_ref() == Some(opts),
+                    landed,
                 })
             }
             Err(e) => {
@@ -465,7 +497,7 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
         if let Some(id) = self.upload_id.take() {
-            abort_upload(&self.store, &self.key, &id).await;
+            abort_upload(&self.store, &self.journal, &self.key, &id).await;
         }
         self.broken.get_or_insert_with(|| "upload aborted".into());
     }

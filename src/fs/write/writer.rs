@@ -39,11 +39,13 @@ use crate::fs::error::{FsError, FsResult};
 use crate::fs::meta;
 use crate::fs::reader::ObjectReader;
 
+use super::super::upload_journal::UploadJournal;
 use super::append::AppendTail;
 use super::cleanup::abort_upload;
+use super::headers::{Headers, Landed};
 use super::staged::Staged;
 use super::staging::{CacheDir, StagingFile};
-use super::stream::StreamUpload;
+use super::stream::{StreamShared, StreamUpload};
 
 /// What writers share: the store, caches and upload limits of the mount.
 pub struct WriteCtx<S: ObjectStore + ?Sized> {
@@ -59,6 +61,8 @@ pub struct WriteCtx<S: ObjectStore + ?Sized> {
     pub storage_class: Option<String>,
     /// The mount's memory budget: write buffers and parts being uploaded are charged to it.
     pub memory: Arc<MemoryBudget>,
+    /// The multipart uploads under way, for the next mount if this one is killed.
+    pub journal: Arc<UploadJournal>,
 }
 
 enum Body<S: ObjectStore + ?Sized> {
@@ -90,6 +94,10 @@ pub struct FileWriter<S: ObjectStore + ?Sized> {
     publish_failed: bool,
     /// Why this file cannot be written or published any more, once it cannot.
     failed: Option<&'static str>,
+    /// mtime was set by the program (`utimens`) since the last write, so an upload carries it.
+    times_set: bool,
+    /// Another writer's object replaced ours after our upload landed (its version stands).
+    superseded: bool,
 }
 
 impl<S: ObjectStore + ?Sized> FileWriter<S> {
@@ -121,6 +129,8 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             handles: 0,
             publish_failed: false,
             failed: None,
+            times_set: false,
+            superseded: false,
         }
     }
 
@@ -140,6 +150,8 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             handles: 0,
             publish_failed: false,
             failed: None,
+            times_set: false,
+            superseded: false,
         }
     }
 
@@ -242,8 +254,17 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
     pub fn set_meta(&mut self, attr: PosixAttr, foreign: UserMeta) -> FsResult<()> {
         self.check_meta_changeable()?;
         self.foreign = foreign;
+        if attr.mtime != self.attr.mtime {
+            self.times_set = true;
+        }
         self.set_attr(attr);
         Ok(())
+    }
+
+    /// Another writer's object replaced this file's after it landed: what this mount shows
+    /// of it must be looked up again.
+    pub fn superseded(&self) -> bool {
+        self.superseded
     }
 
     /// An object exists under its key (else the file exists only on this mount so far).
@@ -307,11 +328,16 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         )
     }
 
+    fn headers(&self) -> FsResult<Headers> {
+        Ok(Headers::new(self.put_options()?, self.times_set))
+    }
+
     /// The content changed now: mtime and ctime move, and the file must be published.
     pub fn touch(&mut self) {
         let now = std::time::SystemTime::now();
         self.attr.mtime = now;
         self.attr.ctime = now;
+        self.times_set = false;
         self.attr.size = self.size();
         self.modified = true;
         self.meta_modified = true;
@@ -329,11 +355,11 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         if matches!(&self.body, Body::Append(t) if offset != t.size()) {
             self.leave_append(ctx, "a write before its end").await?;
         }
-        let opts = self.put_options()?;
+        let headers = self.headers()?;
         match &mut self.body {
-            Body::Append(t) => t.push(ctx, data, &opts).await?,
+            Body::Append(t) => t.push(ctx, data, &headers.full).await?,
             Body::Stream(s) => {
-                let r = s.write(offset, data, &opts).await;
+                let r = s.write(offset, data, &headers.streamed).await;
                 if s.is_broken() {
                     self.failed = Some("its streaming upload failed");
                 }
@@ -493,50 +519,110 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             self.exists_remote = true;
             return Ok(());
         }
-        let (etag, size) = match &mut self.body {
+        let headers = self.headers()?;
+        let (etag, size, landed) = match &mut self.body {
             Body::Append(_) => unreachable!("sent above"),
             Body::Stream(s) => {
-                let r = s.finish(&opts).await;
+                let r = s.finish(&headers).await;
                 if s.is_broken() {
                     self.failed = Some("its streaming upload failed");
                 }
                 let done = r?;
-                let mut etag = done.etag;
-                if !done.meta_applied {
-                    // Metadata changed after the upload began (e.g. `cp -p` on a big file).
-                    etag = meta::copy_object(
+                (done.etag, done.size, done.landed)
+            }
+            Body::Staged(st) => match &st.base {
+                Some(base) if !self.modified => {
+                    // Only the metadata changed: one copy onto itself, guarded by the ETag
+                    // it was opened at (a 412 means someone replaced it: the change did
+                    // not land, and the program is told).
+                    let etag = meta::copy_object(
                         &*ctx.store,
+                        &base.key,
                         &self.key,
-                        &self.key,
-                        (done.size, &etag, None),
+                        (st.size, &base.etag, None),
                         MetadataDirective::Replaced(opts.clone()),
                     )
                     .await?;
+                    (etag, st.size, Landed::Exact)
                 }
-                (etag, done.size)
-            }
-            Body::Staged(st) => {
-                let etag = match &st.base {
-                    Some(base) if !self.modified => {
-                        meta::copy_object(
-                            &*ctx.store,
-                            &base.key,
-                            &self.key,
-                            (st.size, &base.etag, None),
-                            MetadataDirective::Replaced(opts.clone()),
-                        )
-                        .await?
-                    }
-                    _ => st.rebuild(ctx, &self.key, &opts).await?,
-                };
-                (etag, st.size)
-            }
+                _ => {
+                    let (etag, landed) = st.rebuild(ctx, &self.key, &headers).await?;
+                    (etag, st.size, landed)
+                }
+            },
         };
+        // The content is on COS now, whatever happens to the headers below: never upload it
+        // again (that could overwrite a newer object of another writer).
         self.set_base(&etag, size);
         self.modified = false;
-        self.meta_modified = false;
         self.exists_remote = true;
+        match landed {
+            Landed::Exact => self.meta_modified = false,
+            Landed::TimesFromLastModified => {
+                self.meta_modified = false;
+                self.learn_times(ctx, &etag).await;
+            }
+            Landed::Stale => self.fix_headers(ctx, &headers.full, &etag, size).await?,
+        }
         Ok(())
+    }
+
+    /// The object `etag` carries its times as its Last-Modified (a streamed upload): take
+    /// them from one HEAD, so that what this mount shows does not move when its attributes
+    /// are looked up again.
+    async fn learn_times(&mut self, ctx: &WriteCtx<S>, etag: &str) {
+        match ctx.store.head_object(&self.key).await {
+            Ok(m) if m.etag == etag => {
+                if let Some(lm) = m.last_modified {
+                    self.attr.mtime = lm;
+                    self.attr.ctime = lm;
+                    self.attr.last_modified = Some(lm);
+                }
+            }
+            Ok(_) => {
+                tracing::info!(key = %self.key, "another writer replaced the object just after this upload landed; its version stands");
+                self.superseded = true;
+            }
+            Err(e) => {
+                tracing::debug!(key = %self.key, error = %e, "no HEAD after the upload; the times shown may move once looked up again")
+            }
+        }
+    }
+
+    /// The headers changed after the upload of `etag` began (`cp -p` of a big file): one
+    /// copy onto itself puts them right, guarded by the ETag. A copy refused because another
+    /// writer's object replaced ours leaves that object alone: our content landed, and the
+    /// later writer won.
+    async fn fix_headers(
+        &mut self,
+        ctx: &WriteCtx<S>,
+        opts: &PutOptions,
+        etag: &str,
+        size: u64,
+    ) -> FsResult<()> {
+        self.meta_modified = true;
+        let r = meta::copy_object(
+            &*ctx.store,
+            &self.key,
+            &self.key,
+            (size, etag, None),
+            MetadataDirective::Replaced(opts.clone()),
+        )
+        .await;
+        match r {
+            Ok(new) => {
+                self.set_base(&new, size);
+                self.meta_modified = false;
+                Ok(())
+            }
+            Err(e) if e.kind() == Some(ErrorKind::PreconditionFailed) => {
+                tracing::info!(key = %self.key, "another writer replaced the object after this upload landed; its version stands, without this file's new metadata");
+                self.meta_modified = false;
+                self.superseded = true;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The object under `key` is now `etag` with `size` bytes and this writer's content.
@@ -590,7 +676,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             return;
         };
         if let Some(open) = st.open.take() {
-            abort_upload(&ctx.store, &self.key, &open.id).await;
+            abort_upload(&ctx.store, &ctx.journal, &self.key, &open.id).await;
         }
     }
 
@@ -615,13 +701,17 @@ fn new_stream<S: ObjectStore + ?Sized>(
     key: &str,
     keep: bool,
 ) -> StreamUpload<S> {
+    let shared = StreamShared {
+        store: ctx.store.clone(),
+        journal: ctx.journal.clone(),
+        permits: ctx.permits.clone(),
+        budget_mib: ctx.budget_mib,
+        memory: ctx.memory.clone(),
+    };
     StreamUpload::new(
-        ctx.store.clone(),
+        shared,
         key,
         ctx.part_size,
-        ctx.permits.clone(),
-        ctx.budget_mib,
-        ctx.memory.clone(),
         keep.then(|| ctx.cache_dir.clone()),
     )
 }
