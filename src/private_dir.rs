@@ -76,14 +76,7 @@ fn dir_flags() -> OFlags {
 /// writable by others unless sticky. Returns whether it is shared (sticky and writable by
 /// others), in which case the entry found in it must be ours or root's.
 fn check_ancestor(path: &Path, st: &Stat) -> Result<bool, PrivateDirError> {
-    let us = euid();
-    if st.st_uid != 0 && st.st_uid != us {
-        return Err(PrivateDirError::NotOurs {
-            path: path.to_path_buf(),
-            owner: st.st_uid,
-            us,
-        });
-    }
+    check_entry_owner(path, st)?;
     let mode = st.st_mode & 0o7777;
     let others_write = mode & 0o022 != 0;
     if others_write && mode & 0o1000 == 0 {
@@ -95,6 +88,7 @@ fn check_ancestor(path: &Path, st: &Stat) -> Result<bool, PrivateDirError> {
     Ok(others_write)
 }
 
+/// Owned by root or by us.
 fn check_entry_owner(path: &Path, st: &Stat) -> Result<(), PrivateDirError> {
     let us = euid();
     if st.st_uid != 0 && st.st_uid != us {
@@ -401,7 +395,16 @@ impl PrivateDir {
             if name == "." || name == ".." {
                 continue;
             }
-            out.push((name, e.file_type()));
+            let kind = match e.file_type() {
+                // Filesystems that do not fill in d_type: ask the inode.
+                FileType::Unknown => {
+                    rustix::fs::statat(&fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+                        .map(|st| FileType::from_raw_mode(st.st_mode))
+                        .unwrap_or(FileType::Unknown)
+                }
+                known => known,
+            };
+            out.push((name, kind));
         }
         Ok(out)
     }

@@ -423,3 +423,67 @@ fn a_directory_rename_cut_by_kill_9_is_undone_or_finished_by_the_next_mount_or_c
     assert_eq!(keys_under(&b, "dst/").len(), n);
     assert!(keys_under(&b, ".cosfs/").is_empty());
 }
+
+#[test]
+fn a_writer_killed_midway_publishes_nothing_and_one_that_exits_publishes_all() {
+    let b = Backend::start();
+    let m = Mounted::start(&b, &["--part-size", "1M"]);
+    b.put("small", "OLD CONTENT");
+    let big = pattern(3 * MIB, 5);
+    b.put_big("big", &big);
+    std::thread::sleep(Duration::from_millis(1200));
+    // Writers that write part of a file, then wait to be killed (small, multipart, new).
+    let writer = |key: &str, len: usize| {
+        Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "import os,sys,time\nfd=os.open({:?},os.O_WRONLY|os.O_CREAT|os.O_TRUNC)\n\
+                 os.write(fd,b'n'*{len})\nprint('written',flush=True)\ntime.sleep(60)",
+                m.p(key).to_str().unwrap()
+            ))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    for (key, len, signal) in [
+        ("small", 5, libc::SIGKILL),
+        ("big", 2 * MIB + 3, libc::SIGKILL),
+        ("new", 100, libc::SIGTERM),
+    ] {
+        let mut w = writer(key, len);
+        let mut line = String::new();
+        BufReader::new(w.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "written");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(w.id() as i32, signal) };
+        let _ = w.wait();
+    }
+    std::thread::sleep(Duration::from_millis(1500)); // the releases, and past the TTL
+    assert_eq!(
+        b.block_on(get_all(&b.client, "small"))[..],
+        b"OLD CONTENT"[..]
+    );
+    assert_eq!(b.block_on(get_all(&b.client, "big"))[..], big[..]);
+    assert!(b.block_on(b.client.head_object("new")).is_err());
+    assert_eq!(std::fs::read(m.p("small")).unwrap(), b"OLD CONTENT");
+    assert!(
+        !m.p("new").exists(),
+        "a killed writer's new file never reached COS"
+    );
+    no_uploads_left(&b);
+    // A program that exits without closing its file (the kernel closes it) publishes it all.
+    let st = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import os\nfd=os.open({:?},os.O_WRONLY|os.O_TRUNC)\nos.write(fd,b'NEW')\nos._exit(0)",
+            m.p("small").to_str().unwrap()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    eventually(10, "the exited writer's file published", || {
+        b.block_on(get_all(&b.client, "small"))[..] == b"NEW"[..]
+    });
+}

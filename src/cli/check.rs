@@ -375,7 +375,10 @@ async fn stale_uploads(client: &CosClient, prefix: &str, abort: bool, r: &mut Re
     if stale.is_empty() {
         return r.ok(
             "unfinished uploads",
-            &format!("{total} in progress, none older than a day"),
+            &format!(
+                "{total} in progress, none older than a day (a mount aborts the uploads a \
+                 killed mount with the same --cache-dir left, at its next start)"
+            ),
         );
     }
     if !abort {

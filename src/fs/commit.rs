@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 
 use crate::cos::ObjectStore;
 
-use super::caller::process_of;
+use super::caller::{killed_by, process_of};
 use super::core::{CosFs, FileHandle, SharedWriter};
 use super::error::{FsError, FsResult};
 use super::orphans::Orphan;
@@ -75,6 +75,15 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let h = self.handle(fh)?;
         if !h.writes || !h.wrote.load(Ordering::Relaxed) {
             return Ok(()); // nothing written through it yet: a dup'ed descriptor going away
+        }
+        if let Some(signal) = killed_by(pid) {
+            // The writer was killed midway (`kill -9`): what it wrote is not a complete new
+            // version, and nothing publishes it (the release drops it), unless another
+            // process writes or syncs the file before its last close.
+            if let Some(w) = self.writer(h.ino) {
+                w.lock().await.abandon(signal);
+            }
+            return Ok(());
         }
         if process_of(pid) != h.opener {
             return Ok(()); // a forked child closing the descriptor it inherited
@@ -147,8 +156,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return;
         }
         // A failed flush already told the program; uploading now would make the changes it
-        // was told are lost appear after all.
-        if !g.publish_failed() {
+        // was told are lost appear after all. A writer killed midway left no new version.
+        if let Some(signal) = g.abandoned().filter(|_| g.has_unpublished_changes()) {
+            tracing::warn!(key = %g.key(), signal, "a program writing this file was killed midway; its unfinished changes are dropped and COS keeps the previous version");
+        } else if !g.publish_failed() {
             self.keep_orphan_at(g.key(), h.ino).await;
             if let Err(e) = g.publish(&self.wctx).await {
                 tracing::error!(key = %g.key(), error = %e, "last close of a file could not upload it; its changes are lost");

@@ -244,6 +244,17 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             let Some(mut g) = self.locked_writer(node.ino).await else {
                 continue; // released while we waited: make a new one
             };
+            if g.publish_failed() || g.failed() {
+                // Its program was told the publish failed, and its release (which drops the
+                // changes) is still on its way: this open starts from what COS holds.
+                let existing = self.head(&node.key).await?;
+                let mut a = match &existing {
+                    Some(m) => attr::from_object(m, false, &self.cfg.defaults),
+                    None => g.attr().clone(),
+                };
+                a.source = AttrSource::Head;
+                g.restart_from(&self.wctx, existing.as_ref(), a).await;
+            }
             if truncate {
                 if g.size() > 0 {
                     g.truncate(&self.wctx, 0).await?;

@@ -98,6 +98,9 @@ pub struct FileWriter<S: ObjectStore + ?Sized> {
     times_set: bool,
     /// Another writer's object replaced ours after our upload landed (its version stands).
     superseded: bool,
+    /// The process writing it was killed by this signal before its last close, and nothing
+    /// wrote or synced since: its changes are not to be published.
+    abandoned: Option<i32>,
 }
 
 impl<S: ObjectStore + ?Sized> FileWriter<S> {
@@ -131,6 +134,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             failed: None,
             times_set: false,
             superseded: false,
+            abandoned: None,
         }
     }
 
@@ -152,6 +156,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             failed: None,
             times_set: false,
             superseded: false,
+            abandoned: None,
         }
     }
 
@@ -261,6 +266,16 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         Ok(())
     }
 
+    /// The process writing this file was killed by `signal` midway.
+    pub fn abandon(&mut self, signal: i32) {
+        self.abandoned = Some(signal);
+    }
+
+    /// Killed midway (and not written or synced since): the signal.
+    pub fn abandoned(&self) -> Option<i32> {
+        self.abandoned
+    }
+
     /// Another writer's object replaced this file's after it landed: what this mount shows
     /// of it must be looked up again.
     pub fn superseded(&self) -> bool {
@@ -338,6 +353,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         self.attr.mtime = now;
         self.attr.ctime = now;
         self.times_set = false;
+        self.abandoned = None;
         self.attr.size = self.size();
         self.modified = true;
         self.meta_modified = true;
@@ -488,6 +504,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
     /// Make COS hold what this mount shows: upload (or rebuild) the content if it changed,
     /// else rewrite the metadata if that changed. Returns once the object is complete.
     pub async fn publish(&mut self, ctx: &WriteCtx<S>) -> FsResult<()> {
+        self.abandoned = None;
         let r = self.try_publish(ctx).await;
         self.publish_failed = r.is_err();
         r
@@ -668,6 +685,25 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         self.discard_open_upload(ctx).await;
         self.modified = false;
         self.meta_modified = false;
+    }
+
+    /// Start again from what COS holds (`existing`, None: nothing), dropping every change not
+    /// published: a new open of a file whose last publish failed (and told its program so)
+    /// sees what COS has, as it would once the failed handle's release had come.
+    pub async fn restart_from(
+        &mut self,
+        ctx: &WriteCtx<S>,
+        existing: Option<&ObjectMeta>,
+        attr: PosixAttr,
+    ) {
+        self.discard(ctx).await;
+        let handles = self.handles;
+        *self = match existing {
+            Some(m) if m.appendable => Self::new_append(&self.key, attr, m),
+            Some(m) => Self::new_over(&self.key, attr, m),
+            None => Self::new_empty(ctx, &self.key, attr, None),
+        };
+        self.handles = handles;
     }
 
     /// Abort the upload a streamed overwrite left open, if any (its parts are not wanted).
