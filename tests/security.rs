@@ -121,25 +121,29 @@ fn another_user_cannot_read_edits_in_place_or_cached_blocks() {
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("-rw-------"), "{out}");
-    let editor = {
-        let path = m.p("home/private");
-        let secret = secret.to_vec();
-        std::thread::spawn(move || {
-            // As the victim: open without O_TRUNC, write the secret in the middle, keep open.
-            let mut cmd = Command::new("python3");
-            cmd.arg("-c")
-                .arg(format!(
-                    "import os,time\nfd=os.open({path:?},os.O_RDWR)\nos.pwrite(fd,{secret:?}.encode(),40)\nprint('edited',flush=True)\ntime.sleep(4)\nos.close(fd)",
-                    path = path.to_str().unwrap(),
-                    secret = String::from_utf8(secret).unwrap()
-                ))
-                .uid(victim)
-                .gid(victim)
-                .stdout(Stdio::piped());
-            cmd.output().unwrap()
-        })
-    };
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // As the victim: open without O_TRUNC, write the secret in the middle, keep it open
+    // (a staging file holds the edit) until told to close.
+    let mut editor = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import os,sys\nfd=os.open({path:?},os.O_RDWR)\nos.pwrite(fd,{secret:?}.encode(),40)\n\
+             print('edited',flush=True)\nsys.stdin.readline()\nos.close(fd)",
+            path = m.p("home/private").to_str().unwrap(),
+            secret = std::str::from_utf8(secret).unwrap()
+        ))
+        .uid(victim)
+        .gid(victim)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(editor.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "edited");
 
     // The attacker tries every name under the cache root, and the staging files' own names.
     let listing = files_under(cache_root.path());
@@ -191,8 +195,8 @@ fn another_user_cannot_read_edits_in_place_or_cached_blocks() {
         }
     }
     assert!(staging >= 1, "the edit is staged in the mount's directory");
-    let out = editor.join().unwrap();
-    assert!(out.status.success());
+    drop(editor.stdin.take()); // the editor closes its file now
+    assert!(editor.wait().unwrap().success());
 
     // Cached chunks: read a 3 MiB file so whole chunks land on disk, then try them.
     b.put_big("pub/big.bin", &pattern(3 << 20, 7));
