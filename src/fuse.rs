@@ -377,19 +377,14 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyAttr,
     ) {
         crate::metrics::fuse_op("setattr");
-        // A truncate (O_TRUNC, truncate(2)) comes with "mtime = now": that is the truncate's
-        // own change, not a utimens (which would make the next close a commit point).
-        let mtime = match (size, mtime) {
-            (Some(_), Some(TimeOrNow::Now)) => None,
-            (_, m) => time(m),
-        };
         let set = SetAttr {
             mode,
             uid,
             gid,
             size,
             atime: time(atime),
-            mtime,
+            mtime_now: matches!(mtime, Some(TimeOrNow::Now)),
+            mtime: time(mtime),
         };
         let (fs, ttl) = (self.fs.clone(), self.ttl);
         self.rt.spawn(async move {

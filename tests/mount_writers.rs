@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::mount::{force_unmount, mount_command, no_uploads_left, Backend, Mounted};
+use common::serve::ServeProcess;
 use common::{get_all, pattern, BUCKET};
 use cosfs::cos::ObjectStore;
 use cosfs::server::FaultConfig;
@@ -137,40 +138,21 @@ fn lost_answers_to_initiate_and_complete_cost_nothing() {
 }
 
 /// `cosfs serve` as a process on a port of our choosing, so that it can be restarted there.
-struct Server {
-    child: Child,
-}
-
-impl Server {
-    fn start(root: &Path, port: u16) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cosfs"))
-            .args(["serve", "--root"])
-            .arg(root)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--bucket", BUCKET])
-            .args([
-                "--secret-id",
-                common::SECRET_ID,
-                "--secret-key",
-                common::SECRET_KEY,
-            ])
-            .args(["--log-level", "error"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains("http://"), "serve: {line}");
-        Server { child }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn serve_on(root: &Path, port: u16) -> ServeProcess {
+    let listen = format!("127.0.0.1:{port}");
+    ServeProcess::start(
+        root,
+        &[
+            "--listen",
+            &listen,
+            "--secret-id",
+            common::SECRET_ID,
+            "--secret-key",
+            common::SECRET_KEY,
+            "--log-level",
+            "error",
+        ],
+    )
 }
 
 #[test]
@@ -178,7 +160,7 @@ fn a_server_gone_for_ten_seconds_mid_upload_delays_it_without_failing_it() {
     let root = tempfile::tempdir().unwrap();
     let port = common::free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let mut server = Server::start(root.path(), port);
+    let mut server = serve_on(root.path(), port);
     let tmp = tempfile::tempdir().unwrap();
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
@@ -204,7 +186,7 @@ fn a_server_gone_for_ten_seconds_mid_upload_delays_it_without_failing_it() {
     // The server dies mid-upload and comes back 10 s later, on the same port and store.
     drop(server);
     std::thread::sleep(Duration::from_secs(10));
-    server = Server::start(root.path(), port);
+    server = serve_on(root.path(), port);
     let (ok, err) = finish(writer);
     assert!(ok, "the upload failed: {err}");
     let client = common::client_with(common::client_config(&endpoint), common::SECRET_KEY);

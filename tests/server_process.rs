@@ -3,68 +3,35 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::serve::ServeProcess;
 use common::{client_config, get_all, pattern, BUCKET};
 use cosfs::cos::*;
 
-/// A server process that is killed when dropped (also on panic).
-struct ServerProcess {
-    child: Child,
-    endpoint: String,
+/// An anonymous server on a free port, with `extra` flags.
+fn start(root: &std::path::Path, extra: &[&str]) -> ServeProcess {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--anonymous",
+        "--log-level",
+        "warn",
+    ];
+    args.extend_from_slice(extra);
+    let srv = ServeProcess::start(root, &args);
+    assert!(
+        !srv.endpoint.ends_with(":0"),
+        "port 0 must be resolved: {}",
+        srv.endpoint
+    );
+    srv
 }
 
-impl ServerProcess {
-    fn start(root: &std::path::Path, extra: &[&str]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cosfs"))
-            .args(["serve", "--root"])
-            .arg(root)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--anonymous",
-                "--bucket",
-                BUCKET,
-                "--log-level",
-                "warn",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn cosfs serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let endpoint = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no endpoint in {line:?}"))
-            .to_string();
-        assert!(
-            !endpoint.ends_with(":0"),
-            "port 0 must be resolved: {endpoint}"
-        );
-        ServerProcess { child, endpoint }
-    }
-
-    fn client(&self) -> CosClient {
-        CosClient::new(client_config(&self.endpoint), None).unwrap()
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+fn client(srv: &ServeProcess) -> CosClient {
+    CosClient::new(client_config(&srv.endpoint), None).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,8 +40,8 @@ async fn objects_and_uploads_survive_restart() {
     let v1 = pattern(300_000, 1);
     let upload_id;
     {
-        let srv = ServerProcess::start(dir.path(), &[]);
-        let c = srv.client();
+        let srv = start(dir.path(), &[]);
+        let c = client(&srv);
         let mut opts = PutOptions::default();
         opts.user_meta.insert("mode".into(), "33188".into());
         c.put_object("dir/obj", Bytes::from(v1.clone()), &opts)
@@ -88,8 +55,8 @@ async fn objects_and_uploads_survive_restart() {
             .await
             .unwrap();
     }
-    let srv = ServerProcess::start(dir.path(), &[]);
-    let c = srv.client();
+    let srv = start(dir.path(), &[]);
+    let c = client(&srv);
     assert_eq!(get_all(&c, "dir/obj").await, v1);
     assert_eq!(
         c.head_object("dir/obj")
@@ -112,12 +79,12 @@ async fn kill_9_mid_upload_leaves_previous_object_intact() {
     let dir = tempfile::tempdir().unwrap();
     let v1 = pattern(64 * 1024, 11);
     // 1 MiB/s: the 4 MiB replacement is still arriving when the server is killed.
-    let mut srv = ServerProcess::start(dir.path(), &["--fault-bandwidth", "1048576"]);
-    let c = srv.client();
+    let mut srv = start(dir.path(), &["--fault-bandwidth", "1048576"]);
+    let c = client(&srv);
     c.put_object("victim", Bytes::from(v1.clone()), &PutOptions::default())
         .await
         .unwrap();
-    let c2 = srv.client();
+    let c2 = client(&srv);
     let writer = tokio::spawn(async move {
         c2.put_object(
             "victim",
@@ -133,8 +100,8 @@ async fn kill_9_mid_upload_leaves_previous_object_intact() {
         "the interrupted upload must fail"
     );
 
-    let srv = ServerProcess::start(dir.path(), &[]);
-    let c = srv.client();
+    let srv = start(dir.path(), &[]);
+    let c = client(&srv);
     assert_eq!(get_all(&c, "victim").await, v1, "previous version intact");
     // The half-written body was cleaned up at start: tmp/ is empty, data/ holds only v1.
     let bucket_dir = dir.path().join(BUCKET);
@@ -197,29 +164,11 @@ async fn passwd_file_keys_are_accepted_and_loose_permissions_refused() {
     assert!(err.contains("chmod 600"), "{err}");
 
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cosfs"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--bucket",
-            BUCKET,
-            "--root",
-        ])
-        .arg(dir.path().join("store"))
-        .arg("--passwd-file")
-        .arg(&pw)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let srv = ServerProcess {
-        child,
-        endpoint: line.split_whitespace().last().unwrap().to_string(),
-    };
+    let pw_arg = pw.to_str().unwrap();
+    let srv = ServeProcess::start(
+        &dir.path().join("store"),
+        &["--listen", "127.0.0.1:0", "--passwd-file", pw_arg],
+    );
     for (id, key) in [("AKIDone", "keyone"), ("AKIDtwo", "keytwo")] {
         let c = CosClient::new(
             client_config(&srv.endpoint),

@@ -93,9 +93,10 @@ pub struct MountArgs {
     /// Most bytes the disk cache holds; least recently used data goes first.
     #[arg(long, default_value = values::mount_defaults().disk_cache_size.as_str(), value_parser = values::disk_cache_size)]
     pub disk_cache_size: u64,
-    /// Directory for staging files of files modified in place (default: /var/cache/cosfs as
-    /// root, else $XDG_CACHE_HOME/cosfs or ~/.cache/cosfs). Staging files are unlinked at
-    /// once, so nothing is left there after a crash.
+    /// Directory under which the mount keeps a private directory of its own (mode 0700) for
+    /// staging files of files modified in place (anonymous: a crash leaves none) and its
+    /// upload journal (default: /var/cache/cosfs as root, else $XDG_CACHE_HOME/cosfs or
+    /// ~/.cache/cosfs). One another user could have prepared is refused.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     /// Most bytes staging files may hold together; past it writes fail with ENOSPC.

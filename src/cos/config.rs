@@ -136,24 +136,23 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
-    /// Delay before attempt `attempt` (1-based retry number): random in `[0, min(cap, base*2^n)]`.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
+    /// The backoff step before retry `attempt` (1-based): `base * 2^attempt`, at most the cap.
+    pub fn step(&self, attempt: u32) -> Duration {
+        self.base_delay
             .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_delay);
-        let millis = exp.as_millis() as u64;
+            .min(self.max_delay)
+    }
+
+    /// Delay before retry `attempt`: random in `[0, step]` ("full jitter").
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let millis = self.step(attempt).as_millis() as u64;
         Duration::from_millis(rand::random::<u64>() % (millis + 1))
     }
 
     /// Delay before retry `attempt` of a change: random in `[step/2, step]` ("equal jitter"),
     /// so that the retries of an upload are sure to span an outage of a few seconds.
     pub fn steady_delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_delay);
-        let half = exp.as_millis() as u64 / 2;
+        let half = self.step(attempt).as_millis() as u64 / 2;
         Duration::from_millis(half + rand::random::<u64>() % (half + 1))
     }
 }
@@ -299,14 +298,7 @@ mod tests {
             assert!(r.steady_delay(n) <= r.max_delay);
         }
         // The retries of a change span at least 10 s before the attempts run out.
-        let least: Duration = (1..r.change_attempts)
-            .map(|n| {
-                r.base_delay
-                    .saturating_mul(1u32 << n.min(16))
-                    .min(r.max_delay)
-                    / 2
-            })
-            .sum();
+        let least: Duration = (1..r.change_attempts).map(|n| r.step(n) / 2).sum();
         assert!(least >= Duration::from_secs(10), "{least:?}");
     }
 }

@@ -624,11 +624,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Ok(t); // fetched with the attributes of this version (a listing)
         }
         if node.attr.size > MAX_LINK {
-            tracing::warn!(
-                key = %node.key, size = node.attr.size,
-                "a symlink object whose target is longer than PATH_MAX: it cannot be read as a link"
-            );
-            return Err(FsError::NameTooLong);
+            return Err(link_too_long(&node.key));
         }
         read_link(&*self.store, &node.key).await
     }
@@ -644,6 +640,15 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 }
 
+/// A symlink object whose target is longer than PATH_MAX: ENAMETOOLONG, logged with its key.
+fn link_too_long(key: &str) -> FsError {
+    tracing::warn!(
+        key,
+        "a symlink object whose target is longer than PATH_MAX: it cannot be read as a link"
+    );
+    FsError::NameTooLong
+}
+
 /// The target of the symlink object `key` (its body, at most PATH_MAX bytes; a longer one is
 /// ENAMETOOLONG, logged with its key).
 pub(super) async fn read_link<S: ObjectStore + ?Sized>(store: &S, key: &str) -> FsResult<Bytes> {
@@ -655,8 +660,7 @@ pub(super) async fn read_link<S: ObjectStore + ?Sized>(store: &S, key: &str) -> 
         Ok(o) => {
             let target = o.collect().await?;
             if target.len() as u64 > MAX_LINK {
-                tracing::warn!(key, "a symlink object whose target is longer than PATH_MAX: it cannot be read as a link");
-                return Err(FsError::NameTooLong);
+                return Err(link_too_long(key));
             }
             Ok(target)
         }

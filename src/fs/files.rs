@@ -44,6 +44,9 @@ pub struct SetAttr {
     pub size: Option<u64>,
     pub atime: Option<SystemTime>,
     pub mtime: Option<SystemTime>,
+    /// `mtime` is "now" as the kernel sends it with a truncate (`O_TRUNC`, `truncate(2)`),
+    /// not a time a program chose.
+    pub mtime_now: bool,
 }
 
 impl SetAttr {
@@ -492,6 +495,13 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let node = self.node(ino)?;
         if fh.is_some() {
             self.mark_written(ino); // ftruncate
+        }
+        // A truncate's "mtime = now" is its own change (the truncate moves mtime), not a
+        // utimens: that would make the next close a commit point, and `>` and `dd of=` would
+        // publish an empty file at the close of the descriptor they dup away.
+        let mut set = set;
+        if set.size.is_some() && set.mtime_now {
+            set.mtime = None;
         }
         if let Some(size) = set.size {
             if node.attr.kind == FileKind::Directory {

@@ -35,7 +35,7 @@ use super::lookup::lookup;
 use super::meta;
 use super::names::{check_key, check_name};
 use super::orphans::Orphan;
-use super::rename_journal::RenameJournal;
+use super::rename_journal::{delete_all, RenameJournal};
 
 /// Copies in flight while renaming a directory.
 const RENAME_CONCURRENCY: usize = 16;
@@ -508,33 +508,28 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let copying = stream::iter(copies)
             .buffer_unordered(RENAME_CONCURRENCY)
             .collect::<Vec<_>>();
-        let mut results: Vec<_> = journal.while_running(&*self.store, copying).await;
-        if results.iter().all(|(_, r)| r.is_ok()) {
-            // The commit point: from now on a crash is finished, not undone. Without it
-            // written, the copies are undone here.
-            if let Err(e) = journal.copied(&*self.store).await {
-                if let Some((d, _)) = results.first() {
-                    results[0] = (d.clone(), Err(e));
-                }
-            }
-        }
-        if let Some((failed_dest, Err(e))) = results.iter().find(|(_, r)| r.is_err()) {
+        let results: Vec<_> = journal.while_running(&*self.store, copying).await;
+        let failed_copy = results.iter().find(|(_, r)| r.is_err());
+        // The commit point: once it is written, a crash is finished, not undone. A copy that
+        // failed, or a commit point that could not be written, undoes the copies here.
+        let not_committed = match failed_copy {
+            Some(_) => None,
+            None => journal.copied(&*self.store).await.err(),
+        };
+        if failed_copy.is_some() || not_committed.is_some() {
             let made: Vec<String> = results
                 .iter()
                 .filter(|(_, r)| r.is_ok())
                 .map(|(d, _)| d.clone())
                 .collect();
-            let mut undone = true;
-            for chunk in made.chunks(MAX_DELETE_KEYS) {
-                undone &= self
-                    .store
-                    .delete_objects(chunk)
-                    .await
-                    .is_ok_and(|f| f.is_empty());
-            }
-            if undone {
+            if delete_all(&*self.store, &made).await.is_ok() {
                 journal.end(&*self.store).await;
             }
+            let Some((failed_dest, Err(e))) = failed_copy else {
+                let e = not_committed.expect("one of the two");
+                tracing::warn!(from = %old_key, to = new_key, error = %e, "directory rename failed: its journal could not be written; source left as it was");
+                return Err(e.into());
+            };
             tracing::warn!(from = %old_key, to = new_key, error = %e, "directory rename failed; source left as it was");
             // A copy COS refuses for what its source is: an appendable object (EXDEV, so
             // that `mv` copies the tree itself) or an unrestored archived one.

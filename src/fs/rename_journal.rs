@@ -216,7 +216,8 @@ async fn keys_under<S: ObjectStore + ?Sized>(store: &S, prefix: &str) -> CosResu
     }
 }
 
-async fn delete_all<S: ObjectStore + ?Sized>(store: &S, keys: &[String]) -> CosResult<()> {
+/// Delete `keys` with DELETE Multiple; the first key that could not be deleted is the error.
+pub async fn delete_all<S: ObjectStore + ?Sized>(store: &S, keys: &[String]) -> CosResult<()> {
     for chunk in keys.chunks(MAX_DELETE_KEYS) {
         let failed = store.delete_objects(chunk).await?;
         if let Some(f) = failed.first() {

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cos::encode::{decode, encode_strict};
 use crate::cos::upload::{abort_left_uploads, LeftUploads};
-use crate::cos::ObjectStore;
+use crate::cos::{CosResult, ObjectStore, PutOptions};
 use crate::private_dir::{temp_name, PrivateDir};
 
 /// How long after its `B` line an Initiate with no `U` line may have created an upload: its
@@ -115,7 +115,7 @@ impl UploadJournal {
     }
 
     /// An Initiate of `key` is about to be sent; returns its sequence number.
-    pub fn begin(&self, key: &str) -> u64 {
+    fn begin(&self, key: &str) -> u64 {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         self.begun.lock().unwrap().insert(seq);
         self.line(&format!(
@@ -127,12 +127,26 @@ impl UploadJournal {
     }
 
     /// Initiate `seq` answered with `upload_id`.
-    pub fn started(&self, seq: u64, upload_id: &str) {
+    fn started(&self, seq: u64, upload_id: &str) {
         self.open.lock().unwrap().insert(upload_id.to_string(), seq);
         self.line(&format!(
             "U {seq} {} {upload_id}\n",
             millis(SystemTime::now())
         ));
+    }
+
+    /// Initiate a multipart upload of `key`, journalled: `B` before it is sent, `U` once its
+    /// id is known (an Initiate that failed keeps its `B`: a lost answer may have made one).
+    pub async fn initiate<S: ObjectStore + ?Sized>(
+        &self,
+        store: &S,
+        key: &str,
+        opts: &PutOptions,
+    ) -> CosResult<String> {
+        let seq = self.begin(key);
+        let id = store.initiate_multipart(key, opts).await?;
+        self.started(seq, &id);
+        Ok(id)
     }
 
     /// Upload `upload_id` completed or was aborted: nothing of it is left.

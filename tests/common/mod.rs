@@ -173,6 +173,7 @@ where
 }
 pub mod mount;
 pub mod posix;
+pub mod serve;
 
 /// A loopback port nothing listens on now (for endpoints that must refuse, or a listener the
 /// mount opens itself).

@@ -204,9 +204,7 @@ impl Staged {
                 Landed::Exact,
             ));
         }
-        let seq = ctx.journal.begin(key);
-        let id = ctx.store.initiate_multipart(key, opts).await?;
-        ctx.journal.started(seq, &id);
+        let id = ctx.journal.initiate(&*ctx.store, key, opts).await?;
         let sends: Vec<_> = parts
             .iter()
             .enumerate()

@@ -306,9 +306,7 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
-                let seq = self.journal.begin(&self.key);
-                let id = self.store.initiate_multipart(&self.key, opts).await?;
-                self.journal.started(seq, &id);
+                let id = self.journal.initiate(&*self.store, &self.key, opts).await?;
                 self.upload_id = Some(id.clone());
                 self.initiated_with = Some(opts.clone());
                 id
