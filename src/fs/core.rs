@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
@@ -30,6 +30,7 @@ use super::attr::{self, AttrDefaults, FileKind, PosixAttr};
 use super::cache::BlockCache;
 use super::deferred_deletes::DeferredDeletes;
 use super::dir::DirStream;
+use super::dir_handle::DirHandle;
 use super::dir_meta::{MetaStage, StageConfig};
 use super::disk_cache::{DiskCache, DiskStats};
 use super::error::{FsError, FsResult};
@@ -160,19 +161,8 @@ pub struct FsStats {
     pub name_max: u32,
 }
 
-struct DirHandle<S: ObjectStore + ?Sized> {
-    ino: u64,
-    stream: DirStream<Store<S>>,
-    /// Files created on this mount that are not on COS yet (listed after the stream ends).
-    local_names: Vec<String>,
-    /// When the handle was opened, and how far the stream was delivered without a gap: a
-    /// listing delivered to its end tells every name of the directory (`KnownDirs`).
-    opened: Instant,
-    delivered_to: u64,
-}
-
 /// An open directory handle: the directory's inode, and its listing.
-type OpenDir<S> = (u64, Arc<tokio::sync::Mutex<DirHandle<S>>>);
+type OpenDir<S> = (u64, Arc<tokio::sync::Mutex<DirHandle<Store<S>>>>);
 
 /// The store the filesystem talks to: the mount's, with deferred deletes.
 pub(super) type Store<S> = DeferredDeletes<S>;
@@ -499,16 +489,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let dir = self.dir_node(ino)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let stream = DirStream::new(&dir.key, ino, self.listing.clone());
-        let local_names = self.local_only_children(ino);
-        let opened = Instant::now();
         self.inodes.lock().unwrap().known.listing_opened(ino);
-        let handle = DirHandle {
-            ino,
-            stream,
-            local_names,
-            opened,
-            delivered_to: 0,
-        };
+        let handle = DirHandle::new(ino, stream);
         self.dirs
             .lock()
             .unwrap()
@@ -532,63 +514,95 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .ok_or(FsError::BadHandle)?;
         let mut h = handle.lock().await;
         let dir = self.dir_node(h.ino)?;
+        if h.is_rewind(offset) {
+            // rewinddir(3): the directory as it is now.
+            let stream = DirStream::new(&dir.key, dir.ino, self.listing.clone());
+            h.rewind(stream);
+        }
+        let (l, n) = h.listing(offset);
+        if l.local_names.is_none() {
+            // Before the listing's first page is asked for.
+            l.local_names = Some(self.local_only_children(dir.ino).await);
+        }
         let mut out = Vec::new();
-        if offset == 0 {
+        if n == 0 {
             out.push(ListedEntry {
                 ino: dir.ino,
-                offset: 1,
+                offset: l.offset(1),
                 name: ".".into(),
                 attr: dir.attr.clone(),
             });
         }
-        if offset <= 1 {
+        if n <= 1 {
             let parent = self.node(dir.parent).unwrap_or_else(|_| dir.clone());
             out.push(ListedEntry {
                 ino: parent.ino,
-                offset: 2,
+                offset: l.offset(2),
                 name: "..".into(),
                 attr: parent.attr,
             });
         }
-        let pos = offset.saturating_sub(2);
+        let pos = n.saturating_sub(2);
         let want = max.saturating_sub(out.len());
-        let entries = h.stream.read(pos, want).await?;
+        let entries = l.stream.read(pos, want).await?;
+        tracing::debug!(fh, offset, n = entries.len(), "readdir");
         let got = entries.len();
         let next = entries.last().map(|(p, _)| p + 1).unwrap_or(pos);
-        if pos <= h.delivered_to {
-            h.delivered_to = h.delivered_to.max(next);
+        if pos <= l.delivered_to {
+            l.delivered_to = l.delivered_to.max(next);
         }
-        let mut t = self.inodes.lock().unwrap();
         for (p, e) in entries {
-            let n = t.upsert(dir.ino, &e.name, e.attr, 1, true);
+            let listed = {
+                let mut t = self.inodes.lock().unwrap();
+                if t.removed_since(dir.ino, &e.name, e.listed_at) {
+                    continue; // this mount removed it after the page was listed
+                }
+                e.attr.map(|a| t.upsert(dir.ino, &e.name, a, 1, true))
+            };
+            let found = match listed {
+                Some(n) => Entry {
+                    ino: n.ino,
+                    attr: n.attr,
+                },
+                // A page read past (a seek back): its names only.
+                None => match self.lookup_fresh(dir.ino, &e.name).await {
+                    Ok(found) => found,
+                    Err(FsError::NotFound) => continue,
+                    Err(err) => {
+                        self.unsent(&out);
+                        return Err(err);
+                    }
+                },
+            };
             out.push(ListedEntry {
-                ino: n.ino,
-                offset: p + 3,
+                ino: found.ino,
+                offset: l.offset(p + 3),
                 name: e.name,
-                attr: n.attr,
+                attr: found.attr,
             });
         }
+        let mut t = self.inodes.lock().unwrap();
         // After the listing: files that exist only on this mount so far.
-        if let (true, Some(end)) = (got < want, h.stream.end()) {
+        if let (true, Some(end)) = (got < want, l.stream.end()) {
             // A listing that held keys no name shows does not tell every name there.
-            if h.delivered_to >= end && !h.stream.holds_hidden() {
-                t.known.listing_complete(dir.ino, h.opened, &h.local_names);
+            if l.delivered_to >= end && !l.stream.holds_hidden() {
+                t.known.listing_complete(dir.ino, l.began, l.local_names());
             }
             let skip = next.saturating_sub(end) as usize;
-            for (i, name) in h.local_names.iter().enumerate().skip(skip) {
+            for (i, name) in l.local_names().iter().enumerate().skip(skip) {
                 if out.len() >= max {
                     break;
                 }
                 let Some(ino) = t.child(dir.ino, name).filter(|c| c.local).map(|c| c.ino) else {
                     continue;
                 };
-                let n = t.get_mut(ino).expect("child is live");
-                n.lookups += 1;
+                let node = t.get_mut(ino).expect("child is live");
+                node.lookups += 1;
                 out.push(ListedEntry {
                     ino,
-                    offset: end + i as u64 + 3,
+                    offset: l.offset(end + i as u64 + 3),
                     name: name.clone(),
-                    attr: n.attr.clone(),
+                    attr: node.attr.clone(),
                 });
             }
         }

@@ -56,6 +56,8 @@ pub enum EntryMeta {
     Pending(oneshot::Receiver<FsResult<Option<PosixAttr>>>),
     /// Deleted between the LIST and its HEAD: not listed.
     Gone,
+    /// The HEAD failed (the error went to the reader): ask again before handing it out.
+    Failed,
 }
 
 impl EntryMeta {
@@ -66,8 +68,8 @@ impl EntryMeta {
                 Ok(Some(a)) => *self = EntryMeta::Ready(a),
                 Ok(None) => *self = EntryMeta::Gone,
                 Err(e) => {
-                    // The caller restarts the listing; this entry is not handed out.
-                    *self = EntryMeta::Gone;
+                    // Not handed out; the stream asks again on the next read.
+                    *self = EntryMeta::Failed;
                     return Err(e);
                 }
             }

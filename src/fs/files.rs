@@ -175,16 +175,16 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     /// Files of `dir` created here and not on COS yet, sorted (a writer busy committing is
     /// left out: its object is on its way to the listing).
-    pub(super) fn local_only_children(&self, dir: u64) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .writers_in(dir)
-            .into_iter()
-            .filter(|(_, w)| {
-                w.try_lock()
-                    .is_ok_and(|g| !g.exists_remote() && !g.is_unlinked())
-            })
-            .map(|(name, _)| name)
-            .collect();
+    pub(super) async fn local_only_children(&self, dir: u64) -> Vec<String> {
+        let mut names = Vec::new();
+        for (name, w) in self.writers_in(dir) {
+            // A writer busy publishing is waited for: its name is on COS by the time a
+            // listing that starts next is sent, or still only here.
+            let g = w.lock().await;
+            if !g.exists_remote() && !g.is_unlinked() {
+                names.push(name);
+            }
+        }
         names.sort();
         names
     }

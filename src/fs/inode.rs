@@ -137,6 +137,14 @@ impl InodeTable {
             || self.known.is_absent(parent, name, ttl)
     }
 
+    /// Whether this mount removed `name` from `parent` at or after `since` (and has not made
+    /// it again): a listing from before then must not show it, whatever the TTL.
+    pub fn removed_since(&self, parent: u64, name: &str, since: Instant) -> bool {
+        self.negative
+            .get(&(parent, Arc::from(name)))
+            .is_some_and(|t| *t >= since)
+    }
+
     pub fn set_negative(&mut self, parent: u64, name: &str, ttl: Duration) {
         if self.negative.len() >= NEGATIVE_CAP {
             self.negative.retain(|_, t| t.elapsed() < ttl);

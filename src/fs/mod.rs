@@ -32,6 +32,7 @@ pub mod commit;
 pub mod core;
 pub mod deferred_deletes;
 pub mod dir;
+pub mod dir_handle;
 pub mod dir_meta;
 pub mod disk_cache;
 pub mod error;

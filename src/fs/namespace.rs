@@ -183,7 +183,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if !page.common_prefixes.is_empty() {
             return Ok(true);
         }
-        Ok(!self.local_only_children(node.ino).is_empty())
+        Ok(!self.local_only_children(node.ino).await.is_empty())
     }
 
     /// `name` in `parent` was just made on this mount: it gets a fresh inode (whatever stood
