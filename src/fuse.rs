@@ -12,7 +12,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     consts, FileAttr, FileType, KernelConfig, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
@@ -64,10 +64,10 @@ fn file_attr(ino: u64, a: &PosixAttr) -> FileAttr {
         ino,
         size: a.size,
         blocks: a.size.div_ceil(512),
-        atime: a.atime,
-        mtime: a.mtime,
-        ctime: a.ctime,
-        crtime: a.mtime,
+        atime: to_kernel_time(a.atime),
+        mtime: to_kernel_time(a.mtime),
+        ctime: to_kernel_time(a.ctime),
+        crtime: to_kernel_time(a.mtime),
         kind: file_type(a.kind),
         perm: (a.perm & 0o7777) as u16,
         nlink: a.nlink(),
@@ -107,9 +107,33 @@ fn open_flags(flags: i32) -> OpenFlags {
 
 fn time(t: Option<TimeOrNow>) -> Option<SystemTime> {
     t.map(|t| match t {
-        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::SpecificTime(t) => from_kernel_time(t),
         TimeOrNow::Now => SystemTime::now(),
     })
+}
+
+/// fuser 0.15 reads a kernel time before 1970 (`tv_sec` -2, `tv_nsec` 0.5 s: -1.5 s) as
+/// -(2 + 0.5) s; this undoes that, so a 1969 time with a fraction is stored as set.
+fn from_kernel_time(t: SystemTime) -> SystemTime {
+    match UNIX_EPOCH.duration_since(t) {
+        Ok(d) if d.subsec_nanos() != 0 => {
+            UNIX_EPOCH - Duration::from_secs(d.as_secs()) + Duration::new(0, d.subsec_nanos())
+        }
+        _ => t,
+    }
+}
+
+/// The time to hand fuser 0.15 so the kernel gets `t`: fuser sends a time before 1970 as
+/// `tv_sec` -(whole seconds before), `tv_nsec` the fraction, which would be 1 s - fraction
+/// off; this is the inverse of `from_kernel_time`.
+fn to_kernel_time(t: SystemTime) -> SystemTime {
+    match UNIX_EPOCH.duration_since(t) {
+        Ok(d) if d.subsec_nanos() != 0 => {
+            let secs = d.as_secs() + 1;
+            UNIX_EPOCH - Duration::new(secs, 1_000_000_000 - d.subsec_nanos())
+        }
+        _ => t,
+    }
 }
 
 fn reply_entry(
@@ -673,5 +697,57 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
             s.name_max,
             s.block_size,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the kernel's timespec `(sec, nsec)` means, and how fuser 0.15 maps it to and from
+    /// a `SystemTime` (its conversions, restated).
+    fn kernel_value(sec: i64, nsec: u32) -> f64 {
+        sec as f64 + f64::from(nsec) / 1e9
+    }
+    fn fuser_reads(sec: i64, nsec: u32) -> SystemTime {
+        if sec >= 0 {
+            UNIX_EPOCH + Duration::new(sec as u64, nsec)
+        } else {
+            UNIX_EPOCH - Duration::new((-sec) as u64, nsec)
+        }
+    }
+    fn fuser_sends(t: SystemTime) -> (i64, u32) {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
+            Err(e) => (
+                -(e.duration().as_secs() as i64),
+                e.duration().subsec_nanos(),
+            ),
+        }
+    }
+    fn seconds(t: SystemTime) -> f64 {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        }
+    }
+
+    #[test]
+    fn times_before_1970_with_a_fraction_cross_fuser_exactly() {
+        for (sec, nsec) in [
+            (-2, 500_000_000),
+            (-1, 250_000_000),
+            (-86_400, 1),
+            (-5, 0),
+            (7, 9),
+        ] {
+            let stored = from_kernel_time(fuser_reads(sec, nsec));
+            assert!(
+                (seconds(stored) - kernel_value(sec, nsec)).abs() < 1e-6,
+                "({sec}, {nsec}) stored as {}",
+                seconds(stored)
+            );
+            assert_eq!(fuser_sends(to_kernel_time(stored)), (sec, nsec));
+        }
     }
 }

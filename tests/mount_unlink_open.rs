@@ -221,3 +221,33 @@ fn a_replaced_file_too_big_to_keep_fails_its_readers_not_the_rename() {
     let e = r.read_exact_at(&mut far, 5 << 20).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
 }
+
+#[test]
+fn a_directory_whose_last_file_is_unlinked_but_open_can_be_removed() {
+    // stress-ng's chmod and chown stressors do this with two processes sharing one file.
+    let b = Backend::start();
+    let m = Mounted::start(&b, &["--metadata-ttl", "30"]);
+    // Made by another client: the mount has to LIST it to know it empty.
+    b.put("d/", "");
+    b.put("d/f", "held");
+    let mut held = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.p("d/f"))
+        .unwrap();
+    std::fs::remove_file(m.p("d/f")).unwrap();
+    assert!(exists(&b, "d/f"), "the object stays for the open handle");
+    std::fs::remove_dir(m.p("d")).expect("rmdir: the directory holds no name");
+    assert!(!exists(&b, "d/"));
+    let names: Vec<_> = std::fs::read_dir(m.p(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(names.is_empty(), "listed after rmdir: {names:?}");
+    assert!(std::fs::metadata(m.p("d")).is_err());
+    let mut s = String::new();
+    held.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "held");
+    drop(held);
+    eventually("the object goes at the last close", || !exists(&b, "d/f"));
+}

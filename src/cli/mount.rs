@@ -89,6 +89,8 @@ fn serve_mount(
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::NoDev,
         fuser::MountOption::NoSuid,
+        // atime is not tracked (a copy per read): say so where tools look (/proc/mounts).
+        fuser::MountOption::NoAtime,
     ];
     if args.read_only {
         options.push(fuser::MountOption::RO);

@@ -10,7 +10,8 @@
 //! - owner: `x-cos-meta-uid` / `-gid`, else the mount's uid/gid;
 //! - mtime: `x-cos-meta-mtime` (integer or fractional seconds, as cosfs and s3fs write it), else
 //!   the object's Last-Modified, else now: never a 1970 date; ctime/atime: their own headers or
-//!   mtime.
+//!   mtime. Times before 1970 are negative seconds (`-1.5`). atime is written only when it
+//!   differs from mtime.
 //!
 //! Listing entries carry no user metadata, so attributes built from a listing alone use the
 //! defaults for type, mode and owner and Last-Modified for mtime (`AttrSource::Listing`). They
@@ -175,9 +176,27 @@ impl PosixAttr {
     }
 }
 
-/// Seconds since the epoch, integer or fractional; `None` for garbage, zero or negative.
+/// Seconds since the epoch, integer or fractional, negative before 1970 (`-1.5` is
+/// 1969-12-31 23:59:58.5); `None` for garbage and for zero (what broken writers leave).
 pub fn parse_time(s: &str) -> Option<SystemTime> {
     let s = s.trim();
+    let (before, magnitude) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let d = parse_magnitude(magnitude)?;
+    if d.is_zero() {
+        return None;
+    }
+    if before {
+        UNIX_EPOCH.checked_sub(d)
+    } else {
+        UNIX_EPOCH.checked_add(d)
+    }
+}
+
+/// A non-negative number of seconds.
+fn parse_magnitude(s: &str) -> Option<Duration> {
     // Decimal digits are read exactly (an f64 keeps only ~100 ns of a current time); other
     // spellings (exponents) go through f64.
     if let Some((int, frac)) = s.split_once('.').or(Some((s, ""))) {
@@ -188,28 +207,29 @@ pub fn parse_time(s: &str) -> Option<SystemTime> {
             for (i, b) in frac.bytes().take(9).enumerate() {
                 nanos += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
             }
-            if secs == 0 && nanos == 0 {
-                return None;
-            }
-            return Some(UNIX_EPOCH + Duration::new(secs, nanos));
+            return Some(Duration::new(secs, nanos));
         }
     }
     let v: f64 = s.parse().ok()?;
-    if !v.is_finite() || v <= 0.0 {
+    if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 {
         return None;
     }
     let secs = v.trunc() as u64;
     let nanos = ((v - v.trunc()) * 1e9).round().min(999_999_999.0) as u32;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+    Some(Duration::new(secs, nanos))
 }
 
-/// Format a time the way cosfs reads it back (fractional seconds only when needed).
+/// Format a time the way cosfs reads it back (fractional seconds only when needed, a minus
+/// sign before 1970).
 pub fn format_time(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (sign, d) = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => ("", d),
+        Err(e) => ("-", e.duration()),
+    };
     if d.subsec_nanos() == 0 {
-        d.as_secs().to_string()
+        format!("{sign}{}", d.as_secs())
     } else {
-        format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+        format!("{sign}{}.{:09}", d.as_secs(), d.subsec_nanos())
             .trim_end_matches('0')
             .to_string()
     }
@@ -341,6 +361,11 @@ pub fn to_user_meta(attr: &PosixAttr) -> UserMeta {
     m.insert("gid".into(), attr.gid.to_string());
     m.insert("mtime".into(), format_time(attr.mtime));
     m.insert("ctime".into(), format_time(attr.ctime));
+    // atime is kept only when set apart from mtime (touch -a, cp -p, tar): reads never move
+    // it (the mount is noatime), and one missing reads as mtime.
+    if attr.atime != attr.mtime {
+        m.insert("atime".into(), format_time(attr.atime));
+    }
     if attr.kind.is_device() {
         m.insert("rdev".into(), attr.rdev.to_string());
     }
@@ -487,7 +512,13 @@ mod tests {
             parse_time("1e9"),
             Some(UNIX_EPOCH + Duration::from_secs(1_000_000_000))
         );
-        assert_eq!(parse_time("-5"), None);
+        let before = UNIX_EPOCH - Duration::new(86_400, 250_000_000);
+        assert_eq!(format_time(before), "-86400.25");
+        assert_eq!(parse_time("-86400.25"), Some(before), "1969 round trip");
+        assert_eq!(parse_time("-5"), Some(UNIX_EPOCH - Duration::from_secs(5)));
+        assert_eq!(parse_time("0"), None);
+        assert_eq!(parse_time("-"), None);
+        assert_eq!(parse_time("--5"), None);
         assert_eq!(
             format_time(UNIX_EPOCH + Duration::new(5, 500_000_000)),
             "5.5"

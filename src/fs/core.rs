@@ -450,6 +450,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     async fn getattr_now(&self, ino: u64) -> FsResult<Entry> {
         let node = self.node(ino)?;
+        if ino == ROOT_INO && !node.key.is_empty() && !node.is_fresh(self.cfg.metadata_ttl) {
+            return self.refresh_root(&node).await;
+        }
         if ino == ROOT_INO
             || node.local
             || node.attr.unlinked
@@ -483,6 +486,20 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The root of a prefix mount from its marker (`prefix/`), when it has one.
+    async fn refresh_root(&self, root: &Inode) -> FsResult<Entry> {
+        let found = match self.store.head_object(&root.key).await {
+            Ok(m) => Some(attr::from_object(&m, true, &self.cfg.defaults)),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        };
+        let n = self.inodes.lock().unwrap().refresh_root(found);
+        Ok(Entry {
+            ino: ROOT_INO,
+            attr: n.attr,
+        })
     }
 
     pub fn opendir(&self, ino: u64) -> FsResult<u64> {
@@ -554,8 +571,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         for (p, e) in entries {
             let listed = {
                 let mut t = self.inodes.lock().unwrap();
-                if t.removed_since(dir.ino, &e.name, e.listed_at) {
-                    continue; // this mount removed it after the page was listed
+                if t.removed_here(dir.ino, &e.name, e.listed_at, self.cfg.metadata_ttl) {
+                    continue;
                 }
                 e.attr.map(|a| t.upsert(dir.ino, &e.name, a, 1, true))
             };

@@ -142,7 +142,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     /// Copy the writer's attributes to the inode table.
     pub(super) fn sync_attr(&self, ino: u64, a: &PosixAttr) {
-        if let Some(n) = self.inodes.lock().unwrap().get_mut(ino) {
+        let mut t = self.inodes.lock().unwrap();
+        if a.kind == FileKind::Directory {
+            t.set_dir_attr(ino, a);
+        }
+        if let Some(n) = t.get_mut(ino) {
             n.attr = a.clone();
             n.fetched = Some(std::time::Instant::now());
         }
@@ -671,10 +675,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     /// A directory's contents changed here: its mtime is now (this mount's view).
     pub(super) fn touch_dir(&self, ino: u64) {
-        if let Some(n) = self.inodes.lock().unwrap().get_mut(ino) {
-            let now = SystemTime::now();
-            n.attr.mtime = now;
-            n.attr.ctime = now;
-        }
+        self.inodes
+            .lock()
+            .unwrap()
+            .touch_dir(ino, SystemTime::now());
     }
 }

@@ -9,13 +9,20 @@
 //! - Attributes carry the instant they were fetched; callers decide freshness against the
 //!   metadata TTL. Negative entries (names known not to exist) are kept per directory with the
 //!   same TTL and a size cap.
+//! - Directory times never go back on this mount. Entries made, removed or renamed move a
+//!   directory's mtime and ctime here only (the marker is not rewritten per entry), so the
+//!   times this mount showed or made are remembered by key (`dir_times`, also after the
+//!   kernel forgot the inode): attributes from COS for a directory take the later of theirs
+//!   and the remembered ones. An implicit directory (no marker) has no stored time at all,
+//!   so the first time shown for it stays. An explicit `chmod`/`utimens` sets them as given.
+//!   Bounded by `DIR_TIMES_CAP` keys (past it the memory starts over).
 //! - One `Mutex` guards the table; it is never held across an await (callers copy out what
 //!   they need).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::attr::{AttrSource, FileKind, PosixAttr};
 use super::known_dirs::KnownDirs;
@@ -24,6 +31,8 @@ pub const ROOT_INO: u64 = 1;
 
 /// Most negative entries kept; when full, expired ones are dropped, then all of them.
 const NEGATIVE_CAP: usize = 65_536;
+/// Most directories whose times are remembered.
+const DIR_TIMES_CAP: usize = 65_536;
 
 #[derive(Debug, Clone)]
 pub struct Inode {
@@ -70,6 +79,8 @@ pub struct InodeTable {
     inodes: HashMap<u64, Inode>,
     by_name: HashMap<(u64, Arc<str>), u64>,
     negative: HashMap<(u64, Arc<str>), Instant>,
+    /// The latest (mtime, ctime) this mount showed or made for a directory, by key prefix.
+    dir_times: HashMap<Arc<str>, (SystemTime, SystemTime)>,
     /// Directories whose every name this mount knows.
     pub known: KnownDirs,
 }
@@ -91,6 +102,28 @@ fn path_hash(key: &str) -> u64 {
     (h.finish() >> 1).max(2)
 }
 
+/// Fit the times COS gave for the directory `key` to what this mount showed before.
+fn settle_dir_times(
+    dir_times: &mut HashMap<Arc<str>, (SystemTime, SystemTime)>,
+    key: &Arc<str>,
+    attr: &mut PosixAttr,
+) {
+    if dir_times.len() >= DIR_TIMES_CAP && !dir_times.contains_key(key) {
+        dir_times.clear();
+    }
+    let rec = dir_times
+        .entry(key.clone())
+        .or_insert((attr.mtime, attr.ctime));
+    if attr.source == AttrSource::Implicit {
+        // No stored time: the one shown first stays.
+        (attr.mtime, attr.ctime) = *rec;
+    } else {
+        attr.mtime = attr.mtime.max(rec.0);
+        attr.ctime = attr.ctime.max(rec.1);
+    }
+    *rec = (attr.mtime, attr.ctime);
+}
+
 impl InodeTable {
     pub fn new(root_prefix: &str, root_attr: PosixAttr) -> Self {
         let root = Inode {
@@ -99,7 +132,8 @@ impl InodeTable {
             name: Arc::from(""),
             key: Arc::from(root_prefix),
             attr: root_attr,
-            fetched: Some(Instant::now()),
+            // A prefix's marker may hold the root's metadata: the first getattr asks.
+            fetched: root_prefix.is_empty().then(Instant::now),
             lookups: 1,
             last_open_etag: None,
             local: false,
@@ -110,6 +144,7 @@ impl InodeTable {
             inodes: HashMap::from([(ROOT_INO, root)]),
             by_name: HashMap::new(),
             negative: HashMap::new(),
+            dir_times: HashMap::new(),
             known: KnownDirs::default(),
         }
     }
@@ -137,12 +172,13 @@ impl InodeTable {
             || self.known.is_absent(parent, name, ttl)
     }
 
-    /// Whether this mount removed `name` from `parent` at or after `since` (and has not made
-    /// it again): a listing from before then must not show it, whatever the TTL.
-    pub fn removed_since(&self, parent: u64, name: &str, since: Instant) -> bool {
+    /// Whether a listing made at `listed` must leave `name` in `parent` out: this mount
+    /// removed it after the listing was made (whatever the TTL), or within the TTL (a lookup
+    /// answers ENOENT then too, while an object an open handle keeps may still be listed).
+    pub fn removed_here(&self, parent: u64, name: &str, listed: Instant, ttl: Duration) -> bool {
         self.negative
             .get(&(parent, Arc::from(name)))
-            .is_some_and(|t| *t >= since)
+            .is_some_and(|t| *t >= listed || t.elapsed() < ttl)
     }
 
     pub fn set_negative(&mut self, parent: u64, name: &str, ttl: Duration) {
@@ -154,6 +190,41 @@ impl InodeTable {
         }
         self.negative
             .insert((parent, Arc::from(name)), Instant::now());
+    }
+
+    /// What the marker of a prefix mount's root says (`None`: it has none, the root is
+    /// implicit and keeps what it shows).
+    pub fn refresh_root(&mut self, found: Option<PosixAttr>) -> Inode {
+        let root = self
+            .inodes
+            .get_mut(&ROOT_INO)
+            .expect("the root is never dropped");
+        if let Some(mut attr) = found.filter(|_| !root.local) {
+            settle_dir_times(&mut self.dir_times, &root.key, &mut attr);
+            root.attr = attr;
+            root.own_marker = None;
+        }
+        root.fetched = Some(Instant::now());
+        root.clone()
+    }
+
+    /// The entries of directory `ino` changed on this mount at `now`.
+    pub fn touch_dir(&mut self, ino: u64, now: SystemTime) {
+        if let Some(n) = self.inodes.get_mut(&ino) {
+            n.attr.mtime = now;
+            n.attr.ctime = now;
+            let key = n.key.clone();
+            self.dir_times.insert(key, (now, now));
+        }
+    }
+
+    /// Directory `ino` now has attributes `attr`, set here (chmod, utimens): its times are
+    /// what was set, earlier ones included.
+    pub fn set_dir_attr(&mut self, ino: u64, attr: &PosixAttr) {
+        if let Some(n) = self.inodes.get(&ino) {
+            let key = n.key.clone();
+            self.dir_times.insert(key, (attr.mtime, attr.ctime));
+        }
     }
 
     /// Record what a lookup or listing found for `name` in `parent` and take `refs` kernel
@@ -168,6 +239,7 @@ impl InodeTable {
         refs: u64,
         keep_richer: bool,
     ) -> Inode {
+        let mut attr = attr;
         let name: Arc<str> = Arc::from(name);
         self.negative.remove(&(parent, name.clone()));
         self.known.added(parent, &name);
@@ -197,6 +269,9 @@ impl InodeTable {
                             && node.attr.source != AttrSource::Listing)));
             if keep || node.attr.kind == attr.kind {
                 if !keep {
+                    if attr.kind == FileKind::Directory {
+                        settle_dir_times(&mut self.dir_times, &node.key, &mut attr);
+                    }
                     node.attr = attr;
                     node.own_marker = None;
                     node.own_append = None;
@@ -208,6 +283,9 @@ impl InodeTable {
             self.by_name.remove(&(parent, name.clone()));
         }
         let key: Arc<str> = Arc::from(key_for(&dir_key, &name, attr.kind));
+        if attr.kind == FileKind::Directory {
+            settle_dir_times(&mut self.dir_times, &key, &mut attr);
+        }
         let mut ino = path_hash(&key);
         while self.inodes.contains_key(&ino) {
             ino = ino.wrapping_add(1).max(2) & (u64::MAX >> 1);
@@ -235,6 +313,10 @@ impl InodeTable {
         self.known.removed(parent, name);
         if let Some(ino) = self.by_name.remove(&(parent, Arc::from(name))) {
             self.known.gone(ino);
+            // Whoever still holds it (an open fd, a cwd) sees `st_nlink` 0.
+            if let Some(n) = self.inodes.get_mut(&ino) {
+                n.attr.unlinked = true;
+            }
         }
     }
 
@@ -265,7 +347,13 @@ impl InodeTable {
         let is_dir = node.attr.kind == FileKind::Directory;
         self.negative.remove(&(new_parent, new_name.clone()));
         self.known.added(new_parent, &new_name);
-        self.by_name.insert((new_parent, new_name), ino);
+        let replaced = self.by_name.insert((new_parent, new_name), ino);
+        // The inode the rename replaced has no name left: `st_nlink` 0 for whoever holds it.
+        if let Some(old) = replaced.filter(|o| *o != ino) {
+            if let Some(n) = self.inodes.get_mut(&old) {
+                n.attr.unlinked = true;
+            }
+        }
         if is_dir && !old_key.is_empty() {
             for n in self.inodes.values_mut() {
                 if n.ino != ino && n.key.starts_with(&*old_key) {

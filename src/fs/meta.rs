@@ -28,7 +28,7 @@ use super::error::{FsError, FsResult};
 use super::write::parts::MAX_PART;
 
 /// The `x-cos-meta-*` names whose values come from `PosixAttr`.
-const OWNED: [&str; 6] = ["mode", "uid", "gid", "mtime", "ctime", "rdev"];
+const OWNED: [&str; 7] = ["mode", "uid", "gid", "mtime", "ctime", "atime", "rdev"];
 const XATTR_KEY: &str = "xattr";
 const META_PREFIX_LEN: usize = "x-cos-meta-".len();
 

@@ -160,14 +160,20 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             // Listed to its end (or made) within the TTL, and every name since removed.
             return Ok(false);
         }
+        // Files unlinked while open keep their objects until their last close: not entries.
+        let orphans = self.orphans.keys_under(&node.key);
         let req = ListRequest {
             prefix: node.key.to_string(),
             delimiter: None,
             marker: None,
-            max_keys: 2,
+            max_keys: 2 + orphans.len().min(997) as u32,
         };
         let page = self.store.list_objects(&req).await?;
-        if let Some(e) = page.entries.iter().find(|e| *e.key != *node.key) {
+        if let Some(e) = page
+            .entries
+            .iter()
+            .find(|e| *e.key != *node.key && !orphans.contains(&e.key))
+        {
             if e.key[node.key.len()..]
                 .split('/')
                 .next()
@@ -179,6 +185,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 );
             }
             return Ok(true);
+        }
+        if page.is_truncated {
+            return Ok(true); // a page of orphans only, and more keys after it
         }
         if !page.common_prefixes.is_empty() {
             return Ok(true);

@@ -6,6 +6,8 @@
 //!   writer of an unlinked file never publishes it;
 //! - other clients see the object until that last close; if cosfs dies before it, the object
 //!   stays on COS;
+//! - the directory it was in counts as empty for `rmdir` (as on a local filesystem): the
+//!   marker goes, and the object goes at the last close;
 //! - the deferred DELETE is skipped when the name was taken again meanwhile: by this mount (a
 //!   new file under that name), or by anyone (a HEAD shows another ETag);
 //! - when this mount puts something new on the key (a file published or renamed there), the
@@ -45,6 +47,15 @@ impl Orphans {
         m.iter()
             .find(|(&ino, o)| ino != except && o.key == key)
             .map(|(&ino, _)| ino)
+    }
+
+    /// The keys of orphans below the key prefix `prefix`.
+    pub fn keys_under(&self, prefix: &str) -> std::collections::HashSet<String> {
+        let m = self.0.lock().unwrap();
+        m.values()
+            .filter(|o| o.key.starts_with(prefix))
+            .map(|o| o.key.clone())
+            .collect()
     }
 
     pub fn take(&self, ino: u64) -> Option<Orphan> {

@@ -30,6 +30,7 @@ impl Headers {
         if !times_set {
             streamed.user_meta.remove("mtime");
             streamed.user_meta.remove("ctime");
+            streamed.user_meta.remove("atime");
         }
         Headers { full, streamed }
     }
@@ -50,7 +51,7 @@ impl Headers {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Landed {
     Exact,
-    /// All but mtime and ctime, which are the object's Last-Modified.
+    /// All but the times, which are the object's Last-Modified.
     TimesFromLastModified,
     /// Headers changed after the upload began: a copy must put them right.
     Stale,
