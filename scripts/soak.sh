@@ -6,14 +6,21 @@
 # first mount after dropping the kernel's caches, then through a fresh mount). Then
 # KILL_ROUNDS rounds of: overwrite the big file with dd, kill -9 the mount at a random moment,
 # remount on the same path, and check that the big file is either the old or the new version
-# (never a mix, never empty) and the tree is intact. Prints times, injected faults, peak RSS
-# of the mount and the multipart uploads left behind. Needs root (FUSE, drop_caches).
+# (never a mix, never empty) and the tree is intact. Then, under the same faults, fsx runs
+# FSX_OPS random operations on one file and stress-ng's filesystem stressors that a bucket
+# can serve run 2 instances each for 10 s with --verify (an fsstress-like mix). Prints times,
+# injected faults, peak RSS of the mount and the multipart uploads left behind. Needs root
+# (FUSE, drop_caches), fsx (cargo install fsx) and stress-ng.
 #
-#   scripts/soak.sh [SIZE_MIB=1024] [FILES=10000] [KILL_ROUNDS=0]
+#   scripts/soak.sh [SIZE_MIB=1024] [FILES=10000] [KILL_ROUNDS=0] [FSX_OPS=100000]
 set -euo pipefail
 SIZE_MIB=${1:-1024}
 FILES=${2:-10000}
 ROUNDS=${3:-0}
+FSX_OPS=${4:-100000}
+FSX=$(command -v fsx || echo "${CARGO_HOME:-$HOME/.cargo}/bin/fsx")
+[ -x "$FSX" ] || { echo "fsx is not installed: cargo install fsx" >&2; exit 1; }
+command -v stress-ng >/dev/null || { echo "stress-ng is not installed" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 BENCH_BINS="cosfs"
 . scripts/lib/bench.sh
@@ -102,6 +109,21 @@ for round in $(seq "$ROUNDS"); do
   diff -r "$WORK/local/tree" "$MNT/tree"
   echo "kill -9 round $round: dd finished: $finished; after remount big.bin is the $outcome; tree intact"
 done
+
+t=$(now)
+"$FSX" -N "$FSX_OPS" -S 7 -P "$WORK" "$MNT/fsx.data" > "$WORK/fsx.out" 2>&1 \
+  || { tail -20 "$WORK/fsx.out" >&2; exit 1; }
+echo "fsx, $FSX_OPS operations: $(since "$t") s, $(tail -1 "$WORK/fsx.out")"
+mkdir "$MNT/stress"
+t=$(now)
+for s in access chdir chmod chown copy-file dentry dir dirdeep dirmany dup fcntl filename fsize \
+  fstat getdent hdd io iomix lockf open rename symlink sync-file touch utime; do
+  stress-ng --"$s" 2 --timeout 10 --verify --temp-path "$MNT/stress" > "$WORK/stress.out" 2>&1 \
+    || { echo "stress-ng --$s failed:" >&2; cat "$WORK/stress.out" >&2; exit 1; }
+done
+[ -z "$(ls -A "$MNT/stress")" ] || { echo "stress-ng left files behind" >&2; exit 1; }
+echo "stress-ng filesystem mix (25 stressors x 10 s): $(since "$t") s, all passed"
+echo "peak RSS of the mount: $(peak_rss)"
 
 echo "injected 503s: $(injected)"
 unmount_fg

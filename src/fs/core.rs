@@ -568,35 +568,56 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if pos <= l.delivered_to {
             l.delivered_to = l.delivered_to.max(next);
         }
-        for (p, e) in entries {
-            let listed = {
-                let mut t = self.inodes.lock().unwrap();
+        // Entries of the current pages come with attributes; those of pages read past (a
+        // seek back) are looked up, all at once.
+        let mut found: Vec<(u64, String, Option<Entry>)> = Vec::new();
+        {
+            let mut t = self.inodes.lock().unwrap();
+            for (p, e) in entries {
                 if t.removed_here(dir.ino, &e.name, e.listed_at, self.cfg.metadata_ttl) {
                     continue;
                 }
-                e.attr.map(|a| t.upsert(dir.ino, &e.name, a, 1, true))
-            };
-            let found = match listed {
-                Some(n) => Entry {
-                    ino: n.ino,
-                    attr: n.attr,
-                },
-                // A page read past (a seek back): its names only.
-                None => match self.lookup_fresh(dir.ino, &e.name).await {
-                    Ok(found) => found,
+                let known = e.attr.map(|a| {
+                    let n = t.upsert(dir.ino, &e.name, a, 1, true);
+                    Entry {
+                        ino: n.ino,
+                        attr: n.attr,
+                    }
+                });
+                found.push((p, e.name, known));
+            }
+        }
+        let lookups = found
+            .iter()
+            .filter(|(_, _, known)| known.is_none())
+            .map(|(_, name, _)| self.lookup_fresh(dir.ino, name));
+        let mut looked_up = futures_util::future::join_all(lookups).await.into_iter();
+        let mut failed = None;
+        for (p, name, known) in found {
+            let entry = match known {
+                Some(e) => e,
+                None => match looked_up
+                    .next()
+                    .expect("one lookup per entry without attributes")
+                {
+                    Ok(e) => e,
                     Err(FsError::NotFound) => continue,
-                    Err(err) => {
-                        self.unsent(&out);
-                        return Err(err);
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        continue;
                     }
                 },
             };
             out.push(ListedEntry {
-                ino: found.ino,
+                ino: entry.ino,
                 offset: l.offset(p + 3),
-                name: e.name,
-                attr: found.attr,
+                name,
+                attr: entry.attr,
             });
+        }
+        if let Some(e) = failed {
+            self.unsent(&out);
+            return Err(e);
         }
         let mut t = self.inodes.lock().unwrap();
         // After the listing: files that exist only on this mount so far.
