@@ -14,7 +14,8 @@
 # `ls -l` of a LIST_COUNT-object directory on a fresh mount vs the LIST pages alone; the objects
 # carry POSIX metadata as Tencent cosfs writes it (every tenth a symlink), and the line says how
 # many entries each tool showed exactly right, with the LIST and HEAD requests it sent (each
-# `ls -l` figure is the median of LS_RUNS=3 fresh mounts).
+# `ls -l` figure is the median of LS_RUNS=3 fresh mounts; the peak RSS is the last mount's, the
+# process serving it, VmHWM).
 set -euo pipefail
 SIZE_MIB=${1:-1024}
 N=${2:-10000}
@@ -44,7 +45,6 @@ mount_s3fs() {
     -o parallel_count=8 -o multipart_size=8
   for _ in $(seq 100); do mountpoint -q "$MNT" && return; sleep 0.1; done
 }
-unmount_any() { umount "$MNT" 2>/dev/null || umount -l "$MNT"; }
 
 # seq: MiB/s of dd over the whole object on a fresh mount.
 fs_seq() {
@@ -90,7 +90,7 @@ for SC in $SCENARIOS; do
       "$([ "$HAVE_S3FS" = yes ] && { s=$(fs_rand mount_s3fs "$SZ" "$OPS"); echo "| s3fs $s reads/s ($(ratio "$s" "$raw")x)"; })"
   done
   raw_list=$($RAW list list | fig)
-  reqs() { echo "$(cat "$WORK/lists") LISTs, $(cat "$WORK/heads") HEADs, $(cat "$WORK/right")/$N entries right"; }
+  reqs() { echo "$(cat "$WORK/lists") LISTs, $(cat "$WORK/heads") HEADs, $(cat "$WORK/right")/$N entries right, peak RSS $(peak) MiB"; }
   cos_ls=$(fs_ls mount_cosfs); cos_reqs=$(reqs)
   line="ls -l of $N objects: LIST pages $raw_list s | cosfs $cos_ls s ($(ratio "$cos_ls" "$raw_list")x the LIST time; $cos_reqs)"
   off_ls=$(fs_ls mount_cosfs_listing_off)
