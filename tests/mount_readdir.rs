@@ -82,6 +82,19 @@ fn numbered(n: usize) -> BTreeSet<String> {
     (1..=n).map(|i| i.to_string()).collect()
 }
 
+/// Up to 10 of `names` the stream did not give exactly once, with how often it gave them.
+fn not_once<'a>(
+    names: impl IntoIterator<Item = &'a String>,
+    seen: &BTreeMap<String, u32>,
+) -> Vec<(String, u32)> {
+    names
+        .into_iter()
+        .map(|n| (n.clone(), seen.get(n).copied().unwrap_or(0)))
+        .filter(|(_, c)| *c != 1)
+        .take(10)
+        .collect()
+}
+
 #[test]
 fn every_entry_once_while_the_reader_renames_each_away_and_back() {
     const FILES: usize = 5000;
@@ -104,12 +117,7 @@ fn every_entry_once_while_the_reader_renames_each_away_and_back() {
         std::fs::rename(dir.join(&name), dir.join("TEMPFILE")).unwrap();
         std::fs::rename(dir.join("TEMPFILE"), dir.join(&name)).unwrap();
     }
-    let missing: Vec<_> = numbered(FILES)
-        .into_iter()
-        .filter(|n| seen.get(n) != Some(&1))
-        .take(10)
-        .map(|n| (n.clone(), seen.get(&n).copied().unwrap_or(0)))
-        .collect();
+    let missing = not_once(&numbered(FILES), &seen);
     assert!(
         missing.is_empty(),
         "names seen other than once: {missing:?}"
@@ -162,11 +170,8 @@ fn untouched_entries_once_while_another_program_renames_and_creates() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     changer.join().unwrap();
-    let wrong: Vec<_> = numbered(FILES)
-        .into_iter()
-        .filter(|n| !n.ends_with('7') && seen.get(n) != Some(&1))
-        .take(10)
-        .collect();
+    let untouched = numbered(FILES);
+    let wrong = not_once(untouched.iter().filter(|n| !n.ends_with('7')), &seen);
     assert!(wrong.is_empty(), "untouched names not seen once: {wrong:?}");
     let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
     assert!(twice.is_empty(), "names seen twice: {twice:?}");
@@ -189,11 +194,7 @@ fn rewinddir_shows_the_names_made_after_opendir() {
     // ... and after rewinddir(3) shows every name made since, once.
     d.rewind();
     let seen = counts(&mut d);
-    let wrong: Vec<_> = numbered(FILES)
-        .into_iter()
-        .filter(|n| seen.get(n) != Some(&1))
-        .take(10)
-        .collect();
+    let wrong = not_once(&numbered(FILES), &seen);
     assert!(
         wrong.is_empty(),
         "names not seen once after rewinddir: {wrong:?}"

@@ -537,9 +537,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             h.rewind(stream);
         }
         let (l, n) = h.listing(offset);
-        if l.local_names.is_none() {
+        if l.needs_local_names() {
             // Before the listing's first page is asked for.
-            l.local_names = Some(self.local_only_children(dir.ino).await);
+            l.set_local_names(self.local_only_children(dir.ino).await);
         }
         let mut out = Vec::new();
         if n == 0 {
@@ -561,13 +561,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
         let pos = n.saturating_sub(2);
         let want = max.saturating_sub(out.len());
-        let entries = l.stream.read(pos, want).await?;
+        let entries = l.stream().read(pos, want).await?;
         tracing::debug!(fh, offset, n = entries.len(), "readdir");
         let got = entries.len();
         let next = entries.last().map(|(p, _)| p + 1).unwrap_or(pos);
-        if pos <= l.delivered_to {
-            l.delivered_to = l.delivered_to.max(next);
-        }
+        l.delivered(pos, next);
         // Entries of the current pages come with attributes; those of pages read past (a
         // seek back) are looked up, all at once.
         let mut found: Vec<(u64, String, Option<Entry>)> = Vec::new();
@@ -621,10 +619,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
         let mut t = self.inodes.lock().unwrap();
         // After the listing: files that exist only on this mount so far.
-        if let (true, Some(end)) = (got < want, l.stream.end()) {
+        if let (true, Some(end)) = (got < want, l.stream().end()) {
             // A listing that held keys no name shows does not tell every name there.
-            if l.delivered_to >= end && !l.stream.holds_hidden() {
-                t.known.listing_complete(dir.ino, l.began, l.local_names());
+            if let Some(began) = l.complete_since(end) {
+                t.known.listing_complete(dir.ino, began, l.local_names());
             }
             let skip = next.saturating_sub(end) as usize;
             for (i, name) in l.local_names().iter().enumerate().skip(skip) {

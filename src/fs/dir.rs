@@ -11,8 +11,8 @@
 //! - The current page and the one before it keep their attributes; older pages keep their
 //!   names only (packed: the name's bytes and 4 more per entry). A reader seeking back to
 //!   them gets names without attributes, which the fs core looks up.
-//! - `rewind` (the kernel's offset 0 again, `rewinddir(3)`) drops the snapshot: the next read
-//!   lists the directory as it is now.
+//! - A rewind (`rewinddir(3)`) is a new stream (`dir_handle`): it lists the directory as it
+//!   is now.
 //! - A page lists files and subdirectories (common prefixes) merged in key order. Unrepresentable
 //!   names are skipped; the directory's own marker is not an entry.
 //! - Directory shadows file: when `a` and `a/` are on the same page the file is dropped. When
@@ -168,17 +168,6 @@ impl<S: ObjectStore + ?Sized> DirStream<S> {
     pub fn end(&self) -> Option<u64> {
         self.done
             .then(|| self.base + self.prev.slots.len() as u64 + self.cur.slots.len() as u64)
-    }
-
-    /// Forget the snapshot: the next read lists the directory as it is now.
-    pub fn rewind(&mut self) {
-        self.passed = Vec::new();
-        self.base = 0;
-        self.prev = Page::empty();
-        self.cur = Page::empty();
-        self.done = false;
-        self.feed = None;
-        self.hidden = false;
     }
 
     /// Up to `max` entries starting at stream position `pos`, with their positions.

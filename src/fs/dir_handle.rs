@@ -29,24 +29,60 @@ const GENERATIONS: usize = 4;
 /// One listing of the directory, from an open or a rewind.
 pub struct Listing<S: ObjectStore + ?Sized> {
     generation: u64,
-    pub stream: DirStream<S>,
+    stream: DirStream<S>,
     /// Files created on this mount that are not on COS yet (listed after the stream ends),
     /// once the listing's first read found them.
-    pub local_names: Option<Vec<String>>,
+    local_names: Option<Vec<String>>,
     /// When the listing began, and how far it was delivered without a gap: a listing
     /// delivered to its end tells every name of the directory (`KnownDirs`).
-    pub began: Instant,
-    pub delivered_to: u64,
+    began: Instant,
+    delivered_to: u64,
 }
 
 impl<S: ObjectStore + ?Sized> Listing<S> {
+    fn new(generation: u64, stream: DirStream<S>) -> Self {
+        Listing {
+            generation,
+            stream,
+            local_names: None,
+            began: Instant::now(),
+            delivered_to: 0,
+        }
+    }
+
     /// The kernel offset of `n` (1 `.`, 2 `..`, `position + 3` after) in this listing.
     pub fn offset(&self, n: u64) -> u64 {
         self.generation << GEN_SHIFT | n
     }
 
+    pub fn stream(&mut self) -> &mut DirStream<S> {
+        &mut self.stream
+    }
+
+    /// Whether the files only on this mount are still to be found (before the first read).
+    pub fn needs_local_names(&self) -> bool {
+        self.local_names.is_none()
+    }
+
+    pub fn set_local_names(&mut self, names: Vec<String>) {
+        self.local_names = Some(names);
+    }
+
     pub fn local_names(&self) -> &[String] {
         self.local_names.as_deref().unwrap_or_default()
+    }
+
+    /// Positions `pos..next` were handed out.
+    pub fn delivered(&mut self, pos: u64, next: u64) {
+        if pos <= self.delivered_to {
+            self.delivered_to = self.delivered_to.max(next);
+        }
+    }
+
+    /// When the listing began, if it was delivered without a gap to `end` and every key it
+    /// saw has a name: then it tells every name of the directory.
+    pub fn complete_since(&self, end: u64) -> Option<Instant> {
+        (self.delivered_to >= end && !self.stream.holds_hidden()).then_some(self.began)
     }
 }
 
@@ -63,13 +99,7 @@ impl<S: ObjectStore + ?Sized> DirHandle<S> {
     pub fn new(ino: u64, stream: DirStream<S>) -> Self {
         DirHandle {
             ino,
-            current: Listing {
-                generation: 0,
-                stream,
-                local_names: None,
-                began: Instant::now(),
-                delivered_to: 0,
-            },
+            current: Listing::new(0, stream),
             earlier: Vec::new(),
             started: false,
         }
@@ -83,14 +113,7 @@ impl<S: ObjectStore + ?Sized> DirHandle<S> {
     /// Start a new generation with `stream`; the current listing becomes an earlier one.
     pub fn rewind(&mut self, stream: DirStream<S>) {
         let generation = (self.current.generation + 1) & GEN_MASK;
-        let fresh = Listing {
-            generation,
-            stream,
-            local_names: None,
-            began: Instant::now(),
-            delivered_to: 0,
-        };
-        let before = std::mem::replace(&mut self.current, fresh);
+        let before = std::mem::replace(&mut self.current, Listing::new(generation, stream));
         if self.earlier.len() + 1 >= GENERATIONS {
             self.earlier.remove(0);
         }
