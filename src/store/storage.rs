@@ -466,12 +466,17 @@ impl Bucket {
         if self.uploads.write().unwrap().remove(upload_id).is_none() {
             return Err(io::Error::new(io::ErrorKind::NotFound, "no such upload"));
         }
-        if !keep_data {
-            if let Ok(parts) = self.parts(upload_id) {
-                for p in parts.values() {
-                    self.remove_data(&p.data);
-                }
-            }
+        let parts = if keep_data {
+            None
+        } else {
+            self.parts(upload_id).ok()
+        };
+        // The record goes first: a process killed after this point restarts without the
+        // upload (a directory without its record is dropped at open, and part data nothing
+        // references is swept), never with an upload whose part data is half gone.
+        fs::remove_file(self.upload_dir(upload_id).join("upload.json"))?;
+        for p in parts.iter().flat_map(|p| p.values()) {
+            self.remove_data(&p.data);
         }
         fs::remove_dir_all(self.upload_dir(upload_id))
     }
