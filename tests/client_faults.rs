@@ -301,6 +301,7 @@ async fn instance_role_credentials_are_fetched_cached_and_refreshed() {
         auth: cosfs::server::AuthMode::Keys(vec![tmp, Credentials::new(SECRET_ID, SECRET_KEY)]),
         buckets: vec![common::BUCKET.into()],
         faults: Default::default(),
+        region: cosfs::server::DEFAULT_REGION.into(),
     })
     .await
     .unwrap();

@@ -507,6 +507,7 @@ async fn copy_with_both_directives(env: Env) {
             content_type: Some("application/x-sh".into()),
             storage_class: Some("STANDARD_IA".into()),
             user_meta: new_meta.clone(),
+            ..Default::default()
         }),
         storage_class: None,
         if_match: Some(put.etag.clone()),

@@ -44,6 +44,7 @@ fn meta(user: &[(&str, &str)], class: Option<&str>) -> PutOptions {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..Default::default()
     }
 }
 

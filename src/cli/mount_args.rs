@@ -12,6 +12,7 @@ use crate::cos::config::TimeBudget;
 use crate::cos::credentials::{self, CredentialSources};
 use crate::cos::{ClientConfig, Endpoint};
 use crate::fs::attr::AttrDefaults;
+use crate::fs::content_type::ContentTypeRule;
 use crate::fs::names::normalize_prefix;
 use crate::fs::FsConfig;
 use crate::private_dir::{PrivateDir, PrivateDirError};
@@ -109,6 +110,11 @@ pub struct MountArgs {
     /// STANDARD). A file written over an object keeps that object's class.
     #[arg(long, value_parser = values::storage_class)]
     pub storage_class: Option<String>,
+    /// Content-Type of new files: `auto` takes it from the name's extension, as Tencent's
+    /// cosfs and s3fs do (style.css is text/css; unknown: application/octet-stream); a MIME
+    /// type gives every new file that type. Files written over an object keep its type.
+    #[arg(long, default_value = "auto", value_parser = ContentTypeRule::parse)]
+    pub content_type: ContentTypeRule,
     /// Create new files opened with O_APPEND (logs: `>>`, loggers) as COS appendable objects:
     /// each flush or fsync sends only the new bytes (APPEND Object). Such files cannot be
     /// renamed (EXDEV), have their metadata changed (EOPNOTSUPP), exceed 5 GB, or be versioned.
@@ -368,6 +374,7 @@ pub(super) fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         cache_dir_bytes: a.cache_dir_size,
         part_size: a.part_size,
         storage_class: a.storage_class.clone(),
+        content_type: a.content_type.clone(),
         appendable_logs: a.appendable_logs,
         upload_concurrency: a.upload_concurrency as usize,
         op_timeout: a.op_timeout,

@@ -69,6 +69,9 @@ pub struct ServeArgs {
     /// the object can be read.
     #[arg(long, default_value_t = 1000)]
     pub restore_delay_ms: u64,
+    /// The region its buckets are in, as GET Bucket location answers it.
+    #[arg(long, default_value = crate::server::DEFAULT_REGION)]
+    pub region: String,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info", value_parser = super::values::LOG_LEVELS)]
     pub log_level: String,
@@ -112,7 +115,9 @@ impl ServeArgs {
                 clock_offset_secs: self.clock_offset_secs,
                 omit_part_crc64: false,
                 restore_delay_ms: self.restore_delay_ms,
+                complete_delay_ms: 0,
             },
+            region: self.region.clone(),
         })
     }
 }

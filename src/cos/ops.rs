@@ -38,6 +38,9 @@ fn with_object_headers(mut req: Request, opts: &PutOptions) -> CosResult<Request
             .clone()
             .unwrap_or_else(|| "application/octet-stream".into()),
     );
+    for (name, value) in opts.standard.iter() {
+        req = req.header(&name.to_ascii_lowercase(), value.to_string());
+    }
     if let Some(class) = &opts.storage_class {
         req = req.header("x-cos-storage-class", class.to_ascii_uppercase());
     }

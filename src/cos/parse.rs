@@ -49,6 +49,7 @@ pub fn object_meta(h: &HeaderMap) -> ObjectMeta {
         etag: header(h, "etag").map(unquote_etag).unwrap_or_default(),
         last_modified: http_date(h, "last-modified"),
         content_type: header(h, "content-type").map(str::to_string),
+        standard: StandardHeaders::from_lookup(|n| header(h, n).map(str::to_string)),
         storage_class: header(h, "x-cos-storage-class").map(|s| s.to_ascii_uppercase()),
         crc64: crc64_header(h),
         user_meta,

@@ -24,6 +24,8 @@ pub struct ObjectMeta {
     pub etag: String,
     pub last_modified: Option<SystemTime>,
     pub content_type: Option<String>,
+    /// Cache-Control, Content-Encoding and the other standard headers stored with it.
+    pub standard: StandardHeaders,
     pub storage_class: Option<String>,
     /// Whole-object CRC-64 (`x-cos-hash-crc64ecma`), when COS sent it.
     pub crc64: Option<u64>,
@@ -178,8 +180,104 @@ impl GetObjectOutput {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PutOptions {
     pub content_type: Option<String>,
+    pub standard: StandardHeaders,
     pub storage_class: Option<String>,
     pub user_meta: UserMeta,
+}
+
+impl PutOptions {
+    /// Every header `m` has (type, standard headers, class, user metadata): what a `Replaced`
+    /// copy of it must send to keep them.
+    pub fn like(m: &ObjectMeta) -> Self {
+        PutOptions {
+            content_type: m.content_type.clone(),
+            standard: m.standard.clone(),
+            storage_class: m.storage_class.clone(),
+            user_meta: m.user_meta.clone(),
+        }
+    }
+}
+
+/// The standard HTTP headers COS stores with an object besides Content-Type, and returns on
+/// HEAD and GET. A `Replaced` copy keeps none that it does not send again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StandardHeaders {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
+impl StandardHeaders {
+    /// Their names, as COS spells them on the wire.
+    pub const NAMES: [&'static str; 5] = [
+        "Cache-Control",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Content-Language",
+        "Expires",
+    ];
+
+    fn slot(&mut self, i: usize) -> &mut Option<String> {
+        match i {
+            0 => &mut self.cache_control,
+            1 => &mut self.content_disposition,
+            2 => &mut self.content_encoding,
+            3 => &mut self.content_language,
+            _ => &mut self.expires,
+        }
+    }
+
+    fn value(&self, i: usize) -> Option<&str> {
+        match i {
+            0 => self.cache_control.as_deref(),
+            1 => self.content_disposition.as_deref(),
+            2 => self.content_encoding.as_deref(),
+            3 => self.content_language.as_deref(),
+            _ => self.expires.as_deref(),
+        }
+    }
+
+    /// Each header `lookup` finds by its name (lower-cased, as `http` names are).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let mut h = StandardHeaders::default();
+        for (i, name) in Self::NAMES.iter().enumerate() {
+            *h.slot(i) = lookup(&name.to_ascii_lowercase());
+        }
+        h
+    }
+
+    /// Set the header `name` (any case); false if it is not one of them.
+    pub fn set(&mut self, name: &str, value: String) -> bool {
+        match Self::NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(name))
+        {
+            Some(i) => {
+                *self.slot(i) = Some(value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The headers present, with their wire names.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        Self::NAMES
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| Some((*n, self.value(i)?)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,10 +8,17 @@
 //! - permission bits: `x-cos-meta-mode & 0o7777` when non-zero, else the mount's defaults
 //!   (files 0644, directories 0755), so an object from another tool is never `---------`;
 //! - owner: `x-cos-meta-uid` / `-gid`, else the mount's uid/gid;
-//! - mtime: `x-cos-meta-mtime` (integer or fractional seconds, as cosfs and s3fs write it), else
-//!   the object's Last-Modified, else now: never a 1970 date; ctime/atime: their own headers or
-//!   mtime. Times before 1970 are negative seconds (`-1.5`). atime is written only when it
-//!   differs from mtime.
+//! - mtime: `x-cos-meta-mtime`, else the object's Last-Modified, else now: never a 1970 date;
+//!   ctime/atime: their own headers or mtime. atime is written only when it differs from mtime.
+//!
+//! Times on the wire (`TimeHeaders`): `x-cos-meta-mtime`, `-ctime` and `-atime` hold integer
+//! seconds (floored; negative before 1970), which is all Tencent's cosfs and s3fs can read:
+//! their parser stops at a `.` and returns 0, so a fractional value reads as 1970 there. A time
+//! with a fraction also gets `x-cos-meta-cosfs-mtime` (and `-ctime`, `-atime`) with the exact
+//! value (`1796192815.752181361`, `-1.5`). cosfs reads the exact header first, but only while
+//! its whole seconds are those of the plain header: a tool that rewrote the plain header and
+//! carried ours along unread (s3fs's chmod keeps every header) wins. A fractional plain header,
+//! as cosfs wrote until 0.x, is still read exactly.
 //!
 //! Listing entries carry no user metadata, so attributes built from a listing alone use the
 //! defaults for type, mode and owner and Last-Modified for mtime (`AttrSource::Listing`). They
@@ -235,6 +242,88 @@ pub fn format_time(t: SystemTime) -> String {
     }
 }
 
+/// One of the three times an object's headers hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Time {
+    Modified,
+    Changed,
+    Accessed,
+}
+
+impl Time {
+    pub const ALL: [Time; 3] = [Time::Modified, Time::Changed, Time::Accessed];
+
+    /// The `x-cos-meta-` name of its whole seconds, as Tencent's cosfs and s3fs read it.
+    pub fn plain_header(self) -> &'static str {
+        match self {
+            Time::Modified => "mtime",
+            Time::Changed => "ctime",
+            Time::Accessed => "atime",
+        }
+    }
+
+    /// The `x-cos-meta-` name of its exact value, when it has a fraction.
+    pub fn exact_header(self) -> &'static str {
+        match self {
+            Time::Modified => "cosfs-mtime",
+            Time::Changed => "cosfs-ctime",
+            Time::Accessed => "cosfs-atime",
+        }
+    }
+}
+
+/// Remove every time header (plain and exact) from `m`.
+pub fn remove_times(m: &mut UserMeta) {
+    for t in Time::ALL {
+        m.remove(t.plain_header());
+        m.remove(t.exact_header());
+    }
+}
+
+/// Whole seconds since the epoch, floored (so -1.5 is -2, as `st_mtime` has it).
+pub fn whole_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => {
+            let d = e.duration();
+            let s = -(d.as_secs() as i64);
+            if d.subsec_nanos() > 0 {
+                s - 1
+            } else {
+                s
+            }
+        }
+    }
+}
+
+/// Write `t` as `which`: integer seconds in the plain header, the exact value beside it when
+/// it has a fraction.
+fn store_time(m: &mut UserMeta, which: Time, t: SystemTime) {
+    m.insert(which.plain_header().into(), whole_seconds(t).to_string());
+    if !is_whole(t) {
+        m.insert(which.exact_header().into(), format_time(t));
+    }
+}
+
+fn is_whole(t: SystemTime) -> bool {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.subsec_nanos() == 0,
+        Err(e) => e.duration().subsec_nanos() == 0,
+    }
+}
+
+/// The time `which` an object's headers hold: the exact header while it agrees with the plain
+/// one to the second (or the plain one is missing), else the plain one.
+pub fn stored_time(m: &UserMeta, which: Time) -> Option<SystemTime> {
+    let plain = m.get(which.plain_header()).and_then(|v| parse_time(v));
+    let exact = m.get(which.exact_header()).and_then(|v| parse_time(v));
+    match (plain, exact) {
+        (Some(p), Some(e)) if whole_seconds(p) == whole_seconds(e) => Some(e),
+        (None, Some(e)) => Some(e),
+        (p, _) => p,
+    }
+}
+
 fn meta_u32(meta: &UserMeta, name: &str) -> Option<u32> {
     meta.get(name)?.trim().parse().ok()
 }
@@ -259,9 +348,7 @@ pub fn from_object(meta: &ObjectMeta, key_is_dir: bool, d: &AttrDefaults) -> Pos
         .filter(|m| *m != 0)
         .map(|m| m & 0o7777)
         .unwrap_or(default_perm);
-    let mut mtime = um
-        .get("mtime")
-        .and_then(|v| parse_time(v))
+    let mut mtime = stored_time(um, Time::Modified)
         .or(meta.last_modified)
         .unwrap_or_else(SystemTime::now);
     // An appendable object keeps the headers it was created with while appends move its
@@ -270,8 +357,8 @@ pub fn from_object(meta: &ObjectMeta, key_is_dir: bool, d: &AttrDefaults) -> Pos
     if let Some(lm) = grown {
         mtime = mtime.max(lm);
     }
-    let other = |name: &str| {
-        let t = um.get(name).and_then(|v| parse_time(v)).unwrap_or(mtime);
+    let other = |which: Time| {
+        let t = stored_time(um, which).unwrap_or(mtime);
         grown.map_or(t, |lm| t.max(lm))
     };
     PosixAttr {
@@ -290,8 +377,8 @@ pub fn from_object(meta: &ObjectMeta, key_is_dir: bool, d: &AttrDefaults) -> Pos
             0
         },
         mtime,
-        ctime: other("ctime"),
-        atime: other("atime"),
+        ctime: other(Time::Changed),
+        atime: other(Time::Accessed),
         etag: Some(meta.etag.clone()),
         last_modified: meta.last_modified,
         checked: Some(SystemTime::now()),
@@ -359,12 +446,12 @@ pub fn to_user_meta(attr: &PosixAttr) -> UserMeta {
     m.insert("mode".into(), attr.st_mode().to_string());
     m.insert("uid".into(), attr.uid.to_string());
     m.insert("gid".into(), attr.gid.to_string());
-    m.insert("mtime".into(), format_time(attr.mtime));
-    m.insert("ctime".into(), format_time(attr.ctime));
+    store_time(&mut m, Time::Modified, attr.mtime);
+    store_time(&mut m, Time::Changed, attr.ctime);
     // atime is kept only when set apart from mtime (touch -a, cp -p, tar): reads never move
     // it (the mount is noatime), and one missing reads as mtime.
     if attr.atime != attr.mtime {
-        m.insert("atime".into(), format_time(attr.atime));
+        store_time(&mut m, Time::Accessed, attr.atime);
     }
     if attr.kind.is_device() {
         m.insert("rdev".into(), attr.rdev.to_string());
@@ -482,6 +569,48 @@ mod tests {
         let mut m = meta(&[("mtime", "garbage")]);
         m.last_modified = None;
         assert!(from_object(&m, false, &D).mtime > UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    }
+
+    #[test]
+    fn times_are_whole_seconds_for_other_tools_and_exact_for_cosfs() {
+        let t = UNIX_EPOCH + Duration::new(1_796_192_815, 752_181_361);
+        let mut a = from_object(&meta(&[]), false, &D);
+        (a.mtime, a.ctime, a.atime) = (t, t, UNIX_EPOCH - Duration::new(1, 500_000_000));
+        let m = to_user_meta(&a);
+        let get = |k: &str| m.get(k).map(String::as_str);
+        assert_eq!(
+            get("mtime"),
+            Some("1796192815"),
+            "Tencent's cosfs reads digits only"
+        );
+        assert_eq!(get("cosfs-mtime"), Some("1796192815.752181361"));
+        assert_eq!(get("atime"), Some("-2"), "floored, as st_atime is");
+        assert_eq!(get("cosfs-atime"), Some("-1.5"));
+        let back = from_object(&meta_from(m.clone()), false, &D);
+        assert_eq!(
+            (back.mtime, back.ctime, back.atime),
+            (a.mtime, a.ctime, a.atime)
+        );
+        // A whole second needs no exact header.
+        a.mtime = UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+        assert!(!to_user_meta(&a).contains_key("cosfs-mtime"));
+        // Another tool rewrote the plain header and kept ours unread: its value wins.
+        let mut other = m.clone();
+        other.insert("mtime".into(), "1500000000".into());
+        assert_eq!(
+            from_object(&meta_from(other), false, &D).mtime,
+            UNIX_EPOCH + Duration::from_secs(1_500_000_000)
+        );
+        // What cosfs wrote before: a fractional plain header, read exactly.
+        let old = from_object(&meta(&[("mtime", "1700000000.25")]), false, &D);
+        assert_eq!(
+            old.mtime,
+            UNIX_EPOCH + Duration::new(1_700_000_000, 250_000_000)
+        );
+        let mut stripped = m.clone();
+        remove_times(&mut stripped);
+        assert_eq!(stripped.keys().collect::<Vec<_>>(), ["gid", "mode", "uid"]);
+        assert_eq!(whole_seconds(UNIX_EPOCH - Duration::from_secs(3)), -3);
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::cos::{GetOptions, ObjectStore};
 
 use super::attr::{self, AttrDefaults, FileKind, PosixAttr};
 use super::cache::BlockCache;
+use super::content_type::ContentTypeRule;
 use super::deferred_deletes::DeferredDeletes;
 use super::dir::DirStream;
 use super::dir_handle::DirHandle;
@@ -76,6 +77,8 @@ pub struct FsConfig {
     /// Storage class of new files (`None`: the bucket's default, STANDARD). A file written
     /// over an object keeps that object's class.
     pub storage_class: Option<String>,
+    /// How new files get their Content-Type (`content_type.rs`).
+    pub content_type: ContentTypeRule,
     /// New files opened with `O_APPEND` are created as appendable objects, written by APPEND
     /// Object at each commit point (`--appendable-logs`).
     pub appendable_logs: bool,
@@ -116,6 +119,7 @@ impl Default for FsConfig {
             // that a 1 GiB file is 128 requests (DESIGN.md).
             part_size: 8 << 20,
             storage_class: None,
+            content_type: ContentTypeRule::ByExtension,
             appendable_logs: false,
             // 8 parts in flight: 64 MiB of upload memory, enough to fill a fast link.
             upload_concurrency: 8,
@@ -287,6 +291,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             budget_mib,
             part_size: cfg.part_size,
             storage_class: cfg.storage_class.clone(),
+            content_type: cfg.content_type.clone(),
             memory,
         };
         let inodes = Arc::new(Mutex::new(InodeTable::new(&cfg.prefix, root)));

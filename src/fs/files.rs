@@ -20,6 +20,7 @@ use crate::cos::{MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMet
 
 use super::attr::{self, AttrSource, FileKind, PosixAttr};
 use super::caller::process_of;
+use super::content_type::BodyHeaders;
 use super::core::{CosFs, Entry, FileHandle, LockedWriter, Opened, SharedWriter};
 use super::error::{FsError, FsResult};
 use super::inode::Inode;
@@ -442,7 +443,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if kind.is_device() {
             a.rdev = rdev;
         }
-        let opts = meta::put_options(&a, &Default::default(), None, None)?;
+        let opts = meta::put_options(&a, &Default::default(), &BodyHeaders::default(), None)?;
         a.etag = Some(self.store.put_object(&key, Bytes::new(), &opts).await?.etag);
         Ok(self.add_entry(parent, name, a))
     }
@@ -594,7 +595,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             self.mark_written(node.ino);
             let (mut a, mut foreign) = (g.attr().clone(), g.foreign().clone());
             change(&mut a, &mut foreign)?;
-            meta::put_options(&a, &foreign, None, None)?;
+            meta::put_options(&a, &foreign, &BodyHeaders::default(), None)?;
             g.set_meta(a, foreign)?;
             self.sync_attr(node.ino, g.attr());
             return Ok(());
@@ -649,7 +650,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             let opts: PutOptions = meta::put_options(
                 &a,
                 &foreign,
-                m.content_type.as_deref(),
+                &BodyHeaders::of(&m),
                 m.storage_class.as_deref(),
             )?;
             meta::copy_object(

@@ -1,7 +1,7 @@
 //! Metadata mapping for writes (DESIGN.md "Mapping objects to files"), cosfs/s3fs-compatible.
 //!
-//! - The POSIX attributes cosfs owns are `x-cos-meta-mode`, `-uid`, `-gid`, `-mtime`, `-ctime`
-//!   and a device's `-rdev`;
+//! - The POSIX attributes cosfs owns are `x-cos-meta-mode`, `-uid`, `-gid`, the times (`-mtime`,
+//!   `-ctime`, `-atime` and their exact `-cosfs-*` forms, `attr.rs`) and a device's `-rdev`;
 //!   every other `x-cos-meta-*` header of an object (its xattrs, other tools' metadata) is kept
 //!   as it was when the object is rewritten or its metadata changes.
 //! - xattrs live in `x-cos-meta-xattr`: URL-encoded JSON mapping each name to its base64 value
@@ -10,7 +10,8 @@
 //! - All `x-cos-meta-*` headers together must fit COS's 2 KB; a change that would not fit is
 //!   E2BIG before anything is sent.
 //! - A metadata change on a closed object is one PUT Object - Copy onto itself
-//!   (`Replaced`, guarded by the ETag), re-sending the content type and storage class; objects
+//!   (`Replaced`, guarded by the ETag), re-sending every header the object has (its body
+//!   headers, `content_type.rs`, its storage class and all `x-cos-meta-*`); objects
 //!   over 5 GB take a multipart copy.
 
 use std::collections::BTreeMap;
@@ -24,11 +25,23 @@ use crate::cos::{
 };
 
 use super::attr::{to_user_meta, PosixAttr};
+use super::content_type::BodyHeaders;
 use super::error::{FsError, FsResult};
 use super::write::parts::MAX_PART;
 
 /// The `x-cos-meta-*` names whose values come from `PosixAttr`.
-const OWNED: [&str; 7] = ["mode", "uid", "gid", "mtime", "ctime", "atime", "rdev"];
+const OWNED: [&str; 10] = [
+    "mode",
+    "uid",
+    "gid",
+    "mtime",
+    "ctime",
+    "atime",
+    "cosfs-mtime",
+    "cosfs-ctime",
+    "cosfs-atime",
+    "rdev",
+];
 const XATTR_KEY: &str = "xattr";
 const META_PREFIX_LEN: usize = "x-cos-meta-".len();
 
@@ -49,14 +62,15 @@ pub fn foreign_meta(meta: &UserMeta) -> UserMeta {
 pub fn put_options(
     attr: &PosixAttr,
     foreign: &UserMeta,
-    content_type: Option<&str>,
+    body: &BodyHeaders,
     storage_class: Option<&str>,
 ) -> FsResult<PutOptions> {
     let mut user_meta = foreign.clone();
     user_meta.extend(to_user_meta(attr));
     check_meta_len(&user_meta)?;
     Ok(PutOptions {
-        content_type: content_type.map(str::to_string),
+        content_type: body.content_type.clone(),
+        standard: body.standard.clone(),
         storage_class: storage_class.map(str::to_string),
         user_meta,
     })
@@ -119,7 +133,7 @@ pub async fn put_marker<S: ObjectStore + ?Sized>(
     attr: &PosixAttr,
     foreign: &UserMeta,
 ) -> FsResult<String> {
-    let opts = put_options(attr, foreign, Some(DIR_CONTENT_TYPE), None)?;
+    let opts = put_options(attr, foreign, &BodyHeaders::typed(DIR_CONTENT_TYPE), None)?;
     Ok(store
         .put_object(key, bytes::Bytes::new(), &opts)
         .await?
@@ -147,14 +161,7 @@ pub async fn copy_object<S: ObjectStore + ?Sized>(
     }
     let put = match directive {
         MetadataDirective::Replaced(p) => p,
-        MetadataDirective::Copy => {
-            let m = store.head_object(source).await?;
-            PutOptions {
-                content_type: m.content_type,
-                storage_class: m.storage_class,
-                user_meta: m.user_meta,
-            }
-        }
+        MetadataDirective::Copy => PutOptions::like(&store.head_object(source).await?),
     };
     let id = store.initiate_multipart(dest, &put).await?;
     let n = size.div_ceil(MAX_PART);

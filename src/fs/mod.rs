@@ -29,6 +29,7 @@ pub mod attr;
 pub mod cache;
 pub mod caller;
 pub mod commit;
+pub mod content_type;
 pub mod core;
 pub mod deferred_deletes;
 pub mod dir;

@@ -27,6 +27,7 @@ use futures_util::{stream, StreamExt};
 use crate::cos::{ErrorKind, ListRequest, MetadataDirective, ObjectStore, MAX_DELETE_KEYS};
 
 use super::attr::{AttrSource, FileKind, PosixAttr, SET_GROUP_ID};
+use super::content_type::BodyHeaders;
 use super::core::{CosFs, Entry};
 use super::error::{FsError, FsResult};
 use super::files::new_attr;
@@ -244,7 +245,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             (uid, gid),
             target.len() as u64,
         )?;
-        let opts = meta::put_options(&a, &Default::default(), None, None)?;
+        let opts = meta::put_options(&a, &Default::default(), &BodyHeaders::default(), None)?;
         let body = Bytes::copy_from_slice(target);
         a.etag = Some(self.store.put_object(&key, body.clone(), &opts).await?.etag);
         a.target = Some(body);

@@ -58,9 +58,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let m = self.head(&node.key).await?.ok_or(FsError::NotFound)?;
         self.check_copy_source(&node.key, &m, FsError::NotCopyable)?;
         let opts = PutOptions {
-            content_type: m.content_type.clone(),
             storage_class: Some(class),
-            user_meta: m.user_meta.clone(),
+            ..PutOptions::like(&m)
         };
         let etag = meta::copy_object(
             &*self.store,

@@ -1,7 +1,7 @@
 //! Signature verification for `cosfs serve`, with the client's own signer (`cos::sign`) so the
 //! two can never drift apart silently: the raw-HTTP script in `tests/` checks the server against
 //! an independent implementation. Answers are those of COS: AccessDenied for a missing or
-//! malformed Authorization, InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied "Request has
+//! malformed Authorization (or, for a presigned URL, its `q-sign-*` query parameters), InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied "Request has
 //! expired", RequestTimeTooSkewed for a signature that starts too far in the future.
 
 use std::time::UNIX_EPOCH;
@@ -28,11 +28,23 @@ fn denied(code: &'static str, msg: &str) -> StoreError {
     StoreError::new(StatusCode::FORBIDDEN, code, msg)
 }
 
+/// The signature of a presigned URL: its `q-*` parameters, as an Authorization value.
+fn presigned(ctx: &Ctx) -> Option<String> {
+    ctx.param("q-signature")?;
+    let fields: Vec<String> = ctx
+        .params
+        .iter()
+        .filter(|(k, _)| k.starts_with("q-"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    Some(fields.join("&"))
+}
+
 pub fn verify(mode: &AuthMode, ctx: &Ctx) -> Result<(), StoreError> {
     let AuthMode::Keys(keys) = mode else {
         return Ok(());
     };
-    let Some(value) = ctx.header("authorization") else {
+    let Some(value) = ctx.header("authorization").or_else(|| presigned(ctx)) else {
         return Err(denied(
             "AccessDenied",
             "Access Denied. (no Authorization header)",
@@ -68,7 +80,10 @@ pub fn verify(mode: &AuthMode, ctx: &Ctx) -> Result<(), StoreError> {
         ));
     }
     if let Some(token) = &creds.token {
-        if ctx.header("x-cos-security-token").as_deref() != Some(token) {
+        let sent = ctx
+            .header("x-cos-security-token")
+            .or_else(|| ctx.param("x-cos-security-token").map(str::to_string));
+        if sent.as_deref() != Some(token) {
             return Err(StoreError::bad_request(
                 "ExpiredToken",
                 "The provided token has expired or is invalid.",

@@ -15,14 +15,28 @@ use crate::store::ops;
 use crate::store::storage::Bucket;
 use crate::timefmt::format_iso8601;
 
-pub fn list_objects(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
-    let max_keys = match ctx.param("max-keys") {
-        Some(v) => v
+/// A listing's `max-keys` (at most 1000, the default; empty as if not sent).
+pub fn max_keys(ctx: &Ctx) -> Result<usize, StoreError> {
+    match ctx.param("max-keys").filter(|v| !v.is_empty()) {
+        Some(v) => Ok(v
             .parse::<usize>()
             .map_err(|_| StoreError::bad_request("InvalidArgument", "max-keys must be a number"))?
-            .min(1000),
-        None => 1000,
-    };
+            .min(1000)),
+        None => Ok(1000),
+    }
+}
+
+/// The `CommonPrefixes` of a listing, each through `enc`.
+pub fn common_prefixes(x: &mut XmlOut, prefixes: &[String], enc: impl Fn(&str) -> String) {
+    for cp in prefixes {
+        x.open("CommonPrefixes")
+            .elem("Prefix", enc(cp))
+            .close("CommonPrefixes");
+    }
+}
+
+pub fn list_objects(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
+    let max_keys = max_keys(ctx)?;
     let p = ListParams {
         prefix: ctx.param("prefix").unwrap_or_default().to_string(),
         delimiter: ctx.param("delimiter").map(str::to_string),
@@ -47,11 +61,7 @@ pub fn list_objects(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
     if let Some(m) = &l.next_marker {
         x.elem("NextMarker", enc(m));
     }
-    for cp in &l.prefixes {
-        x.open("CommonPrefixes")
-            .elem("Prefix", enc(cp))
-            .close("CommonPrefixes");
-    }
+    common_prefixes(&mut x, &l.prefixes, enc);
     for r in &l.contents {
         x.open("Contents")
             .elem("Key", enc(&r.key))

@@ -45,6 +45,9 @@ pub struct FaultConfig {
     /// How long a POST Object restore takes before the archived object can be read (COS
     /// takes minutes to hours; tests want a moment).
     pub restore_delay_ms: u64,
+    /// Added to the merge of every Complete Multipart Upload (a big object's merge on COS takes
+    /// seconds, and its answer streams keep-alive spaces meanwhile).
+    pub complete_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,8 +3,11 @@
 //! It exists so that every test, benchmark and first-time user has a real COS endpoint on this
 //! machine. It speaks the XML API as COS does (signatures, listings, ranges, conditions, copy,
 //! multipart limits, CRC-64, errors) over HTTP/1.1, stores objects durably (`storage.rs`), streams
-//! bodies both ways (`blob.rs`), and can inject faults (`faults.rs`). It is a test and try-out
-//! server, not a production object store: one directory, no ACLs, no versioning.
+//! bodies both ways (`blob.rs`), and can inject faults (`faults.rs`). Its answers are what
+//! Tencent's own clients expect (header spellings, `header_case.rs`); the subresources it
+//! implements (canned ACLs, tagging, location, versions) and its refusal of all others are in
+//! `subresources.rs`. It is a test and try-out server, not a production object store: one
+//! directory, ACLs stored but not enforced, no versioning.
 //!
 //! Admin endpoints (no bucket can be named `-`): `GET /-/stats` (JSON request counts),
 //! `GET /-/faults` and `PUT /-/faults` (JSON `FaultConfig`).
@@ -12,9 +15,11 @@
 mod auth;
 mod bucket_ops;
 pub mod faults;
+mod header_case;
 mod multipart;
 mod objects;
 mod request;
+mod subresources;
 mod xmlout;
 
 use std::net::SocketAddr;
@@ -41,11 +46,18 @@ pub struct ServerConfig {
     /// Buckets to create at start (in addition to those already under `root`).
     pub buckets: Vec<String>,
     pub faults: FaultConfig,
+    /// What `GET /?location` answers (`--region`).
+    pub region: String,
 }
+
+/// The region `cosfs serve` says its buckets are in unless told otherwise.
+pub const DEFAULT_REGION: &str = "ap-guangzhou";
 
 pub struct State {
     storage: crate::store::storage::Storage,
     auth: AuthMode,
+    spelling: header_case::HeaderSpelling,
+    region: String,
     pub faults: Arc<Faults>,
     pub stats: Arc<Stats>,
     next_request: AtomicU64,
@@ -96,6 +108,8 @@ pub async fn start(cfg: ServerConfig) -> std::io::Result<RunningServer> {
     let state = Arc::new(State {
         storage,
         auth: cfg.auth,
+        spelling: header_case::HeaderSpelling::learn().await?,
+        region: cfg.region,
         faults: Arc::new(Faults::new(cfg.faults)),
         stats: Arc::new(Stats::default()),
         next_request: AtomicU64::new(1),
@@ -200,6 +214,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io:
         httpdate::fmt_http_date(now).parse().expect("ascii date"),
     );
     h.insert("server", http::HeaderValue::from_static("tencent-cos"));
+    st.spelling.apply(&mut resp);
     Ok(resp)
 }
 
@@ -244,6 +259,7 @@ async fn route(
     let op = op_name(&ctx)?;
     st.stats.count(op);
     auth::verify(&st.auth, &ctx)?;
+    subresources::check_params(&ctx)?;
     match op {
         "PutBucket" => return bucket_ops::put_bucket(st, &ctx),
         "DeleteBucket" => return bucket_ops::delete_bucket(st, &ctx),
@@ -257,6 +273,15 @@ async fn route(
         "HeadBucket" => Ok(Response::builder()
             .body(request::empty())
             .expect("response")),
+        "GetBucketAcl" => subresources::get_bucket_acl(&b),
+        "PutBucketAcl" => subresources::put_bucket_acl(&ctx, &b, body).await,
+        "GetBucketLocation" => subresources::get_location(&st.region),
+        "ListObjectVersions" => subresources::list_versions(&ctx, &b),
+        "GetObjectAcl" => subresources::get_object_acl(&ctx, &b),
+        "PutObjectAcl" => subresources::put_object_acl(&ctx, &b, body).await,
+        "GetObjectTagging" => subresources::get_tagging(&ctx, &b),
+        "PutObjectTagging" => subresources::put_tagging(&ctx, &b, body).await,
+        "DeleteObjectTagging" => subresources::delete_tagging(&ctx, &b),
         "ListMultipartUploads" => multipart::list_uploads(&ctx, &b),
         "ListObjects" => bucket_ops::list_objects(&ctx, &b),
         "DeleteMultiple" => bucket_ops::delete_multiple(&ctx, &b, body).await,
@@ -269,9 +294,10 @@ async fn route(
         "AppendObject" => objects::append(st, &ctx, b, body).await,
         "PostObjectRestore" => objects::restore(st, &ctx, &b, body).await,
         "InitiateMultipartUpload" => multipart::initiate(&ctx, &b),
-        "CompleteMultipartUpload" => multipart::complete(&ctx, b, body).await,
+        "CompleteMultipartUpload" => multipart::complete(st, &ctx, b, body).await,
         "AbortMultipartUpload" => multipart::abort(&ctx, &b),
-        _ => objects::delete(&b, &ctx),
+        "DeleteObject" => objects::delete(&b, &ctx),
+        other => Err(subresources::not_implemented(other)),
     }
 }
 
@@ -285,8 +311,16 @@ fn op_name(ctx: &Ctx) -> Result<&'static str, StoreError> {
         )
     };
     let m = &ctx.method;
+    let acl = ctx.has_param("acl");
+    let tagging = ctx.has_param("tagging");
     if ctx.key.is_empty() {
         return Ok(match *m {
+            _ if tagging => return Err(subresources::not_implemented("bucket tagging")),
+            Method::GET if acl => "GetBucketAcl",
+            Method::PUT if acl => "PutBucketAcl",
+            _ if acl => return Err(unsupported()),
+            Method::GET if ctx.has_param("location") => "GetBucketLocation",
+            Method::GET if ctx.has_param("versions") => "ListObjectVersions",
             Method::PUT => "PutBucket",
             Method::DELETE => "DeleteBucket",
             Method::HEAD => "HeadBucket",
@@ -299,6 +333,13 @@ fn op_name(ctx: &Ctx) -> Result<&'static str, StoreError> {
     let upload = ctx.has_param("uploadId");
     let copy = ctx.headers.contains_key("x-cos-copy-source");
     Ok(match *m {
+        Method::GET if acl => "GetObjectAcl",
+        Method::PUT if acl => "PutObjectAcl",
+        _ if acl => return Err(unsupported()),
+        Method::GET if tagging => "GetObjectTagging",
+        Method::PUT if tagging => "PutObjectTagging",
+        Method::DELETE if tagging => "DeleteObjectTagging",
+        _ if tagging => return Err(unsupported()),
         Method::HEAD => "HeadObject",
         Method::GET if upload => "ListParts",
         Method::GET => "GetObject",

@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 
 use super::objects::{self, new_object_headers, receive};
 use super::request::{empty, error_xml, full, xml_response, Body, Ctx, Resp, StoreError};
+use super::xmlout::XML_DECLARATION;
 use super::xmlout::{quoted, XmlOut};
 use super::State;
 use crate::cos::encode::encode_path;
@@ -73,7 +74,13 @@ pub async fn upload_part(
     }
 }
 
-pub async fn complete(ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Result<Resp, StoreError> {
+pub async fn complete(
+    st: &State,
+    ctx: &Ctx,
+    bucket: Arc<Bucket>,
+    body: Incoming,
+) -> Result<Resp, StoreError> {
+    let delay = Duration::from_millis(st.faults.get().complete_delay_ms);
     let up = upload_of(&bucket, ctx)?;
     let raw = http_body_util::Limited::new(body, 4 << 20)
         .collect()
@@ -98,13 +105,21 @@ pub async fn complete(ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Result<
     let plan = ops::plan_complete(&bucket, &up, &wanted)?;
     let crc = plan.crc64;
 
-    // Answer now; keep the connection alive with whitespace while the parts are merged.
+    // Answer now: the XML declaration first, then whitespace each second while the parts are
+    // merged (a parser reads it as the space between the declaration and the root, where
+    // Tencent's SDK fails on whitespace before the declaration), then the result.
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    let _ = tx.try_send(Ok(bytes::Bytes::from_static(XML_DECLARATION.as_bytes())));
     let key = ctx.key.clone();
     let request_id = ctx.request_id.clone();
     tokio::spawn(async move {
         let b = bucket.clone();
-        let mut merge = tokio::task::spawn_blocking(move || ops::finish_complete(&b, &plan));
+        let mut merge = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            tokio::task::spawn_blocking(move || ops::finish_complete(&b, &plan))
+                .await
+                .map_err(std::io::Error::other)?
+        });
         let result = loop {
             tokio::select! {
                 r = &mut merge => break r.map_err(std::io::Error::other).and_then(|r| r),
@@ -131,7 +146,11 @@ pub async fn complete(ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Result<
                 error_xml("InternalError", &e.to_string(), &key, &request_id)
             }
         };
-        let _ = tx.send(Ok(bytes::Bytes::from(xml))).await;
+        let root = xml
+            .strip_prefix(XML_DECLARATION)
+            .unwrap_or(&xml)
+            .to_string();
+        let _ = tx.send(Ok(bytes::Bytes::from(root))).await;
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()

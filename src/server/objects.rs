@@ -16,11 +16,12 @@ use super::State;
 use crate::cos::encode::decode;
 use crate::store::blob::{read_body, BlobWriter, StreamFaults};
 use crate::store::ops::{self, Conditions, Directive, MAX_SINGLE_PUT};
-use crate::store::storage::{Bucket, NewObjectHeaders, ObjectRecord, StoredBlob};
+use crate::store::storage::{Bucket, NewObjectHeaders, ObjectRecord, StandardHeaders, StoredBlob};
 use crate::timefmt::format_iso8601;
 
 /// Content-Type, storage class and user metadata of a new object, from request headers.
 pub fn new_object_headers(ctx: &Ctx) -> Result<NewObjectHeaders, StoreError> {
+    let acl = super::subresources::canned_acl(ctx, false)?;
     let user_meta = ctx
         .headers
         .iter()
@@ -32,11 +33,15 @@ pub fn new_object_headers(ctx: &Ctx) -> Result<NewObjectHeaders, StoreError> {
             ))
         })
         .collect();
-    ops::object_headers(
+    let mut headers = ops::object_headers(
         ctx.header("content-type"),
+        StandardHeaders::from_lookup(|n| ctx.header(n)),
         ctx.header("x-cos-storage-class").as_deref(),
         user_meta,
-    )
+    )?;
+    headers.acl = acl;
+    headers.tags = super::subresources::tagging_header(ctx)?.unwrap_or_default();
+    Ok(headers)
 }
 
 /// The conditions of a request, from `prefix`-ed headers (`x-cos-copy-source-` for a copy).
@@ -200,6 +205,12 @@ fn object_response(rec: &ObjectRecord) -> http::response::Builder {
         .header("content-type", &rec.content_type)
         .header("accept-ranges", "bytes")
         .header("x-cos-hash-crc64ecma", rec.crc64.to_string());
+    for (name, value) in rec.standard.iter() {
+        b = b.header(name, value);
+    }
+    if !rec.tags.is_empty() {
+        b = b.header("x-cos-tagging-count", rec.tags.len());
+    }
     if rec.storage_class != "STANDARD" {
         b = b.header("x-cos-storage-class", &rec.storage_class);
     }
@@ -215,6 +226,32 @@ fn object_response(rec: &ObjectRecord) -> http::response::Builder {
         b = b.header(format!("x-cos-meta-{k}"), v.as_bytes());
     }
     b
+}
+
+/// GET's `response-*` parameters: headers of this answer only, the object keeps its own.
+const OVERRIDES: [(&str, &str); 6] = [
+    ("response-content-type", "content-type"),
+    ("response-content-language", "content-language"),
+    ("response-expires", "expires"),
+    ("response-cache-control", "cache-control"),
+    ("response-content-disposition", "content-disposition"),
+    ("response-content-encoding", "content-encoding"),
+];
+
+fn with_overrides(
+    ctx: &Ctx,
+    mut b: http::response::Builder,
+) -> Result<http::response::Builder, StoreError> {
+    for (param, header) in OVERRIDES {
+        let Some(v) = ctx.param(param) else { continue };
+        let value = http::HeaderValue::from_str(v).map_err(|_| {
+            StoreError::bad_request("InvalidArgument", format!("{param} is not a header value"))
+        })?;
+        if let Some(h) = b.headers_mut() {
+            h.insert(header, value);
+        }
+    }
+    Ok(b)
 }
 
 pub async fn get(
@@ -238,6 +275,9 @@ pub async fn get(
     let (start, end) = range.unwrap_or((0, rec.size));
     let len = end - start;
     let mut b = object_response(&rec).header("content-length", len);
+    if !head {
+        b = with_overrides(ctx, b)?;
+    }
     if range.is_some() {
         b = b.status(StatusCode::PARTIAL_CONTENT).header(
             "content-range",
@@ -304,7 +344,7 @@ pub async fn copy(st: &State, ctx: &Ctx, bucket: Arc<Bucket>) -> Result<Resp, St
         .unwrap_or_else(|| "Copy".into());
     let directive = match directive.to_ascii_lowercase().as_str() {
         "copy" => Directive::Copy,
-        "replaced" => Directive::Replaced(new_object_headers(ctx)?),
+        "replaced" => Directive::Replaced(Box::new(new_object_headers(ctx)?)),
         _ => {
             return Err(StoreError::bad_request(
                 "InvalidArgument",
@@ -313,6 +353,17 @@ pub async fn copy(st: &State, ctx: &Ctx, bucket: Arc<Bucket>) -> Result<Resp, St
         }
     };
     let class = ctx.header("x-cos-storage-class");
+    // The copy has its source's tags (`ops::copy`) unless told to replace them.
+    let replaced_tags = match ctx.header("x-cos-tagging-directive").as_deref() {
+        None | Some("Copy") => None,
+        Some("Replaced") => Some(super::subresources::tagging_header(ctx)?.unwrap_or_default()),
+        Some(_) => {
+            return Err(StoreError::bad_request(
+                "InvalidArgument",
+                "x-cos-tagging-directive must be Copy or Replaced",
+            ))
+        }
+    };
     let rec = ops::copy(
         &bucket,
         &ctx.key,
@@ -322,6 +373,9 @@ pub async fn copy(st: &State, ctx: &Ctx, bucket: Arc<Bucket>) -> Result<Resp, St
         class.as_deref(),
     )
     .await?;
+    if let Some(tags) = replaced_tags {
+        bucket.update_record(&ctx.key, |r| r.tags = tags)?;
+    }
     let mut x = XmlOut::new("CopyObjectResult", "");
     x.elem("ETag", quoted(&rec.etag))
         .elem("LastModified", format_iso8601(rec.last_modified()))

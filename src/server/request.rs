@@ -2,7 +2,8 @@
 //!
 //! A request names its bucket either by Host (`<bucket>.<anything>`, virtual-hosted, as real COS)
 //! or by the first path segment (path-style, for loopback endpoints without DNS). The key is the
-//! rest of the path, percent-decoded; query parameters are decoded too (`+` stays `+`).
+//! rest of the path, percent-decoded (`+` stays `+`); query parameters are decoded too, with `+` read
+//! as a space, as COS reads it.
 
 use std::io;
 use std::time::SystemTime;
@@ -87,12 +88,12 @@ pub fn parse_target(
 ) -> Result<Option<Target>, StoreError> {
     let bad = |what: &str| StoreError::new(StatusCode::BAD_REQUEST, "InvalidURI", what);
     let mut params = Vec::new();
+    // A `+` in a query is a space (form encoding, as Tencent's SDKs send it), in names and
+    // values alike; `%2B` is a plus.
+    let param = |s: &str| decode(&s.replace('+', " ")).map_err(|_| bad("bad query parameter"));
     for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        params.push((
-            decode(k).map_err(|_| bad("bad query parameter"))?,
-            decode(v).map_err(|_| bad("bad query parameter"))?,
-        ));
+        params.push((param(k)?, param(v)?));
     }
     let raw = path.strip_prefix('/').unwrap_or(path);
     let host_label = host
@@ -143,7 +144,8 @@ impl ErrorResponse for StoreError {
 pub fn error_xml(code: &str, message: &str, resource: &str, request_id: &str) -> String {
     use crate::xml::escape;
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId><TraceId>{}</TraceId></Error>",
+        "{}<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId><TraceId>{}</TraceId></Error>",
+        super::xmlout::XML_DECLARATION,
         escape(code),
         escape(message),
         escape(resource),
@@ -165,7 +167,7 @@ mod tests {
         } = parse_target(
             Some("127.0.0.1:9000"),
             "/b-1/a%20b/../%3F%23+",
-            Some("uploads&prefix=x%2Fy"),
+            Some("uploads&prefix=x%2Fy+z%2B"),
         )
         .unwrap()
         .unwrap();
@@ -174,7 +176,7 @@ mod tests {
             p,
             vec![
                 ("uploads".into(), "".into()),
-                ("prefix".into(), "x/y".into())
+                ("prefix".into(), "x/y z+".into())
             ]
         );
         let t = parse_target(Some("b-1.cos.ap-x.myqcloud.com"), "/k", None)

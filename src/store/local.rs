@@ -94,6 +94,7 @@ fn meta_of(r: &ObjectRecord) -> ObjectMeta {
         etag: r.etag.clone(),
         last_modified: Some(r.last_modified()),
         content_type: Some(r.content_type.clone()),
+        standard: r.standard.clone(),
         // COS sends x-cos-storage-class only for classes other than STANDARD.
         storage_class: Some(r.storage_class.clone()).filter(|c| c != "STANDARD"),
         crc64: Some(r.crc64),
@@ -112,6 +113,7 @@ fn checked_headers(o: &PutOptions, key: &str) -> CosResult<NewObjectHeaders> {
 fn headers_of(o: &PutOptions) -> Result<NewObjectHeaders, StoreError> {
     ops::object_headers(
         o.content_type.clone(),
+        o.standard.clone(),
         o.storage_class.as_deref(),
         o.user_meta.clone(),
     )
@@ -257,7 +259,7 @@ impl ObjectStore for LocalStore {
         let (directive, class) = match &opts.directive {
             MetadataDirective::Copy => (Directive::Copy, opts.storage_class.clone()),
             MetadataDirective::Replaced(o) => (
-                Directive::Replaced(checked_headers(o, dest_key)?),
+                Directive::Replaced(Box::new(checked_headers(o, dest_key)?)),
                 o.storage_class.clone(),
             ),
         };

@@ -30,7 +30,7 @@ use md5::{Digest, Md5};
 use super::blob::copy_range;
 use super::storage::{
     now_ms, Bucket, NewObjectHeaders, ObjectRecord, PartRecord, RestoreRecord, RestoreState,
-    StoredBlob, UploadRecord,
+    StandardHeaders, StoredBlob, UploadRecord,
 };
 use super::StoreError;
 use crate::cos::integrity::crc64_combine;
@@ -63,6 +63,7 @@ pub fn check_key(key: &str) -> Result<(), StoreError> {
 /// metadata within 2 KB (counted as `x-cos-meta-<name>` plus value, as COS does).
 pub fn object_headers(
     content_type: Option<String>,
+    standard: StandardHeaders,
     storage_class: Option<&str>,
     user_meta: BTreeMap<String, String>,
 ) -> Result<NewObjectHeaders, StoreError> {
@@ -91,6 +92,9 @@ pub fn object_headers(
     }
     Ok(NewObjectHeaders {
         content_type: content_type.unwrap_or_else(|| "application/octet-stream".into()),
+        standard,
+        acl: None,
+        tags: Vec::new(),
         storage_class,
         user_meta,
     })
@@ -440,7 +444,7 @@ pub fn parse_restore_request(body: &[u8]) -> Result<(u32, String), StoreError> {
 #[derive(Debug, Clone)]
 pub enum Directive {
     Copy,
-    Replaced(NewObjectHeaders),
+    Replaced(Box<NewObjectHeaders>),
 }
 
 /// PUT Object - Copy of `src` (from `src_bucket`) onto `key`; `storage_class` as sent.
@@ -469,11 +473,17 @@ pub async fn copy(
         }
         Directive::Copy => NewObjectHeaders {
             content_type: src.content_type.clone(),
+            standard: src.standard.clone(),
+            acl: None,
+            tags: Vec::new(),
             storage_class: String::new(),
             user_meta: src.user_meta.clone(),
         },
-        Directive::Replaced(h) => h,
+        Directive::Replaced(h) => *h,
     };
+    // Tags go with a copy (COS's `x-cos-tagging-directive` defaults to Copy); the ACL is the
+    // one sent, else `default`.
+    headers.tags = src.tags.clone();
     // Unless sent again, the storage class reverts to STANDARD (COS-NOTES "Copy").
     headers.storage_class = storage_class
         .map(|c| c.to_ascii_uppercase())

@@ -26,6 +26,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::cos::StandardHeaders;
 use sha1::{Digest, Sha1};
 
 /// What we know about one object (persisted as JSON).
@@ -38,6 +40,9 @@ pub struct ObjectRecord {
     /// Milliseconds since the epoch.
     pub last_modified_ms: u64,
     pub content_type: String,
+    /// Cache-Control, Content-Encoding and the other standard headers it was given.
+    #[serde(default)]
+    pub standard: StandardHeaders,
     pub storage_class: String,
     pub user_meta: BTreeMap<String, String>,
     /// File name under `data/`.
@@ -49,6 +54,12 @@ pub struct ObjectRecord {
     /// The restore of an archived object, once one was asked for.
     #[serde(default)]
     pub restore: Option<RestoreRecord>,
+    /// Its canned ACL (`private`, `public-read`); none: `default`, the bucket's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
+    /// Its tags (object tagging), in the order they were put.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
 }
 
 /// A POST Object restore: the temporary copy is readable from `ready_ms` for `days` days.
@@ -88,11 +99,14 @@ impl ObjectRecord {
             crc64: blob.crc64,
             last_modified_ms: now_ms(),
             content_type: headers.content_type,
+            standard: headers.standard,
             storage_class: headers.storage_class,
             user_meta: headers.user_meta,
             data: blob.data.clone(),
             appendable: false,
             restore: None,
+            acl: headers.acl,
+            tags: headers.tags,
         }
     }
 
@@ -128,6 +142,14 @@ impl ObjectRecord {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NewObjectHeaders {
     pub content_type: String,
+    #[serde(default)]
+    pub standard: StandardHeaders,
+    /// `x-cos-acl` (canned).
+    #[serde(default)]
+    pub acl: Option<String>,
+    /// Tags it starts with (a copy's, from its source).
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
     pub storage_class: String,
     pub user_meta: BTreeMap<String, String>,
 }
@@ -354,6 +376,33 @@ impl Bucket {
         }
         write_json_atomic(&self.tmp_dir(), &self.meta_path(&next.key), next)?;
         index.insert(next.key.clone(), next.clone());
+        Ok(true)
+    }
+
+    /// The bucket's canned ACL (`private` until one is put).
+    pub fn acl(&self) -> String {
+        fs::read_to_string(self.dir.join("acl"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "private".into())
+    }
+
+    pub fn set_acl(&self, acl: &str) -> io::Result<()> {
+        let tmp = self.tmp_dir().join(format!("{}.acl", random_id()));
+        fs::write(&tmp, acl)?;
+        File::open(&tmp)?.sync_all()?;
+        fs::rename(&tmp, self.dir.join("acl"))
+    }
+
+    /// Change the record of `key` in place with `f` (its ACL, its tags): false if there is no
+    /// such object.
+    pub fn update_record(&self, key: &str, f: impl FnOnce(&mut ObjectRecord)) -> io::Result<bool> {
+        let mut index = self.index.write().unwrap();
+        let Some(mut rec) = index.get(key).cloned() else {
+            return Ok(false);
+        };
+        f(&mut rec);
+        write_json_atomic(&self.tmp_dir(), &self.meta_path(key), &rec)?;
+        index.insert(key.to_string(), rec);
         Ok(true)
     }
 

@@ -37,6 +37,7 @@ pub async fn start_server(dir: &std::path::Path, mode: Mode) -> RunningServer {
         auth,
         buckets: vec![BUCKET.to_string()],
         faults: FaultConfig::default(),
+        region: cosfs::server::DEFAULT_REGION.into(),
     })
     .await
     .expect("start server")

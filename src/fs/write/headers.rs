@@ -2,7 +2,7 @@
 //!
 //! A streamed upload sends its headers at Initiate, long before the file is complete, and COS
 //! takes none at Complete. So a streamed upload carries the headers without the times that
-//! writes keep moving (`x-cos-meta-mtime` and `-ctime`): such an object's times are its
+//! writes keep moving (`x-cos-meta-mtime`, `-ctime` and their exact forms): such an object's times are its
 //! Last-Modified, which is when it was completed, as Tencent's cosfs and s3fs read it. Times a
 //! program set (`utimens`) are sent as they are. A single PUT, or a rebuild that initiates at
 //! the commit, sends every header.
@@ -28,9 +28,7 @@ impl Headers {
     pub fn new(full: PutOptions, times_set: bool) -> Self {
         let mut streamed = full.clone();
         if !times_set {
-            streamed.user_meta.remove("mtime");
-            streamed.user_meta.remove("ctime");
-            streamed.user_meta.remove("atime");
+            crate::fs::attr::remove_times(&mut streamed.user_meta);
         }
         Headers { full, streamed }
     }

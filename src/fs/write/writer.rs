@@ -35,6 +35,7 @@ use super::super::memory::MemoryBudget;
 use crate::cos::{ErrorKind, MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
 use crate::fs::attr::PosixAttr;
 use crate::fs::cache::BlockCache;
+use crate::fs::content_type::{BodyHeaders, ContentTypeRule};
 use crate::fs::error::{FsError, FsResult};
 use crate::fs::meta;
 use crate::fs::reader::ObjectReader;
@@ -59,6 +60,8 @@ pub struct WriteCtx<S: ObjectStore + ?Sized> {
     pub part_size: u64,
     /// Storage class of new files (`--storage-class`).
     pub storage_class: Option<String>,
+    /// Content-Type of new files (`--content-type`).
+    pub content_type: ContentTypeRule,
     /// The mount's memory budget: write buffers and parts being uploaded are charged to it.
     pub memory: Arc<MemoryBudget>,
     /// The multipart uploads under way, for the next mount if this one is killed.
@@ -77,7 +80,8 @@ pub struct FileWriter<S: ObjectStore + ?Sized> {
     attr: PosixAttr,
     /// `x-cos-meta-*` headers that are not POSIX attributes (xattrs, other tools').
     foreign: UserMeta,
-    content_type: Option<String>,
+    /// Content-Type and the standard headers (`content_type.rs`).
+    body_headers: BodyHeaders,
     storage_class: Option<String>,
     body: Body<S>,
     /// Content differs from the object on COS.
@@ -119,7 +123,10 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             foreign: existing
                 .map(|m| meta::foreign_meta(&m.user_meta))
                 .unwrap_or_default(),
-            content_type: existing.and_then(|m| m.content_type.clone()),
+            body_headers: match existing {
+                Some(m) => BodyHeaders::of(m),
+                None => BodyHeaders::typed(&ctx.content_type.for_new_file(key)),
+            },
             storage_class: match existing {
                 Some(m) => m.storage_class.clone(),
                 None => ctx.storage_class.clone(),
@@ -144,7 +151,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             key: key.to_string(),
             attr,
             foreign: meta::foreign_meta(&existing.user_meta),
-            content_type: existing.content_type.clone(),
+            body_headers: BodyHeaders::of(existing),
             storage_class: existing.storage_class.clone(),
             body: Body::Staged(Staged::over_object(key, &existing.etag, existing.size)),
             modified: false,
@@ -186,7 +193,8 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             return None;
         }
         let mut m = t.object()?;
-        m.content_type = self.content_type.clone();
+        m.content_type = self.body_headers.content_type.clone();
+        m.standard = self.body_headers.standard.clone();
         m.storage_class = self.storage_class.clone();
         m.user_meta = self.foreign.clone();
         m.user_meta
@@ -211,7 +219,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         };
         st.write(ctx, m.size, &tail)?;
         self.foreign = meta::foreign_meta(&m.user_meta);
-        self.content_type = m.content_type.clone();
+        self.body_headers = BodyHeaders::of(&m);
         self.storage_class = m.storage_class.clone();
         self.body = Body::Staged(st);
         self.attr.size = self.size();
@@ -338,7 +346,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         meta::put_options(
             &self.attr,
             &self.foreign,
-            self.content_type.as_deref(),
+            &self.body_headers,
             self.storage_class.as_deref(),
         )
     }
