@@ -1,5 +1,5 @@
 //! Private local directories: where cosfs keeps files on this machine (staging files, the disk
-//! cache, the upload journal), safe on a machine other users share (DESIGN.md "Not alone").
+//! cache, the upload journal), safe on a machine other users share (`docs/DESIGN.md` "Not alone").
 //!
 //! - `PrivateDir::open(path)` walks `path` from `/` one component at a time with
 //!   `openat(O_NOFOLLOW)`, so no component can be swapped for a symlink behind our back. Every

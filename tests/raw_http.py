@@ -12,7 +12,7 @@ BUCKET = "raw-1250000000"
 SID, SKEY = "AKIDrawhttptest", "rawhttpsecretkey"
 
 # --- independent implementations of the COS wire rules -------------------------------------
-def enc(s):  # UrlEncode of COS-NOTES: everything but A-Z a-z 0-9 - _ . ~
+def enc(s):  # UrlEncode of docs/COS-NOTES.md: everything but A-Z a-z 0-9 - _ . ~
     return urllib.parse.quote(s, safe="-_.~")
 
 def enc_path(s):

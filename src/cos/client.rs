@@ -2,10 +2,11 @@
 //!
 //! Every request is described by a `Request` (method, key, decoded params, headers, body) and
 //! goes through `call`, which builds the URL with our strict encoder, signs each attempt afresh,
-//! sends it, and classifies the outcome. Retries follow COS-NOTES: transport errors, 5xx, SlowDown
-//! and RequestTimeout back off with jitter; a clock-skew or expired-signature answer corrects the
-//! clock offset from the server's `Date` and retries once; ExpiredToken refreshes temporary
-//! credentials and retries once; other 4xx fail at once. The operations themselves are in `ops.rs`.
+//! sends it, and classifies the outcome. Retries follow `docs/COS-NOTES.md`: transport errors,
+//! 5xx, SlowDown and RequestTimeout back off with jitter; a clock-skew or expired-signature
+//! answer corrects the clock offset from the server's `Date` and retries once; ExpiredToken
+//! refreshes temporary credentials and retries once; other 4xx fail at once. The operations
+//! themselves are in `ops.rs`.
 //!
 //! Requests that change something (PUT, POST, DELETE: uploads above all) and could not reach
 //! the server (refused, reset, unanswered) are retried for as long as their budget lasts, with

@@ -3,7 +3,7 @@
 //! A `CredentialProvider` hands out the current `Credentials`; static ones never change, the
 //! instance-role provider fetches temporary keys from the CVM metadata service and refreshes them
 //! before they expire (600 s before, or with a fifth of the lifetime left for short-lived keys).
-//! `resolve` implements the lookup order of DESIGN.md: explicit passwd file, environment,
+//! `resolve` implements the lookup order of `docs/DESIGN.md`: explicit passwd file, environment,
 //! `~/.passwd-cosfs`, `/etc/passwd-cosfs`, then an instance role if one was named.
 //! Secrets never reach `Debug` output or logs.
 
@@ -181,7 +181,7 @@ fn parse_passwd(text: &str, bucket: &str) -> Result<Credentials, PasswdParse> {
         .ok_or(PasswdParse::NoEntry)
 }
 
-/// Where credentials may come from, in order (DESIGN.md "Operations").
+/// Where credentials may come from, in order (`docs/DESIGN.md` "Operations").
 #[derive(Debug, Clone, Default)]
 pub struct CredentialSources {
     /// `--passwd-file`: used alone when given.

@@ -4,7 +4,7 @@
 //! `A-Z a-z 0-9 - _ . ~` becomes `%XX` (uppercase hex). `encode_path` is the same but keeps
 //! `/`, and is what goes on the wire for an object key. We build request paths ourselves
 //! instead of going through the `url` crate, which would fold `.`/`..` segments and treat a raw
-//! `?`/`#` as delimiters (COS-NOTES "Request signature").
+//! `?`/`#` as delimiters (`docs/COS-NOTES.md` "Request signature").
 
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')

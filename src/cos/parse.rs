@@ -1,5 +1,5 @@
 //! Turning COS responses (headers and XML bodies) into `store` types. Pure functions, so every
-//! quirk in COS-NOTES "XML" is unit-tested without a server.
+//! quirk in `docs/COS-NOTES.md` "XML" is unit-tested without a server.
 
 use std::time::SystemTime;
 

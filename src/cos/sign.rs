@@ -1,4 +1,4 @@
-//! COS request signature (q-sign-algorithm=sha1), exactly as COS-NOTES.md describes it.
+//! COS request signature (q-sign-algorithm=sha1), exactly as `docs/COS-NOTES.md` describes it.
 //!
 //! The signer is a pure function of its inputs so that both the client (signing) and the local
 //! server (verifying) use the same code, and so the published test vectors can pin it down.

@@ -100,7 +100,7 @@ impl Default for FsConfig {
         FsConfig {
             prefix: String::new(),
             defaults: AttrDefaults::for_current_user(),
-            // Short, so that changes made by other clients show up quickly (DESIGN.md).
+            // Short, so that changes made by other clients show up quickly (`docs/DESIGN.md`).
             metadata_ttl: Duration::from_secs(1),
             // 256 MiB: a 64 MiB prefetch window per sequential reader with room for others.
             cache_bytes: 256 * 1024 * 1024,
@@ -116,7 +116,7 @@ impl Default for FsConfig {
             // 4 GiB: room for in-place edits of several large files at once.
             cache_dir_bytes: 4 << 30,
             // 8 MiB: small enough that a part retried after a failure is cheap, big enough
-            // that a 1 GiB file is 128 requests (DESIGN.md).
+            // that a 1 GiB file is 128 requests (`docs/DESIGN.md`).
             part_size: 8 << 20,
             storage_class: None,
             content_type: ContentTypeRule::ByExtension,

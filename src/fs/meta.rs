@@ -1,4 +1,5 @@
-//! Metadata mapping for writes (DESIGN.md "Mapping objects to files"), cosfs/s3fs-compatible.
+//! Metadata mapping for writes (`docs/DESIGN.md` "Mapping objects to files"),
+//! cosfs/s3fs-compatible.
 //!
 //! - The POSIX attributes cosfs owns are `x-cos-meta-mode`, `-uid`, `-gid`, the times (`-mtime`,
 //!   `-ctime`, `-atime` and their exact `-cosfs-*` forms, `attr.rs`) and a device's `-rdev`;

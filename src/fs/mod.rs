@@ -1,5 +1,5 @@
-//! The fs core: POSIX semantics over objects (DESIGN.md "Mapping objects to files"). It knows
-//! the object client, never `fuser`, so it is tested without a mount.
+//! The fs core: POSIX semantics over objects (`docs/DESIGN.md` "Mapping objects to files").
+//! It knows the object client, never `fuser`, so it is tested without a mount.
 //!
 //! - `names`: paths and keys, which listing names are representable;
 //! - `caller`: the process behind a request (commit points are per process);
@@ -7,11 +7,20 @@
 //! - `lookup`: one name in a directory (HEAD and LIST concurrently);
 //! - `error`: the fs error type and the one errno mapping;
 //! - `inode`: inode numbers, kernel references, attribute freshness;
-//! - `dir`: directory streams over listing pages;
+//! - `known_dirs`, `relist`: directories whose every name this mount knows (a miss there needs
+//!   no request), and the one LIST that renews that knowledge;
+//! - `dir`, `dir_handle`: directory streams over listing pages, and an open directory's
+//!   listings and offsets;
 //! - `dir_meta`: the exact attributes of listed entries, fetched by pipelined HEADs;
+//! - `memory`: the one memory budget of the mount;
 //! - `cache`, `reader`: the shared block cache and per-handle reads with prefetch;
+//! - `disk_cache`: the persistent second tier under the block cache (`--disk-cache`);
 //! - `kept`: versions a rename replaced, kept on disk for the handles still reading them;
 //! - `meta`: `x-cos-meta-*` headers written back (PUT options, copies onto itself, markers);
+//! - `content_type`: the body headers every copy keeps, and the Content-Type of a new file;
+//! - `archive`, `storage_class`: archived objects and their restore, and the storage class as
+//!   the xattr `user.cos.storage_class`;
+//! - `deferred_deletes`: unlink and rmdir queue their DELETE, sent in batches;
 //! - `write`: streaming uploads, staging files and rebuild plans of files being written;
 //! - `files`, `namespace`, `xattr_ops`: the file, namespace and xattr operations of `CosFs`;
 //! - `orphans`: files unlinked while open (their DELETE waits for the last close);

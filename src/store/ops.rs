@@ -484,7 +484,7 @@ pub async fn copy(
     // Tags go with a copy (COS's `x-cos-tagging-directive` defaults to Copy); the ACL is the
     // one sent, else `default`.
     headers.tags = src.tags.clone();
-    // Unless sent again, the storage class reverts to STANDARD (COS-NOTES "Copy").
+    // Unless sent again, the storage class reverts to STANDARD (`docs/COS-NOTES.md` "Copy").
     headers.storage_class = storage_class
         .map(|c| c.to_ascii_uppercase())
         .unwrap_or_else(|| "STANDARD".into());

@@ -1,4 +1,4 @@
-//! The write path (DESIGN.md "Write path"): streaming uploads for files written from their
+//! The write path (`docs/DESIGN.md` "Write path"): streaming uploads for files written from their
 //! start, staging files for files modified in place, and the plans that rebuild an object from
 //! copied and uploaded parts.
 //!
