@@ -30,11 +30,7 @@ use super::error::BlockFailure;
 use super::memory::{MemoryBudget, Shed};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-/// Cache granularity: what one random read fetches at least. 64 KiB doubled random 4 KiB
-/// reads/s over 256 KiB blocks in scripts/bench-read.sh (less to move per miss) and left
-/// sequential reads unchanged (they fetch many blocks per GET; bookkeeping is per block but
-/// small next to copying 64 KiB).
-pub const BLOCK_SIZE: u64 = 64 * 1024;
+pub use super::block::BLOCK_SIZE;
 
 /// Smallest budget: 4 MiB, so that one reader's largest request (1 MiB) fits in flight.
 const MIN_BLOCKS: usize = (4 * 1024 * 1024 / BLOCK_SIZE) as usize;

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::cos::{GetOptions, ObjectStore};
+use crate::cos::ObjectStore;
 
 use super::attr::{self, AttrDefaults, FileKind, PosixAttr};
 use super::cache::BlockCache;
@@ -41,12 +41,10 @@ use super::memory::{self, MemoryBudget};
 use super::names::check_name;
 use super::orphans::Orphans;
 use super::reader::ObjectReader;
+use super::symlink;
 use super::timeouts::TimedOutNames;
 use super::upload_journal::{Leftovers, UploadJournal};
 use super::write::{CacheDir, FileWriter, WriteCtx};
-
-/// Longest symlink target (PATH_MAX less its NUL): what the kernel can take from readlink.
-const MAX_LINK: u64 = 4095;
 
 /// What the fs core needs to know about a mount.
 #[derive(Debug, Clone)]
@@ -678,10 +676,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if let Some(t) = node.attr.target {
             return Ok(t); // fetched with the attributes of this version (a listing)
         }
-        if node.attr.size > MAX_LINK {
-            return Err(link_too_long(&node.key));
-        }
-        read_link(&*self.store, &node.key).await
+        symlink::read_target(&*self.store, &node.key, node.attr.size).await
     }
 
     pub fn statfs(&self) -> FsStats {
@@ -692,36 +687,6 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             files: 1 << 32,
             name_max: super::names::NAME_MAX as u32,
         }
-    }
-}
-
-/// A symlink object whose target is longer than PATH_MAX: ENAMETOOLONG, logged with its key.
-fn link_too_long(key: &str) -> FsError {
-    tracing::warn!(
-        key,
-        "a symlink object whose target is longer than PATH_MAX: it cannot be read as a link"
-    );
-    FsError::NameTooLong
-}
-
-/// The target of the symlink object `key` (its body, at most PATH_MAX bytes; a longer one is
-/// ENAMETOOLONG, logged with its key).
-pub(super) async fn read_link<S: ObjectStore + ?Sized>(store: &S, key: &str) -> FsResult<Bytes> {
-    let opts = GetOptions {
-        range: Some(crate::cos::ByteRange::new(0, MAX_LINK + 1)),
-        ..Default::default()
-    };
-    match store.get_object(key, &opts).await {
-        Ok(o) => {
-            let target = o.collect().await?;
-            if target.len() as u64 > MAX_LINK {
-                return Err(link_too_long(key));
-            }
-            Ok(target)
-        }
-        // A zero-byte object has no range to serve.
-        Err(e) if e.kind() == Some(crate::cos::ErrorKind::InvalidRange) => Ok(Bytes::new()),
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -33,9 +33,9 @@ use tokio::task::JoinSet;
 use crate::cos::{ListEntry, ObjectStore};
 
 use super::attr::{self, AttrDefaults, AttrSource, FileKind, PosixAttr};
-use super::core::read_link;
 use super::error::{FsError, FsResult};
 use super::inode::InodeTable;
+use super::symlink::read_link;
 
 /// How long after an object's Last-Modified a HEAD must have been answered for its result to
 /// stand for every listing that shows the same ETag and Last-Modified.

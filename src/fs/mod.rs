@@ -13,9 +13,11 @@
 //!   listings and offsets;
 //! - `dir_meta`: the exact attributes of listed entries, fetched by pipelined HEADs;
 //! - `memory`: the one memory budget of the mount;
+//! - `block`: the block size both cache tiers use;
 //! - `cache`, `reader`: the shared block cache and per-handle reads with prefetch;
 //! - `disk_cache`: the persistent second tier under the block cache (`--disk-cache`);
 //! - `kept`: versions a rename replaced, kept on disk for the handles still reading them;
+//! - `symlink`: reading a symlink object's target;
 //! - `meta`: `x-cos-meta-*` headers written back (PUT options, copies onto itself, markers);
 //! - `content_type`: the body headers every copy keeps, and the Content-Type of a new file;
 //! - `archive`, `storage_class`: archived objects and their restore, and the storage class as
@@ -35,6 +37,7 @@
 
 pub mod archive;
 pub mod attr;
+pub mod block;
 pub mod cache;
 pub mod caller;
 pub mod commit;
@@ -62,6 +65,7 @@ pub mod recovery;
 pub mod relist;
 pub mod rename_journal;
 pub mod storage_class;
+pub mod symlink;
 pub mod timeouts;
 pub mod upload_journal;
 pub mod write;

@@ -28,7 +28,7 @@ use sha1::{Digest, Sha1};
 use crate::cos::integrity::crc64;
 use crate::private_dir::{temp_name, PrivateDir};
 
-use super::super::cache::BLOCK_SIZE;
+use super::super::block::BLOCK_SIZE;
 use super::CHUNK;
 
 const MAGIC: &[u8; 8] = b"COSFSDC1";

@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use lru::LruCache;
 
-use super::cache::BLOCK_SIZE;
+use super::block::BLOCK_SIZE;
 use crate::private_dir::PrivateDir;
 use chunk_file::{Checked, ChunkFile, ChunkName, ReadFailure, VersionName};
 
