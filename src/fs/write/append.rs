@@ -26,7 +26,7 @@ use crate::fs::error::{FsError, FsResult};
 use crate::fs::memory::{WriteCharge, WriteUseKind};
 use crate::fs::reader::ObjectReader;
 
-use super::writer::WriteCtx;
+use super::ctx::WriteCtx;
 
 /// A tail this long is sent at once, without waiting for a commit point.
 pub const APPEND_CHUNK: usize = 8 * 1024 * 1024;

@@ -4,6 +4,7 @@
 //!
 //! - `append`: the tail of a file over an appendable object, sent as APPEND Object;
 //! - `cleanup`: aborts of uploads that will never complete, retried in the background;
+//! - `ctx`: `WriteCtx`, what every writer of the mount shares;
 //! - `headers`: the headers a publish gives the object, and what an upload left on it;
 //! - `open_upload`: the upload a streamed overwrite leaves open when it turns staged (pure);
 //! - `parts`: part sizes and rebuild plans (pure);
@@ -15,6 +16,7 @@
 
 pub mod append;
 pub mod cleanup;
+pub mod ctx;
 pub mod headers;
 pub mod open_upload;
 pub mod parts;
@@ -24,5 +26,6 @@ pub mod staging;
 pub mod stream;
 pub mod writer;
 
+pub use ctx::WriteCtx;
 pub use staging::CacheDir;
-pub use writer::{FileWriter, WriteCtx};
+pub use writer::FileWriter;

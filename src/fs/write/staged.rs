@@ -16,12 +16,12 @@ use crate::fs::memory::{WriteCharge, WriteUseKind};
 use crate::fs::reader::ObjectReader;
 
 use super::cleanup::abort_upload;
+use super::ctx::WriteCtx;
 use super::headers::{Headers, Landed};
 use super::open_upload::{OpenUpload, Step};
 use super::parts::{plan, PartSource};
 use super::ranges::RangeSet;
 use super::staging::{CacheDir, StagingFile};
-use super::writer::WriteCtx;
 
 /// Clean runs shorter than this are uploaded rather than copied.
 const COPY_MIN: u64 = 4 * 1024 * 1024;

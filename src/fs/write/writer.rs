@@ -28,45 +28,21 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
-
-use super::super::memory::MemoryBudget;
 
 use crate::cos::{ErrorKind, MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
 use crate::fs::attr::PosixAttr;
-use crate::fs::cache::BlockCache;
-use crate::fs::content_type::{BodyHeaders, ContentTypeRule};
+use crate::fs::content_type::BodyHeaders;
 use crate::fs::error::{FsError, FsResult};
 use crate::fs::meta;
 use crate::fs::reader::ObjectReader;
 
-use super::super::upload_journal::UploadJournal;
 use super::append::AppendTail;
 use super::cleanup::abort_upload;
+use super::ctx::WriteCtx;
 use super::headers::{Headers, Landed};
 use super::staged::Staged;
-use super::staging::{CacheDir, StagingFile};
+use super::staging::StagingFile;
 use super::stream::{StreamShared, StreamUpload};
-
-/// What writers share: the store, caches and upload limits of the mount.
-pub struct WriteCtx<S: ObjectStore + ?Sized> {
-    pub store: Arc<S>,
-    pub cache: Arc<BlockCache>,
-    pub cache_dir: Arc<CacheDir>,
-    /// Upload bytes in flight mount-wide, in MiB units.
-    pub permits: Arc<Semaphore>,
-    /// The size of `permits`.
-    pub budget_mib: u32,
-    pub part_size: u64,
-    /// Storage class of new files (`--storage-class`).
-    pub storage_class: Option<String>,
-    /// Content-Type of new files (`--content-type`).
-    pub content_type: ContentTypeRule,
-    /// The mount's memory budget: write buffers and parts being uploaded are charged to it.
-    pub memory: Arc<MemoryBudget>,
-    /// The multipart uploads under way, for the next mount if this one is killed.
-    pub journal: Arc<UploadJournal>,
-}
 
 enum Body<S: ObjectStore + ?Sized> {
     Stream(StreamUpload<S>),
