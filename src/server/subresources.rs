@@ -89,9 +89,13 @@ pub fn check_params(ctx: &Ctx) -> Result<(), StoreError> {
 }
 
 /// The owner of everything in `bucket`: the account of its APPID.
-fn owner(x: &mut XmlOut, bucket: &Bucket) {
+fn owner_id(bucket: &Bucket) -> String {
     let appid = bucket.name.rsplit('-').next().unwrap_or_default();
-    let id = format!("qcs::cam::uin/{appid}:uin/{appid}");
+    format!("qcs::cam::uin/{appid}:uin/{appid}")
+}
+
+fn owner(x: &mut XmlOut, bucket: &Bucket) {
+    let id = owner_id(bucket);
     x.open("Owner")
         .elem("ID", &id)
         .elem("DisplayName", &id)
@@ -99,8 +103,7 @@ fn owner(x: &mut XmlOut, bucket: &Bucket) {
 }
 
 fn acl_document(bucket: &Bucket, canned: &str) -> String {
-    let appid = bucket.name.rsplit('-').next().unwrap_or_default();
-    let id = format!("qcs::cam::uin/{appid}:uin/{appid}");
+    let id = owner_id(bucket);
     let mut x = XmlOut::new("AccessControlPolicy", "");
     owner(&mut x, bucket);
     x.open("AccessControlList");
