@@ -20,11 +20,11 @@ use fuser::{
     Request, TimeOrNow,
 };
 
-use crate::cos::ObjectStore;
 use crate::fs::attr::{FileKind, PosixAttr};
 use crate::fs::error::FsError;
 use crate::fs::files::{OpenFlags, SetAttr};
 use crate::fs::CosFs;
+use crate::object::ObjectStore;
 
 /// `st_blksize`: tools such as cat and cp size their buffers by it; 1 MiB matches the largest
 /// read the kernel sends.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::mount::{is_mounted, mount_command, no_uploads_left, Backend, Mounted};
 use common::{fake_http, get_all, pattern, BUCKET, SECRET_ID, SECRET_KEY};
-use cosfs::cos::{ListRequest, ObjectStore};
+use cosfs::object::{ListRequest, ObjectStore};
 use cosfs::server::FaultConfig;
 
 /// Every object of the bucket with its ETag: equal snapshots mean nothing was written.
@@ -775,7 +775,7 @@ fn odd_buckets_and_operator_mistakes_get_an_errno_or_a_message() {
     seed(&b);
     let mut t = Table { rows: Vec::new() };
     println!("| probe case | result |\n| --- | --- |");
-    let mut link = cosfs::cos::PutOptions::default();
+    let mut link = cosfs::object::PutOptions::default();
     link.user_meta.insert("mode".into(), (0o120777).to_string());
     b.put_with("longlink", "t".repeat(5000), link);
     b.put("odd/../../b", "unreachable");

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use common::mount::Backend;
 use common::{BUCKET, SECRET_ID, SECRET_KEY};
-use cosfs::cos::{ListRequest, ObjectStore};
+use cosfs::object::{ListRequest, ObjectStore};
 use cosfs::server::FaultConfig;
 
 fn check(b: &Backend, bucket: &str, secret_key: &str) -> Output {

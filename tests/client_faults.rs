@@ -12,6 +12,7 @@ use common::{client_config, client_with, get_all, pattern, Env, Mode, SECRET_ID,
 use cosfs::cos::config::TimeBudget;
 use cosfs::cos::credentials::InstanceRoleProvider;
 use cosfs::cos::*;
+use cosfs::object::*;
 use cosfs::server::FaultConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,7 +149,11 @@ async fn retries_and_a_trickling_body_stay_inside_the_budget() {
     });
     let t = Instant::now();
     let err = c.head_object("k").await.unwrap_err();
-    assert_eq!(err.kind(), Some(cosfs::cos::ErrorKind::Throttled), "{err}");
+    assert_eq!(
+        err.kind(),
+        Some(cosfs::object::ErrorKind::Throttled),
+        "{err}"
+    );
     assert!(
         t.elapsed() < Duration::from_millis(1300),
         "{:?}",
@@ -163,7 +168,7 @@ async fn retries_and_a_trickling_body_stay_inside_the_budget() {
     });
     let t = Instant::now();
     let opts = GetOptions {
-        range: Some(cosfs::cos::ByteRange::new(0, 65536)),
+        range: Some(cosfs::object::ByteRange::new(0, 65536)),
         ..Default::default()
     };
     let r = match c.get_object("k", &opts).await {
@@ -376,7 +381,7 @@ async fn failed_multipart_upload_is_aborted_and_old_object_kept() {
     );
     assert_eq!(env.server.stats.get("AbortMultipartUpload"), 1);
     assert!(c
-        .list_multipart_uploads("", None, None)
+        .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under(""))
         .await
         .unwrap()
         .uploads

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use common::{get_all, pattern, Env, Mode};
 use cosfs::cos::*;
+use cosfs::object::*;
 use futures_util::{stream, StreamExt, TryStreamExt};
 
 macro_rules! both_modes {
@@ -334,7 +335,10 @@ async fn multipart_three_parts_short_last(env: Env) {
             .collect::<Vec<_>>(),
         sizes
     );
-    let uploads = c.list_multipart_uploads("mp/", None, None).await.unwrap();
+    let uploads = c
+        .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under("mp/"))
+        .await
+        .unwrap();
     assert_eq!(uploads.uploads.len(), 1);
     assert_eq!(uploads.uploads[0].key, key);
     assert_eq!(uploads.uploads[0].upload_id, id);
@@ -349,7 +353,7 @@ async fn multipart_three_parts_short_last(env: Env) {
     assert_eq!(head.user_meta.get("uid").map(String::as_str), Some("1000"));
     // The upload is gone once completed.
     assert!(c
-        .list_multipart_uploads("", None, None)
+        .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under(""))
         .await
         .unwrap()
         .uploads
@@ -450,9 +454,11 @@ async fn upload_part_copy_builds_object(env: Env) {
             "dst",
             &id,
             1,
-            "src",
-            Some(ByteRange::new(mib, 2 * mib + 5)),
-            Some(&put.etag),
+            &cosfs::object::CopySource {
+                key: "src",
+                range: Some(ByteRange::new(mib, 2 * mib + 5)),
+                if_match: Some(&put.etag),
+            },
         )
         .await
         .unwrap();
@@ -461,7 +467,16 @@ async fn upload_part_copy_builds_object(env: Env) {
         .await
         .unwrap();
     let err = c
-        .upload_part_copy("dst", &id, 3, "src", None, Some("ffff"))
+        .upload_part_copy(
+            "dst",
+            &id,
+            3,
+            &cosfs::object::CopySource {
+                key: "src",
+                range: None,
+                if_match: Some("ffff"),
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::PreconditionFailed), "{err}");
@@ -751,7 +766,18 @@ async fn appendable_objects_follow_cos_rules(env: Env) {
     let copy = c.copy_object("log", "log2", &CopyOptions::default()).await;
     assert_eq!(code_of(copy).0, 400);
     let id = c.initiate_multipart("log3", &opts).await.unwrap();
-    let part = c.upload_part_copy("log3", &id, 1, "log", None, None).await;
+    let part = c
+        .upload_part_copy(
+            "log3",
+            &id,
+            1,
+            &cosfs::object::CopySource {
+                key: "log",
+                range: None,
+                if_match: None,
+            },
+        )
+        .await;
     assert_eq!(code_of(part).0, 400);
     c.abort_multipart("log3", &id).await.unwrap();
 

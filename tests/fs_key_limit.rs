@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::{Env, Mode};
-use cosfs::cos::{CosClient, ObjectStore, PutOptions};
+use cosfs::cos::CosClient;
 use cosfs::fs::error::FsError;
 use cosfs::fs::files::OpenFlags;
 use cosfs::fs::{CosFs, FsConfig};
+use cosfs::object::{ObjectStore, PutOptions};
 
 const ROOT: u64 = 1;
 

@@ -6,10 +6,10 @@ mod common;
 
 use bytes::Bytes;
 use common::{Env, Mode};
-use cosfs::cos::{ObjectStore, PutOptions};
 use cosfs::fs::attr::{AttrDefaults, AttrSource, FileKind};
 use cosfs::fs::error::FsError;
 use cosfs::fs::lookup::lookup;
+use cosfs::object::{ObjectStore, PutOptions};
 
 const D: AttrDefaults = AttrDefaults {
     uid: 1234,

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use common::pattern;
 use cosfs::fs::files::{OpenFlags, SetAttr};
 use cosfs::fs::{CosFs, FsConfig};
-use cosfs::store::faulty::{Faults, FaultyStore};
-use cosfs::store::LocalStore;
+use cosfs::local::LocalStore;
+use cosfs::object::faulty::{Faults, FaultyStore};
 use proptest::prelude::*;
 
 const ROOT: u64 = 1;
@@ -290,12 +290,12 @@ fn reference(root: &Path, op: &Op) -> Outcome {
 
 /// What the kernel does before it calls the filesystem: path walks and the checks the VFS
 /// makes itself.
-struct Vfs<'a, S: cosfs::cos::ObjectStore + ?Sized> {
+struct Vfs<'a, S: cosfs::object::ObjectStore + ?Sized> {
     fs: &'a CosFs<S>,
     pid: u32,
 }
 
-impl<S: cosfs::cos::ObjectStore + ?Sized> Vfs<'_, S> {
+impl<S: cosfs::object::ObjectStore + ?Sized> Vfs<'_, S> {
     /// The directory holding `path` and the last name, following symlinks on the way as
     /// the kernel does (relative targets; 40 hops at most, then ELOOP).
     async fn parent(&self, path: &str) -> Result<(u64, String), i32> {
@@ -675,7 +675,7 @@ fn reference_tree(root: &Path) -> BTreeMap<String, Seen> {
     out
 }
 
-async fn fs_tree<S: cosfs::cos::ObjectStore + ?Sized>(fs: &CosFs<S>) -> BTreeMap<String, Seen> {
+async fn fs_tree<S: cosfs::object::ObjectStore + ?Sized>(fs: &CosFs<S>) -> BTreeMap<String, Seen> {
     use cosfs::fs::attr::FileKind;
     let mut out = BTreeMap::new();
     let mut stack = vec![(ROOT, String::new())];

@@ -11,9 +11,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{client_config, client_with, get_all, pattern, Env, Mode, SECRET_KEY};
-use cosfs::cos::{ListRequest, ObjectStore, PutOptions};
 use cosfs::fs::files::{OpenFlags, SetAttr};
 use cosfs::fs::{CosFs, FsConfig};
+use cosfs::object::{ListRequest, ObjectStore, PutOptions};
 
 const MIB: u64 = 1 << 20;
 
@@ -132,7 +132,7 @@ async fn random_overwrites_keep_the_old_object_until_the_commit() {
     }
     let uploads = env
         .client
-        .list_multipart_uploads("", None, None)
+        .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under(""))
         .await
         .unwrap();
     assert!(

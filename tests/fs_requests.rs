@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::{pattern, BUCKET};
-use cosfs::cos::{ObjectStore, PutOptions};
 use cosfs::fs::files::OpenFlags;
 use cosfs::fs::{CosFs, FsConfig};
-use cosfs::store::faulty::{Faults, FaultyStore};
-use cosfs::store::LocalStore;
+use cosfs::local::LocalStore;
+use cosfs::object::faulty::{Faults, FaultyStore};
+use cosfs::object::{ObjectStore, PutOptions};
 
 const ROOT: u64 = 1;
 const MIB: usize = 1 << 20;
@@ -416,7 +416,7 @@ async fn list_to_end(w: &World, ino: u64) -> Vec<String> {
 }
 
 async fn keys_under(w: &World, prefix: &str) -> Vec<String> {
-    let req = cosfs::cos::ListRequest {
+    let req = cosfs::object::ListRequest {
         prefix: prefix.to_string(),
         max_keys: 1000,
         ..Default::default()

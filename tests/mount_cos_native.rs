@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::mount::{close, Backend, Mounted};
 use common::posix::{body, cpath, errno, get_xattr, head, meta, set_xattr};
-use cosfs::cos::{ObjectStore, PutOptions};
+use cosfs::object::{ObjectStore, PutOptions};
 use cosfs::server::FaultConfig;
 
 /// An appendable object made the way another COS client makes one.

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::mount::{Backend, Mounted};
-use cosfs::cos::PutOptions;
+use cosfs::object::PutOptions;
 
 fn meta(pairs: &[(&str, String)]) -> PutOptions {
     PutOptions {

@@ -11,7 +11,7 @@ use common::mount::Mounted;
 use common::{
     client_config, client_with, get_all, pattern, start_server, Mode, BUCKET, SECRET_KEY,
 };
-use cosfs::cos::{ObjectStore, PutOptions};
+use cosfs::object::{ObjectStore, PutOptions};
 
 #[test]
 fn a_local_store_mount_round_trips_with_cosfs_serve() {

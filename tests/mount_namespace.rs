@@ -8,7 +8,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
 use common::mount::{Backend, Mounted};
-use cosfs::cos::PutOptions;
+use cosfs::object::PutOptions;
 
 fn names(dir: &std::path::Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
@@ -214,7 +214,7 @@ fn big_directory_lists_with_one_pipelined_head_per_entry() {
     let b = Backend::start();
     let n = 2500;
     b.block_on(async {
-        use cosfs::cos::ObjectStore;
+        use cosfs::object::ObjectStore;
         use futures_util::StreamExt;
         futures_util::stream::iter(0..n)
             .map(|i| {

@@ -111,7 +111,7 @@ fn deleted_object_is_enoent_after_the_ttl() {
     let m = Mounted::start(&b, &["--metadata-ttl", "0.3"]);
     assert_eq!(std::fs::read_to_string(m.p("gone.txt")).unwrap(), "here\n");
     b.block_on(async {
-        use cosfs::cos::ObjectStore;
+        use cosfs::object::ObjectStore;
         b.client.delete_object("gone.txt").await.unwrap()
     });
     std::thread::sleep(Duration::from_millis(500));

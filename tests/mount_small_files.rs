@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cosfs::cos::ObjectStore;
+use cosfs::object::ObjectStore;
 use cosfs::server::FaultConfig;
 
 use common::mount::{Backend, Mounted};

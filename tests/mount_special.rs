@@ -12,13 +12,13 @@ use std::path::Path;
 use std::process::Command;
 
 use common::mount::{Backend, Mounted};
-use cosfs::cos::{ObjectStore, PutOptions};
+use cosfs::object::{ObjectStore, PutOptions};
 
 fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap()
 }
 
-fn head(b: &Backend, key: &str) -> cosfs::cos::ObjectMeta {
+fn head(b: &Backend, key: &str) -> cosfs::object::ObjectMeta {
     b.block_on(b.client.head_object(key))
         .unwrap_or_else(|e| panic!("HEAD {key}: {e}"))
 }

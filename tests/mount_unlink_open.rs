@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::mount::{no_uploads_left, Backend, Mounted};
 use common::{get_all, pattern};
-use cosfs::cos::ObjectStore;
+use cosfs::object::ObjectStore;
 
 fn exists(b: &Backend, key: &str) -> bool {
     match b.block_on(b.client.head_object(key)) {

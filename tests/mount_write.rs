@@ -14,13 +14,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::mount::{close, drop_kernel_caches, no_uploads_left, Backend, Mounted};
 use common::pattern;
 use common::posix::{body, cpath, errno, get_xattr, head, meta, set_xattr};
-use cosfs::cos::{ObjectStore, PutOptions};
+use cosfs::object::{ObjectStore, PutOptions};
 use cosfs::server::FaultConfig;
 
 const MIB: usize = 1024 * 1024;
 
 fn keys(b: &Backend, prefix: &str) -> Vec<String> {
-    let req = cosfs::cos::ListRequest {
+    let req = cosfs::object::ListRequest {
         prefix: prefix.into(),
         ..Default::default()
     };

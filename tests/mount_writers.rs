@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::mount::{force_unmount, mount_command, no_uploads_left, Backend, Mounted};
 use common::serve::ServeProcess;
 use common::{get_all, pattern, BUCKET};
-use cosfs::cos::ObjectStore;
+use cosfs::object::ObjectStore;
 use cosfs::server::FaultConfig;
 
 const MIB: usize = 1 << 20;
@@ -193,7 +193,7 @@ fn a_server_gone_for_ten_seconds_mid_upload_delays_it_without_failing_it() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     assert_eq!(rt.block_on(get_all(&client, "big"))[..], data[..]);
     let left = rt
-        .block_on(client.list_multipart_uploads("", None, None))
+        .block_on(client.list_multipart_uploads(&cosfs::object::ListUploadsRequest::under("")))
         .unwrap();
     assert!(left.uploads.is_empty(), "{:?}", left.uploads);
     // SAFETY: signalling our own child.
@@ -221,10 +221,13 @@ fn the_uploads_a_killed_mount_left_are_aborted_by_the_next_mount() {
     std::fs::write(&src, pattern(30 * MIB, 2)).unwrap();
     let writers: Vec<Child> = ["big", "new"].iter().map(|k| dd(&src, &m.p(k))).collect();
     eventually(20, "both uploads under way", || {
-        b.block_on(b.client.list_multipart_uploads("", None, None))
-            .unwrap()
-            .uploads
-            .len()
+        b.block_on(
+            b.client
+                .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under("")),
+        )
+        .unwrap()
+        .uploads
+        .len()
             >= 2
     });
     // SAFETY: signalling the mount process.
@@ -235,10 +238,13 @@ fn the_uploads_a_killed_mount_left_are_aborted_by_the_next_mount() {
     force_unmount(&m.path);
     b.server.faults.set(FaultConfig::default());
     assert_eq!(
-        b.block_on(b.client.list_multipart_uploads("", None, None))
-            .unwrap()
-            .uploads
-            .len(),
+        b.block_on(
+            b.client
+                .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under(""))
+        )
+        .unwrap()
+        .uploads
+        .len(),
         2,
         "the killed mount left its uploads"
     );
@@ -258,7 +264,7 @@ fn keys_under(b: &Backend, prefix: &str) -> Vec<String> {
     let mut marker = None;
     loop {
         let page = b
-            .block_on(b.client.list_objects(&cosfs::cos::ListRequest {
+            .block_on(b.client.list_objects(&cosfs::object::ListRequest {
                 prefix: prefix.into(),
                 marker: marker.clone(),
                 ..Default::default()

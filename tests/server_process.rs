@@ -10,6 +10,7 @@ use bytes::Bytes;
 use common::serve::ServeProcess;
 use common::{client_config, get_all, pattern, BUCKET};
 use cosfs::cos::*;
+use cosfs::object::*;
 
 /// An anonymous server on a free port, with `extra` flags.
 fn start(root: &std::path::Path, extra: &[&str]) -> ServeProcess {
@@ -67,7 +68,10 @@ async fn objects_and_uploads_survive_restart() {
             .unwrap(),
         "33188"
     );
-    let ups = c.list_multipart_uploads("", None, None).await.unwrap();
+    let ups = c
+        .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under(""))
+        .await
+        .unwrap();
     assert_eq!(ups.uploads.len(), 1);
     assert_eq!(ups.uploads[0].upload_id, upload_id);
     let parts = c.list_parts("pending", &upload_id, None).await.unwrap();

@@ -11,18 +11,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{client_config, client_with, pattern, start_server, Mode, BUCKET, SECRET_KEY};
-use cosfs::cos::{
+use cosfs::local::LocalStore;
+use cosfs::object::faulty::{Faults, FaultyStore};
+use cosfs::object::{
     ByteRange, CopyOptions, CosResult, GetOptions, ListRequest, MetadataDirective, ObjectStore,
     PutOptions, UploadedPart,
 };
-use cosfs::store::faulty::{Faults, FaultyStore};
-use cosfs::store::LocalStore;
 
 fn line<T>(what: &str, r: CosResult<T>, show: impl FnOnce(T) -> String) -> String {
     match r {
         Ok(v) => format!("{what}: {}", show(v)),
         Err(e) => match e {
-            cosfs::cos::CosError::Service(s) => format!("{what}: ERR {} {}", s.status, s.code),
+            cosfs::object::CosError::Service(s) => format!("{what}: ERR {} {}", s.status, s.code),
             other => format!("{what}: ERR {other}"),
         },
     }
@@ -32,7 +32,7 @@ fn line<T>(what: &str, r: CosResult<T>, show: impl FnOnce(T) -> String) -> Strin
 fn clone_ok(r: &CosResult<UploadedPart>) -> CosResult<UploadedPart> {
     match r {
         Ok(p) => Ok(p.clone()),
-        Err(e) => Err(cosfs::cos::CosError::InvalidResponse(e.to_string())),
+        Err(e) => Err(cosfs::object::CosError::InvalidResponse(e.to_string())),
     }
 }
 
@@ -226,15 +226,33 @@ async fn script(s: &dyn ObjectStore) -> Vec<String> {
         .await;
     out.push(line("part 2 (small)", clone_ok(&p2), |p| p.etag));
     let p3 = s
-        .upload_part_copy("big", &id, 3, "a2.txt", Some(ByteRange::new(0, 5)), None)
+        .upload_part_copy(
+            "big",
+            &id,
+            3,
+            &cosfs::object::CopySource {
+                key: "a2.txt",
+                range: Some(ByteRange::new(0, 5)),
+                if_match: None,
+            },
+        )
         .await;
     out.push(line("part 3 (copy of 5 bytes)", clone_ok(&p3), |p| {
         format!("{} {:?}", p.etag, p.crc64)
     }));
     out.push(line(
         "part copy past the source",
-        s.upload_part_copy("big", &id, 4, "a2.txt", Some(ByteRange::new(0, 50)), None)
-            .await,
+        s.upload_part_copy(
+            "big",
+            &id,
+            4,
+            &cosfs::object::CopySource {
+                key: "a2.txt",
+                range: Some(ByteRange::new(0, 50)),
+                if_match: None,
+            },
+        )
+        .await,
         |p| p.etag,
     ));
     out.push(line(
@@ -281,7 +299,8 @@ async fn script(s: &dyn ObjectStore) -> Vec<String> {
     ));
     out.push(line(
         "list uploads",
-        s.list_multipart_uploads("", None, None).await,
+        s.list_multipart_uploads(&cosfs::object::ListUploadsRequest::under(""))
+            .await,
         |l| {
             let keys: Vec<_> = l.uploads.iter().map(|u| &u.key).collect();
             format!("{keys:?} {}", l.is_truncated)
@@ -460,7 +479,7 @@ async fn faulty_store_injects_and_counts() {
         ..Default::default()
     });
     let e = s.head_object("k").await.unwrap_err();
-    assert!(matches!(e, cosfs::cos::CosError::Timeout(_)), "{e}");
+    assert!(matches!(e, cosfs::object::CosError::Timeout(_)), "{e}");
     assert_eq!(s.count("PutObject"), 2);
     assert_eq!(s.count("GetObject"), 2);
     assert_eq!(s.count("HeadObject"), 1);

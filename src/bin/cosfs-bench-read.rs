@@ -15,6 +15,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use cosfs::cos::*;
+use cosfs::object::*;
 use futures_util::{stream, StreamExt};
 
 #[derive(Parser)]

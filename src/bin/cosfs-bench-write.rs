@@ -13,6 +13,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use cosfs::cos::*;
+use cosfs::object::*;
 use futures_util::{stream, StreamExt, TryStreamExt};
 
 #[derive(Parser)]
@@ -138,7 +139,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let id = c.initiate_multipart(key, &PutOptions::default()).await?;
             let r = ByteRange::new(0, m.size);
             let p1 = c
-                .upload_part_copy(key, &id, 1, key, Some(r), Some(&m.etag))
+                .upload_part_copy(
+                    key,
+                    &id,
+                    1,
+                    &CopySource {
+                        key,
+                        range: Some(r),
+                        if_match: Some(&m.etag),
+                    },
+                )
                 .await?;
             let p2 = c.upload_part(key, &id, 2, data(*bytes)).await?;
             c.complete_multipart(key, &id, &[p1, p2]).await?;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use clap::Parser;
 use cosfs::cos::*;
+use cosfs::object::*;
 use futures_util::{stream, StreamExt, TryStreamExt};
 
 #[derive(Parser)]

@@ -20,8 +20,9 @@ use bytes::Bytes;
 use clap::Args;
 
 use super::diagnose::{self, Target};
-use crate::cos::{
-    CosClient, CosError, ErrorKind, GetOptions, ListRequest, ObjectStore, PutOptions,
+use crate::cos::CosClient;
+use crate::object::{
+    CosError, ErrorKind, GetOptions, ListRequest, ListUploadsRequest, ObjectStore, PutOptions,
 };
 
 #[derive(Debug, Args)]
@@ -343,12 +344,9 @@ async fn stale_uploads(client: &CosClient, prefix: &str, abort: bool, r: &mut Re
     let day_ago = SystemTime::now() - Duration::from_secs(24 * 3600);
     let mut stale = Vec::new();
     let mut total = 0usize;
-    let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+    let mut req = ListUploadsRequest::under(prefix);
     loop {
-        let page = match client
-            .list_multipart_uploads(prefix, key_marker.as_deref(), id_marker.as_deref())
-            .await
-        {
+        let page = match client.list_multipart_uploads(&req).await {
             Ok(p) => p,
             Err(e) => {
                 return r.warn(
@@ -366,8 +364,8 @@ async fn stale_uploads(client: &CosClient, prefix: &str, abort: bool, r: &mut Re
         );
         match (page.next_key_marker, page.next_upload_id_marker) {
             (Some(k), i) if page.is_truncated => {
-                key_marker = Some(k);
-                id_marker = i;
+                req.key_marker = Some(k);
+                req.upload_id_marker = i;
             }
             _ => break,
         }

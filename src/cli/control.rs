@@ -16,8 +16,9 @@ use clap::Args;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::cos::{CosClient, ObjectStore};
+use crate::cos::CosClient;
 use crate::fs::CosFs;
+use crate::object::ObjectStore;
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {

@@ -7,7 +7,7 @@
 //! an answer, and whether the answer came from COS at all (an `<Error>` body or a request id:
 //! a web server that is not COS has neither).
 
-use crate::cos::{CosError, ErrorKind};
+use crate::object::{CosError, ErrorKind};
 
 /// What went wrong and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]

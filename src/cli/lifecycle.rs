@@ -19,8 +19,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::logging::LogFile;
 use super::mount_kernel::{unmount, Unmounted};
 use super::notify::notify;
-use crate::cos::ObjectStore;
 use crate::fs::CosFs;
+use crate::object::ObjectStore;
 
 pub(crate) struct Running {
     pub fs: Arc<CosFs<dyn ObjectStore>>,

@@ -15,8 +15,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 
 use crate::cos::stats::LATENCY_BUCKETS;
-use crate::cos::{CosClient, ObjectStore};
+use crate::cos::CosClient;
 use crate::fs::CosFs;
+use crate::object::ObjectStore;
 
 /// The exposition text of a mount now.
 pub fn render(client: Option<&CosClient>, fs: &CosFs<dyn ObjectStore>, started: Instant) -> String {

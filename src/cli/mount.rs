@@ -18,9 +18,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cos::ObjectStore;
 use crate::fs::CosFs;
 use crate::fuse::FuseAdapter;
+use crate::object::ObjectStore;
 
 use super::daemon::daemonise;
 use super::mount_args::{prepare, MountArgs, Prepared, UnmountArgs};

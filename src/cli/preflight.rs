@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::cos::{CosClient, ListRequest, ObjectStore};
-use crate::store::LocalStore;
+use crate::cos::CosClient;
+use crate::local::LocalStore;
+use crate::object::{ListRequest, ObjectStore};
 
 use super::mount_args::{Backend, Prepared};
 

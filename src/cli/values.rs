@@ -216,12 +216,12 @@ pub fn part_size(s: &str) -> Result<u64, String> {
 /// `--storage-class`: one of COS's classes, any case (sent upper-case).
 pub fn storage_class(s: &str) -> Result<String, String> {
     let c = s.trim().to_ascii_uppercase();
-    if crate::cos::STORAGE_CLASSES.contains(&c.as_str()) {
+    if crate::object::STORAGE_CLASSES.contains(&c.as_str()) {
         Ok(c)
     } else {
         Err(format!(
             "{s:?} is not a COS storage class (one of {})",
-            crate::cos::STORAGE_CLASSES.join(", ")
+            crate::object::STORAGE_CLASSES.join(", ")
         ))
     }
 }

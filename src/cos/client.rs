@@ -32,11 +32,12 @@ use http_body_util::Full;
 use super::config::{Addressing, ClientConfig};
 use super::credentials::CredentialProvider;
 use super::encode::{encode_path, encode_strict};
-use super::error::{parse_error_body, CosError, CosResult, ErrorKind, ServiceError};
+use super::error::parse_error_body;
 use super::parse;
 use super::sign::{authorization, sign, SignInput};
 use super::stats::Outcome;
 use super::transport::{AttemptLimits, Response, Transport};
+use crate::object::{CosError, CosResult, ErrorKind, ServiceError};
 
 /// One logical request; `call` may send it several times.
 #[derive(Debug, Clone)]

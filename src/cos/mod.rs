@@ -1,5 +1,5 @@
-//! The COS object client: the `ObjectStore` trait and its HTTP implementation (`CosClient`),
-//! signing, credentials, XML parsing, errors and retries. Knows nothing of files or inodes.
+//! The COS HTTP client: `CosClient`, the object layer's `ObjectStore` over COS's XML API, with
+//! signing, credentials, XML parsing and retries. Knows nothing of files or inodes.
 
 pub mod client;
 pub mod config;
@@ -11,12 +11,10 @@ mod ops;
 pub mod parse;
 pub mod sign;
 pub mod stats;
-pub mod store;
 pub mod transport;
 pub mod upload;
 
 pub use client::CosClient;
 pub use config::{Addressing, ClientConfig, Endpoint, RetryConfig};
 pub use credentials::{CredentialProvider, Credentials, StaticProvider};
-pub use error::{CosError, CosResult, ErrorKind, ServiceError};
-pub use store::*;
+pub use error::CredentialsError;

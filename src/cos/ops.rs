@@ -12,10 +12,10 @@ use futures_util::StreamExt;
 use http::Method;
 
 use super::client::{CosClient, Request};
-use super::error::{CosError, CosResult, ErrorKind};
 use super::integrity::{content_md5, crc64, crc64_combine, Crc64Digest};
 use super::parse::{self, META_PREFIX};
-use super::store::*;
+use crate::object::*;
+use crate::object::{CosError, CosResult, ErrorKind};
 use crate::xml::escape;
 
 fn check_crc(what: &str, ours: u64, theirs: Option<u64>) -> CosResult<()> {
@@ -329,18 +329,17 @@ impl ObjectStore for CosClient {
         key: &str,
         upload_id: &str,
         part_number: u32,
-        source_key: &str,
-        range: Option<ByteRange>,
-        source_if_match: Option<&str>,
+        source: &CopySource<'_>,
     ) -> CosResult<UploadedPart> {
+        let range = source.range;
         let mut req = Request::new(Method::PUT, Some(key))
             .param("partNumber", part_number.to_string())
             .param("uploadId", upload_id)
-            .header("x-cos-copy-source", self.copy_source(source_key));
+            .header("x-cos-copy-source", self.copy_source(source.key));
         if let Some(r) = range {
             req = req.header("x-cos-copy-source-range", r.header());
         }
-        if let Some(e) = source_if_match {
+        if let Some(e) = source.if_match {
             req = req.header("x-cos-copy-source-if-match", format!("\"{e}\""));
         }
         match range.and_then(|r| r.end.map(|e| e - r.start)) {
@@ -443,22 +442,17 @@ impl ObjectStore for CosClient {
         parse::list_parts(&body)
     }
 
-    async fn list_multipart_uploads(
-        &self,
-        prefix: &str,
-        key_marker: Option<&str>,
-        upload_id_marker: Option<&str>,
-    ) -> CosResult<ListUploadsPage> {
+    async fn list_multipart_uploads(&self, lr: &ListUploadsRequest) -> CosResult<ListUploadsPage> {
         let mut req = Request::new(Method::GET, None)
             .param("uploads", "")
             .param("encoding-type", "url");
-        if !prefix.is_empty() {
-            req = req.param("prefix", prefix);
+        if !lr.prefix.is_empty() {
+            req = req.param("prefix", lr.prefix.as_str());
         }
-        if let Some(m) = key_marker {
-            req = req.param("key-marker", m);
+        if let Some(m) = &lr.key_marker {
+            req = req.param("key-marker", m.as_str());
         }
-        if let Some(m) = upload_id_marker {
+        if let Some(m) = &lr.upload_id_marker {
             req = req.param("upload-id-marker", m);
         }
         let (_, body) = self.call_read(req).await?;

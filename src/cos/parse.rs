@@ -6,12 +6,12 @@ use std::time::SystemTime;
 use http::HeaderMap;
 
 use super::encode::decode;
-use super::error::{CosError, CosResult};
-use super::store::*;
+use crate::object::*;
+use crate::object::{CosError, CosResult};
 use crate::timefmt::parse_iso8601;
 use crate::xml::{self, unquote_etag, Element};
 
-pub use super::store::META_PREFIX;
+pub use crate::object::META_PREFIX;
 
 pub fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())

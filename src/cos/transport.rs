@@ -19,7 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
-use super::error::{CosError, CosResult};
+use crate::object::{CosError, CosResult};
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 

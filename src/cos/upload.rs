@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
 
-use super::error::CosResult;
-use super::store::{CompleteResult, ObjectStore, PutOptions, UploadedPart};
+use crate::object::{
+    CompleteResult, CosResult, ListUploadsRequest, ObjectStore, PutOptions, UploadedPart,
+};
 
 /// Upload `body` as `key` in parts of `part_size` with `concurrency` parts in flight.
 /// On error the upload is aborted (best effort) and the first error is returned; an existing
@@ -91,11 +92,9 @@ pub async fn abort_left_uploads<S: ObjectStore + ?Sized>(
         )
     });
     let mut aborted = 0;
-    let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+    let mut req = ListUploadsRequest::under(key);
     loop {
-        let page = store
-            .list_multipart_uploads(key, key_marker.as_deref(), id_marker.as_deref())
-            .await?;
+        let page = store.list_multipart_uploads(&req).await?;
         for u in page.uploads.iter().filter(|u| u.key == key) {
             if Some(u.upload_id.as_str()) == left.keep {
                 continue;
@@ -123,9 +122,9 @@ pub async fn abort_left_uploads<S: ObjectStore + ?Sized>(
         if !page.is_truncated {
             return Ok(aborted);
         }
-        key_marker = page.next_key_marker;
-        id_marker = page.next_upload_id_marker;
-        if key_marker.as_deref().is_some_and(|k| k > key) {
+        req.key_marker = page.next_key_marker;
+        req.upload_id_marker = page.next_upload_id_marker;
+        if req.key_marker.as_deref().is_some_and(|k| k > key) {
             return Ok(aborted);
         }
     }

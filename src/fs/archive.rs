@@ -13,7 +13,7 @@
 //! - Neither name is stored or listed: they are views of COS state, like
 //!   `user.cos.storage_class`.
 
-use crate::cos::{ObjectMeta, ObjectStore, RestoreStatus, RESTORE_TIERS};
+use crate::object::{ObjectMeta, ObjectStore, RestoreStatus, RESTORE_TIERS};
 
 use super::attr::FileKind;
 use super::core::CosFs;

@@ -27,7 +27,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::cos::{ListEntry, ObjectMeta, UserMeta};
+use crate::object::{ListEntry, ObjectMeta, UserMeta};
 
 pub const S_IFMT: u32 = 0o170_000;
 pub const S_IFDIR: u32 = 0o040_000;
@@ -412,7 +412,7 @@ pub fn from_listing(e: &ListEntry, d: &AttrDefaults) -> PosixAttr {
         archived: e
             .storage_class
             .as_deref()
-            .is_some_and(crate::cos::is_archive_class),
+            .is_some_and(crate::object::is_archive_class),
         appendable: false,
     }
 }

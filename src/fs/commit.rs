@@ -18,7 +18,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::cos::ObjectStore;
+use crate::object::ObjectStore;
 
 use super::caller::{killed_by, process_of};
 use super::core::{CosFs, FileHandle, SharedWriter};

@@ -11,7 +11,7 @@
 //!   is `application/octet-stream`. `--content-type TYPE` gives every new file TYPE.
 //!   Symlinks, special files and directory markers keep their own fixed types.
 
-use crate::cos::{ObjectMeta, StandardHeaders};
+use crate::object::{ObjectMeta, StandardHeaders};
 
 /// What COS calls an object of unknown type.
 pub const OCTET_STREAM: &str = "application/octet-stream";

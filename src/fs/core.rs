@@ -24,12 +24,11 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::cos::ObjectStore;
+use crate::object::ObjectStore;
 
 use super::attr::{self, AttrDefaults, FileKind, PosixAttr};
 use super::cache::BlockCache;
 use super::content_type::ContentTypeRule;
-use super::deferred_deletes::DeferredDeletes;
 use super::dir::DirStream;
 use super::dir_handle::DirHandle;
 use super::dir_meta::{MetaStage, StageConfig};
@@ -45,6 +44,7 @@ use super::symlink;
 use super::timeouts::TimedOutNames;
 use super::upload_journal::{Leftovers, UploadJournal};
 use super::write::{CacheDir, FileWriter, WriteCtx};
+use crate::object::DeferredDeletes;
 
 /// What the fs core needs to know about a mount.
 #[derive(Debug, Clone)]

@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::cos::{ListRequest, ObjectStore};
+use crate::object::{ListRequest, ObjectStore};
 
 use super::attr::PosixAttr;
 use super::dir_meta::{AbortOnDrop, EntryMeta, Listed, MetaStage};

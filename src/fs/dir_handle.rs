@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use crate::cos::ObjectStore;
+use crate::object::ObjectStore;
 
 use super::dir::DirStream;
 

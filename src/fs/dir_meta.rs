@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::cos::{ListEntry, ObjectStore};
+use crate::object::{ListEntry, ObjectStore};
 
 use super::attr::{self, AttrDefaults, AttrSource, FileKind, PosixAttr};
 use super::error::{FsError, FsResult};

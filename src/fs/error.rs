@@ -1,7 +1,7 @@
 //! Errors of the fs core and their errno: the one place where COS errors become errnos, each
 //! with the log level it deserves (an ENOENT on lookup is routine, a server failure is not).
 
-use crate::cos::{CosError, ErrorKind};
+use crate::object::{CosError, ErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
@@ -87,7 +87,7 @@ pub enum FsError {
     Io(i32),
     /// Deletes of entries unlinked under a directory failed: their keys are still on COS.
     #[error("{} unlinked entr(ies) could not be deleted from COS, e.g. {}: {}", .0.keys.len(), .0.keys[0], .0.first_error)]
-    DeletesFailed(super::deferred_deletes::FailedDeletes),
+    DeletesFailed(crate::object::deferred_deletes::FailedDeletes),
     #[error(transparent)]
     Cos(#[from] CosError),
 }

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::cos::{MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
+use crate::object::{MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
 
 use super::attr::{self, AttrSource, FileKind, PosixAttr};
 use super::caller::process_of;

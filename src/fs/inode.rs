@@ -55,12 +55,12 @@ pub struct Inode {
     /// A directory whose marker this mount wrote last: the headers it wrote besides cosfs's
     /// own (so a metadata change within the TTL rewrites it without a HEAD first). Cleared
     /// when attributes from COS replace the ones here.
-    pub own_marker: Option<Arc<crate::cos::UserMeta>>,
+    pub own_marker: Option<Arc<crate::object::UserMeta>>,
     /// An appendable object this mount appended to last: what it knows of it (length, ETag,
     /// CRC-64, headers), so the next open for writing within the TTL sends no HEAD. A stale
     /// length is safe: the APPEND is refused and looked into (`write::append`). Cleared like
     /// `own_marker`.
-    pub own_append: Option<Arc<crate::cos::ObjectMeta>>,
+    pub own_append: Option<Arc<crate::object::ObjectMeta>>,
 }
 
 impl Inode {

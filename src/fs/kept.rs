@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 
 use std::sync::Arc;
 
-use crate::cos::{GetOptions, ObjectStore};
+use crate::object::{GetOptions, ObjectStore};
 
 use super::error::{FsError, FsResult};
 use super::write::staging::{CacheDir, StagingFile};

@@ -7,7 +7,7 @@
 //! - Neither: ENOENT. Names that cannot exist (over 255 bytes, `.`/`..`, a key over COS's 850
 //!   bytes) fail before any request.
 
-use crate::cos::{ListRequest, ObjectStore};
+use crate::object::{ListRequest, ObjectStore};
 
 use super::attr::{self, AttrDefaults, PosixAttr};
 use super::error::{FsError, FsResult};

@@ -20,9 +20,9 @@ use std::collections::BTreeMap;
 use base64::Engine;
 
 use crate::cos::encode::{decode, encode_strict};
-use crate::cos::{
-    ByteRange, CopyOptions, CosResult, MetadataDirective, ObjectStore, PutOptions, UploadedPart,
-    UserMeta, USER_META_LIMIT,
+use crate::object::{
+    ByteRange, CopyOptions, CopySource, CosResult, MetadataDirective, ObjectStore, PutOptions,
+    UploadedPart, UserMeta, USER_META_LIMIT,
 };
 
 use super::attr::{to_user_meta, PosixAttr};
@@ -172,7 +172,16 @@ pub async fn copy_object<S: ObjectStore + ?Sized>(
         for i in 0..n {
             let r = ByteRange::new(i * each, ((i + 1) * each).min(size));
             let p = store
-                .upload_part_copy(dest, &id, i as u32 + 1, source, Some(r), Some(etag))
+                .upload_part_copy(
+                    dest,
+                    &id,
+                    i as u32 + 1,
+                    &CopySource {
+                        key: source,
+                        range: Some(r),
+                        if_match: Some(etag),
+                    },
+                )
                 .await?;
             parts.push(p);
         }

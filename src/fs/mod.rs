@@ -22,7 +22,6 @@
 //! - `content_type`: the body headers every copy keeps, and the Content-Type of a new file;
 //! - `archive`, `storage_class`: archived objects and their restore, and the storage class as
 //!   the xattr `user.cos.storage_class`;
-//! - `deferred_deletes`: unlink and rmdir queue their DELETE, sent in batches;
 //! - `write`: streaming uploads, staging files and rebuild plans of files being written;
 //! - `files`, `namespace`, `xattr_ops`: the file, namespace and xattr operations of `CosFs`;
 //! - `orphans`: files unlinked while open (their DELETE waits for the last close);
@@ -43,7 +42,6 @@ pub mod caller;
 pub mod commit;
 pub mod content_type;
 pub mod core;
-pub mod deferred_deletes;
 pub mod dir;
 pub mod dir_handle;
 pub mod dir_meta;

@@ -24,7 +24,7 @@
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 
-use crate::cos::{ErrorKind, ListRequest, MetadataDirective, ObjectStore, MAX_DELETE_KEYS};
+use crate::object::{ErrorKind, ListRequest, MetadataDirective, ObjectStore, MAX_DELETE_KEYS};
 
 use super::attr::{AttrSource, FileKind, PosixAttr, SET_GROUP_ID};
 use super::content_type::BodyHeaders;

@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use crate::cos::ObjectStore;
+use crate::object::ObjectStore;
 
 use super::core::{CosFs, LockedWriter};
 use super::inode::Inode;

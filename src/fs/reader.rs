@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use crate::cos::{ByteRange, CosError, GetOptions, ObjectStore};
+use crate::object::{ByteRange, CosError, GetOptions, ObjectStore};
 
 use super::cache::{self, BlockCache, BlockId, Lookup, Reservation, BLOCK_SIZE};
 use super::disk_cache::{ChunkSource, DiskCache, DiskRead, CHUNK};
@@ -801,7 +801,7 @@ impl Drop for Claims<'_> {
 }
 
 /// Why a failed GET fails the reader; a changed object is logged as such.
-fn read_failure(key: &str, e: &crate::cos::CosError) -> BlockFailure {
+fn read_failure(key: &str, e: &crate::object::CosError) -> BlockFailure {
     let why = BlockFailure::from_cos(e);
     if why == BlockFailure::Changed {
         tracing::warn!(%key, "object changed while open; the reader gets EIO (reopen to read the new version)");

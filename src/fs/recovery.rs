@@ -4,7 +4,7 @@
 //! in the background, after the mount is live (`CosFs::recover`); nothing waits for it, and a
 //! read-only mount changes nothing.
 
-use crate::cos::ObjectStore;
+use crate::object::ObjectStore;
 
 use super::core::CosFs;
 use super::rename_journal::{repair, Repair};

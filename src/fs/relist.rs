@@ -8,7 +8,7 @@
 //! names within the TTL. The listing's names join the known set only: no inode is made for
 //! them (a later lookup of one asks COS for its exact attributes as usual).
 
-use crate::cos::{ListRequest, ObjectStore};
+use crate::object::{ListRequest, ObjectStore};
 
 use super::core::CosFs;
 use super::error::FsResult;

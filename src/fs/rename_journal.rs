@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::cos::{
+use crate::object::{
     CosResult, GetOptions, ListEntry, ListRequest, MetadataDirective, ObjectStore, PutOptions,
     MAX_DELETE_KEYS,
 };
@@ -221,7 +221,7 @@ pub async fn delete_all<S: ObjectStore + ?Sized>(store: &S, keys: &[String]) -> 
     for chunk in keys.chunks(MAX_DELETE_KEYS) {
         let failed = store.delete_objects(chunk).await?;
         if let Some(f) = failed.first() {
-            return Err(crate::cos::CosError::service(
+            return Err(crate::object::CosError::service(
                 500, &f.code, &f.message, &f.key, "",
             ));
         }

@@ -10,7 +10,7 @@
 //! - Copies cosfs makes (rename, chmod and the like) keep the class; COS would otherwise make
 //!   the copy STANDARD.
 
-use crate::cos::{MetadataDirective, ObjectStore, PutOptions, STORAGE_CLASSES};
+use crate::object::{MetadataDirective, ObjectStore, PutOptions, STORAGE_CLASSES};
 
 use super::attr::FileKind;
 use super::core::CosFs;

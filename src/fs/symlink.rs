@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 
-use crate::cos::{GetOptions, ObjectStore};
+use crate::object::{GetOptions, ObjectStore};
 
 use super::error::{FsError, FsResult};
 
@@ -39,7 +39,7 @@ fn link_too_long(key: &str) -> FsError {
 /// ENAMETOOLONG, logged with its key).
 pub async fn read_link<S: ObjectStore + ?Sized>(store: &S, key: &str) -> FsResult<Bytes> {
     let opts = GetOptions {
-        range: Some(crate::cos::ByteRange::new(0, MAX_LINK + 1)),
+        range: Some(crate::object::ByteRange::new(0, MAX_LINK + 1)),
         ..Default::default()
     };
     match store.get_object(key, &opts).await {
@@ -51,7 +51,7 @@ pub async fn read_link<S: ObjectStore + ?Sized>(store: &S, key: &str) -> FsResul
             Ok(target)
         }
         // A zero-byte object has no range to serve.
-        Err(e) if e.kind() == Some(crate::cos::ErrorKind::InvalidRange) => Ok(Bytes::new()),
+        Err(e) if e.kind() == Some(crate::object::ErrorKind::InvalidRange) => Ok(Bytes::new()),
         Err(e) => Err(e.into()),
     }
 }

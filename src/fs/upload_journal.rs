@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cos::encode::{decode, encode_strict};
 use crate::cos::upload::{abort_left_uploads, LeftUploads};
-use crate::cos::{CosResult, ObjectStore, PutOptions};
+use crate::object::{CosResult, ObjectStore, PutOptions};
 use crate::private_dir::{temp_name, PrivateDir};
 
 /// How long after its `B` line an Initiate with no `U` line may have created an upload: its

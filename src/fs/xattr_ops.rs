@@ -9,7 +9,7 @@
 
 use std::time::SystemTime;
 
-use crate::cos::ObjectStore;
+use crate::object::ObjectStore;
 
 use super::archive::{RESTORE_STATUS_XATTR, RESTORE_XATTR};
 use super::core::CosFs;

@@ -10,9 +10,9 @@ use super::xmlout::{quoted, XmlOut};
 use super::State;
 use crate::cos::encode::encode_path;
 use crate::cos::integrity::content_md5;
-use crate::store::listing::{list, ListParams};
-use crate::store::ops;
-use crate::store::storage::Bucket;
+use crate::local::listing::{list, ListParams};
+use crate::local::ops;
+use crate::local::storage::Bucket;
 use crate::timefmt::format_iso8601;
 
 /// A listing's `max-keys` (at most 1000, the default; empty as if not sent).

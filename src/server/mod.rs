@@ -54,7 +54,7 @@ pub struct ServerConfig {
 pub const DEFAULT_REGION: &str = "ap-guangzhou";
 
 pub struct State {
-    storage: crate::store::storage::Storage,
+    storage: crate::local::storage::Storage,
     auth: AuthMode,
     spelling: header_case::HeaderSpelling,
     region: String,
@@ -91,7 +91,7 @@ impl Drop for RunningServer {
 
 /// Open the store, bind, and start serving in the background.
 pub async fn start(cfg: ServerConfig) -> std::io::Result<RunningServer> {
-    let storage = crate::store::storage::Storage::open(&cfg.root)?;
+    let storage = crate::local::storage::Storage::open(&cfg.root)?;
     for b in &cfg.buckets {
         if !crate::cos::config::valid_bucket_name(b) {
             return Err(std::io::Error::new(

@@ -17,8 +17,8 @@ use super::xmlout::XML_DECLARATION;
 use super::xmlout::{quoted, XmlOut};
 use super::State;
 use crate::cos::encode::encode_path;
-use crate::store::ops::{self, MAX_SINGLE_PUT};
-use crate::store::storage::{Bucket, StoredBlob, UploadRecord};
+use crate::local::ops::{self, MAX_SINGLE_PUT};
+use crate::local::storage::{Bucket, StoredBlob, UploadRecord};
 use crate::timefmt::format_iso8601;
 
 fn upload_of(bucket: &Bucket, ctx: &Ctx) -> Result<UploadRecord, StoreError> {

@@ -1,5 +1,5 @@
 //! Object operations of `cosfs serve`: PUT, GET (ranges, conditions), HEAD, DELETE, Copy; HTTP
-//! in front of `store::ops`.
+//! in front of `local::ops`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,9 +14,9 @@ use super::request::{empty, full, Body, Ctx, Resp, StoreError};
 use super::xmlout::{quoted, XmlOut};
 use super::State;
 use crate::cos::encode::decode;
-use crate::store::blob::{read_body, BlobWriter, StreamFaults};
-use crate::store::ops::{self, Conditions, Directive, MAX_SINGLE_PUT};
-use crate::store::storage::{Bucket, NewObjectHeaders, ObjectRecord, StandardHeaders, StoredBlob};
+use crate::local::blob::{read_body, BlobWriter, StreamFaults};
+use crate::local::ops::{self, Conditions, Directive, MAX_SINGLE_PUT};
+use crate::local::storage::{Bucket, NewObjectHeaders, ObjectRecord, StandardHeaders, StoredBlob};
 use crate::timefmt::format_iso8601;
 
 /// Content-Type, storage class and user metadata of a new object, from request headers.

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 
 use crate::cos::config::valid_bucket_name;
 use crate::cos::encode::decode;
-pub use crate::store::StoreError;
+pub use crate::local::StoreError;
 
 pub type Body = BoxBody<Bytes, io::Error>;
 pub type Resp = Response<Body>;

@@ -26,8 +26,8 @@ use hyper::body::Incoming;
 use super::request::{empty, xml_response, Ctx, Resp, StoreError};
 use super::xmlout::{quoted, XmlOut};
 use crate::cos::encode::encode_path;
-use crate::store::listing::{list, ListParams};
-use crate::store::storage::Bucket;
+use crate::local::listing::{list, ListParams};
+use crate::local::storage::Bucket;
 use crate::timefmt::format_iso8601;
 
 /// Parameters of the plain operations, and of the subresources this server implements.

@@ -110,7 +110,7 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 
 /// Read a whole object into memory.
 pub async fn get_all(c: &CosClient, key: &str) -> bytes::Bytes {
-    use cosfs::cos::{GetOptions, ObjectStore};
+    use cosfs::object::{GetOptions, ObjectStore};
     c.get_object(key, &GetOptions::default())
         .await
         .unwrap()

@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cosfs::cos::{CosClient, ObjectStore};
+use cosfs::cos::CosClient;
+use cosfs::object::ObjectStore;
 use cosfs::server::RunningServer;
 
 use super::{client_with, start_server, Mode, BUCKET, SECRET_ID, SECRET_KEY};
@@ -81,15 +82,20 @@ impl Backend {
             &*self.client,
             key,
             body,
-            &cosfs::cos::PutOptions::default(),
+            &cosfs::object::PutOptions::default(),
             8 * 1024 * 1024,
             4,
         ))
         .unwrap_or_else(|e| panic!("put {key}: {e}"));
     }
 
-    pub fn put_with(&self, key: &str, body: impl Into<bytes::Bytes>, opts: cosfs::cos::PutOptions) {
-        use cosfs::cos::ObjectStore;
+    pub fn put_with(
+        &self,
+        key: &str,
+        body: impl Into<bytes::Bytes>,
+        opts: cosfs::object::PutOptions,
+    ) {
+        use cosfs::object::ObjectStore;
         self.block_on(self.client.put_object(key, body.into(), &opts))
             .unwrap_or_else(|e| panic!("put {key}: {e}"));
     }
@@ -308,7 +314,10 @@ pub fn no_uploads_left(b: &Backend) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let page = b
-            .block_on(b.client.list_multipart_uploads("", None, None))
+            .block_on(
+                b.client
+                    .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under("")),
+            )
             .unwrap();
         if page.uploads.is_empty() {
             return;

@@ -6,7 +6,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use cosfs::cos::{ObjectMeta, ObjectStore};
+use cosfs::object::{ObjectMeta, ObjectStore};
 
 use super::get_all;
 use super::mount::Backend;

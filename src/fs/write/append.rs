@@ -21,10 +21,10 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::cos::{ErrorKind, ObjectMeta, ObjectStore, PutOptions};
 use crate::fs::error::{FsError, FsResult};
 use crate::fs::memory::{WriteCharge, WriteUseKind};
 use crate::fs::reader::ObjectReader;
+use crate::object::{ErrorKind, ObjectMeta, ObjectStore, PutOptions};
 
 use super::ctx::WriteCtx;
 
@@ -212,7 +212,7 @@ impl AppendTail {
                 Ok(r) => {
                     if let (Some(theirs), Some(want)) = (r.crc64, expected_crc) {
                         if position == self.committed && theirs != want {
-                            return Err(FsError::Cos(crate::cos::CosError::Integrity {
+                            return Err(FsError::Cos(crate::object::CosError::Integrity {
                                 what: format!("APPEND to {}", self.key),
                                 expected: want.to_string(),
                                 actual: theirs.to_string(),

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cos::ObjectStore;
 use crate::fs::upload_journal::UploadJournal;
+use crate::object::ObjectStore;
 
 /// Background retries after a failed abort, 2 s doubling to 64 s apart.
 const RETRIES: u32 = 6;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::cos::ObjectStore;
 use crate::fs::cache::BlockCache;
 use crate::fs::content_type::ContentTypeRule;
 use crate::fs::memory::MemoryBudget;
 use crate::fs::upload_journal::UploadJournal;
+use crate::object::ObjectStore;
 
 use super::staging::CacheDir;
 

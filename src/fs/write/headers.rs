@@ -12,7 +12,7 @@
 //! changed after the Initiate (`Stale`: one copy onto itself, guarded by the ETag, puts them
 //! right; a copy refused because another writer replaced the object leaves that object alone).
 
-use crate::cos::PutOptions;
+use crate::object::PutOptions;
 
 /// The headers of one publish.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use crate::cos::{PutOptions, UploadedPart};
+use crate::object::{PutOptions, UploadedPart};
 
 use super::parts::plan as plan_data;
 

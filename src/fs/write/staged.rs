@@ -10,10 +10,10 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_util::{stream, StreamExt, TryStreamExt};
 
-use crate::cos::{ByteRange, CosResult, ObjectStore, UploadedPart};
 use crate::fs::error::FsResult;
 use crate::fs::memory::{WriteCharge, WriteUseKind};
 use crate::fs::reader::ObjectReader;
+use crate::object::{ByteRange, CopySource, CosResult, ObjectStore, UploadedPart};
 
 use super::cleanup::abort_upload;
 use super::ctx::WriteCtx;
@@ -282,9 +282,11 @@ impl Staged {
                         key,
                         upload_id,
                         n,
-                        &base.key,
-                        Some(ByteRange::new(r.start, r.end)),
-                        Some(&base.etag),
+                        &CopySource {
+                            key: &base.key,
+                            range: Some(ByteRange::new(r.start, r.end)),
+                            if_match: Some(&base.etag),
+                        },
                     )
                     .await
             }

@@ -30,7 +30,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::cos::{CosError, CosResult, ObjectStore, PutOptions, UploadedPart};
+use crate::object::{CosError, CosResult, ObjectStore, PutOptions, UploadedPart};
 
 use super::super::memory::{MemoryBudget, WriteCharge, WriteUseKind};
 use super::super::upload_journal::UploadJournal;

@@ -29,12 +29,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::cos::{ErrorKind, MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
 use crate::fs::attr::PosixAttr;
 use crate::fs::content_type::BodyHeaders;
 use crate::fs::error::{FsError, FsResult};
 use crate::fs::meta;
 use crate::fs::reader::ObjectReader;
+use crate::object::{ErrorKind, MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
 
 use super::append::AppendTail;
 use super::cleanup::abort_upload;

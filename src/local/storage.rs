@@ -27,7 +27,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::cos::StandardHeaders;
+pub use crate::object::StandardHeaders;
 use sha1::{Digest, Sha1};
 
 /// What we know about one object (persisted as JSON).

@@ -1,14 +1,11 @@
-//! The object-store interface the filesystem is written against.
+//! What the object operations take and give: metadata, listings, byte ranges, the options of
+//! PUT, copy and multipart, their results, and COS's limits on them.
 //!
-//! `ObjectStore` is the set of COS operations cosfs needs, in COS terms (keys, ETags, parts),
-//! independent of HTTP. `CosClient` implements it over the XML API; tests can wrap or replace it
-//! (in-memory or fault-injecting stores). All keys are decoded UTF-8 object keys without a
-//! leading `/`. ETags are unquoted.
+//! All keys are decoded UTF-8 object keys without a leading `/`. ETags are unquoted.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
@@ -370,6 +367,44 @@ pub struct UploadInfo {
     pub initiated: Option<SystemTime>,
 }
 
+/// The source of Upload Part - Copy: an object of the same bucket, all of it or `range`,
+/// and only while its ETag is `if_match` when that is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopySource<'a> {
+    pub key: &'a str,
+    pub range: Option<ByteRange>,
+    pub if_match: Option<&'a str>,
+}
+
+impl<'a> CopySource<'a> {
+    /// The whole of `key`, unconditionally.
+    pub fn whole(key: &'a str) -> Self {
+        CopySource {
+            key,
+            range: None,
+            if_match: None,
+        }
+    }
+}
+
+/// One page of List Multipart Uploads: the uploads under `prefix`, after the markers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListUploadsRequest {
+    pub prefix: String,
+    pub key_marker: Option<String>,
+    pub upload_id_marker: Option<String>,
+}
+
+impl ListUploadsRequest {
+    /// The first page of the uploads under `prefix`.
+    pub fn under(prefix: &str) -> Self {
+        ListUploadsRequest {
+            prefix: prefix.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListUploadsPage {
     pub uploads: Vec<UploadInfo>,
@@ -428,79 +463,4 @@ pub fn check_delete_keys(keys: &[String]) -> CosResult<bool> {
         )));
     }
     Ok(!keys.is_empty())
-}
-
-#[async_trait]
-pub trait ObjectStore: Send + Sync + 'static {
-    /// HEAD Bucket: Ok if the bucket exists and we may use it.
-    async fn head_bucket(&self) -> CosResult<()>;
-    /// GET Bucket (one page).
-    async fn list_objects(&self, req: &ListRequest) -> CosResult<ListPage>;
-    async fn head_object(&self, key: &str) -> CosResult<ObjectMeta>;
-    async fn get_object(&self, key: &str, opts: &GetOptions) -> CosResult<GetObjectOutput>;
-    async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> CosResult<PutResult>;
-    /// APPEND Object: `body` after the first `position` bytes (the object's length; 0 creates
-    /// an appendable object with `opts`, which later appends ignore).
-    async fn append_object(
-        &self,
-        key: &str,
-        position: u64,
-        body: Bytes,
-        opts: &PutOptions,
-    ) -> CosResult<AppendResult>;
-    /// POST Object restore of an archived object: a copy readable for `days`, at `tier`.
-    async fn restore_object(&self, key: &str, days: u32, tier: &str) -> CosResult<()>;
-    /// PUT Object - Copy from `source_key` of the same bucket.
-    async fn copy_object(
-        &self,
-        source_key: &str,
-        dest_key: &str,
-        opts: &CopyOptions,
-    ) -> CosResult<CopyResult>;
-    /// DELETE Object (success also when the key did not exist).
-    async fn delete_object(&self, key: &str) -> CosResult<()>;
-    /// DELETE Multiple (Quiet): at most 1000 keys; returns the keys that failed.
-    async fn delete_objects(&self, keys: &[String]) -> CosResult<Vec<DeleteFailure>>;
-    async fn initiate_multipart(&self, key: &str, opts: &PutOptions) -> CosResult<String>;
-    async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        body: Bytes,
-    ) -> CosResult<UploadedPart>;
-    /// Upload Part - Copy: `range` of `source_key` (whole object if `None`) becomes a part.
-    async fn upload_part_copy(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        source_key: &str,
-        range: Option<ByteRange>,
-        source_if_match: Option<&str>,
-    ) -> CosResult<UploadedPart>;
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[UploadedPart],
-    ) -> CosResult<CompleteResult>;
-    async fn abort_multipart(&self, key: &str, upload_id: &str) -> CosResult<()>;
-    async fn list_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number_marker: Option<u32>,
-    ) -> CosResult<ListPartsPage>;
-    async fn list_multipart_uploads(
-        &self,
-        prefix: &str,
-        key_marker: Option<&str>,
-        upload_id_marker: Option<&str>,
-    ) -> CosResult<ListUploadsPage>;
-    /// The server's clock minus ours, in seconds, as far as the store knows (for reading
-    /// times COS wrote, such as when an upload was initiated).
-    fn clock_offset_secs(&self) -> i64 {
-        0
-    }
 }

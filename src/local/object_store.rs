@@ -23,12 +23,12 @@ use super::listing::{list, ListParams};
 use super::ops::{self, Conditions, Directive};
 use super::storage::{Bucket, NewObjectHeaders, ObjectRecord, Storage, StoredBlob};
 use super::StoreError;
-use crate::cos::store::{check_delete_keys, check_put_options};
-use crate::cos::{
-    AppendResult, ByteRange, CompleteResult, CopyOptions, CopyResult, CosError, CosResult,
+use crate::object::{check_delete_keys, check_put_options};
+use crate::object::{
+    AppendResult, CompleteResult, CopyOptions, CopyResult, CopySource, CosError, CosResult,
     DeleteFailure, GetObjectOutput, GetOptions, ListEntry, ListPage, ListPartsPage, ListRequest,
-    ListUploadsPage, MetadataDirective, ObjectMeta, ObjectStore, PartInfo, PutOptions, PutResult,
-    UploadInfo, UploadedPart,
+    ListUploadsPage, ListUploadsRequest, MetadataDirective, ObjectMeta, ObjectStore, PartInfo,
+    PutOptions, PutResult, UploadInfo, UploadedPart,
 };
 
 pub struct LocalStore {
@@ -337,15 +337,14 @@ impl ObjectStore for LocalStore {
         key: &str,
         upload_id: &str,
         part_number: u32,
-        source_key: &str,
-        range: Option<ByteRange>,
-        source_if_match: Option<&str>,
+        source: &CopySource<'_>,
     ) -> CosResult<UploadedPart> {
+        let (source_key, range) = (source.key, source.range);
         let fail = |e| service_error(e, key);
         let n = ops::part_number(Some(part_number)).map_err(fail)?;
         let up = ops::upload_of(&self.bucket, key, upload_id).map_err(fail)?;
         let conditions = Conditions {
-            if_match: source_if_match.map(str::to_string),
+            if_match: source.if_match.map(str::to_string),
             ..Default::default()
         };
         let src = ops::copy_source(&self.bucket, source_key, &conditions)
@@ -423,17 +422,12 @@ impl ObjectStore for LocalStore {
         })
     }
 
-    async fn list_multipart_uploads(
-        &self,
-        prefix: &str,
-        key_marker: Option<&str>,
-        upload_id_marker: Option<&str>,
-    ) -> CosResult<ListUploadsPage> {
+    async fn list_multipart_uploads(&self, lr: &ListUploadsRequest) -> CosResult<ListUploadsPage> {
         let (uploads, truncated) = ops::list_uploads(
             &self.bucket,
-            prefix,
-            key_marker.unwrap_or(""),
-            upload_id_marker.unwrap_or(""),
+            &lr.prefix,
+            lr.key_marker.as_deref().unwrap_or(""),
+            lr.upload_id_marker.as_deref().unwrap_or(""),
             1000,
         );
         let last = uploads.last().filter(|_| truncated);

@@ -23,10 +23,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::cos::{
-    AppendResult, ByteRange, CompleteResult, CopyOptions, CopyResult, CosError, CosResult,
-    DeleteFailure, GetObjectOutput, GetOptions, ListPage, ListPartsPage, ListRequest,
-    ListUploadsPage, ObjectMeta, ObjectStore, PutOptions, PutResult, UploadedPart, MAX_DELETE_KEYS,
+use super::error::{CosError, CosResult};
+use super::store::{ObjectStore, StoreLayer};
+use super::types::{
+    AppendResult, CompleteResult, CopyOptions, CopyResult, DeleteFailure, ListPage, ListRequest,
+    ObjectMeta, PutOptions, PutResult, UploadedPart, MAX_DELETE_KEYS,
 };
 
 #[derive(Default)]
@@ -199,28 +200,32 @@ fn deleted(key: &str) -> CosError {
     CosError::service(404, "NoSuchKey", "deleted on this mount", key, "")
 }
 
+/// Only the operations whose meaning the queue changes; the rest pass through.
 #[async_trait]
-impl<S: ObjectStore + ?Sized> ObjectStore for DeferredDeletes<S> {
-    async fn head_bucket(&self) -> CosResult<()> {
-        self.inner.head_bucket().await
+impl<S: ObjectStore + ?Sized> StoreLayer for DeferredDeletes<S> {
+    type Inner = S;
+
+    fn inner(&self) -> &S {
+        &self.inner
     }
+
     async fn list_objects(&self, req: &ListRequest) -> CosResult<ListPage> {
         self.wait_until(|q| !q.has_under(&req.prefix)).await;
         self.inner.list_objects(req).await
     }
+
     async fn head_object(&self, key: &str) -> CosResult<ObjectMeta> {
         if self.shared.queue.lock().unwrap().has(key) {
             return Err(deleted(key));
         }
         self.inner.head_object(key).await
     }
-    async fn get_object(&self, key: &str, opts: &GetOptions) -> CosResult<GetObjectOutput> {
-        self.inner.get_object(key, opts).await
-    }
+
     async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> CosResult<PutResult> {
         self.wait_for_key(key).await;
         self.inner.put_object(key, body, opts).await
     }
+
     async fn append_object(
         &self,
         key: &str,
@@ -231,59 +236,22 @@ impl<S: ObjectStore + ?Sized> ObjectStore for DeferredDeletes<S> {
         self.wait_for_key(key).await;
         self.inner.append_object(key, position, body, opts).await
     }
-    async fn restore_object(&self, key: &str, days: u32, tier: &str) -> CosResult<()> {
-        self.inner.restore_object(key, days, tier).await
-    }
+
     async fn copy_object(
         &self,
-        source_key: &str,
-        dest_key: &str,
+        source: &str,
+        dest: &str,
         opts: &CopyOptions,
     ) -> CosResult<CopyResult> {
-        self.wait_for_key(dest_key).await;
-        self.inner.copy_object(source_key, dest_key, opts).await
+        self.wait_for_key(dest).await;
+        self.inner.copy_object(source, dest, opts).await
     }
-    async fn delete_object(&self, key: &str) -> CosResult<()> {
-        self.inner.delete_object(key).await
-    }
-    async fn delete_objects(&self, keys: &[String]) -> CosResult<Vec<DeleteFailure>> {
-        self.inner.delete_objects(keys).await
-    }
+
     async fn initiate_multipart(&self, key: &str, opts: &PutOptions) -> CosResult<String> {
         self.wait_for_key(key).await;
         self.inner.initiate_multipart(key, opts).await
     }
-    async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        body: Bytes,
-    ) -> CosResult<UploadedPart> {
-        self.inner
-            .upload_part(key, upload_id, part_number, body)
-            .await
-    }
-    async fn upload_part_copy(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        source_key: &str,
-        range: Option<ByteRange>,
-        source_if_match: Option<&str>,
-    ) -> CosResult<UploadedPart> {
-        self.inner
-            .upload_part_copy(
-                key,
-                upload_id,
-                part_number,
-                source_key,
-                range,
-                source_if_match,
-            )
-            .await
-    }
+
     async fn complete_multipart(
         &self,
         key: &str,
@@ -292,31 +260,5 @@ impl<S: ObjectStore + ?Sized> ObjectStore for DeferredDeletes<S> {
     ) -> CosResult<CompleteResult> {
         self.wait_for_key(key).await;
         self.inner.complete_multipart(key, upload_id, parts).await
-    }
-    async fn abort_multipart(&self, key: &str, upload_id: &str) -> CosResult<()> {
-        self.inner.abort_multipart(key, upload_id).await
-    }
-    async fn list_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number_marker: Option<u32>,
-    ) -> CosResult<ListPartsPage> {
-        self.inner
-            .list_parts(key, upload_id, part_number_marker)
-            .await
-    }
-    async fn list_multipart_uploads(
-        &self,
-        prefix: &str,
-        key_marker: Option<&str>,
-        upload_id_marker: Option<&str>,
-    ) -> CosResult<ListUploadsPage> {
-        self.inner
-            .list_multipart_uploads(prefix, key_marker, upload_id_marker)
-            .await
-    }
-    fn clock_offset_secs(&self) -> i64 {
-        self.inner.clock_offset_secs()
     }
 }

@@ -7,16 +7,14 @@
 //! - `ops`: every object and multipart operation in COS terms (conditions, ranges, copy rules,
 //!   part rules, ETags, CRC-64), shared by the HTTP server and `LocalStore`;
 //! - `error`: COS's error answers (status, code, message);
-//! - `local`: `LocalStore`;
-//! - `faulty`: `FaultyStore`, faults, latency and operation counts around any store (tests).
+//! - `object_store`: `LocalStore`, the object layer's `ObjectStore` over a bucket here.
 
 pub mod blob;
 pub mod error;
-pub mod faulty;
 pub mod listing;
-pub mod local;
+pub mod object_store;
 pub mod ops;
 pub mod storage;
 
 pub use error::StoreError;
-pub use local::LocalStore;
+pub use object_store::LocalStore;

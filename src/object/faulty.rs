@@ -17,14 +17,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::cos::{
-    AppendResult, ByteRange, CompleteResult, CopyOptions, CopyResult, CosError, CosResult,
-    DeleteFailure, GetObjectOutput, GetOptions, ListPage, ListPartsPage, ListRequest,
-    ListUploadsPage, ObjectMeta, ObjectStore, PutOptions, PutResult, UploadedPart,
-};
+use super::error::{CosError, CosResult};
+use super::store::{ObjectStore, Operation, StoreLayer};
+use super::types::{GetObjectOutput, GetOptions};
 
 /// What to inject.
 #[derive(Debug, Clone, Default)]
@@ -134,25 +131,21 @@ fn throttled() -> CosError {
     )
 }
 
+/// Every operation counted and gated in `before`; GET also cuts bodies.
 #[async_trait]
-impl<S: ObjectStore + ?Sized> ObjectStore for FaultyStore<S> {
-    async fn head_bucket(&self) -> CosResult<()> {
-        self.gate("HeadBucket").await?;
-        self.inner.head_bucket().await
+impl<S: ObjectStore + ?Sized> StoreLayer for FaultyStore<S> {
+    type Inner = S;
+
+    fn inner(&self) -> &S {
+        &self.inner
     }
 
-    async fn list_objects(&self, req: &ListRequest) -> CosResult<ListPage> {
-        self.gate("ListObjects").await?;
-        self.inner.list_objects(req).await
-    }
-
-    async fn head_object(&self, key: &str) -> CosResult<ObjectMeta> {
-        self.gate("HeadObject").await?;
-        self.inner.head_object(key).await
+    async fn before(&self, op: Operation) -> CosResult<()> {
+        self.gate(op.name()).await.map(|_| ())
     }
 
     async fn get_object(&self, key: &str, opts: &GetOptions) -> CosResult<GetObjectOutput> {
-        let drop_body = self.gate("GetObject").await?;
+        let drop_body = self.gate(Operation::GetObject.name()).await?;
         let mut out = self.inner.get_object(key, opts).await?;
         if drop_body {
             // Half the body, then the connection is cut.
@@ -178,128 +171,5 @@ impl<S: ObjectStore + ?Sized> ObjectStore for FaultyStore<S> {
             .boxed();
         }
         Ok(out)
-    }
-
-    async fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> CosResult<PutResult> {
-        self.gate("PutObject").await?;
-        self.inner.put_object(key, body, opts).await
-    }
-
-    async fn append_object(
-        &self,
-        key: &str,
-        position: u64,
-        body: Bytes,
-        opts: &PutOptions,
-    ) -> CosResult<AppendResult> {
-        self.gate("AppendObject").await?;
-        self.inner.append_object(key, position, body, opts).await
-    }
-
-    async fn restore_object(&self, key: &str, days: u32, tier: &str) -> CosResult<()> {
-        self.gate("PostObjectRestore").await?;
-        self.inner.restore_object(key, days, tier).await
-    }
-
-    async fn copy_object(
-        &self,
-        source_key: &str,
-        dest_key: &str,
-        opts: &CopyOptions,
-    ) -> CosResult<CopyResult> {
-        self.gate("CopyObject").await?;
-        self.inner.copy_object(source_key, dest_key, opts).await
-    }
-
-    async fn delete_object(&self, key: &str) -> CosResult<()> {
-        self.gate("DeleteObject").await?;
-        self.inner.delete_object(key).await
-    }
-
-    async fn delete_objects(&self, keys: &[String]) -> CosResult<Vec<DeleteFailure>> {
-        self.gate("DeleteMultiple").await?;
-        self.inner.delete_objects(keys).await
-    }
-
-    async fn initiate_multipart(&self, key: &str, opts: &PutOptions) -> CosResult<String> {
-        self.gate("InitiateMultipart").await?;
-        self.inner.initiate_multipart(key, opts).await
-    }
-
-    async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        body: Bytes,
-    ) -> CosResult<UploadedPart> {
-        self.gate("UploadPart").await?;
-        self.inner
-            .upload_part(key, upload_id, part_number, body)
-            .await
-    }
-
-    async fn upload_part_copy(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        source_key: &str,
-        range: Option<ByteRange>,
-        source_if_match: Option<&str>,
-    ) -> CosResult<UploadedPart> {
-        self.gate("UploadPartCopy").await?;
-        self.inner
-            .upload_part_copy(
-                key,
-                upload_id,
-                part_number,
-                source_key,
-                range,
-                source_if_match,
-            )
-            .await
-    }
-
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[UploadedPart],
-    ) -> CosResult<CompleteResult> {
-        self.gate("CompleteMultipart").await?;
-        self.inner.complete_multipart(key, upload_id, parts).await
-    }
-
-    async fn abort_multipart(&self, key: &str, upload_id: &str) -> CosResult<()> {
-        self.gate("AbortMultipart").await?;
-        self.inner.abort_multipart(key, upload_id).await
-    }
-
-    async fn list_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number_marker: Option<u32>,
-    ) -> CosResult<ListPartsPage> {
-        self.gate("ListParts").await?;
-        self.inner
-            .list_parts(key, upload_id, part_number_marker)
-            .await
-    }
-
-    async fn list_multipart_uploads(
-        &self,
-        prefix: &str,
-        key_marker: Option<&str>,
-        upload_id_marker: Option<&str>,
-    ) -> CosResult<ListUploadsPage> {
-        self.gate("ListUploads").await?;
-        self.inner
-            .list_multipart_uploads(prefix, key_marker, upload_id_marker)
-            .await
-    }
-    fn clock_offset_secs(&self) -> i64 {
-        self.inner.clock_offset_secs()
     }
 }

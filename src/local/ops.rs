@@ -34,7 +34,7 @@ use super::storage::{
 };
 use super::StoreError;
 use crate::cos::integrity::crc64_combine;
-use crate::cos::STORAGE_CLASSES;
+use crate::object::STORAGE_CLASSES;
 
 /// Largest single PUT / part / single copy: 5 GB.
 pub const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
