@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use fuser::{
     consts, FileAttr, FileType, KernelConfig, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
     ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
@@ -23,7 +24,7 @@ use fuser::{
 use crate::fs::attr::{FileKind, PosixAttr};
 use crate::fs::error::FsError;
 use crate::fs::files::{OpenFlags, SetAttr};
-use crate::fs::CosFs;
+use crate::fs::{CosFs, Entry, Opened};
 use crate::object::ObjectStore;
 
 /// `st_blksize`: tools such as cat and cp size their buffers by it; 1 MiB matches the largest
@@ -136,22 +137,82 @@ fn to_kernel_time(t: SystemTime) -> SystemTime {
     }
 }
 
-fn reply_entry(
-    reply: ReplyEntry,
-    ttl: Duration,
-    r: Result<crate::fs::Entry, FsError>,
-    op: &'static str,
-) {
-    match r {
-        Ok(e) => reply.entry(&ttl, &file_attr(e.ino, &e.attr), 0),
-        Err(e) => reply.error(log_error(op, &e)),
+/// A reply the fs core's `Ok` value answers; an error answers any reply with its errno.
+trait Reply<T>: Send + 'static {
+    fn answer(self, ttl: Duration, value: T);
+    fn fail(self, errno: i32);
+}
+
+macro_rules! replies {
+    ($($reply:ty, $value:ty => |$r:ident, $ttl:ident, $v:ident| $answer:expr;)*) => {$(
+        impl Reply<$value> for $reply {
+            fn answer(self, $ttl: Duration, $v: $value) {
+                let $r = self;
+                $answer
+            }
+            fn fail(self, errno: i32) {
+                self.error(errno)
+            }
+        }
+    )*};
+}
+
+replies! {
+    ReplyEntry, Entry => |r, ttl, e| r.entry(&ttl, &file_attr(e.ino, &e.attr), 0);
+    ReplyAttr, Entry => |r, ttl, e| r.attr(&ttl, &file_attr(e.ino, &e.attr));
+    ReplyEmpty, () => |r, _ttl, _v| r.ok();
+    ReplyData, Bytes => |r, _ttl, data| r.data(&data);
+    ReplyWrite, u32 => |r, _ttl, n| r.written(n);
+    ReplyOpen, Opened => |r, _ttl, o| r.opened(o.fh, open_reply_flags(&o));
+    // A new file has no cached pages to keep.
+    ReplyCreate, (Entry, Opened) => |r, ttl, eo| r.created(&ttl, &file_attr(eo.0.ino, &eo.0.attr), 0, eo.1.fh, 0);
+}
+
+/// The `FOPEN_*` flags of an open: keep the page cache when the fs core says it is current.
+fn open_reply_flags(o: &Opened) -> u32 {
+    if o.keep_cache {
+        consts::FOPEN_KEEP_CACHE
+    } else {
+        0
     }
 }
 
-fn reply_empty(reply: ReplyEmpty, r: Result<(), FsError>, op: &'static str) {
+/// Reply to `reply` with `r`: the value, or the errno (logged and counted under `op`).
+fn reply_with<T, R: Reply<T>>(reply: R, ttl: Duration, r: Result<T, FsError>, op: &'static str) {
     match r {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(log_error(op, &e)),
+        Ok(v) => reply.answer(ttl, v),
+        Err(e) => reply.fail(log_error(op, &e)),
+    }
+}
+
+/// The name as UTF-8, or `reply` answered with `invalid`'s errno (COS keys are UTF-8).
+fn utf8_name<T, R: Reply<T>>(
+    op: &'static str,
+    name: &OsStr,
+    invalid: FsError,
+    reply: R,
+) -> Option<(String, R)> {
+    match name_str(name) {
+        Some(n) => Some((n, reply)),
+        None => {
+            reply.fail(log_error(op, &invalid));
+            None
+        }
+    }
+}
+
+impl<S: ObjectStore + ?Sized> FuseAdapter<S> {
+    /// Run `work` on the fs core as a task; its result is the reply (errors logged as `op`).
+    fn spawn<T, R, F, Fut>(&self, op: &'static str, reply: R, work: F)
+    where
+        T: Send + 'static,
+        R: Reply<T>,
+        F: FnOnce(Arc<CosFs<S>>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, FsError>> + Send + 'static,
+    {
+        let (ttl, work) = (self.ttl, work(self.fs.clone()));
+        self.rt
+            .spawn(async move { reply_with(reply, ttl, work.await, op) });
     }
 }
 
@@ -188,15 +249,11 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
 
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
         crate::metrics::fuse_op("lookup");
-        let Some(name) = name_str(name) else {
-            return reply.error(log_error("lookup", &FsError::NotFound));
+        let Some((name, reply)) = utf8_name("lookup", name, FsError::NotFound, reply) else {
+            return;
         };
-        let (fs, ttl) = (self.fs.clone(), self.ttl);
-        self.rt.spawn(async move {
-            match fs.lookup(parent, &name).await {
-                Ok(e) => reply.entry(&ttl, &file_attr(e.ino, &e.attr), 0),
-                Err(e) => reply.error(log_error("lookup", &e)),
-            }
+        self.spawn("lookup", reply, |fs| async move {
+            fs.lookup(parent, &name).await
         });
     }
 
@@ -214,41 +271,23 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
         crate::metrics::fuse_op("getattr");
-        let (fs, ttl) = (self.fs.clone(), self.ttl);
-        self.rt.spawn(async move {
-            match fs.getattr(ino).await {
-                Ok(e) => reply.attr(&ttl, &file_attr(e.ino, &e.attr)),
-                Err(e) => reply.error(log_error("getattr", &e)),
-            }
-        });
+        self.spawn("getattr", reply, |fs| async move { fs.getattr(ino).await });
     }
 
     fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
         crate::metrics::fuse_op("readlink");
-        let fs = self.fs.clone();
-        self.rt.spawn(async move {
-            match fs.readlink(ino).await {
-                Ok(target) => reply.data(&target),
-                Err(e) => reply.error(log_error("readlink", &e)),
-            }
-        });
+        self.spawn(
+            "readlink",
+            reply,
+            |fs| async move { fs.readlink(ino).await },
+        );
     }
 
     fn open(&mut self, req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
         crate::metrics::fuse_op("open");
-        let (fs, pid) = (self.fs.clone(), req.pid());
-        self.rt.spawn(async move {
-            match fs.open(ino, open_flags(flags), pid).await {
-                Ok(o) => {
-                    let flags = if o.keep_cache {
-                        consts::FOPEN_KEEP_CACHE
-                    } else {
-                        0
-                    };
-                    reply.opened(o.fh, flags)
-                }
-                Err(e) => reply.error(log_error("open", &e)),
-            }
+        let pid = req.pid();
+        self.spawn("open", reply, |fs| async move {
+            fs.open(ino, open_flags(flags), pid).await
         });
     }
 
@@ -264,12 +303,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyData,
     ) {
         crate::metrics::fuse_op("read");
-        let fs = self.fs.clone();
-        self.rt.spawn(async move {
-            match fs.read(fh, offset.max(0) as u64, size).await {
-                Ok(data) => reply.data(&data),
-                Err(e) => reply.error(log_error("read", &e)),
-            }
+        let offset = offset.max(0) as u64;
+        self.spawn("read", reply, |fs| async move {
+            fs.read(fh, offset, size).await
         });
     }
 
@@ -284,10 +320,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEmpty,
     ) {
         crate::metrics::fuse_op("release");
-        let fs = self.fs.clone();
-        self.rt.spawn(async move {
+        self.spawn("release", reply, |fs| async move {
             fs.release(fh).await;
-            reply.ok();
+            Ok(())
         });
     }
 
@@ -302,18 +337,12 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyCreate,
     ) {
         crate::metrics::fuse_op("create");
-        let Some(name) = name_str(name) else {
-            return reply.error(log_error("create", &FsError::InvalidName));
+        let Some((name, reply)) = utf8_name("create", name, FsError::InvalidName, reply) else {
+            return;
         };
-        let (fs, ttl, uid, gid, pid) = (self.fs.clone(), self.ttl, req.uid(), req.gid(), req.pid());
-        self.rt.spawn(async move {
-            match fs
-                .create(parent, &name, mode, uid, gid, open_flags(flags), pid)
-                .await
-            {
-                Ok((e, o)) => reply.created(&ttl, &file_attr(e.ino, &e.attr), 0, o.fh, 0),
-                Err(e) => reply.error(log_error("create", &e)),
-            }
+        let (uid, gid, pid, flags) = (req.uid(), req.gid(), req.pid(), open_flags(flags));
+        self.spawn("create", reply, |fs| async move {
+            fs.create(parent, &name, mode, uid, gid, flags, pid).await
         });
     }
 
@@ -328,13 +357,12 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEntry,
     ) {
         crate::metrics::fuse_op("mknod");
-        let Some(name) = name_str(name) else {
-            return reply.error(log_error("mknod", &FsError::InvalidName));
+        let Some((name, reply)) = utf8_name("mknod", name, FsError::InvalidName, reply) else {
+            return;
         };
-        let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
-        self.rt.spawn(async move {
-            let r = fs.mknod(parent, &name, mode, rdev, uid, gid).await;
-            reply_entry(reply, ttl, r, "mknod");
+        let (uid, gid) = (req.uid(), req.gid());
+        self.spawn("mknod", reply, |fs| async move {
+            fs.mknod(parent, &name, mode, rdev, uid, gid).await
         });
     }
 
@@ -351,35 +379,30 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyWrite,
     ) {
         crate::metrics::fuse_op("write");
-        let fs = self.fs.clone();
-        let data = data.to_vec();
-        self.rt.spawn(async move {
-            match fs.write(fh, offset.max(0) as u64, &data).await {
-                Ok(n) => reply.written(n),
-                Err(e) => reply.error(log_error("write", &e)),
-            }
+        let (offset, data) = (offset.max(0) as u64, data.to_vec());
+        self.spawn("write", reply, |fs| async move {
+            fs.write(fh, offset, &data).await
         });
     }
 
     fn flush(&mut self, req: &Request<'_>, _ino: u64, fh: u64, _lock: u64, reply: ReplyEmpty) {
         crate::metrics::fuse_op("flush");
-        let (fs, pid) = (self.fs.clone(), req.pid());
-        self.rt
-            .spawn(async move { reply_empty(reply, fs.flush(fh, pid).await, "flush") });
+        let pid = req.pid();
+        self.spawn("flush", reply, |fs| async move { fs.flush(fh, pid).await });
     }
 
     fn fsync(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _data: bool, reply: ReplyEmpty) {
         crate::metrics::fuse_op("fsync");
-        let fs = self.fs.clone();
-        self.rt
-            .spawn(async move { reply_empty(reply, fs.fsync(fh).await, "fsync") });
+        self.spawn("fsync", reply, |fs| async move { fs.fsync(fh).await });
     }
 
     fn fsyncdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _d: bool, reply: ReplyEmpty) {
         crate::metrics::fuse_op("fsyncdir");
-        let fs = self.fs.clone();
-        self.rt
-            .spawn(async move { reply_empty(reply, fs.fsyncdir(ino).await, "fsyncdir") });
+        self.spawn(
+            "fsyncdir",
+            reply,
+            |fs| async move { fs.fsyncdir(ino).await },
+        );
     }
 
     fn setattr(
@@ -410,12 +433,8 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
             mtime_now: matches!(mtime, Some(TimeOrNow::Now)),
             mtime: time(mtime),
         };
-        let (fs, ttl) = (self.fs.clone(), self.ttl);
-        self.rt.spawn(async move {
-            match fs.setattr(ino, fh, set).await {
-                Ok(e) => reply.attr(&ttl, &file_attr(e.ino, &e.attr)),
-                Err(e) => reply.error(log_error("setattr", &e)),
-            }
+        self.spawn("setattr", reply, |fs| async move {
+            fs.setattr(ino, fh, set).await
         });
     }
 
@@ -430,12 +449,9 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEmpty,
     ) {
         crate::metrics::fuse_op("fallocate");
-        let fs = self.fs.clone();
-        self.rt.spawn(async move {
-            let r = fs
-                .fallocate(fh, offset.max(0) as u64, length.max(0) as u64, mode)
-                .await;
-            reply_empty(reply, r, "fallocate")
+        let (offset, length) = (offset.max(0) as u64, length.max(0) as u64);
+        self.spawn("fallocate", reply, |fs| async move {
+            fs.fallocate(fh, offset, length, mode).await
         });
     }
 
@@ -449,13 +465,12 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEntry,
     ) {
         crate::metrics::fuse_op("mkdir");
-        let Some(name) = name_str(name) else {
-            return reply.error(log_error("mkdir", &FsError::InvalidName));
+        let Some((name, reply)) = utf8_name("mkdir", name, FsError::InvalidName, reply) else {
+            return;
         };
-        let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
-        self.rt.spawn(async move {
-            let r = fs.mkdir(parent, &name, mode, uid, gid).await;
-            reply_entry(reply, ttl, r, "mkdir")
+        let (uid, gid) = (req.uid(), req.gid());
+        self.spawn("mkdir", reply, |fs| async move {
+            fs.mkdir(parent, &name, mode, uid, gid).await
         });
     }
 
@@ -468,35 +483,37 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEntry,
     ) {
         crate::metrics::fuse_op("symlink");
-        let Some(name) = name_str(link_name) else {
-            return reply.error(log_error("symlink", &FsError::InvalidName));
+        let Some((name, reply)) = utf8_name("symlink", link_name, FsError::InvalidName, reply)
+        else {
+            return;
         };
         let target = target.as_os_str().as_bytes().to_vec();
-        let (fs, ttl, uid, gid) = (self.fs.clone(), self.ttl, req.uid(), req.gid());
-        self.rt.spawn(async move {
-            let r = fs.symlink(parent, &name, &target, uid, gid).await;
-            reply_entry(reply, ttl, r, "symlink")
+        let (uid, gid) = (req.uid(), req.gid());
+        self.spawn("symlink", reply, |fs| async move {
+            fs.symlink(parent, &name, &target, uid, gid).await
         });
     }
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
         crate::metrics::fuse_op("unlink");
-        let Some(name) = name_str(name) else {
-            return reply.error(log_error("unlink", &FsError::NotFound));
+        let Some((name, reply)) = utf8_name("unlink", name, FsError::NotFound, reply) else {
+            return;
         };
-        let fs = self.fs.clone();
-        self.rt
-            .spawn(async move { reply_empty(reply, fs.unlink(parent, &name).await, "unlink") });
+        self.spawn("unlink", reply, |fs| async move {
+            fs.unlink(parent, &name).await
+        });
     }
 
     fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
         crate::metrics::fuse_op("rmdir");
-        let Some(name) = name_str(name) else {
-            return reply.error(log_error("rmdir", &FsError::NotFound));
+        let Some((name, reply)) = utf8_name("rmdir", name, FsError::NotFound, reply) else {
+            return;
         };
-        let fs = self.fs.clone();
-        self.rt
-            .spawn(async move { reply_empty(reply, fs.rmdir(parent, &name).await, "rmdir") });
+        self.spawn(
+            "rmdir",
+            reply,
+            |fs| async move { fs.rmdir(parent, &name).await },
+        );
     }
 
     fn rename(
@@ -513,10 +530,8 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         let (Some(name), Some(newname)) = (name_str(name), name_str(newname)) else {
             return reply.error(log_error("rename", &FsError::InvalidName));
         };
-        let fs = self.fs.clone();
-        self.rt.spawn(async move {
-            let r = fs.rename(parent, &name, newparent, &newname, flags).await;
-            reply_empty(reply, r, "rename")
+        self.spawn("rename", reply, |fs| async move {
+            fs.rename(parent, &name, newparent, &newname, flags).await
         });
     }
 
@@ -529,10 +544,10 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEntry,
     ) {
         crate::metrics::fuse_op("link");
-        let Some(name) = name_str(newname) else {
-            return reply.error(log_error("link", &FsError::InvalidName));
+        let Some((name, reply)) = utf8_name("link", newname, FsError::InvalidName, reply) else {
+            return;
         };
-        reply_entry(reply, self.ttl, self.fs.link(ino, newparent, &name), "link");
+        reply_with(reply, self.ttl, self.fs.link(ino, newparent, &name), "link");
     }
 
     fn setxattr(
@@ -546,25 +561,23 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         reply: ReplyEmpty,
     ) {
         crate::metrics::fuse_op("setxattr");
-        let Some(name) = name_str(name) else {
-            return reply.error(log_error("setxattr", &FsError::InvalidName));
+        let Some((name, reply)) = utf8_name("setxattr", name, FsError::InvalidName, reply) else {
+            return;
         };
-        let (fs, value) = (self.fs.clone(), value.to_vec());
-        self.rt.spawn(async move {
-            let r = fs.setxattr(ino, &name, Some(&value), flags).await;
-            reply_empty(reply, r, "setxattr")
+        let value = value.to_vec();
+        self.spawn("setxattr", reply, |fs| async move {
+            fs.setxattr(ino, &name, Some(&value), flags).await
         });
     }
 
     fn removexattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, reply: ReplyEmpty) {
         crate::metrics::fuse_op("removexattr");
-        let Some(name) = name_str(name) else {
-            return reply.error(log_error("removexattr", &FsError::InvalidName));
+        let Some((name, reply)) = utf8_name("removexattr", name, FsError::InvalidName, reply)
+        else {
+            return;
         };
-        let fs = self.fs.clone();
-        self.rt.spawn(async move {
-            let r = fs.setxattr(ino, &name, None, 0).await;
-            reply_empty(reply, r, "removexattr")
+        self.spawn("removexattr", reply, |fs| async move {
+            fs.setxattr(ino, &name, None, 0).await
         });
     }
 
