@@ -8,6 +8,10 @@
 //! of the filled directory and counts the entries showing exactly the stored metadata. Each
 //! prints one line ending in `= <figure> <unit>` for the script to pick up.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::data;
+
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,11 +25,8 @@ use futures_util::{stream, StreamExt};
 #[derive(Parser)]
 #[command(about = "Read-path benchmark helpers for scripts/bench-read.sh")]
 struct Args {
-    /// Endpoint URL (e.g. http://127.0.0.1:9100); unsigned requests (`cosfs serve --anonymous`).
-    #[arg(long, default_value = "")]
-    endpoint: String,
-    #[arg(long, default_value = "bench-1250000000")]
-    bucket: String,
+    #[command(flatten)]
+    target: common::Target,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -114,19 +115,8 @@ fn rng(seed: u64) -> impl FnMut(u64) -> u64 {
     }
 }
 
-fn data(len: usize) -> Bytes {
-    let mut next = rng(7);
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        v.extend_from_slice(&next(u64::MAX).to_le_bytes());
-    }
-    v.truncate(len);
-    Bytes::from(v)
-}
-
 fn client(a: &Args) -> Result<CosClient, Box<dyn std::error::Error>> {
-    let cfg = ClientConfig::new(&a.bucket, Endpoint::from_url(&a.bucket, &a.endpoint)?)?;
-    Ok(CosClient::new(cfg, None)?)
+    a.target.client()
 }
 
 #[tokio::main]

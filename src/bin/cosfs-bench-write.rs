@@ -8,6 +8,10 @@
 //! Object. File side: `write-files` creates small files
 //! in a directory from one process. Each prints one line ending in `= <figure> <unit>`.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::data;
+
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -19,11 +23,8 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 #[derive(Parser)]
 #[command(about = "Write-path benchmark helpers for scripts/bench-write.sh")]
 struct Args {
-    /// Endpoint URL (e.g. http://127.0.0.1:9100); unsigned requests (`cosfs serve --anonymous`).
-    #[arg(long, default_value = "")]
-    endpoint: String,
-    #[arg(long, default_value = "bench-1250000000")]
-    bucket: String,
+    #[command(flatten)]
+    target: common::Target,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -71,22 +72,8 @@ enum Cmd {
     },
 }
 
-fn data(len: usize) -> Bytes {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    Bytes::from(v)
-}
-
 fn client(a: &Args) -> Result<CosClient, Box<dyn std::error::Error>> {
-    let cfg = ClientConfig::new(&a.bucket, Endpoint::from_url(&a.bucket, &a.endpoint)?)?;
-    Ok(CosClient::new(cfg, None)?)
+    a.target.client()
 }
 
 #[tokio::main]

@@ -2,6 +2,10 @@
 //! `scripts/bench-client.sh`). PUT is a multipart upload with N parts in flight; GET is N
 //! parallel ranged GETs of part size; both are verified byte for byte.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::data;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,19 +35,6 @@ struct Args {
     /// Send unsigned requests (for `cosfs serve --anonymous`); otherwise COS_SECRET_ID/KEY.
     #[arg(long)]
     anonymous: bool,
-}
-
-fn data(len: usize) -> Bytes {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let mut v = Vec::with_capacity(len);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    Bytes::from(v)
 }
 
 #[tokio::main]

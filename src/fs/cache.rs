@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use lru::LruCache;
 
-use super::disk_cache::{ChunkSource, DiskCache, CHUNK};
+use super::disk_cache::{ChunkOf, ChunkSource, DiskCache, CHUNK};
 use super::error::BlockFailure;
 use super::memory::{MemoryBudget, Shed};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -300,13 +300,13 @@ impl Shed for BlockCache {
 }
 
 impl ChunkSource for BlockCache {
-    fn chunk_blocks(
-        &self,
-        key: &Arc<str>,
-        etag: &Arc<str>,
-        index: u64,
-        len: u64,
-    ) -> Option<Vec<Bytes>> {
+    fn chunk_blocks(&self, chunk: &ChunkOf<'_>) -> Option<Vec<Bytes>> {
+        let ChunkOf {
+            key,
+            etag,
+            index,
+            len,
+        } = *chunk;
         let first = index * (CHUNK / BLOCK_SIZE);
         let g = self.inner.lock().unwrap();
         (first..first + len.div_ceil(BLOCK_SIZE))

@@ -42,7 +42,7 @@ use futures_util::StreamExt;
 use crate::object::{ByteRange, CosError, GetOptions, ObjectStore};
 
 use super::cache::{self, BlockCache, BlockId, Lookup, Reservation, BLOCK_SIZE};
-use super::disk_cache::{ChunkSource, DiskCache, DiskRead, CHUNK};
+use super::disk_cache::{ChunkOf, ChunkSource, DiskCache, DiskRead, CHUNK};
 use super::error::{BlockFailure, FsError, FsResult};
 use super::kept::KeptCopy;
 use super::timeouts::Echo;
@@ -666,7 +666,13 @@ fn keep_chunks(disk: &DiskCache, cache: &BlockCache, v: &Version, stretch: &[(u6
     let (last, _) = chunk_of(stretch[stretch.len() - 1].0, v.size);
     for chunk in first..=last {
         let (_, len) = chunk_of(chunk * per_chunk, v.size);
-        if cache.chunk_blocks(&v.key, &v.etag, chunk, len).is_some() {
+        let of = ChunkOf {
+            key: &v.key,
+            etag: &v.etag,
+            index: chunk,
+            len,
+        };
+        if cache.chunk_blocks(&of).is_some() {
             disk.store(&v.key, &v.etag, chunk, len);
         }
     }

@@ -59,6 +59,18 @@ pub fn check_key(key: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The key of an object being written: within COS's limit, and not empty.
+pub fn check_new_key(key: &str) -> Result<(), StoreError> {
+    check_key(key)?;
+    if key.is_empty() {
+        return Err(StoreError::bad_request(
+            "InvalidArgument",
+            "empty object key",
+        ));
+    }
+    Ok(())
+}
+
 /// The headers of a new object, checked: a known storage class (STANDARD if none), user
 /// metadata within 2 KB (counted as `x-cos-meta-<name>` plus value, as COS does).
 pub fn object_headers(
@@ -217,17 +229,7 @@ pub fn put(
     blob: &StoredBlob,
     headers: NewObjectHeaders,
 ) -> Result<ObjectRecord, StoreError> {
-    let checked = check_key(key).and_then(|()| {
-        if key.is_empty() {
-            Err(StoreError::bad_request(
-                "InvalidArgument",
-                "empty object key",
-            ))
-        } else {
-            Ok(())
-        }
-    });
-    if let Err(e) = checked {
+    if let Err(e) = check_new_key(key) {
         bucket.remove_data(&blob.data);
         return Err(e);
     }
@@ -293,13 +295,7 @@ fn append_locked(
     blob: &StoredBlob,
     headers: NewObjectHeaders,
 ) -> Result<ObjectRecord, StoreError> {
-    check_key(key)?;
-    if key.is_empty() {
-        return Err(StoreError::bad_request(
-            "InvalidArgument",
-            "empty object key",
-        ));
-    }
+    check_new_key(key)?;
     let _one_at_a_time = bucket.append_lock.lock().unwrap();
     let mismatch = |len: u64| {
         StoreError::new(

@@ -132,13 +132,7 @@ pub async fn put(
     bucket: Arc<Bucket>,
     body: Incoming,
 ) -> Result<Resp, StoreError> {
-    ops::check_key(&ctx.key)?;
-    if ctx.key.is_empty() {
-        return Err(StoreError::bad_request(
-            "InvalidArgument",
-            "empty object key",
-        ));
-    }
+    ops::check_new_key(&ctx.key)?;
     let headers = new_object_headers(ctx)?;
     let blob = receive(st, ctx, &bucket, body, MAX_SINGLE_PUT).await?;
     let rec = ops::put(&bucket, &ctx.key, &blob, headers)?;
@@ -156,7 +150,7 @@ pub async fn append(
     bucket: Arc<Bucket>,
     body: Incoming,
 ) -> Result<Resp, StoreError> {
-    ops::check_key(&ctx.key)?;
+    ops::check_new_key(&ctx.key)?;
     let position: u64 = ctx
         .param("position")
         .and_then(|p| p.parse().ok())

@@ -71,15 +71,17 @@ struct Job {
 
 /// Where the writer takes a chunk's bytes from when its turn comes (the block cache).
 pub trait ChunkSource: Send + Sync {
-    /// The blocks of chunk `index` (`len` bytes) of the version, in order, if all of them
-    /// are in memory.
-    fn chunk_blocks(
-        &self,
-        key: &Arc<str>,
-        etag: &Arc<str>,
-        index: u64,
-        len: u64,
-    ) -> Option<Vec<Bytes>>;
+    /// The blocks of `chunk`, in order, if all of them are in memory.
+    fn chunk_blocks(&self, chunk: &ChunkOf<'_>) -> Option<Vec<Bytes>>;
+}
+
+/// Chunk `index` (`len` bytes) of the version `etag` of `key`.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkOf<'a> {
+    pub key: &'a Arc<str>,
+    pub etag: &'a Arc<str>,
+    pub index: u64,
+    pub len: u64,
 }
 
 /// A chunk file the index knows.
@@ -454,14 +456,8 @@ mod tests {
     struct Fixed(Mutex<HashMap<u64, Vec<Bytes>>>);
 
     impl ChunkSource for Fixed {
-        fn chunk_blocks(
-            &self,
-            _: &Arc<str>,
-            _: &Arc<str>,
-            index: u64,
-            _: u64,
-        ) -> Option<Vec<Bytes>> {
-            self.0.lock().unwrap().get(&index).cloned()
+        fn chunk_blocks(&self, chunk: &ChunkOf<'_>) -> Option<Vec<Bytes>> {
+            self.0.lock().unwrap().get(&chunk.index).cloned()
         }
     }
 

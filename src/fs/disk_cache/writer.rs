@@ -9,7 +9,7 @@ use std::sync::Weak;
 use std::time::Instant;
 
 use super::chunk_file;
-use super::{DiskCache, Job, Known, PAUSE_AFTER_ERROR};
+use super::{ChunkOf, DiskCache, Job, Known, PAUSE_AFTER_ERROR};
 
 /// Until the cache is gone, write queued chunks and keep the size.
 pub(super) fn run(cache: Weak<DiskCache>, jobs: Receiver<Job>) {
@@ -23,8 +23,14 @@ pub(super) fn run(cache: Weak<DiskCache>, jobs: Receiver<Job>) {
             continue;
         }
         let source = cache.source.get().and_then(Weak::upgrade);
-        let blocks =
-            source.and_then(|s| s.chunk_blocks(&job.key, &job.etag, job.name.index, job.len));
+        let blocks = source.and_then(|s| {
+            s.chunk_blocks(&ChunkOf {
+                key: &job.key,
+                etag: &job.etag,
+                index: job.name.index,
+                len: job.len,
+            })
+        });
         let Some(blocks) = blocks else {
             cache.dropped.fetch_add(1, Ordering::Relaxed);
             continue;

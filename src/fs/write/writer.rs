@@ -83,6 +83,24 @@ pub struct FileWriter<S: ObjectStore + ?Sized> {
     abandoned: Option<i32>,
 }
 
+/// What a writer keeps of the object it replaces: other applications' metadata, the body
+/// headers and the storage class.
+struct Inherited {
+    foreign: UserMeta,
+    body: BodyHeaders,
+    storage_class: Option<String>,
+}
+
+impl Inherited {
+    fn of(m: &ObjectMeta) -> Self {
+        Inherited {
+            foreign: meta::foreign_meta(&m.user_meta),
+            body: BodyHeaders::of(m),
+            storage_class: m.storage_class.clone(),
+        }
+    }
+}
+
 impl<S: ObjectStore + ?Sized> FileWriter<S> {
     /// A file written from scratch (created, or opened with `O_TRUNC`).
     pub fn new_empty(
@@ -93,47 +111,46 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
     ) -> Self {
         let mut attr = attr;
         attr.size = 0;
+        let headers = match existing {
+            Some(m) => Inherited::of(m),
+            None => Inherited {
+                foreign: Default::default(),
+                body: BodyHeaders::typed(&ctx.content_type.for_new_file(key)),
+                storage_class: ctx.storage_class.clone(),
+            },
+        };
+        let body = Body::Stream(new_stream(ctx, key, existing.is_some()));
         FileWriter {
-            key: key.to_string(),
-            attr,
-            foreign: existing
-                .map(|m| meta::foreign_meta(&m.user_meta))
-                .unwrap_or_default(),
-            body_headers: match existing {
-                Some(m) => BodyHeaders::of(m),
-                None => BodyHeaders::typed(&ctx.content_type.for_new_file(key)),
-            },
-            storage_class: match existing {
-                Some(m) => m.storage_class.clone(),
-                None => ctx.storage_class.clone(),
-            },
-            body: Body::Stream(new_stream(ctx, key, existing.is_some())),
             modified: true,
             meta_modified: true,
-            unlinked: false,
             exists_remote: existing.is_some(),
-            handles: 0,
-            publish_failed: false,
-            failed: None,
-            times_set: false,
-            superseded: false,
-            abandoned: None,
+            ..Self::unchanged(key, attr, headers, body)
         }
     }
 
     /// A file opened for writing without truncation: a staged file over `existing`.
     pub fn new_over(key: &str, attr: PosixAttr, existing: &ObjectMeta) -> Self {
+        let body = Body::Staged(Staged::over_object(key, &existing.etag, existing.size));
+        FileWriter {
+            exists_remote: true,
+            ..Self::unchanged(key, attr, Inherited::of(existing), body)
+        }
+    }
+
+    /// A writer of `body` in the state every writer starts in: unchanged, not yet handed to
+    /// any handle, nothing failed.
+    fn unchanged(key: &str, attr: PosixAttr, headers: Inherited, body: Body<S>) -> Self {
         FileWriter {
             key: key.to_string(),
             attr,
-            foreign: meta::foreign_meta(&existing.user_meta),
-            body_headers: BodyHeaders::of(existing),
-            storage_class: existing.storage_class.clone(),
-            body: Body::Staged(Staged::over_object(key, &existing.etag, existing.size)),
+            foreign: headers.foreign,
+            body_headers: headers.body,
+            storage_class: headers.storage_class,
+            body,
             modified: false,
             meta_modified: false,
             unlinked: false,
-            exists_remote: true,
+            exists_remote: false,
             handles: 0,
             publish_failed: false,
             failed: None,
