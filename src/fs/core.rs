@@ -40,10 +40,11 @@ use super::memory::{self, MemoryBudget};
 use super::names::check_name;
 use super::orphans::Orphans;
 use super::reader::ObjectReader;
+use super::scratch::ScratchArea;
 use super::symlink;
 use super::timeouts::TimedOutNames;
 use super::upload_journal::{Leftovers, UploadJournal};
-use super::write::{CacheDir, FileWriter, WriteCtx};
+use super::write::{FileWriter, WriteCtx};
 use crate::object::DeferredDeletes;
 
 /// What the fs core needs to know about a mount.
@@ -271,19 +272,19 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         // Upload memory in flight: `upload_concurrency` parts of the first size.
         let budget_mib = (cfg.part_size.div_ceil(1 << 20) as usize * cfg.upload_concurrency.max(1))
             .min(u32::MAX as usize) as u32;
-        let cache_dir = Arc::new(if cfg.read_only {
-            CacheDir::none("the mount is read-only")
+        let scratch = Arc::new(if cfg.read_only {
+            ScratchArea::none("the mount is read-only")
         } else {
-            CacheDir::new(&cfg.cache_dir, cfg.cache_dir_bytes)
+            ScratchArea::new(&cfg.cache_dir, cfg.cache_dir_bytes)
         });
-        let (journal, leftovers) = match cache_dir.private_dir().map(|d| d.try_clone()) {
+        let (journal, leftovers) = match scratch.private_dir().map(|d| d.try_clone()) {
             Some(Ok(dir)) => UploadJournal::open(dir),
             _ => (UploadJournal::off(), Leftovers::default()),
         };
         let wctx = WriteCtx {
             store: store.clone(),
             cache: cache.clone(),
-            cache_dir,
+            scratch,
             journal: Arc::new(journal),
             permits: Arc::new(tokio::sync::Semaphore::new(budget_mib as usize)),
             budget_mib,

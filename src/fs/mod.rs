@@ -16,7 +16,8 @@
 //! - `block`: the block size both cache tiers use;
 //! - `cache`, `reader`: the shared block cache and per-handle reads with prefetch;
 //! - `disk_cache`: the persistent second tier under the block cache (`--disk-cache`);
-//! - `kept`: versions a rename replaced, kept on disk for the handles still reading them;
+//! - `scratch`: the local files that are not a cache, below both paths: staging files of
+//!   files modified in place, sent-part copies, and versions a rename replaced (`scratch::kept`);
 //! - `symlink`: reading a symlink object's target;
 //! - `meta`: `x-cos-meta-*` headers written back (PUT options, copies onto itself, markers);
 //! - `content_type`: the body headers every copy keeps, and the Content-Type of a new file;
@@ -49,7 +50,6 @@ pub mod disk_cache;
 pub mod error;
 pub mod files;
 pub mod inode;
-pub mod kept;
 pub mod known_dirs;
 pub mod lookup;
 pub mod memory;
@@ -62,6 +62,7 @@ pub mod reader;
 pub mod recovery;
 pub mod relist;
 pub mod rename_journal;
+pub mod scratch;
 pub mod storage_class;
 pub mod symlink;
 pub mod timeouts;

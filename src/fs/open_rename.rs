@@ -20,8 +20,8 @@ use crate::object::ObjectStore;
 
 use super::core::{CosFs, LockedWriter};
 use super::inode::Inode;
-use super::kept::KeptCopy;
 use super::reader::{ObjectReader, Source};
+use super::scratch::KeptCopy;
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// The readers of `ino`'s open handles, and of its writer's base when it has one.
@@ -51,7 +51,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         versions.sort();
         versions.dedup();
         for (key, etag, size) in versions {
-            let dir = &self.wctx.cache_dir;
+            let dir = &self.wctx.scratch;
             match KeptCopy::fetch(&*self.store, dir, &key, &etag, size).await {
                 Ok(copy) => {
                     let to = Source::Kept(Arc::new(copy));

@@ -44,7 +44,7 @@ use crate::object::{ByteRange, CosError, GetOptions, ObjectStore};
 use super::cache::{self, BlockCache, BlockId, Lookup, Reservation, BLOCK_SIZE};
 use super::disk_cache::{ChunkOf, ChunkSource, DiskCache, DiskRead, CHUNK};
 use super::error::{BlockFailure, FsError, FsResult};
-use super::kept::KeptCopy;
+use super::scratch::KeptCopy;
 use super::timeouts::Echo;
 
 const MIB: u64 = 1024 * 1024;

@@ -12,13 +12,13 @@ use crate::fs::memory::MemoryBudget;
 use crate::fs::upload_journal::UploadJournal;
 use crate::object::ObjectStore;
 
-use super::staging::CacheDir;
+use crate::fs::scratch::ScratchArea;
 
 /// What writers share: the store, caches and upload limits of the mount.
 pub struct WriteCtx<S: ObjectStore + ?Sized> {
     pub store: Arc<S>,
     pub cache: Arc<BlockCache>,
-    pub cache_dir: Arc<CacheDir>,
+    pub scratch: Arc<ScratchArea>,
     /// Upload bytes in flight mount-wide, in MiB units.
     pub permits: Arc<Semaphore>,
     /// The size of `permits`.

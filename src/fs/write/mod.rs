@@ -10,7 +10,6 @@
 //! - `parts`: part sizes and rebuild plans (pure);
 //! - `ranges`: byte-range sets (dirty bytes);
 //! - `staged`: a file modified in place and how it is rebuilt;
-//! - `staging`: the size-capped cache directory and its anonymous staging files;
 //! - `stream`: the background multipart upload of a sequentially written file;
 //! - `writer`: `FileWriter`, the state of one file open for writing.
 
@@ -22,10 +21,8 @@ pub mod open_upload;
 pub mod parts;
 pub mod ranges;
 pub mod staged;
-pub mod staging;
 pub mod stream;
 pub mod writer;
 
 pub use ctx::WriteCtx;
-pub use staging::CacheDir;
 pub use writer::FileWriter;

@@ -21,7 +21,7 @@ use super::headers::{Headers, Landed};
 use super::open_upload::{OpenUpload, Step};
 use super::parts::{plan, PartSource};
 use super::ranges::RangeSet;
-use super::staging::{CacheDir, StagingFile};
+use crate::fs::scratch::{ScratchArea, ScratchFile};
 
 /// Clean runs shorter than this are uploaded rather than copied.
 const COPY_MIN: u64 = 4 * 1024 * 1024;
@@ -36,7 +36,7 @@ pub(super) struct Base {
 }
 
 pub(super) struct Staged {
-    file: Option<StagingFile>,
+    file: Option<ScratchFile>,
     pub base: Option<Base>,
     base_len: u64,
     pub size: u64,
@@ -83,7 +83,7 @@ impl Staged {
 
     /// A file whose `size` bytes are all in `file` (a stream moved down), over the upload a
     /// streamed overwrite left `open`, if any.
-    pub fn local(file: StagingFile, size: u64, open: Option<OpenUpload>) -> Self {
+    pub fn local(file: ScratchFile, size: u64, open: Option<OpenUpload>) -> Self {
         let mut dirty = RangeSet::new();
         dirty.insert(0..size);
         Staged {
@@ -97,9 +97,9 @@ impl Staged {
         }
     }
 
-    fn file(&mut self, ctx_dir: &Arc<CacheDir>) -> FsResult<&mut StagingFile> {
+    fn file(&mut self, ctx_dir: &Arc<ScratchArea>) -> FsResult<&mut ScratchFile> {
         if self.file.is_none() {
-            self.file = Some(StagingFile::create(ctx_dir)?);
+            self.file = Some(ScratchFile::create(ctx_dir)?);
         }
         Ok(self.file.as_mut().expect("just created"))
     }
@@ -112,7 +112,7 @@ impl Staged {
     ) -> FsResult<()> {
         let r = offset..offset + data.len() as u64;
         let new_bytes = self.dirty.missing_len(r.clone());
-        let file = self.file(&ctx.cache_dir)?;
+        let file = self.file(&ctx.scratch)?;
         file.charge(new_bytes)?;
         if let Err(e) = file.write_at(offset, data) {
             file.uncharge(new_bytes);

@@ -38,7 +38,7 @@ use super::cleanup::abort_upload;
 use super::headers::{Headers, Landed};
 use super::open_upload::{OpenUpload, SentPart};
 use super::parts::{stream_part_size, MIN_PART};
-use super::staging::{CacheDir, StagingFile};
+use crate::fs::scratch::{ScratchArea, ScratchFile};
 
 /// What a finished stream left on COS.
 #[derive(Debug, Clone)]
@@ -54,8 +54,8 @@ enum Keep {
     /// Not wanted (a new file: there is no previous object to protect).
     Off,
     /// Wanted; the staging file is made with the first part.
-    Wanted(Arc<CacheDir>),
-    On(StagingFile),
+    Wanted(Arc<ScratchArea>),
+    On(ScratchFile),
     /// Wanted, but the staging area had no room: gone for this stream.
     Lost,
 }
@@ -103,7 +103,7 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         shared: StreamShared<S>,
         key: &str,
         first_part: u64,
-        keep: Option<Arc<CacheDir>>,
+        keep: Option<Arc<ScratchArea>>,
     ) -> Self {
         let StreamShared {
             store,
@@ -343,7 +343,7 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
     /// Copy a part about to be sent into the kept staging file, if there is one and room.
     fn keep_copy(&mut self, at: u64, body: &[u8]) {
         if let Keep::Wanted(dir) = &self.keep {
-            self.keep = match StagingFile::create(dir) {
+            self.keep = match ScratchFile::create(dir) {
                 Ok(f) => Keep::On(f),
                 Err(_) => Keep::Lost,
             };
@@ -364,7 +364,7 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
     /// and returns the open upload and the staging file holding the whole file so far (sent
     /// parts and the buffer). None when no copy was kept (or nothing was sent); the stream is
     /// then untouched. After Some, the stream holds nothing (it no longer owns the upload).
-    pub async fn keep_parts(&mut self) -> CosResult<Option<(OpenUpload, StagingFile, u64)>> {
+    pub async fn keep_parts(&mut self) -> CosResult<Option<(OpenUpload, ScratchFile, u64)>> {
         let (Some(id), Keep::On(_)) = (&self.upload_id, &self.keep) else {
             return Ok(None);
         };

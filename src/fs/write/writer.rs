@@ -41,8 +41,8 @@ use super::cleanup::abort_upload;
 use super::ctx::WriteCtx;
 use super::headers::{Headers, Landed};
 use super::staged::Staged;
-use super::staging::StagingFile;
 use super::stream::{StreamShared, StreamUpload};
+use crate::fs::scratch::ScratchFile;
 
 enum Body<S: ObjectStore + ?Sized> {
     Stream(StreamUpload<S>),
@@ -492,7 +492,7 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             return Err(FsError::UnlinkedPartsGone);
         }
         if !s.started() {
-            let mut file = StagingFile::create(&ctx.cache_dir)?;
+            let mut file = ScratchFile::create(&ctx.scratch)?;
             let data = s.buffered();
             file.charge(data.len() as u64)?;
             file.write_at(0, data)?;
@@ -749,6 +749,6 @@ fn new_stream<S: ObjectStore + ?Sized>(
         shared,
         key,
         ctx.part_size,
-        keep.then(|| ctx.cache_dir.clone()),
+        keep.then(|| ctx.scratch.clone()),
     )
 }

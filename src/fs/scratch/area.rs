@@ -1,6 +1,7 @@
-//! Local staging files for files modified in place, in a size-capped cache directory.
+//! `ScratchArea` and `ScratchFile`: anonymous files in the mount's private directory, under one
+//! byte budget.
 //!
-//! - A staging file is an anonymous file (`O_TMPFILE`, mode 0600) in the mount's private
+//! - A scratch file is an anonymous file (`O_TMPFILE`, mode 0600) in the mount's private
 //!   directory under `--cache-dir` (`PrivateDir`: ours, mode 0700, verified from `/` down). It
 //!   has no name, so no other process can open it, and it never outlives the process (a crash
 //!   or `kill -9` leaves nothing behind).
@@ -23,16 +24,16 @@ use std::sync::Arc;
 use crate::fs::error::{FsError, FsResult};
 use crate::private_dir::PrivateDir;
 
-/// The staging area of a mount.
+/// The scratch area of a mount.
 #[derive(Debug)]
-pub struct CacheDir {
+pub struct ScratchArea {
     /// The private directory, or why it cannot be used (every staging file then fails).
     dir: Result<PrivateDir, String>,
     cap: u64,
     used: AtomicU64,
 }
 
-impl CacheDir {
+impl ScratchArea {
     /// The staging area in the private directory `path` (made if missing), holding at most
     /// `cap` bytes. A directory that is not private is refused: staging files then fail
     /// with EACCES, and the log says why (the CLI checks first and refuses to mount).
@@ -41,7 +42,7 @@ impl CacheDir {
             tracing::error!(error = %e, "the staging area cannot be used: edits in place will fail");
             e.to_string()
         });
-        CacheDir {
+        ScratchArea {
             dir,
             cap,
             used: AtomicU64::new(0),
@@ -50,7 +51,7 @@ impl CacheDir {
 
     /// No staging area (a read-only mount): every staging file fails.
     pub fn none(why: &str) -> Self {
-        CacheDir {
+        ScratchArea {
             dir: Err(why.to_string()),
             cap: 0,
             used: AtomicU64::new(0),
@@ -95,15 +96,15 @@ fn io_err(e: std::io::Error) -> FsError {
 
 /// One anonymous, sparse staging file.
 #[derive(Debug)]
-pub struct StagingFile {
-    dir: Arc<CacheDir>,
+pub struct ScratchFile {
+    dir: Arc<ScratchArea>,
     file: File,
     /// Bytes accounted against the cache dir.
     charged: u64,
 }
 
-impl StagingFile {
-    pub fn create(dir: &Arc<CacheDir>) -> FsResult<Self> {
+impl ScratchFile {
+    pub fn create(dir: &Arc<ScratchArea>) -> FsResult<Self> {
         let private = match &dir.dir {
             Ok(d) => d,
             Err(why) => {
@@ -112,7 +113,7 @@ impl StagingFile {
             }
         };
         let file = private.anonymous_file().map_err(io_err)?;
-        Ok(StagingFile {
+        Ok(ScratchFile {
             dir: dir.clone(),
             file,
             charged: 0,
@@ -167,7 +168,7 @@ impl StagingFile {
     }
 }
 
-impl Drop for StagingFile {
+impl Drop for ScratchFile {
     fn drop(&mut self) {
         self.dir.release(self.charged);
     }
@@ -181,14 +182,14 @@ mod tests {
     fn cap_gives_enospc_and_drop_gives_space_back() {
         let root = tempfile::tempdir().unwrap();
         let tmp = root.path().join("staging");
-        let dir = Arc::new(CacheDir::new(&tmp, 100));
-        let mut a = StagingFile::create(&dir).unwrap();
+        let dir = Arc::new(ScratchArea::new(&tmp, 100));
+        let mut a = ScratchFile::create(&dir).unwrap();
         a.charge(60).unwrap();
         a.write_at(1 << 30, b"far out").unwrap();
         let mut buf = [1u8; 4];
         a.read_at(0, &mut buf).unwrap();
         assert_eq!(buf, [0; 4], "holes read as zeros");
-        let mut b = StagingFile::create(&dir).unwrap();
+        let mut b = ScratchFile::create(&dir).unwrap();
         assert_eq!(b.charge(50).unwrap_err().errno(), libc::ENOSPC);
         assert_eq!(
             b.charge_spare(10).unwrap_err().errno(),

@@ -20,12 +20,12 @@ use std::sync::Arc;
 
 use crate::object::{GetOptions, ObjectStore};
 
-use super::error::{FsError, FsResult};
-use super::write::staging::{CacheDir, StagingFile};
+use super::area::{ScratchArea, ScratchFile};
+use crate::fs::error::{FsError, FsResult};
 
 /// One object version, whole, in a staging file.
 pub struct KeptCopy {
-    file: StagingFile,
+    file: ScratchFile,
     size: u64,
 }
 
@@ -41,12 +41,12 @@ impl KeptCopy {
     /// Fetch `key` as `etag` (`size` bytes) into the staging area.
     pub async fn fetch<S: ObjectStore + ?Sized>(
         store: &S,
-        dir: &Arc<CacheDir>,
+        dir: &Arc<ScratchArea>,
         key: &str,
         etag: &str,
         size: u64,
     ) -> FsResult<Self> {
-        let mut file = StagingFile::create(dir)?;
+        let mut file = ScratchFile::create(dir)?;
         file.charge_spare(size)?;
         let opts = GetOptions {
             if_match: Some(etag.to_string()),
