@@ -153,8 +153,88 @@ impl InodeTable {
         self.inodes.get(&ino)
     }
 
-    pub fn get_mut(&mut self, ino: u64) -> Option<&mut Inode> {
+    fn get_mut(&mut self, ino: u64) -> Option<&mut Inode> {
         self.inodes.get_mut(&ino)
+    }
+
+    /// The kernel took one more reference to `ino` (a lookup or a readdirplus entry it
+    /// was sent); its attributes now.
+    pub fn referenced(&mut self, ino: u64) -> Option<PosixAttr> {
+        let node = self.get_mut(ino)?;
+        node.lookups += 1;
+        Some(node.attr.clone())
+    }
+
+    /// The file was unlinked while open, or replaced by a rename: it has no name any more.
+    pub fn mark_unlinked(&mut self, ino: u64) {
+        if let Some(n) = self.get_mut(ino) {
+            n.attr.unlinked = true;
+        }
+    }
+
+    /// `ino` is open for writing on this mount: `attr` (when given) is the truth from now
+    /// on, never refreshed from COS nor overwritten by a listing, until `end_writing`.
+    pub fn begin_writing(&mut self, ino: u64, attr: Option<&PosixAttr>) {
+        if let Some(n) = self.get_mut(ino) {
+            n.local = true;
+            if let Some(a) = attr {
+                n.attr = a.clone();
+            }
+        }
+    }
+
+    /// The attributes of a file being written changed (they are the truth: fresh now).
+    pub fn written(&mut self, ino: u64, attr: &PosixAttr) {
+        if attr.kind == FileKind::Directory {
+            self.set_dir_attr(ino, attr);
+        }
+        if let Some(n) = self.get_mut(ino) {
+            n.attr = attr.clone();
+            n.fetched = Some(Instant::now());
+        }
+    }
+
+    /// The last writer of `ino` closed. `left` is what it left on COS, fresh now (and the
+    /// appendable object it appended to, if any); `None` when it left nothing certain, so the
+    /// next use looks again (a new file that never reached COS is then gone).
+    pub fn end_writing(
+        &mut self,
+        ino: u64,
+        left: Option<(&PosixAttr, Option<crate::object::ObjectMeta>)>,
+    ) {
+        let Some(n) = self.get_mut(ino) else {
+            return;
+        };
+        n.local = false;
+        match left {
+            None => n.fetched = None,
+            Some((attr, appended)) => {
+                n.attr = attr.clone();
+                n.fetched = Some(Instant::now());
+                n.own_append = appended.map(Arc::new);
+            }
+        }
+    }
+
+    /// An open for reading of the version `etag`: whether the last open saw the same version
+    /// (so the kernel may keep its page cache). Never for a file open for writing here.
+    pub fn opened_version(&mut self, ino: u64, etag: &str) -> bool {
+        match self.get_mut(ino) {
+            Some(n) if !n.local => {
+                let same = n.last_open_etag.as_deref() == Some(etag);
+                n.last_open_etag = Some(etag.to_string());
+                same
+            }
+            _ => false,
+        }
+    }
+
+    /// This mount wrote the marker of the directory `ino`, with `foreign` headers besides its
+    /// own.
+    pub fn wrote_marker(&mut self, ino: u64, foreign: crate::object::UserMeta) {
+        if let Some(n) = self.get_mut(ino) {
+            n.own_marker = Some(Arc::new(foreign));
+        }
     }
 
     /// The inode currently standing for `name` in `parent`, if any.

@@ -35,12 +35,10 @@
 //!   crash interrupted);
 //! - `core`: `CosFs`, the operations the FUSE adapter calls.
 
-pub mod archive;
 pub mod attr;
 pub mod block;
 pub mod cache;
 pub mod caller;
-pub mod commit;
 pub mod content_type;
 pub mod core;
 pub mod dir;
@@ -48,26 +46,20 @@ pub mod dir_handle;
 pub mod dir_meta;
 pub mod disk_cache;
 pub mod error;
-pub mod files;
 pub mod inode;
 pub mod known_dirs;
 pub mod lookup;
 pub mod memory;
 pub mod meta;
 pub mod names;
-pub mod namespace;
-pub mod open_rename;
 pub mod orphans;
 pub mod reader;
-pub mod recovery;
-pub mod relist;
 pub mod rename_journal;
 pub mod scratch;
-pub mod storage_class;
 pub mod symlink;
 pub mod timeouts;
 pub mod upload_journal;
 pub mod write;
-pub mod xattr_ops;
 
+pub use self::core::files;
 pub use self::core::{CosFs, Entry, FsConfig, FsStats, ListedEntry, Opened};

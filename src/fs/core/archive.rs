@@ -15,10 +15,10 @@
 
 use crate::object::{ObjectMeta, ObjectStore, RestoreStatus, RESTORE_TIERS};
 
-use super::attr::FileKind;
-use super::core::CosFs;
-use super::error::{FsError, FsResult};
-use super::inode::Inode;
+use super::CosFs;
+use crate::fs::attr::FileKind;
+use crate::fs::error::{FsError, FsResult};
+use crate::fs::inode::Inode;
 
 /// Set to start a restore: `days=N[,tier=T]` or `N[,T]`.
 pub const RESTORE_XATTR: &str = "user.cos.restore";

@@ -26,17 +26,17 @@ use futures_util::{stream, StreamExt};
 
 use crate::object::{ErrorKind, ListRequest, MetadataDirective, ObjectStore, MAX_DELETE_KEYS};
 
-use super::attr::{AttrSource, FileKind, PosixAttr, SET_GROUP_ID};
-use super::content_type::BodyHeaders;
-use super::core::{CosFs, Entry};
-use super::error::{FsError, FsResult};
 use super::files::new_attr;
-use super::inode::{key_for, Inode};
-use super::lookup::lookup;
-use super::meta;
-use super::names::{check_key, check_name};
-use super::orphans::Orphan;
-use super::rename_journal::{delete_all, RenameJournal};
+use super::{CosFs, Entry};
+use crate::fs::attr::{AttrSource, FileKind, PosixAttr, SET_GROUP_ID};
+use crate::fs::content_type::BodyHeaders;
+use crate::fs::error::{FsError, FsResult};
+use crate::fs::inode::{key_for, Inode};
+use crate::fs::lookup::lookup;
+use crate::fs::meta;
+use crate::fs::names::{check_key, check_name};
+use crate::fs::orphans::Orphan;
+use crate::fs::rename_journal::{delete_all, RenameJournal};
 
 /// Copies in flight while renaming a directory.
 const RENAME_CONCURRENCY: usize = 16;
@@ -278,9 +278,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                     },
                 );
             }
-            if let Some(n) = self.inodes.lock().unwrap().get_mut(node.ino) {
-                n.attr.unlinked = true;
-            }
+            self.inodes.lock().unwrap().mark_unlinked(node.ino);
         } else if remote {
             self.store.delete_later(&node.key);
         }

@@ -16,6 +16,16 @@
 //!   Async mutexes (a directory stream, a writer) may be held across awaits and are taken
 //!   before any of the std mutexes.
 
+mod archive;
+mod commit;
+pub mod files;
+mod namespace;
+mod open_rename;
+mod recovery;
+mod relist;
+mod storage_class;
+mod xattr_ops;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -168,20 +178,20 @@ pub struct FsStats {
 type OpenDir<S> = (u64, Arc<tokio::sync::Mutex<DirHandle<Store<S>>>>);
 
 /// The store the filesystem talks to: the mount's, with deferred deletes.
-pub(super) type Store<S> = DeferredDeletes<S>;
+type Store<S> = DeferredDeletes<S>;
 
 /// An open file.
 #[derive(Clone)]
-pub(super) struct FileHandle {
-    pub ino: u64,
-    pub reader: Arc<ObjectReader>,
+struct FileHandle {
+    ino: u64,
+    reader: Arc<ObjectReader>,
     /// Opened for writing: holds one of the writer's handle counts.
-    pub writes: bool,
-    pub append: bool,
+    writes: bool,
+    append: bool,
     /// The process that opened the handle: only its closes are commit points (`files`).
-    pub opener: u32,
+    opener: u32,
     /// Written through (write, ftruncate, fallocate) since it was opened.
-    pub wrote: Arc<AtomicBool>,
+    wrote: Arc<AtomicBool>,
 }
 
 impl FileHandle {
@@ -197,31 +207,31 @@ impl FileHandle {
     }
 }
 
-pub(super) type SharedWriter<S> = Arc<tokio::sync::Mutex<FileWriter<Store<S>>>>;
-pub(super) type LockedWriter<S> = tokio::sync::OwnedMutexGuard<FileWriter<Store<S>>>;
+type SharedWriter<S> = Arc<tokio::sync::Mutex<FileWriter<Store<S>>>>;
+type LockedWriter<S> = tokio::sync::OwnedMutexGuard<FileWriter<Store<S>>>;
 
 pub struct CosFs<S: ObjectStore + ?Sized> {
-    pub(super) store: Arc<Store<S>>,
-    pub(super) cfg: FsConfig,
-    pub(super) inodes: Arc<Mutex<InodeTable>>,
+    store: Arc<Store<S>>,
+    cfg: FsConfig,
+    inodes: Arc<Mutex<InodeTable>>,
     cache: Arc<BlockCache>,
-    pub(super) files: Mutex<HashMap<u64, FileHandle>>,
+    files: Mutex<HashMap<u64, FileHandle>>,
     dirs: Mutex<HashMap<u64, OpenDir<S>>>,
     /// Exact attributes of listed entries, for every directory stream (`dir_meta`).
     listing: Arc<MetaStage<Store<S>>>,
     /// Files open for writing, by inode.
-    pub(super) writers: Mutex<HashMap<u64, SharedWriter<S>>>,
-    pub(super) wctx: WriteCtx<Store<S>>,
-    pub(super) next_fh: AtomicU64,
+    writers: Mutex<HashMap<u64, SharedWriter<S>>>,
+    wctx: WriteCtx<Store<S>>,
+    next_fh: AtomicU64,
     /// Stopping: no new writes (opening for writing, creating, namespace changes are EROFS).
-    pub(super) stopping: AtomicBool,
+    stopping: AtomicBool,
     timed_out: TimedOutNames,
     /// Files unlinked while open (their DELETE waits for the last close).
-    pub(super) orphans: Orphans,
+    orphans: Orphans,
     /// Held by a rename that holds the writers of two files at once (`open_rename`).
-    pub(super) replace_lock: tokio::sync::Mutex<()>,
+    replace_lock: tokio::sync::Mutex<()>,
     /// What gone mounts left for this one to clean up (`recovery`), until it does.
-    pub(super) leftovers: Mutex<Option<Leftovers>>,
+    leftovers: Mutex<Option<Leftovers>>,
 }
 
 /// What the filesystem is doing, for `cosfs stats`.
@@ -346,11 +356,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
     }
 
-    pub(super) fn cache_ref(&self) -> Arc<BlockCache> {
+    fn cache_ref(&self) -> Arc<BlockCache> {
         self.cache.clone()
     }
 
-    pub(super) fn node(&self, ino: u64) -> FsResult<Inode> {
+    fn node(&self, ino: u64) -> FsResult<Inode> {
         self.inodes
             .lock()
             .unwrap()
@@ -359,7 +369,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .ok_or(FsError::NotFound)
     }
 
-    pub(super) fn dir_node(&self, ino: u64) -> FsResult<Inode> {
+    fn dir_node(&self, ino: u64) -> FsResult<Inode> {
         let n = self.node(ino)?;
         if n.attr.kind != FileKind::Directory {
             return Err(FsError::NotDir);
@@ -370,7 +380,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// Run a read-only operation within `op_timeout`, else fail it with ETIMEDOUT. Only for
     /// operations that are safe to abandon at any await: they wait on requests and the block
     /// cache, and record what they learned only once it has arrived.
-    pub(super) async fn within_budget<T>(
+    async fn within_budget<T>(
         &self,
         op: impl std::future::Future<Output = FsResult<T>>,
     ) -> FsResult<T> {
@@ -406,12 +416,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 .filter(|c| c.is_exact_and_fresh(ttl) || c.local)
             {
                 let ino = c.ino;
-                let node = t.get_mut(ino).expect("child is live");
-                node.lookups += 1;
-                return Ok(Entry {
-                    ino,
-                    attr: node.attr.clone(),
-                });
+                let attr = t.referenced(ino).expect("child is live");
+                return Ok(Entry { ino, attr });
             }
             if t.is_negative(parent, name, ttl) {
                 return Err(FsError::NotFound);
@@ -636,13 +642,12 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 let Some(ino) = t.child(dir.ino, name).filter(|c| c.local).map(|c| c.ino) else {
                     continue;
                 };
-                let node = t.get_mut(ino).expect("child is live");
-                node.lookups += 1;
+                let attr = t.referenced(ino).expect("child is live");
                 out.push(ListedEntry {
                     ino,
                     offset: l.offset(end + i as u64 + 3),
                     name: name.clone(),
-                    attr: node.attr.clone(),
+                    attr,
                 });
             }
         }

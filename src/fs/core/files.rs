@@ -18,15 +18,15 @@ use bytes::Bytes;
 
 use crate::object::{MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
 
-use super::attr::{self, AttrSource, FileKind, PosixAttr};
-use super::caller::process_of;
-use super::content_type::BodyHeaders;
-use super::core::{CosFs, Entry, FileHandle, LockedWriter, Opened, SharedWriter};
-use super::error::{FsError, FsResult};
-use super::inode::Inode;
-use super::meta;
-use super::reader::ObjectReader;
-use super::write::FileWriter;
+use super::{CosFs, Entry, FileHandle, LockedWriter, Opened, SharedWriter};
+use crate::fs::attr::{self, AttrSource, FileKind, PosixAttr};
+use crate::fs::caller::process_of;
+use crate::fs::content_type::BodyHeaders;
+use crate::fs::error::{FsError, FsResult};
+use crate::fs::inode::Inode;
+use crate::fs::meta;
+use crate::fs::reader::ObjectReader;
+use crate::fs::write::FileWriter;
 
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, Default)]
@@ -143,14 +143,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     /// Copy the writer's attributes to the inode table.
     pub(super) fn sync_attr(&self, ino: u64, a: &PosixAttr) {
-        let mut t = self.inodes.lock().unwrap();
-        if a.kind == FileKind::Directory {
-            t.set_dir_attr(ino, a);
-        }
-        if let Some(n) = t.get_mut(ino) {
-            n.attr = a.clone();
-            n.fetched = Some(std::time::Instant::now());
-        }
+        self.inodes.lock().unwrap().written(ino, a);
     }
 
     /// Names in `dir` of files open for writing that are not on COS yet.
@@ -271,10 +264,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 g.touch();
             }
             g.add_handle();
-            if let Some(n) = self.inodes.lock().unwrap().get_mut(node.ino) {
-                n.local = true;
-                n.attr = g.attr().clone();
-            }
+            self.inodes
+                .lock()
+                .unwrap()
+                .begin_writing(node.ino, Some(g.attr()));
             let w = tokio::sync::OwnedMutexGuard::mutex(&g).clone();
             drop(g);
             return Ok(w);
@@ -341,17 +334,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             self.attach_writer(&node, flags.truncate).await?;
         }
         let etag = node.attr.etag.clone().unwrap_or_default();
-        let keep_cache = !flags.write && {
-            let mut t = self.inodes.lock().unwrap();
-            match t.get_mut(ino) {
-                Some(n) if !n.local => {
-                    let same = n.last_open_etag.as_deref() == Some(etag.as_str());
-                    n.last_open_etag = Some(etag.clone());
-                    same
-                }
-                _ => false,
-            }
-        };
+        let keep_cache = !flags.write && self.inodes.lock().unwrap().opened_version(ino, &etag);
         let opener = if flags.write { process_of(pid) } else { 0 };
         let reader = if node.attr.appendable {
             ObjectReader::new_appendable(&node.key, &etag, node.attr.size)
@@ -388,9 +371,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         };
         w.add_handle();
         let entry = self.add_entry(parent, name, a);
-        if let Some(n) = self.inodes.lock().unwrap().get_mut(entry.ino) {
-            n.local = true;
-        }
+        self.inodes.lock().unwrap().begin_writing(entry.ino, None);
         self.writers
             .lock()
             .unwrap()
@@ -669,9 +650,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     /// This mount wrote the marker of the directory `ino`, with `foreign` headers besides its own.
     pub(super) fn wrote_marker(&self, ino: u64, foreign: UserMeta) {
-        if let Some(n) = self.inodes.lock().unwrap().get_mut(ino) {
-            n.own_marker = Some(std::sync::Arc::new(foreign));
-        }
+        self.inodes.lock().unwrap().wrote_marker(ino, foreign);
     }
 
     /// A directory's contents changed here: its mtime is now (this mount's view).

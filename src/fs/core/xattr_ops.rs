@@ -12,11 +12,11 @@ use std::time::SystemTime;
 use crate::object::ObjectStore;
 
 use super::archive::{RESTORE_STATUS_XATTR, RESTORE_XATTR};
-use super::core::CosFs;
-use super::error::{FsError, FsResult};
-use super::inode::Inode;
-use super::meta::{self, Xattrs};
 use super::storage_class::STORAGE_CLASS_XATTR;
+use super::CosFs;
+use crate::fs::error::{FsError, FsResult};
+use crate::fs::inode::Inode;
+use crate::fs::meta::{self, Xattrs};
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// The xattrs of `node` (one HEAD, within `op_timeout`, unless it is open for writing).

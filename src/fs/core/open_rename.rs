@@ -18,10 +18,10 @@ use std::sync::Arc;
 
 use crate::object::ObjectStore;
 
-use super::core::{CosFs, LockedWriter};
-use super::inode::Inode;
-use super::reader::{ObjectReader, Source};
-use super::scratch::KeptCopy;
+use super::{CosFs, LockedWriter};
+use crate::fs::inode::Inode;
+use crate::fs::reader::{ObjectReader, Source};
+use crate::fs::scratch::KeptCopy;
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// The readers of `ino`'s open handles, and of its writer's base when it has one.
@@ -87,9 +87,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             g.mark_unlinked();
         }
         if self.is_open(replaced.ino) {
-            if let Some(n) = self.inodes.lock().unwrap().get_mut(replaced.ino) {
-                n.attr.unlinked = true;
-            }
+            self.inodes.lock().unwrap().mark_unlinked(replaced.ino);
         }
     }
 

@@ -10,10 +10,10 @@
 
 use crate::object::{ListRequest, ObjectStore};
 
-use super::core::CosFs;
-use super::error::FsResult;
-use super::inode::Inode;
-use super::names::listing_name;
+use super::CosFs;
+use crate::fs::error::FsResult;
+use crate::fs::inode::Inode;
+use crate::fs::names::listing_name;
 
 /// Most names a directory may have had for a miss to re-list it (one LIST page).
 const RELIST_MAX: usize = 1000;

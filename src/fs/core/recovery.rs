@@ -6,8 +6,8 @@
 
 use crate::object::ObjectStore;
 
-use super::core::CosFs;
-use super::rename_journal::{repair, Repair};
+use super::CosFs;
+use crate::fs::rename_journal::{repair, Repair};
 
 /// What `recover` did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -20,10 +20,10 @@ use std::sync::atomic::Ordering;
 
 use crate::object::ObjectStore;
 
-use super::caller::{killed_by, process_of};
-use super::core::{CosFs, FileHandle, SharedWriter};
-use super::error::{FsError, FsResult};
-use super::orphans::Orphan;
+use super::{CosFs, FileHandle, SharedWriter};
+use crate::fs::caller::{killed_by, process_of};
+use crate::fs::error::{FsError, FsResult};
+use crate::fs::orphans::Orphan;
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// Stop taking changes (shutdown): from now on opening for writing, creating and every
@@ -170,19 +170,12 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let lost = g.has_unpublished_changes();
         g.discard(&self.wctx).await;
         // The inode first: an open that finds no writer then finds what this one left.
-        let mut t = self.inodes.lock().unwrap();
-        if let Some(n) = t.get_mut(h.ino) {
-            n.local = false;
-            if lost || g.is_unlinked() || g.superseded() {
-                // Look again next time (a new file that never reached COS is then gone).
-                n.fetched = None;
-            } else {
-                n.attr = g.attr().clone();
-                n.fetched = Some(std::time::Instant::now());
-                n.own_append = g.appended_object().map(std::sync::Arc::new);
-            }
-        }
-        drop(t);
+        let left = if lost || g.is_unlinked() || g.superseded() {
+            None
+        } else {
+            Some((g.attr(), g.appended_object()))
+        };
+        self.inodes.lock().unwrap().end_writing(h.ino, left);
         self.writers.lock().unwrap().remove(&h.ino);
     }
 }

@@ -12,11 +12,11 @@
 
 use crate::object::{MetadataDirective, ObjectStore, PutOptions, STORAGE_CLASSES};
 
-use super::attr::FileKind;
-use super::core::CosFs;
-use super::error::{FsError, FsResult};
-use super::inode::Inode;
-use super::meta;
+use super::CosFs;
+use crate::fs::attr::FileKind;
+use crate::fs::error::{FsError, FsResult};
+use crate::fs::inode::Inode;
+use crate::fs::meta;
 
 pub const STORAGE_CLASS_XATTR: &str = "user.cos.storage_class";
 
