@@ -34,7 +34,7 @@ use crate::object::{ListEntry, ObjectStore};
 
 use super::attr::{self, AttrDefaults, AttrSource, FileKind, PosixAttr};
 use super::error::{FsError, FsResult};
-use super::inode::InodeTable;
+use super::namespace::InodeTable;
 use super::symlink::read_link;
 
 /// How long after an object's Last-Modified a HEAD must have been answered for its result to

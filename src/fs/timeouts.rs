@@ -6,11 +6,26 @@
 //! program's retry after the server recovered comes later and gets a real answer.
 //!
 //! - `TimedOutNames`: lookups by (directory, name), capped;
-//! - `Echo`: one flag with a time, for a read handle.
+//! - `Echo`: one flag with a time, for a read handle;
+//! - `within`: an operation run within `--op-timeout`, else ETIMEDOUT.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use super::error::{FsError, FsResult};
+
+/// Run a read-only operation within `limit`, else fail it with ETIMEDOUT. Only for
+/// operations that are safe to abandon at any await: they wait on requests and the block
+/// cache, and record what they learned only once it has arrived.
+pub async fn within<T>(
+    limit: Duration,
+    op: impl std::future::Future<Output = FsResult<T>>,
+) -> FsResult<T> {
+    tokio::time::timeout(limit, op)
+        .await
+        .unwrap_or(Err(FsError::TimedOut(limit)))
+}
 
 /// How long a timed-out operation is answered from memory.
 const ECHO: Duration = Duration::from_millis(250);

@@ -18,7 +18,7 @@ use crate::object::{ObjectMeta, ObjectStore, RestoreStatus, RESTORE_TIERS};
 use super::CosFs;
 use crate::fs::attr::FileKind;
 use crate::fs::error::{FsError, FsResult};
-use crate::fs::inode::Inode;
+use crate::fs::namespace::Inode;
 
 /// Set to start a restore: `days=N[,tier=T]` or `N[,T]`.
 pub const RESTORE_XATTR: &str = "user.cos.restore";

@@ -124,13 +124,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// The last close of a file unlinked while open: its object goes now, unless the name was
     /// taken again meanwhile (see `orphans`).
     async fn delete_orphan(&self, o: Orphan) {
-        if self
-            .inodes
-            .lock()
-            .unwrap()
-            .child(o.parent, &o.name)
-            .is_some()
-        {
+        if self.ns.table().child(o.parent, &o.name).is_some() {
             return; // a new file of this mount has the name
         }
         let r = match self.head(&o.key).await {
@@ -175,7 +169,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         } else {
             Some((g.attr(), g.appended_object()))
         };
-        self.inodes.lock().unwrap().end_writing(h.ino, left);
+        self.ns.table().end_writing(h.ino, left);
         self.writers.lock().unwrap().remove(&h.ino);
     }
 }

@@ -23,8 +23,8 @@ use crate::fs::attr::{self, AttrSource, FileKind, PosixAttr};
 use crate::fs::caller::process_of;
 use crate::fs::content_type::BodyHeaders;
 use crate::fs::error::{FsError, FsResult};
-use crate::fs::inode::Inode;
 use crate::fs::meta;
+use crate::fs::namespace::Inode;
 use crate::fs::reader::ObjectReader;
 use crate::fs::write::FileWriter;
 
@@ -143,7 +143,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     /// Copy the writer's attributes to the inode table.
     pub(super) fn sync_attr(&self, ino: u64, a: &PosixAttr) {
-        self.inodes.lock().unwrap().written(ino, a);
+        self.ns.table().written(ino, a);
     }
 
     /// Names in `dir` of files open for writing that are not on COS yet.
@@ -161,7 +161,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .iter()
             .map(|(ino, w)| (*ino, w.clone()))
             .collect();
-        let t = self.inodes.lock().unwrap();
+        let t = self.ns.table();
         writers
             .into_iter()
             .filter_map(|(ino, w)| {
@@ -169,6 +169,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 Some((n.name.to_string(), w))
             })
             .collect()
+    }
+
+    /// The names of the files open for writing in `dir` (present whatever a LIST says).
+    pub(super) fn open_names_in(&self, dir: u64) -> Vec<String> {
+        self.writers_in(dir).into_iter().map(|(n, _)| n).collect()
     }
 
     /// Files of `dir` created here and not on COS yet, sorted (a writer busy committing is
@@ -204,7 +209,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 // (as the inode has it now: the last writer's release may have just set it).
                 let own = (!truncate)
                     .then(|| {
-                        let t = self.inodes.lock().unwrap();
+                        let t = self.ns.table();
                         let n = t.get(node.ino)?;
                         n.own_append
                             .clone()
@@ -264,10 +269,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 g.touch();
             }
             g.add_handle();
-            self.inodes
-                .lock()
-                .unwrap()
-                .begin_writing(node.ino, Some(g.attr()));
+            self.ns.table().begin_writing(node.ino, Some(g.attr()));
             let w = tokio::sync::OwnedMutexGuard::mutex(&g).clone();
             drop(g);
             return Ok(w);
@@ -304,17 +306,13 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                     a
                 }
                 None => {
-                    self.inodes
-                        .lock()
-                        .unwrap()
-                        .unlink_name(node.parent, &node.name);
+                    self.ns.table().unlink_name(node.parent, &node.name);
                     return Err(FsError::NotFound);
                 }
             };
             let kind_changed = fresh.kind != node.attr.kind;
-            self.inodes
-                .lock()
-                .unwrap()
+            self.ns
+                .table()
                 .upsert(node.parent, &node.name, fresh.clone(), 0, false);
             if kind_changed {
                 // ESTALE makes the kernel look the name up again and retry the open, which
@@ -334,7 +332,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             self.attach_writer(&node, flags.truncate).await?;
         }
         let etag = node.attr.etag.clone().unwrap_or_default();
-        let keep_cache = !flags.write && self.inodes.lock().unwrap().opened_version(ino, &etag);
+        let keep_cache = !flags.write && self.ns.table().opened_version(ino, &etag);
         let opener = if flags.write { process_of(pid) } else { 0 };
         let reader = if node.attr.appendable {
             ObjectReader::new_appendable(&node.key, &etag, node.attr.size)
@@ -371,7 +369,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         };
         w.add_handle();
         let entry = self.add_entry(parent, name, a);
-        self.inodes.lock().unwrap().begin_writing(entry.ino, None);
+        self.ns.table().begin_writing(entry.ino, None);
         self.writers
             .lock()
             .unwrap()
@@ -650,14 +648,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     /// This mount wrote the marker of the directory `ino`, with `foreign` headers besides its own.
     pub(super) fn wrote_marker(&self, ino: u64, foreign: UserMeta) {
-        self.inodes.lock().unwrap().wrote_marker(ino, foreign);
+        self.ns.table().wrote_marker(ino, foreign);
     }
 
     /// A directory's contents changed here: its mtime is now (this mount's view).
     pub(super) fn touch_dir(&self, ino: u64) {
-        self.inodes
-            .lock()
-            .unwrap()
-            .touch_dir(ino, SystemTime::now());
+        self.ns.table().touch_dir(ino, SystemTime::now());
     }
 }

@@ -19,10 +19,9 @@
 mod archive;
 mod commit;
 pub mod files;
-mod namespace;
+mod name_ops;
 mod open_rename;
 mod recovery;
-mod relist;
 mod storage_class;
 mod xattr_ops;
 
@@ -36,7 +35,7 @@ use bytes::Bytes;
 
 use crate::object::ObjectStore;
 
-use super::attr::{self, AttrDefaults, FileKind, PosixAttr};
+use super::attr::{self, AttrDefaults, FileKind};
 use super::cache::BlockCache;
 use super::content_type::ContentTypeRule;
 use super::dir::DirStream;
@@ -44,15 +43,14 @@ use super::dir_handle::DirHandle;
 use super::dir_meta::{MetaStage, StageConfig};
 use super::disk_cache::{DiskCache, DiskStats};
 use super::error::{FsError, FsResult};
-use super::inode::{Inode, InodeTable, ROOT_INO};
-use super::lookup::lookup;
 use super::memory::{self, MemoryBudget};
-use super::names::check_name;
+pub use super::namespace::{Entry, ListedEntry};
+use super::namespace::{Inode, Namespace, Trust};
 use super::orphans::Orphans;
 use super::reader::ObjectReader;
 use super::scratch::ScratchArea;
 use super::symlink;
-use super::timeouts::TimedOutNames;
+use super::timeouts::within;
 use super::upload_journal::{Leftovers, UploadJournal};
 use super::write::{FileWriter, WriteCtx};
 use crate::object::DeferredDeletes;
@@ -141,22 +139,6 @@ impl Default for FsConfig {
     }
 }
 
-/// An inode and its attributes, as replied to the kernel.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub ino: u64,
-    pub attr: PosixAttr,
-}
-
-/// One readdir entry; `offset` is where the next readdir resumes after it.
-#[derive(Debug, Clone)]
-pub struct ListedEntry {
-    pub ino: u64,
-    pub offset: u64,
-    pub name: String,
-    pub attr: PosixAttr,
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct Opened {
     pub fh: u64,
@@ -213,7 +195,8 @@ type LockedWriter<S> = tokio::sync::OwnedMutexGuard<FileWriter<Store<S>>>;
 pub struct CosFs<S: ObjectStore + ?Sized> {
     store: Arc<Store<S>>,
     cfg: FsConfig,
-    inodes: Arc<Mutex<InodeTable>>,
+    /// Names and inodes: the inode table and the requests that renew it.
+    ns: Namespace<S>,
     cache: Arc<BlockCache>,
     files: Mutex<HashMap<u64, FileHandle>>,
     dirs: Mutex<HashMap<u64, OpenDir<S>>>,
@@ -225,7 +208,6 @@ pub struct CosFs<S: ObjectStore + ?Sized> {
     next_fh: AtomicU64,
     /// Stopping: no new writes (opening for writing, creating, namespace changes are EROFS).
     stopping: AtomicBool,
-    timed_out: TimedOutNames,
     /// Files unlinked while open (their DELETE waits for the last close).
     orphans: Orphans,
     /// Held by a rename that holds the writers of two files at once (`open_rename`).
@@ -254,15 +236,6 @@ pub struct FsActivity {
     pub memory_limit: u64,
     /// The disk cache's figures and size, if the mount has one.
     pub disk: Option<(DiskStats, u64)>,
-}
-
-/// The key prefix of the directory holding `key` (a file key or a directory prefix).
-fn parent_prefix(key: &str) -> &str {
-    let trimmed = key.strip_suffix('/').unwrap_or(key);
-    match trimmed.rfind('/') {
-        Some(i) => &trimmed[..=i],
-        None => "",
-    }
 }
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
@@ -303,10 +276,19 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             content_type: cfg.content_type.clone(),
             memory,
         };
-        let inodes = Arc::new(Mutex::new(InodeTable::new(&cfg.prefix, root)));
+        let ns = Namespace::new(
+            store.clone(),
+            &cfg.prefix,
+            root,
+            Trust {
+                ttl: cfg.metadata_ttl,
+                op_timeout: cfg.op_timeout,
+                defaults: cfg.defaults,
+            },
+        );
         let listing = Arc::new(MetaStage::new(
             store.clone(),
-            inodes.clone(),
+            ns.shared_table(),
             cfg.listing_heads,
             StageConfig {
                 heads: cfg.listing_metadata,
@@ -317,7 +299,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         ));
         CosFs {
             store,
-            inodes,
+            ns,
             cache,
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
@@ -326,7 +308,6 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             wctx,
             next_fh: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
-            timed_out: TimedOutNames::default(),
             orphans: Orphans::default(),
             replace_lock: tokio::sync::Mutex::new(()),
             leftovers: Mutex::new(Some(leftovers)),
@@ -361,162 +342,48 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     fn node(&self, ino: u64) -> FsResult<Inode> {
-        self.inodes
-            .lock()
-            .unwrap()
-            .get(ino)
-            .cloned()
-            .ok_or(FsError::NotFound)
+        self.ns.node(ino)
     }
 
     fn dir_node(&self, ino: u64) -> FsResult<Inode> {
-        let n = self.node(ino)?;
-        if n.attr.kind != FileKind::Directory {
-            return Err(FsError::NotDir);
-        }
-        Ok(n)
-    }
-
-    /// Run a read-only operation within `op_timeout`, else fail it with ETIMEDOUT. Only for
-    /// operations that are safe to abandon at any await: they wait on requests and the block
-    /// cache, and record what they learned only once it has arrived.
-    async fn within_budget<T>(
-        &self,
-        op: impl std::future::Future<Output = FsResult<T>>,
-    ) -> FsResult<T> {
-        tokio::time::timeout(self.cfg.op_timeout, op)
-            .await
-            .unwrap_or(Err(FsError::TimedOut(self.cfg.op_timeout)))
+        self.ns.dir_node(ino)
     }
 
     /// Find `name` in directory `parent`; takes one kernel reference on the result.
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Entry> {
-        self.lookup_now(parent, name).await
-    }
-
-    async fn lookup_now(&self, parent: u64, name: &str) -> FsResult<Entry> {
-        if self.timed_out.recent(parent, name) {
-            return Err(FsError::TimedOut(self.cfg.op_timeout));
-        }
-        let r = self.within_budget(self.lookup_fresh(parent, name)).await;
-        if r.as_ref().is_err_and(FsError::is_timeout) {
-            self.timed_out.record(parent, name);
-        }
-        r
-    }
-
-    async fn lookup_fresh(&self, parent: u64, name: &str) -> FsResult<Entry> {
-        check_name(name)?;
-        let dir = self.dir_node(parent)?;
-        let ttl = self.cfg.metadata_ttl;
-        {
-            let mut t = self.inodes.lock().unwrap();
-            if let Some(c) = t
-                .child(parent, name)
-                .filter(|c| c.is_exact_and_fresh(ttl) || c.local)
-            {
-                let ino = c.ino;
-                let attr = t.referenced(ino).expect("child is live");
-                return Ok(Entry { ino, attr });
-            }
-            if t.is_negative(parent, name, ttl) {
-                return Err(FsError::NotFound);
-            }
-        }
-        if self.relist(&dir).await? && self.inodes.lock().unwrap().is_negative(parent, name, ttl) {
-            return Err(FsError::NotFound);
-        }
-        match lookup(&*self.store, &dir.key, name, &self.cfg.defaults).await {
-            Ok(attr) => {
-                let n = self
-                    .inodes
-                    .lock()
-                    .unwrap()
-                    .upsert(parent, name, attr, 1, false);
-                Ok(Entry {
-                    ino: n.ino,
-                    attr: n.attr,
-                })
-            }
-            Err(e) => {
-                if matches!(e, FsError::NotFound) {
-                    let mut t = self.inodes.lock().unwrap();
-                    t.unlink_name(parent, name);
-                    t.set_negative(parent, name, ttl);
-                }
-                Err(e)
-            }
-        }
+        self.ns
+            .lookup(parent, name, &|dir| self.open_names_in(dir))
+            .await
     }
 
     pub fn forget(&self, ino: u64, n: u64) {
-        self.inodes.lock().unwrap().forget(ino, n);
+        self.ns.table().forget(ino, n);
     }
 
     /// Attributes of `ino`, refreshed when older than the TTL.
     pub async fn getattr(&self, ino: u64) -> FsResult<Entry> {
-        self.within_budget(self.getattr_now(ino)).await
+        self.ns.getattr(ino).await
     }
 
-    async fn getattr_now(&self, ino: u64) -> FsResult<Entry> {
-        let node = self.node(ino)?;
-        if ino == ROOT_INO && !node.key.is_empty() && !node.is_fresh(self.cfg.metadata_ttl) {
-            return self.refresh_root(&node).await;
-        }
-        if ino == ROOT_INO
-            || node.local
-            || node.attr.unlinked
-            || node.is_exact_and_fresh(self.cfg.metadata_ttl)
-        {
-            return Ok(Entry {
-                ino,
-                attr: node.attr,
-            });
-        }
-        let found = lookup(
-            &*self.store,
-            parent_prefix(&node.key),
-            &node.name,
-            &self.cfg.defaults,
-        )
-        .await;
-        let mut t = self.inodes.lock().unwrap();
-        match found {
-            Ok(attr) if attr.kind == node.attr.kind => {
-                let n = t.upsert(node.parent, &node.name, attr, 0, false);
-                Ok(Entry {
-                    ino: n.ino,
-                    attr: n.attr,
-                })
-            }
-            // Deleted, or replaced by another kind: this inode is gone.
-            Ok(_) | Err(FsError::NotFound) => {
-                t.unlink_name(node.parent, &node.name);
-                Err(FsError::NotFound)
-            }
-            Err(e) => Err(e),
-        }
+    /// Give back the references of entries `readdir` returned but the reply could not hold.
+    pub fn unsent(&self, entries: &[ListedEntry]) {
+        self.ns.unsent(entries)
     }
 
-    /// The root of a prefix mount from its marker (`prefix/`), when it has one.
-    async fn refresh_root(&self, root: &Inode) -> FsResult<Entry> {
-        let found = match self.store.head_object(&root.key).await {
-            Ok(m) => Some(attr::from_object(&m, true, &self.cfg.defaults)),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e.into()),
-        };
-        let n = self.inodes.lock().unwrap().refresh_root(found);
-        Ok(Entry {
-            ino: ROOT_INO,
-            attr: n.attr,
-        })
+    /// Run a read-only operation within `--op-timeout`, else fail it with ETIMEDOUT
+    /// (`timeouts::within`).
+    async fn within_budget<T>(
+        &self,
+        op: impl std::future::Future<Output = FsResult<T>>,
+    ) -> FsResult<T> {
+        within(self.cfg.op_timeout, op).await
     }
 
     pub fn opendir(&self, ino: u64) -> FsResult<u64> {
         let dir = self.dir_node(ino)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let stream = DirStream::new(&dir.key, ino, self.listing.clone());
-        self.inodes.lock().unwrap().known.listing_opened(ino);
+        self.ns.table().listing_opened(ino);
         let handle = DirHandle::new(ino, stream);
         self.dirs
             .lock()
@@ -580,7 +447,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         // seek back) are looked up, all at once.
         let mut found: Vec<(u64, String, Option<Entry>)> = Vec::new();
         {
-            let mut t = self.inodes.lock().unwrap();
+            let mut t = self.ns.table();
             for (p, e) in entries {
                 if t.removed_here(dir.ino, &e.name, e.listed_at, self.cfg.metadata_ttl) {
                     continue;
@@ -595,10 +462,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 found.push((p, e.name, known));
             }
         }
+        let open_here = &|dir| self.open_names_in(dir);
         let lookups = found
             .iter()
             .filter(|(_, _, known)| known.is_none())
-            .map(|(_, name, _)| self.lookup_fresh(dir.ino, name));
+            .map(|(_, name, _)| self.ns.lookup_fresh(dir.ino, name, open_here));
         let mut looked_up = futures_util::future::join_all(lookups).await.into_iter();
         let mut failed = None;
         for (p, name, known) in found {
@@ -627,12 +495,12 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             self.unsent(&out);
             return Err(e);
         }
-        let mut t = self.inodes.lock().unwrap();
+        let mut t = self.ns.table();
         // After the listing: files that exist only on this mount so far.
         if let (true, Some(end)) = (got < want, l.stream().end()) {
             // A listing that held keys no name shows does not tell every name there.
             if let Some(began) = l.complete_since(end) {
-                t.known.listing_complete(dir.ino, began, l.local_names());
+                t.listing_complete(dir.ino, began, l.local_names());
             }
             let skip = next.saturating_sub(end) as usize;
             for (i, name) in l.local_names().iter().enumerate().skip(skip) {
@@ -654,18 +522,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         Ok(out)
     }
 
-    /// Give back the references of entries `readdir` returned but the reply could not hold.
-    pub fn unsent(&self, entries: &[ListedEntry]) {
-        let mut t = self.inodes.lock().unwrap();
-        for e in entries.iter().filter(|e| e.name != "." && e.name != "..") {
-            t.forget(e.ino, 1);
-        }
-    }
-
     pub fn releasedir(&self, fh: u64) {
         let handle = self.dirs.lock().unwrap().remove(&fh);
         if let Some((ino, _)) = handle {
-            self.inodes.lock().unwrap().known.listing_closed(ino);
+            self.ns.table().listing_closed(ino);
         }
     }
 
@@ -693,18 +553,5 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             files: 1 << 32,
             name_max: super::names::NAME_MAX as u32,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parent_prefix;
-
-    #[test]
-    fn parents() {
-        assert_eq!(parent_prefix("a"), "");
-        assert_eq!(parent_prefix("a/"), "");
-        assert_eq!(parent_prefix("p/a/b"), "p/a/");
-        assert_eq!(parent_prefix("p/a/b/"), "p/a/");
     }
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::object::ObjectStore;
 
 use super::{CosFs, LockedWriter};
-use crate::fs::inode::Inode;
+use crate::fs::namespace::Inode;
 use crate::fs::reader::{ObjectReader, Source};
 use crate::fs::scratch::KeptCopy;
 
@@ -73,7 +73,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let Some(orphan) = self.orphans.at_key(key, ino) else {
             return;
         };
-        let Some(node) = self.inodes.lock().unwrap().get(orphan).cloned() else {
+        let Some(node) = self.ns.table().get(orphan).cloned() else {
             return;
         };
         // Its writer, if idle: one busy right now keeps reading its base from COS.
@@ -87,7 +87,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             g.mark_unlinked();
         }
         if self.is_open(replaced.ino) {
-            self.inodes.lock().unwrap().mark_unlinked(replaced.ino);
+            self.ns.table().mark_unlinked(replaced.ino);
         }
     }
 

@@ -15,8 +15,8 @@ use crate::object::{MetadataDirective, ObjectStore, PutOptions, STORAGE_CLASSES}
 use super::CosFs;
 use crate::fs::attr::FileKind;
 use crate::fs::error::{FsError, FsResult};
-use crate::fs::inode::Inode;
 use crate::fs::meta;
+use crate::fs::namespace::Inode;
 
 pub const STORAGE_CLASS_XATTR: &str = "user.cos.storage_class";
 

@@ -15,8 +15,8 @@ use super::archive::{RESTORE_STATUS_XATTR, RESTORE_XATTR};
 use super::storage_class::STORAGE_CLASS_XATTR;
 use super::CosFs;
 use crate::fs::error::{FsError, FsResult};
-use crate::fs::inode::Inode;
 use crate::fs::meta::{self, Xattrs};
+use crate::fs::namespace::Inode;
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// The xattrs of `node` (one HEAD, within `op_timeout`, unless it is open for writing).

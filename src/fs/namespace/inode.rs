@@ -24,8 +24,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::attr::{AttrSource, FileKind, PosixAttr};
 use super::known_dirs::KnownDirs;
+use crate::fs::attr::{AttrSource, FileKind, PosixAttr};
 
 pub const ROOT_INO: u64 = 1;
 
@@ -82,7 +82,7 @@ pub struct InodeTable {
     /// The latest (mtime, ctime) this mount showed or made for a directory, by key prefix.
     dir_times: HashMap<Arc<str>, (SystemTime, SystemTime)>,
     /// Directories whose every name this mount knows.
-    pub known: KnownDirs,
+    pub(super) known: KnownDirs,
 }
 
 /// The key or key prefix of `name` in the directory with prefix `dir_prefix`.
@@ -155,6 +155,32 @@ impl InodeTable {
 
     fn get_mut(&mut self, ino: u64) -> Option<&mut Inode> {
         self.inodes.get_mut(&ino)
+    }
+
+    /// A directory this mount made: it knows every name in it (none yet).
+    pub fn made_dir(&mut self, ino: u64) {
+        self.known.made(ino);
+    }
+
+    /// Whether `dir` is known, within `ttl`, to have no entries at all.
+    pub fn known_empty(&self, dir: u64, ttl: Duration) -> bool {
+        self.known.is_empty(dir, ttl)
+    }
+
+    /// A listing of `dir` began: names made here meanwhile are collected with the listed ones.
+    pub fn listing_opened(&mut self, dir: u64) {
+        self.known.listing_opened(dir);
+    }
+
+    /// A listing of `dir` ended (its handle closed).
+    pub fn listing_closed(&mut self, dir: u64) {
+        self.known.listing_closed(dir);
+    }
+
+    /// A listing of `dir` begun at `since` went through to its end: with `local` (files only
+    /// on this mount so far) it names every entry.
+    pub fn listing_complete(&mut self, dir: u64, since: Instant, local: &[String]) {
+        self.known.listing_complete(dir, since, local);
     }
 
     /// The kernel took one more reference to `ino` (a lookup or a readdirplus entry it

@@ -31,10 +31,10 @@ use super::{CosFs, Entry};
 use crate::fs::attr::{AttrSource, FileKind, PosixAttr, SET_GROUP_ID};
 use crate::fs::content_type::BodyHeaders;
 use crate::fs::error::{FsError, FsResult};
-use crate::fs::inode::{key_for, Inode};
 use crate::fs::lookup::lookup;
 use crate::fs::meta;
 use crate::fs::names::{check_key, check_name};
+use crate::fs::namespace::{key_for, Inode};
 use crate::fs::orphans::Orphan;
 use crate::fs::rename_journal::{delete_all, RenameJournal};
 
@@ -97,7 +97,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         check_name(name)?;
         let dir = self.dir_node(parent)?;
         {
-            let t = self.inodes.lock().unwrap();
+            let t = self.ns.table();
             if let Some(c) = t.child(parent, name) {
                 if c.local || c.is_fresh(self.cfg.metadata_ttl) {
                     return Ok(c.clone());
@@ -105,11 +105,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             }
         }
         let attr = lookup(&*self.store, &dir.key, name, &self.cfg.defaults).await?;
-        Ok(self
-            .inodes
-            .lock()
-            .unwrap()
-            .upsert(parent, name, attr, 0, false))
+        Ok(self.ns.table().upsert(parent, name, attr, 0, false))
     }
 
     async fn resolve_opt(&self, parent: u64, name: &str) -> FsResult<Option<Inode>> {
@@ -135,7 +131,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     fn forget_name(&self, parent: u64, name: &str) {
-        let mut t = self.inodes.lock().unwrap();
+        let mut t = self.ns.table();
         t.unlink_name(parent, name);
         t.set_negative(parent, name, self.cfg.metadata_ttl);
     }
@@ -151,13 +147,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 return Ok(true);
             }
         }
-        if self
-            .inodes
-            .lock()
-            .unwrap()
-            .known
-            .is_empty(node.ino, self.cfg.metadata_ttl)
-        {
+        if self.ns.table().known_empty(node.ino, self.cfg.metadata_ttl) {
             // Listed to its end (or made) within the TTL, and every name since removed.
             return Ok(false);
         }
@@ -200,7 +190,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// for the name, created elsewhere and not seen yet, is unlinked) with one kernel reference.
     pub(super) fn add_entry(&self, parent: u64, name: &str, attr: PosixAttr) -> Entry {
         let n = {
-            let mut t = self.inodes.lock().unwrap();
+            let mut t = self.ns.table();
             t.unlink_name(parent, name);
             t.upsert(parent, name, attr, 1, false)
         };
@@ -225,7 +215,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let e = self.add_entry(parent, name, a);
         self.wrote_marker(e.ino, Default::default());
         // New and empty: a lookup in it needs no request until the TTL passes.
-        self.inodes.lock().unwrap().known.made(e.ino);
+        self.ns.table().made_dir(e.ino);
         Ok(e)
     }
 
@@ -278,7 +268,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                     },
                 );
             }
-            self.inodes.lock().unwrap().mark_unlinked(node.ino);
+            self.ns.table().mark_unlinked(node.ino);
         } else if remote {
             self.store.delete_later(&node.key);
         }
@@ -395,13 +385,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             drop(replaced_writer);
             drop(serial);
         }
-        self.inodes
-            .lock()
-            .unwrap()
-            .rename(parent, name, new_parent, new_name);
-        self.inodes
-            .lock()
-            .unwrap()
+        self.ns.table().rename(parent, name, new_parent, new_name);
+        self.ns
+            .table()
             .set_negative(parent, name, self.cfg.metadata_ttl);
         self.touch_dir(parent);
         self.touch_dir(new_parent);
@@ -450,7 +436,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         // Files below that are open for writing go up first, so the copy takes them along.
         let open: Vec<(u64, String)> = {
             let inos: Vec<u64> = self.writers.lock().unwrap().keys().copied().collect();
-            let t = self.inodes.lock().unwrap();
+            let t = self.ns.table();
             inos.into_iter()
                 .filter_map(|i| t.get(i).map(|n| (i, n.key.to_string())))
                 .filter(|(_, k)| k.starts_with(&old_key))

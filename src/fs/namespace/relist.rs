@@ -10,21 +10,21 @@
 
 use crate::object::{ListRequest, ObjectStore};
 
-use super::CosFs;
+use super::inode::Inode;
+use super::{Namespace, OpenHere};
 use crate::fs::error::FsResult;
-use crate::fs::inode::Inode;
 use crate::fs::names::listing_name;
 
 /// Most names a directory may have had for a miss to re-list it (one LIST page).
 const RELIST_MAX: usize = 1000;
 
-impl<S: ObjectStore + ?Sized> CosFs<S> {
+impl<S: ObjectStore + ?Sized> Namespace<S> {
     /// List `dir` whole if its knowledge expired and it is small; true when it is known again.
-    pub(super) async fn relist(&self, dir: &Inode) -> FsResult<bool> {
-        let ttl = self.cfg.metadata_ttl;
+    pub(super) async fn relist(&self, dir: &Inode, open_here: OpenHere<'_>) -> FsResult<bool> {
+        let ttl = self.ttl;
         let since = std::time::Instant::now();
         {
-            let mut t = self.inodes.lock().unwrap();
+            let mut t = self.table();
             if !t.known.expired_with_at_most(dir.ino, ttl, RELIST_MAX) {
                 return Ok(false);
             }
@@ -39,12 +39,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         };
         let page = self.store.list_objects(&req).await;
         // Files open for writing here count as present (an extra name is harmless).
-        let open: Vec<String> = self
-            .writers_in(dir.ino)
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        let mut t = self.inodes.lock().unwrap();
+        let open = open_here(dir.ino);
+        let mut t = self.table();
         let complete = match &page {
             Ok(p) if !p.is_truncated => {
                 let listed = p
