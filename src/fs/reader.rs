@@ -31,7 +31,7 @@
 //!   retried once with a fresh GET, within the operation's budget.
 //! - The version a handle reads can move while it is open (`relocate`): a rename of the file
 //!   moves it to the new key (and the copy's ETag), a rename over it to a copy on local disk
-//!   (`kept`). Blocks stay identified by the version the handle opened, so cached blocks
+//!   (`scratch::kept`). Blocks stay identified by the version the handle opened, so cached blocks
 //!   keep serving; only fetches go to the new place.
 
 use std::sync::{Arc, Mutex};

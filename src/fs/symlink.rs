@@ -2,7 +2,7 @@
 //! `x-cos-meta-mode`). A target longer than PATH_MAX cannot be handed to the kernel: reading
 //! one is ENAMETOOLONG, logged with its key (listings still show the link).
 //!
-//! Used by `readlink` (`core.rs`) and by the listing stage, which fetches the targets of
+//! Used by `readlink` (`core/mod.rs`) and by the listing stage, which fetches the targets of
 //! listed links with their attributes (`dir_meta.rs`).
 
 use bytes::Bytes;

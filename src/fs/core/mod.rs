@@ -1,20 +1,27 @@
 //! `CosFs`: the filesystem operations the FUSE adapter calls, one method per operation, in
 //! POSIX terms (inode numbers, names, offsets) over an `ObjectStore`. No `fuser` types here.
 //!
-//! - Metadata is served from the inode table while it is younger than `metadata_ttl`, else
-//!   refreshed (lookup: HEAD + LIST; open: HEAD). Names found missing are cached as negative
-//!   entries for the same TTL.
+//! - The facade: its fields are private, and the files that implement its operations are the
+//!   submodules below, so nothing else in the fs core reaches its state. They call the rooms
+//!   it holds: the namespace (`ns`), the block cache, the listing stage, the writers' context.
+//!   - `files`: open, create, read, write, setattr, fallocate;
+//!   - `name_ops`: mknod, mkdir, symlink, unlink, rmdir, rename, link;
+//!   - `commit`: flush, fsync, release (when a written file reaches COS) and shutdown;
+//!   - `open_rename`: what a rename does to handles open on the renamed or replaced file;
+//!   - `archive`, `storage_class`, `xattr_ops`: restores, the storage-class xattr, xattrs;
+//!   - `recovery`: what a mount cleans up at its start.
+//! - Metadata is the namespace's: served while younger than `metadata_ttl`, else renewed
+//!   (lookup: HEAD + LIST; open: HEAD); missing names are negative entries for the TTL.
 //! - readdir streams listing pages (`dir::DirStream`) and records every entry's listing
-//!   attributes in the inode table, so `ls -l` needs no request per entry. Entries returned by
+//!   attributes in the namespace, so `ls -l` needs no request per entry. Entries returned by
 //!   `readdir` carry one kernel reference each (readdirplus); `unsent` gives back the ones the
 //!   reply had no room for.
-//! - Writes: `files` (file operations) and `namespace` (mkdir, unlink, rename, ...) extend
-//!   `CosFs` in their own modules. A file open for writing has one `FileWriter` shared by its
-//!   handles; while it exists the inode is `local` (its attributes are the truth) and reads of
-//!   the file from any handle go through the writer, so unpublished writes are visible.
-//! - Lock order: `dirs`/`files`/`writers` maps, then `inodes`; none is held across an await.
-//!   Async mutexes (a directory stream, a writer) may be held across awaits and are taken
-//!   before any of the std mutexes.
+//! - A file open for writing has one `FileWriter` shared by its handles; while it exists the
+//!   inode is written here (`begin_writing`: its attributes are the truth) and reads of the
+//!   file from any handle go through the writer, so unpublished writes are visible.
+//! - Locks (`docs/ARCHITECTURE.md` "Locks"): async mutexes (a writer, a directory handle, the
+//!   rename lock) before std mutexes; std mutexes are leaves, taken for one step: the maps
+//!   (`files`, `writers`, `dirs`) are released before the inode table is taken.
 
 mod archive;
 mod commit;

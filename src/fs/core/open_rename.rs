@@ -1,9 +1,9 @@
 //! What a rename does to files open on this mount, so that their handles read on as they
 //! would on a local filesystem:
 //! - the renamed file: its handles' readers follow it to the new key (and the copy's ETag);
-//!   a writer is published first and rekeyed (`namespace`);
+//!   a writer is published first and rekeyed (`name_ops`);
 //! - a file the rename replaces: before the copy lands on its key, the versions its handles
-//!   read are kept on local disk (`kept`) and the readers point there; once the copy landed,
+//!   read are kept on local disk (`scratch::kept`) and the readers point there; once the copy landed,
 //!   the file is gone as if unlinked: `st_nlink` 0, its writer never publishes (it would
 //!   overwrite the renamed file), metadata changes stay in memory. Another client sees the
 //!   new contents under the name at once; nothing of the replaced file stays on COS.
