@@ -251,17 +251,11 @@ impl ObjectStore for CosClient {
         if let Some(e) = &opts.if_none_match {
             req = req.header("x-cos-copy-source-if-none-match", format!("\"{e}\""));
         }
-        match opts.source_size {
-            Some(n) => req.copies = Some(n),
-            None => req.long = true,
-        }
-        req.error_in_200 = true;
-        let (headers, body) = self.call_read(req).await?;
-        let (etag, last_modified) = parse::copy_result(&body)?;
+        let (etag, last_modified, crc64) = self.send_copy(req, opts.source_size).await?;
         Ok(CopyResult {
             etag,
             last_modified,
-            crc64: parse::crc64_header(&headers),
+            crc64,
         })
     }
 
@@ -342,17 +336,12 @@ impl ObjectStore for CosClient {
         if let Some(e) = source.if_match {
             req = req.header("x-cos-copy-source-if-match", format!("\"{e}\""));
         }
-        match range.and_then(|r| r.end.map(|e| e - r.start)) {
-            Some(n) => req.copies = Some(n),
-            None => req.long = true,
-        }
-        req.error_in_200 = true;
-        let (headers, body) = self.call_read(req).await?;
-        let (etag, _) = parse::copy_result(&body)?;
+        let copied = range.and_then(|r| r.end.map(|e| e - r.start));
+        let (etag, _, crc64) = self.send_copy(req, copied).await?;
         Ok(UploadedPart {
             part_number,
             etag,
-            crc64: parse::crc64_header(&headers),
+            crc64,
             size: range.and_then(|r| r.end.map(|e| e - r.start)),
         })
     }
@@ -461,6 +450,23 @@ impl ObjectStore for CosClient {
 }
 
 impl CosClient {
+    /// Send a copy (PUT Object - Copy or Upload Part - Copy) of `size` bytes (unknown: the
+    /// long timeout), whose error may come in a 200; its ETag, Last-Modified and CRC-64.
+    async fn send_copy(
+        &self,
+        mut req: Request,
+        size: Option<u64>,
+    ) -> CosResult<(String, Option<std::time::SystemTime>, Option<u64>)> {
+        match size {
+            Some(n) => req.copies = Some(n),
+            None => req.long = true,
+        }
+        req.error_in_200 = true;
+        let (headers, body) = self.call_read(req).await?;
+        let (etag, last_modified) = parse::copy_result(&body)?;
+        Ok((etag, last_modified, parse::crc64_header(&headers)))
+    }
+
     /// Whether `key` now holds the object `parts` make (by its CRC-64 when every part's is
     /// known, else by the multipart ETag: the MD5 of the parts' MD5s and their count).
     async fn completed_as(

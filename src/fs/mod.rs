@@ -4,7 +4,7 @@
 //! write and a listing through them.
 //!
 //! - `core`: `CosFs`, the facade the FUSE adapter calls. Its state is private; its operations
-//!   are its submodules (`files`, `name_ops`, `commit`, `open_rename`, `archive`,
+//!   are its submodules (`open_file`, `files`, `name_ops`, `commit`, `open_rename`, `archive`,
 //!   `storage_class`, `xattr_ops`, `recovery`);
 //! - `namespace`: the inode table (numbers, attributes, kernel references, negative entries,
 //!   directory times), directories known whole, and the lookup, getattr and LIST that renew

@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use super::blob::{read_body, BlobWriter, StreamFaults};
 use super::listing::{list, ListParams};
 use super::ops::{self, Conditions, Directive};
-use super::storage::{Bucket, NewObjectHeaders, ObjectRecord, Storage, StoredBlob};
+use super::storage::{Bucket, NewObjectHeaders, ObjectRecord, Storage, StoredBlob, UploadRecord};
 use super::StoreError;
 use crate::object::{check_delete_keys, check_put_options};
 use crate::object::{
@@ -119,12 +119,24 @@ fn headers_of(o: &PutOptions) -> Result<NewObjectHeaders, StoreError> {
     )
 }
 
-fn uploaded(n: u32, blob: &StoredBlob, etag: String) -> UploadedPart {
-    UploadedPart {
-        part_number: n,
-        etag,
-        crc64: Some(blob.crc64),
-        size: Some(blob.size),
+impl LocalStore {
+    /// Part `n` of upload `up` is `blob` (received under `data/`).
+    async fn put_part(
+        &self,
+        up: UploadRecord,
+        n: u32,
+        blob: StoredBlob,
+    ) -> CosResult<UploadedPart> {
+        let (crc64, size) = (blob.crc64, blob.size);
+        let part = self
+            .blocking(move |bk| ops::put_part(bk, &up, n, &blob))
+            .await?;
+        Ok(UploadedPart {
+            part_number: n,
+            etag: part.etag,
+            crc64: Some(crc64),
+            size: Some(size),
+        })
     }
 }
 
@@ -325,11 +337,7 @@ impl ObjectStore for LocalStore {
         let n = ops::part_number(Some(part_number)).map_err(fail)?;
         let up = ops::upload_of(&self.bucket, key, upload_id).map_err(fail)?;
         let blob = self.store_body(&body).await?;
-        let b = blob.clone();
-        let part = self
-            .blocking(move |bk| ops::put_part(bk, &up, n, &b))
-            .await?;
-        Ok(uploaded(n, &blob, part.etag))
+        self.put_part(up, n, blob).await
     }
 
     async fn upload_part_copy(
@@ -361,11 +369,7 @@ impl ObjectStore for LocalStore {
         let blob = ops::part_copy_body(&self.bucket, &self.bucket, &src, range)
             .await
             .map_err(fail)?;
-        let b = blob.clone();
-        let part = self
-            .blocking(move |bk| ops::put_part(bk, &up, n, &b))
-            .await?;
-        Ok(uploaded(n, &blob, part.etag))
+        self.put_part(up, n, blob).await
     }
 
     async fn complete_multipart(

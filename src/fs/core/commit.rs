@@ -20,8 +20,7 @@ use std::sync::atomic::Ordering;
 
 use crate::object::ObjectStore;
 
-use super::{CosFs, FileHandle, SharedWriter};
-use crate::fs::caller::{killed_by, process_of};
+use super::{CosFs, SharedWriter};
 use crate::fs::error::{FsError, FsResult};
 use crate::fs::orphans::Orphan;
 
@@ -63,59 +62,30 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// Every handle open for writing on `ino` now has changes to commit at its close.
     pub(super) fn mark_written(&self, ino: u64) {
         for h in self.files.lock().unwrap().values() {
-            if h.ino == ino && h.writes {
-                h.wrote.store(true, Ordering::Relaxed);
+            if h.ino() == ino {
+                h.mark_written();
             }
         }
     }
 
-    /// A `close` of one descriptor of handle `fh` by thread `pid`: publishes only at a commit
-    /// point (see the module comment), else does nothing and answers success.
+    /// A `close` of one descriptor of handle `fh` by thread `pid` (`OpenFile::flush`).
     pub async fn flush(&self, fh: u64, pid: u32) -> FsResult<()> {
-        let h = self.handle(fh)?;
-        if !h.writes || !h.wrote.load(Ordering::Relaxed) {
-            return Ok(()); // nothing written through it yet: a dup'ed descriptor going away
-        }
-        if let Some(signal) = killed_by(pid) {
-            // The writer was killed midway (`kill -9`): what it wrote is not a complete new
-            // version, and nothing publishes it (the release drops it), unless another
-            // process writes or syncs the file before its last close.
-            if let Some(w) = self.writer(h.ino) {
-                w.lock().await.abandon(signal);
-            }
-            return Ok(());
-        }
-        if process_of(pid) != h.opener {
-            return Ok(()); // a forked child closing the descriptor it inherited
-        }
-        self.fsync(fh).await
+        self.handle(fh)?.flush(self, pid).await
     }
 
     /// Make COS hold the handle's file now and return the upload's error.
     pub async fn fsync(&self, fh: u64) -> FsResult<()> {
-        let h = self.handle(fh)?;
-        if !h.writes {
-            return Ok(());
-        }
-        let Some(w) = self.writer(h.ino) else {
-            return Ok(());
-        };
-        let mut g = w.lock().await;
-        self.keep_orphan_at(g.key(), h.ino).await;
-        let r = g.publish(&self.wctx).await;
-        self.sync_attr(h.ino, g.attr());
-        r
+        self.handle(fh)?.fsync(self).await
     }
 
     pub async fn release(&self, fh: u64) {
         let Some(h) = self.files.lock().unwrap().remove(&fh) else {
             return;
         };
-        if h.writes {
-            self.release_writer(&h).await;
-        }
-        if self.orphans.contains(h.ino) && !self.is_open(h.ino) {
-            if let Some(o) = self.orphans.take(h.ino) {
+        h.release(self).await;
+        let ino = h.ino();
+        if self.orphans.contains(ino) && !self.is_open(ino) {
+            if let Some(o) = self.orphans.take(ino) {
                 self.delete_orphan(o).await;
             }
         }
@@ -141,10 +111,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
     }
 
-    async fn release_writer(&self, h: &FileHandle) {
-        let Some(w) = self.writer(h.ino) else {
-            return;
-        };
+    /// A writing handle of `ino` let go of `w`: the last one publishes what is unpublished
+    /// and drops the writer.
+    pub(super) async fn release_writer(&self, ino: u64, w: &SharedWriter<S>) {
         let mut g = w.lock().await;
         if g.drop_handle() > 0 {
             return;
@@ -154,7 +123,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         if let Some(signal) = g.abandoned().filter(|_| g.has_unpublished_changes()) {
             tracing::warn!(key = %g.key(), signal, "a program writing this file was killed midway; its unfinished changes are dropped and COS keeps the previous version");
         } else if !g.publish_failed() {
-            self.keep_orphan_at(g.key(), h.ino).await;
+            self.keep_orphan_at(g.key(), ino).await;
             if let Err(e) = g.publish(&self.wctx).await {
                 tracing::error!(key = %g.key(), error = %e, "last close of a file could not upload it; its changes are lost");
             }
@@ -169,7 +138,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         } else {
             Some((g.attr(), g.appended_object()))
         };
-        self.ns.table().end_writing(h.ino, left);
-        self.writers.lock().unwrap().remove(&h.ino);
+        self.ns.table().end_writing(ino, left);
+        self.writers.lock().unwrap().remove(&ino);
     }
 }

@@ -1,9 +1,9 @@
-//! File operations of `CosFs`: open, create, mknod, read, write, setattr (truncate, chmod,
-//! chown, utimens) and fallocate.
+//! File operations of `CosFs`: open, create, mknod, setattr (truncate, chmod, chown, utimens),
+//! and the table of open handles; read, write and fallocate are the handle's (`open_file`).
 //!
 //! - Opening for writing attaches the handle to the file's `FileWriter` (made on first use:
 //!   a fresh stream for `O_TRUNC`, a staged file over the object otherwise). The writer lives
-//!   until the last writing handle is released; the inode is `local` meanwhile.
+//!   until the last writing handle is released; the inode is written here meanwhile.
 //! - When a written file reaches COS (the commit points of flush, fsync and release) is
 //!   `commit`'s business; xattr operations are in `xattr_ops`.
 //! - Metadata changes (chmod, chown, utimens, xattrs) on a file open for writing ride along
@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::object::{MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
 
-use super::{CosFs, Entry, FileHandle, LockedWriter, Opened, SharedWriter};
+use super::{CosFs, Entry, LockedWriter, OpenFile, Opened, SharedWriter};
 use crate::fs::attr::{self, AttrSource, FileKind, PosixAttr};
 use crate::fs::caller::process_of;
 use crate::fs::content_type::BodyHeaders;
@@ -126,7 +126,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .then_some(g)
     }
 
-    pub(super) fn handle(&self, fh: u64) -> FsResult<FileHandle> {
+    pub(super) fn handle(&self, fh: u64) -> FsResult<Arc<OpenFile<S>>> {
         self.files
             .lock()
             .unwrap()
@@ -135,9 +135,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .ok_or(FsError::BadHandle)
     }
 
-    pub(super) fn new_fh(&self, h: FileHandle) -> u64 {
+    pub(super) fn new_fh(&self, h: OpenFile<S>) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.files.lock().unwrap().insert(fh, h);
+        self.files.lock().unwrap().insert(fh, Arc::new(h));
         fh
     }
 
@@ -149,7 +149,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// Names in `dir` of files open for writing that are not on COS yet.
     /// Whether any handle of this mount has `ino` open.
     pub(super) fn is_open(&self, ino: u64) -> bool {
-        self.files.lock().unwrap().values().any(|h| h.ino == ino)
+        self.files.lock().unwrap().values().any(|h| h.ino() == ino)
     }
 
     /// The writers of files whose parent is `dir`, with the files' names.
@@ -328,24 +328,21 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 None => self.check_archived_open(&node).await?,
             }
         }
-        if flags.write {
-            self.attach_writer(&node, flags.truncate).await?;
-        }
+        let writer = match flags.write {
+            true => Some(self.attach_writer(&node, flags.truncate).await?),
+            false => None,
+        };
         let etag = node.attr.etag.clone().unwrap_or_default();
         let keep_cache = !flags.write && self.ns.table().opened_version(ino, &etag);
-        let opener = if flags.write { process_of(pid) } else { 0 };
         let reader = if node.attr.appendable {
             ObjectReader::new_appendable(&node.key, &etag, node.attr.size)
         } else {
             ObjectReader::new(&node.key, &etag, node.attr.size)
         };
-        let fh = self.new_fh(FileHandle::new(
-            ino,
-            reader,
-            flags.write,
-            flags.append,
-            opener,
-        ));
+        let fh = self.new_fh(match writer {
+            Some(w) => OpenFile::writing(ino, reader, w, flags.append, process_of(pid)),
+            None => OpenFile::reading(ino, reader),
+        });
         Ok(Opened { fh, keep_cache })
     }
 
@@ -370,14 +367,12 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         w.add_handle();
         let entry = self.add_entry(parent, name, a);
         self.ns.table().begin_writing(entry.ino, None);
-        self.writers
-            .lock()
-            .unwrap()
-            .insert(entry.ino, Arc::new(tokio::sync::Mutex::new(w)));
-        let fh = self.new_fh(FileHandle::new(
+        let w = Arc::new(tokio::sync::Mutex::new(w));
+        self.writers.lock().unwrap().insert(entry.ino, w.clone());
+        let fh = self.new_fh(OpenFile::writing(
             entry.ino,
             ObjectReader::new(&key, "", 0),
-            true,
+            w,
             flags.append,
             process_of(pid),
         ));
@@ -427,44 +422,14 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         Ok(self.add_entry(parent, name, a))
     }
 
-    /// Read from handle `fh`: through the file's writer while it is open for writing (which
-    /// may complete an upload, so it is bounded by the client's budgets), else from COS
-    /// through the block cache within `op_timeout`.
+    /// Read from handle `fh` (`OpenFile::read`).
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
-        let h = self.handle(fh)?;
-        if let Some(mut g) = self.locked_writer(h.ino).await {
-            return g.read(&self.wctx, offset, size).await;
-        }
-        if h.reader.timed_out.recent() {
-            return Err(FsError::TimedOut(self.cfg.op_timeout));
-        }
-        let cache = self.cache_ref();
-        let r = self
-            .within_budget(h.reader.read(&self.store, &cache, offset, size))
-            .await;
-        if r.as_ref().is_err_and(FsError::is_timeout) {
-            h.reader.timed_out.record();
-        }
-        r
+        self.handle(fh)?.read(self, offset, size).await
     }
 
     /// Write `data` at `offset` (at the end for `O_APPEND` handles); returns the bytes taken.
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
-        let h = self.handle(fh)?;
-        if !h.writes {
-            return Err(FsError::BadHandle);
-        }
-        let w = self.writer(h.ino).ok_or(FsError::BadHandle)?;
-        // Set before the attempt: a close after a failed write must report it too.
-        h.wrote.store(true, Ordering::Relaxed);
-        if data.is_empty() {
-            return Ok(0); // no bytes: the file does not grow to `offset` (POSIX write(2))
-        }
-        let mut g = w.lock().await;
-        let offset = if h.append { g.size() } else { offset };
-        g.write(&self.wctx, offset, data).await?;
-        self.sync_attr(h.ino, g.attr());
-        Ok(data.len() as u32)
+        self.handle(fh)?.write(self, offset, data).await
     }
 
     /// chmod, chown, utimens and truncate.
@@ -472,7 +437,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         // ftruncate on a handle open for writing is a write: allowed while stopping.
         let on_writer = fh
             .and_then(|f| self.handle(f).ok())
-            .is_some_and(|h| h.writes);
+            .is_some_and(|h| h.writes());
         if !on_writer || self.cfg.read_only {
             self.writable()?;
         }
@@ -510,7 +475,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     async fn truncate(&self, node: &Inode, fh: Option<u64>, size: u64) -> FsResult<()> {
         let open = fh
             .and_then(|fh| self.handle(fh).ok())
-            .is_some_and(|h| h.writes);
+            .is_some_and(|h| h.writes());
         // attach_writer takes a handle count, so that writer cannot go before it is locked.
         let mut g = match self.locked_writer(node.ino).await {
             Some(g) => g,
@@ -527,7 +492,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 .lock()
                 .unwrap()
                 .values()
-                .all(|h| h.ino != node.ino || !h.writes);
+                .all(|h| h.ino() != node.ino || !h.writes());
         g.truncate(&self.wctx, size).await?;
         self.sync_attr(node.ino, g.attr());
         drop(g);
@@ -535,8 +500,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             return Ok(());
         }
         // truncate(2) on a closed file: publish now and let go of the writer.
+        let Some(w) = self.writer(node.ino) else {
+            return Ok(()); // released meanwhile: its release published it
+        };
         let reader = ObjectReader::new(&node.key, "", 0);
-        let fh = self.new_fh(FileHandle::new(node.ino, reader, true, false, 0));
+        let fh = self.new_fh(OpenFile::writing(node.ino, reader, w, false, 0));
         let r = self.fsync(fh).await;
         self.release(fh).await;
         r
@@ -551,15 +519,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 "fallocate modes other than plain allocation",
             ));
         }
-        let h = self.handle(fh)?;
-        let w = self.writer(h.ino).ok_or(FsError::BadHandle)?;
-        let mut g = w.lock().await;
-        if mode & KEEP_SIZE == 0 && offset + len > g.size() {
-            h.wrote.store(true, Ordering::Relaxed);
-            g.truncate(&self.wctx, offset + len).await?;
-            self.sync_attr(h.ino, g.attr());
-        }
-        Ok(())
+        self.handle(fh)?
+            .allocate(self, offset + len, mode & KEEP_SIZE != 0)
+            .await
     }
 
     /// Change the metadata of `node`: folded into its writer if it is open for writing, else

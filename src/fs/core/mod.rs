@@ -4,7 +4,9 @@
 //! - The facade: its fields are private, and the files that implement its operations are the
 //!   submodules below, so nothing else in the fs core reaches its state. They call the rooms
 //!   it holds: the namespace (`ns`), the block cache, the listing stage, the writers' context.
-//!   - `files`: open, create, read, write, setattr, fallocate;
+//!   - `open_file`: `OpenFile`, one per handle, which answers read, write, fallocate, flush,
+//!     fsync and release;
+//!   - `files`: open, create, setattr, truncate, and the handle table;
 //!   - `name_ops`: mknod, mkdir, symlink, unlink, rmdir, rename, link;
 //!   - `commit`: flush, fsync, release (when a written file reaches COS) and shutdown;
 //!   - `open_rename`: what a rename does to handles open on the renamed or replaced file;
@@ -27,6 +29,7 @@ mod archive;
 mod commit;
 pub mod files;
 mod name_ops;
+mod open_file;
 mod open_rename;
 mod recovery;
 mod storage_class;
@@ -42,6 +45,7 @@ use bytes::Bytes;
 
 use crate::object::ObjectStore;
 
+use self::open_file::OpenFile;
 use super::attr::{self, AttrDefaults, FileKind};
 use super::cache::BlockCache;
 use super::content_type::ContentTypeRule;
@@ -54,7 +58,6 @@ use super::memory::{self, MemoryBudget};
 pub use super::namespace::{Entry, ListedEntry};
 use super::namespace::{Inode, Namespace, Trust};
 use super::orphans::Orphans;
-use super::reader::ObjectReader;
 use super::scratch::ScratchArea;
 use super::symlink;
 use super::timeouts::within;
@@ -169,33 +172,6 @@ type OpenDir<S> = (u64, Arc<tokio::sync::Mutex<DirHandle<Store<S>>>>);
 /// The store the filesystem talks to: the mount's, with deferred deletes.
 type Store<S> = DeferredDeletes<S>;
 
-/// An open file.
-#[derive(Clone)]
-struct FileHandle {
-    ino: u64,
-    reader: Arc<ObjectReader>,
-    /// Opened for writing: holds one of the writer's handle counts.
-    writes: bool,
-    append: bool,
-    /// The process that opened the handle: only its closes are commit points (`files`).
-    opener: u32,
-    /// Written through (write, ftruncate, fallocate) since it was opened.
-    wrote: Arc<AtomicBool>,
-}
-
-impl FileHandle {
-    pub fn new(ino: u64, reader: ObjectReader, writes: bool, append: bool, opener: u32) -> Self {
-        FileHandle {
-            ino,
-            reader: Arc::new(reader),
-            writes,
-            append,
-            opener,
-            wrote: Arc::new(AtomicBool::new(false)),
-        }
-    }
-}
-
 type SharedWriter<S> = Arc<tokio::sync::Mutex<FileWriter<Store<S>>>>;
 type LockedWriter<S> = tokio::sync::OwnedMutexGuard<FileWriter<Store<S>>>;
 
@@ -205,7 +181,8 @@ pub struct CosFs<S: ObjectStore + ?Sized> {
     /// Names and inodes: the inode table and the requests that renew it.
     ns: Namespace<S>,
     cache: Arc<BlockCache>,
-    files: Mutex<HashMap<u64, FileHandle>>,
+    /// Open file handles, by number.
+    files: Mutex<HashMap<u64, Arc<OpenFile<S>>>>,
     dirs: Mutex<HashMap<u64, OpenDir<S>>>,
     /// Exact attributes of listed entries, for every directory stream (`dir_meta`).
     listing: Arc<MetaStage<Store<S>>>,

@@ -31,8 +31,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .lock()
             .unwrap()
             .values()
-            .filter(|h| h.ino == ino)
-            .map(|h| h.reader.clone())
+            .filter(|h| h.ino() == ino)
+            .map(|h| h.reader().clone())
             .collect();
         readers.extend(writer.and_then(|g| g.base_reader()));
         readers
@@ -109,7 +109,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .lock()
             .unwrap()
             .values()
-            .map(|h| h.reader.clone())
+            .map(|h| h.reader().clone())
             .collect();
         for r in readers {
             r.relocate(from_key, from_etag, &to);
