@@ -34,7 +34,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     /// Files open for writing now.
     pub fn open_for_writing(&self) -> usize {
-        self.writers.lock().unwrap().len()
+        self.writers.count()
     }
 
     /// Give up on every file still open for writing (shutdown after the grace period): its
@@ -44,7 +44,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// those are skipped. Returns the keys given up on.
     pub async fn abort_writers(&self, wait: bool) -> Vec<String> {
         let writers: Vec<SharedWriter<S>> =
-            self.writers.lock().unwrap().values().cloned().collect();
+            self.writers.all().into_iter().map(|(_, w)| w).collect();
         let mut keys = Vec::new();
         for w in writers {
             let mut g = match w.try_lock() {
@@ -61,10 +61,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     /// Every handle open for writing on `ino` now has changes to commit at its close.
     pub(super) fn mark_written(&self, ino: u64) {
-        for h in self.files.lock().unwrap().values() {
-            if h.ino() == ino {
-                h.mark_written();
-            }
+        for h in self.handles.files_of(ino) {
+            h.mark_written();
         }
     }
 
@@ -79,7 +77,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     pub async fn release(&self, fh: u64) {
-        let Some(h) = self.files.lock().unwrap().remove(&fh) else {
+        let Some(h) = self.handles.remove_file(fh) else {
             return;
         };
         h.release(self).await;
@@ -139,6 +137,6 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             Some((g.attr(), g.appended_object()))
         };
         self.ns.table().end_writing(ino, left);
-        self.writers.lock().unwrap().remove(&ino);
+        self.writers.remove(ino);
     }
 }

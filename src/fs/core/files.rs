@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::object::{MetadataDirective, ObjectMeta, ObjectStore, PutOptions, UserMeta};
 
-use super::{CosFs, Entry, LockedWriter, OpenFile, Opened, SharedWriter};
+use super::{CosFs, Entry, LockedWriter, Mount, OpenFile, Opened, SharedWriter, Store};
 use crate::fs::attr::{self, AttrSource, FileKind, PosixAttr};
 use crate::fs::caller::process_of;
 use crate::fs::content_type::BodyHeaders;
@@ -26,7 +26,7 @@ use crate::fs::error::{FsError, FsResult};
 use crate::fs::meta;
 use crate::fs::namespace::Inode;
 use crate::fs::reader::ObjectReader;
-use crate::fs::write::FileWriter;
+use crate::fs::write::{FileWriter, WriteCtx};
 
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,6 +103,44 @@ pub(super) fn new_attr(kind: FileKind, perm: u32, uid: u32, gid: u32, size: u64)
     }
 }
 
+/// What a handle (`OpenFile`) needs of the mount.
+impl<S: ObjectStore + ?Sized> Mount<S> for CosFs<S> {
+    fn wctx(&self) -> &WriteCtx<Store<S>> {
+        &self.wctx
+    }
+
+    async fn locked_writer(&self, ino: u64) -> Option<LockedWriter<S>> {
+        CosFs::locked_writer(self, ino).await
+    }
+
+    async fn read_version(
+        &self,
+        reader: &Arc<ObjectReader>,
+        offset: u64,
+        size: u32,
+    ) -> FsResult<Bytes> {
+        let cache = self.cache_ref();
+        self.within_budget(reader.read(&self.store, &cache, offset, size))
+            .await
+    }
+
+    fn op_timeout(&self) -> std::time::Duration {
+        self.cfg.op_timeout
+    }
+
+    fn sync_attr(&self, ino: u64, a: &PosixAttr) {
+        CosFs::sync_attr(self, ino, a)
+    }
+
+    async fn keep_orphan_at(&self, key: &str, ino: u64) {
+        CosFs::keep_orphan_at(self, key, ino).await
+    }
+
+    async fn release_writer(&self, ino: u64, w: &SharedWriter<S>) {
+        CosFs::release_writer(self, ino, w).await
+    }
+}
+
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     pub(super) fn writable(&self) -> FsResult<()> {
         if self.cfg.read_only || self.stopping.load(Ordering::Relaxed) {
@@ -112,7 +150,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     pub(super) fn writer(&self, ino: u64) -> Option<SharedWriter<S>> {
-        self.writers.lock().unwrap().get(&ino).cloned()
+        self.writers.get(ino)
     }
 
     /// The writer of `ino`, locked, if it is still the file's writer once the lock is held:
@@ -127,18 +165,11 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     pub(super) fn handle(&self, fh: u64) -> FsResult<Arc<OpenFile<S>>> {
-        self.files
-            .lock()
-            .unwrap()
-            .get(&fh)
-            .cloned()
-            .ok_or(FsError::BadHandle)
+        self.handles.file(fh)
     }
 
     pub(super) fn new_fh(&self, h: OpenFile<S>) -> u64 {
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.files.lock().unwrap().insert(fh, Arc::new(h));
-        fh
+        self.handles.add_file(h)
     }
 
     /// Copy the writer's attributes to the inode table.
@@ -149,18 +180,12 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// Names in `dir` of files open for writing that are not on COS yet.
     /// Whether any handle of this mount has `ino` open.
     pub(super) fn is_open(&self, ino: u64) -> bool {
-        self.files.lock().unwrap().values().any(|h| h.ino() == ino)
+        !self.handles.files_of(ino).is_empty()
     }
 
     /// The writers of files whose parent is `dir`, with the files' names.
     pub(super) fn writers_in(&self, dir: u64) -> Vec<(String, SharedWriter<S>)> {
-        let writers: Vec<(u64, SharedWriter<S>)> = self
-            .writers
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(ino, w)| (*ino, w.clone()))
-            .collect();
+        let writers = self.writers.all();
         let t = self.ns.table();
         writers
             .into_iter()
@@ -241,11 +266,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                     None => unreachable!("checked above"),
                 };
                 // Another open may have made one meanwhile: the first one stays.
-                self.writers
-                    .lock()
-                    .unwrap()
-                    .entry(node.ino)
-                    .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(w)));
+                self.writers.get_or_add(node.ino, w);
             }
             let Some(mut g) = self.locked_writer(node.ino).await else {
                 continue; // released while we waited: make a new one
@@ -367,8 +388,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         w.add_handle();
         let entry = self.add_entry(parent, name, a);
         self.ns.table().begin_writing(entry.ino, None);
-        let w = Arc::new(tokio::sync::Mutex::new(w));
-        self.writers.lock().unwrap().insert(entry.ino, w.clone());
+        let w = self.writers.add(entry.ino, w);
         let fh = self.new_fh(OpenFile::writing(
             entry.ino,
             ObjectReader::new(&key, "", 0),
@@ -486,13 +506,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                     .await
             }
         };
-        let temporary = !open
-            && self
-                .files
-                .lock()
-                .unwrap()
-                .values()
-                .all(|h| h.ino() != node.ino || !h.writes());
+        let temporary = !open && self.handles.files_of(node.ino).iter().all(|h| !h.writes());
         g.truncate(&self.wctx, size).await?;
         self.sync_attr(node.ino, g.attr());
         drop(g);

@@ -33,11 +33,11 @@ mod open_file;
 mod open_rename;
 mod recovery;
 mod storage_class;
+mod tables;
 mod xattr_ops;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -45,7 +45,8 @@ use bytes::Bytes;
 
 use crate::object::ObjectStore;
 
-use self::open_file::OpenFile;
+use self::open_file::{LockedWriter, Mount, OpenFile, SharedWriter, Store};
+use self::tables::{Handles, Writers};
 use super::attr::{self, AttrDefaults, FileKind};
 use super::cache::BlockCache;
 use super::content_type::ContentTypeRule;
@@ -62,7 +63,7 @@ use super::scratch::ScratchArea;
 use super::symlink;
 use super::timeouts::within;
 use super::upload_journal::{Leftovers, UploadJournal};
-use super::write::{FileWriter, WriteCtx};
+use super::write::WriteCtx;
 use crate::object::DeferredDeletes;
 
 /// What the fs core needs to know about a mount.
@@ -166,30 +167,19 @@ pub struct FsStats {
     pub name_max: u32,
 }
 
-/// An open directory handle: the directory's inode, and its listing.
-type OpenDir<S> = (u64, Arc<tokio::sync::Mutex<DirHandle<Store<S>>>>);
-
-/// The store the filesystem talks to: the mount's, with deferred deletes.
-type Store<S> = DeferredDeletes<S>;
-
-type SharedWriter<S> = Arc<tokio::sync::Mutex<FileWriter<Store<S>>>>;
-type LockedWriter<S> = tokio::sync::OwnedMutexGuard<FileWriter<Store<S>>>;
-
 pub struct CosFs<S: ObjectStore + ?Sized> {
     store: Arc<Store<S>>,
     cfg: FsConfig,
     /// Names and inodes: the inode table and the requests that renew it.
     ns: Namespace<S>,
     cache: Arc<BlockCache>,
-    /// Open file handles, by number.
-    files: Mutex<HashMap<u64, Arc<OpenFile<S>>>>,
-    dirs: Mutex<HashMap<u64, OpenDir<S>>>,
+    /// Open file and directory handles.
+    handles: Handles<S>,
     /// Exact attributes of listed entries, for every directory stream (`dir_meta`).
     listing: Arc<MetaStage<Store<S>>>,
     /// Files open for writing, by inode.
-    writers: Mutex<HashMap<u64, SharedWriter<S>>>,
+    writers: Writers<S>,
     wctx: WriteCtx<Store<S>>,
-    next_fh: AtomicU64,
     /// Stopping: no new writes (opening for writing, creating, namespace changes are EROFS).
     stopping: AtomicBool,
     /// Files unlinked while open (their DELETE waits for the last close).
@@ -285,12 +275,10 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             store,
             ns,
             cache,
-            files: Mutex::new(HashMap::new()),
-            dirs: Mutex::new(HashMap::new()),
+            handles: Handles::new(),
             listing,
-            writers: Mutex::new(HashMap::new()),
+            writers: Writers::new(),
             wctx,
-            next_fh: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             orphans: Orphans::default(),
             replace_lock: tokio::sync::Mutex::new(()),
@@ -312,7 +300,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             cache_misses,
             cache_bytes: self.cache.ready_bytes(),
             fetching_bytes: self.cache.fetching_bytes(),
-            open_for_writing: self.writers.lock().unwrap().len(),
+            open_for_writing: self.writers.count(),
             write_buffer_bytes,
             upload_bytes_in_flight,
             memory_used: memory.used_bytes(),
@@ -365,15 +353,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
 
     pub fn opendir(&self, ino: u64) -> FsResult<u64> {
         let dir = self.dir_node(ino)?;
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let stream = DirStream::new(&dir.key, ino, self.listing.clone());
         self.ns.table().listing_opened(ino);
-        let handle = DirHandle::new(ino, stream);
-        self.dirs
-            .lock()
-            .unwrap()
-            .insert(fh, (ino, Arc::new(tokio::sync::Mutex::new(handle))));
-        Ok(fh)
+        Ok(self.handles.add_dir(ino, DirHandle::new(ino, stream)))
     }
 
     /// Up to `max` entries from `offset` (0 = start). Offsets 1 and 2 are `.` and `..`; every
@@ -383,13 +365,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     async fn readdir_now(&self, fh: u64, offset: u64, max: usize) -> FsResult<Vec<ListedEntry>> {
-        let handle = self
-            .dirs
-            .lock()
-            .unwrap()
-            .get(&fh)
-            .map(|(_, h)| h.clone())
-            .ok_or(FsError::BadHandle)?;
+        let handle = self.handles.dir(fh)?;
         let mut h = handle.lock().await;
         let dir = self.dir_node(h.ino)?;
         if h.is_rewind(offset) {
@@ -507,8 +483,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     }
 
     pub fn releasedir(&self, fh: u64) {
-        let handle = self.dirs.lock().unwrap().remove(&fh);
-        if let Some((ino, _)) = handle {
+        if let Some(ino) = self.handles.remove_dir(fh) {
             self.ns.table().listing_closed(ino);
         }
     }

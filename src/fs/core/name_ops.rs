@@ -435,7 +435,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let old_key = src.key.to_string();
         // Files below that are open for writing go up first, so the copy takes them along.
         let open: Vec<(u64, String)> = {
-            let inos: Vec<u64> = self.writers.lock().unwrap().keys().copied().collect();
+            let inos: Vec<u64> = self.writers.all().into_iter().map(|(i, _)| i).collect();
             let t = self.ns.table();
             inos.into_iter()
                 .filter_map(|i| t.get(i).map(|n| (i, n.key.to_string())))

@@ -11,18 +11,54 @@
 //!   this mount writes the file, so unpublished bytes are seen; otherwise its version.
 //! - Commit points are the writing handle's (`docs/ARCHITECTURE.md` "A write", and
 //!   `commit`): it knows whether it was written through and which process opened it.
+//! - What it needs of the mount is the `Mount` trait (`CosFs` implements it), so this module
+//!   imports nothing of the core above it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::fs::attr::PosixAttr;
 use crate::fs::caller::{killed_by, process_of};
 use crate::fs::error::{FsError, FsResult};
 use crate::fs::reader::ObjectReader;
-use crate::object::ObjectStore;
+use crate::fs::write::{FileWriter, WriteCtx};
+use crate::object::{DeferredDeletes, ObjectStore};
 
-use super::{CosFs, SharedWriter};
+/// The store the filesystem talks to: the mount's, with deferred deletes.
+pub(super) type Store<S> = DeferredDeletes<S>;
+/// The one writer of a file open for writing, shared by its writing handles.
+pub(super) type SharedWriter<S> = Arc<tokio::sync::Mutex<FileWriter<Store<S>>>>;
+pub(super) type LockedWriter<S> = tokio::sync::OwnedMutexGuard<FileWriter<Store<S>>>;
+
+/// What a handle needs of the mount it is open on.
+pub(super) trait Mount<S: ObjectStore + ?Sized>: Sync {
+    fn wctx(&self) -> &WriteCtx<Store<S>>;
+
+    /// The writer of `ino`, locked, while it is still the file's writer.
+    async fn locked_writer(&self, ino: u64) -> Option<LockedWriter<S>>;
+
+    /// `size` bytes at `offset` of the version `reader` reads, within `--op-timeout`.
+    async fn read_version(
+        &self,
+        reader: &Arc<ObjectReader>,
+        offset: u64,
+        size: u32,
+    ) -> FsResult<Bytes>;
+
+    /// The operation time limit (`--op-timeout`).
+    fn op_timeout(&self) -> std::time::Duration;
+
+    /// The attributes of a file being written changed.
+    fn sync_attr(&self, ino: u64, a: &PosixAttr);
+
+    /// Before a publish of `key` for `ino`: keep what other handles still read there.
+    async fn keep_orphan_at(&self, key: &str, ino: u64);
+
+    /// A writing handle of `ino` let go of `w`.
+    async fn release_writer(&self, ino: u64, w: &SharedWriter<S>);
+}
 
 /// What only a handle open for writing has.
 struct Writing<S: ObjectStore + ?Sized> {
@@ -100,20 +136,17 @@ impl<S: ObjectStore + ?Sized> OpenFile<S> {
     /// `size` bytes at `offset`: through the file's writer while it is written on this mount
     /// (which may complete an upload, so it is bounded by the client's budgets), else from
     /// COS through the block cache within `--op-timeout`.
-    pub async fn read(&self, fs: &CosFs<S>, offset: u64, size: u32) -> FsResult<Bytes> {
+    pub async fn read(&self, fs: &impl Mount<S>, offset: u64, size: u32) -> FsResult<Bytes> {
         if let Some(w) = &self.writing {
-            return w.writer.lock().await.read(&fs.wctx, offset, size).await;
+            return w.writer.lock().await.read(fs.wctx(), offset, size).await;
         }
         if let Some(mut g) = fs.locked_writer(self.ino).await {
-            return g.read(&fs.wctx, offset, size).await;
+            return g.read(fs.wctx(), offset, size).await;
         }
         if self.reader.timed_out.recent() {
-            return Err(FsError::TimedOut(fs.cfg.op_timeout));
+            return Err(FsError::TimedOut(fs.op_timeout()));
         }
-        let cache = fs.cache_ref();
-        let r = fs
-            .within_budget(self.reader.read(&fs.store, &cache, offset, size))
-            .await;
+        let r = fs.read_version(&self.reader, offset, size).await;
         if r.as_ref().is_err_and(FsError::is_timeout) {
             self.reader.timed_out.record();
         }
@@ -121,7 +154,7 @@ impl<S: ObjectStore + ?Sized> OpenFile<S> {
     }
 
     /// Write `data` at `offset` (at the end for `O_APPEND`); returns the bytes taken.
-    pub async fn write(&self, fs: &CosFs<S>, offset: u64, data: &[u8]) -> FsResult<u32> {
+    pub async fn write(&self, fs: &impl Mount<S>, offset: u64, data: &[u8]) -> FsResult<u32> {
         let w = self.writer()?;
         // Set before the attempt: a close after a failed write must report it too.
         w.wrote.store(true, Ordering::Relaxed);
@@ -130,18 +163,18 @@ impl<S: ObjectStore + ?Sized> OpenFile<S> {
         }
         let mut g = w.writer.lock().await;
         let offset = if w.append { g.size() } else { offset };
-        g.write(&fs.wctx, offset, data).await?;
+        g.write(fs.wctx(), offset, data).await?;
         fs.sync_attr(self.ino, g.attr());
         Ok(data.len() as u32)
     }
 
     /// Plain allocation up to `end` (the size grows, zeros read back); `keep_size`: nothing.
-    pub async fn allocate(&self, fs: &CosFs<S>, end: u64, keep_size: bool) -> FsResult<()> {
+    pub async fn allocate(&self, fs: &impl Mount<S>, end: u64, keep_size: bool) -> FsResult<()> {
         let w = self.writer()?;
         let mut g = w.writer.lock().await;
         if !keep_size && end > g.size() {
             w.wrote.store(true, Ordering::Relaxed);
-            g.truncate(&fs.wctx, end).await?;
+            g.truncate(fs.wctx(), end).await?;
             fs.sync_attr(self.ino, g.attr());
         }
         Ok(())
@@ -149,7 +182,7 @@ impl<S: ObjectStore + ?Sized> OpenFile<S> {
 
     /// A `close` of one descriptor by thread `pid`: publishes only at a commit point (see
     /// `commit`), else does nothing and answers success.
-    pub async fn flush(&self, fs: &CosFs<S>, pid: u32) -> FsResult<()> {
+    pub async fn flush(&self, fs: &impl Mount<S>, pid: u32) -> FsResult<()> {
         let Some(w) = &self.writing else {
             return Ok(());
         };
@@ -170,20 +203,20 @@ impl<S: ObjectStore + ?Sized> OpenFile<S> {
     }
 
     /// Make COS hold the handle's file now and return the upload's error.
-    pub async fn fsync(&self, fs: &CosFs<S>) -> FsResult<()> {
+    pub async fn fsync(&self, fs: &impl Mount<S>) -> FsResult<()> {
         let Some(w) = &self.writing else {
             return Ok(());
         };
         let mut g = w.writer.lock().await;
         fs.keep_orphan_at(g.key(), self.ino).await;
-        let r = g.publish(&fs.wctx).await;
+        let r = g.publish(fs.wctx()).await;
         fs.sync_attr(self.ino, g.attr());
         r
     }
 
     /// The handle is gone (taken out of the mount's table): give back its writer's handle
     /// count, which publishes at the last one.
-    pub async fn release(&self, fs: &CosFs<S>) {
+    pub async fn release(&self, fs: &impl Mount<S>) {
         if let Some(w) = &self.writing {
             fs.release_writer(self.ino, &w.writer).await;
         }

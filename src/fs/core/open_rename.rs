@@ -27,11 +27,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// The readers of `ino`'s open handles, and of its writer's base when it has one.
     fn readers_of(&self, ino: u64, writer: Option<&LockedWriter<S>>) -> Vec<Arc<ObjectReader>> {
         let mut readers: Vec<Arc<ObjectReader>> = self
-            .files
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|h| h.ino() == ino)
+            .handles
+            .files_of(ino)
+            .iter()
             .map(|h| h.reader().clone())
             .collect();
         readers.extend(writer.and_then(|g| g.base_reader()));
@@ -105,10 +103,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             etag: Arc::from(to_etag),
         };
         let readers: Vec<Arc<ObjectReader>> = self
-            .files
-            .lock()
-            .unwrap()
-            .values()
+            .handles
+            .all_files()
+            .iter()
             .map(|h| h.reader().clone())
             .collect();
         for r in readers {
