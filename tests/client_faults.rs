@@ -250,7 +250,7 @@ async fn error_inside_a_200_is_an_error() {
         size: None,
     };
     let err = c
-        .complete_multipart("k", "upload", &[part])
+        .complete_multipart(&Upload::new("k", "upload"), &[part])
         .await
         .unwrap_err();
     match &err {
@@ -381,7 +381,7 @@ async fn failed_multipart_upload_is_aborted_and_old_object_kept() {
     );
     assert_eq!(env.server.stats.get("AbortMultipartUpload"), 1);
     assert!(c
-        .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under(""))
+        .list_multipart_uploads(&ListUploadsRequest::under(""))
         .await
         .unwrap()
         .uploads

@@ -317,15 +317,16 @@ async fn multipart_three_parts_short_last(env: Env) {
         .map(|(i, s)| pattern(*s, 100 + i as u64))
         .collect();
     // Upload out of order and concurrently, as the writer will.
+    let up = Upload::new(key, &id);
     let mut parts: Vec<UploadedPart> = stream::iter([2usize, 0, 1])
-        .map(|i| c.upload_part(key, &id, i as u32 + 1, Bytes::from(bodies[i].clone())))
+        .map(|i| c.upload_part(&up, i as u32 + 1, Bytes::from(bodies[i].clone())))
         .buffer_unordered(3)
         .try_collect()
         .await
         .unwrap();
     parts.sort_by_key(|p| p.part_number);
 
-    let listed = c.list_parts(key, &id, None).await.unwrap();
+    let listed = c.list_parts(&Upload::new(key, &id), None).await.unwrap();
     assert_eq!(listed.parts.len(), 3);
     assert_eq!(
         listed
@@ -336,14 +337,17 @@ async fn multipart_three_parts_short_last(env: Env) {
         sizes
     );
     let uploads = c
-        .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under("mp/"))
+        .list_multipart_uploads(&ListUploadsRequest::under("mp/"))
         .await
         .unwrap();
     assert_eq!(uploads.uploads.len(), 1);
     assert_eq!(uploads.uploads[0].key, key);
     assert_eq!(uploads.uploads[0].upload_id, id);
 
-    let done = c.complete_multipart(key, &id, &parts).await.unwrap();
+    let done = c
+        .complete_multipart(&Upload::new(key, &id), &parts)
+        .await
+        .unwrap();
     assert!(done.etag.ends_with("-3"), "{}", done.etag);
     let whole: Vec<u8> = bodies.concat();
     assert_eq!(done.crc64, Some(cosfs::cos::integrity::crc64(&whole)));
@@ -353,12 +357,15 @@ async fn multipart_three_parts_short_last(env: Env) {
     assert_eq!(head.user_meta.get("uid").map(String::as_str), Some("1000"));
     // The upload is gone once completed.
     assert!(c
-        .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under(""))
+        .list_multipart_uploads(&ListUploadsRequest::under(""))
         .await
         .unwrap()
         .uploads
         .is_empty());
-    let err = c.list_parts(key, &id, None).await.unwrap_err();
+    let err = c
+        .list_parts(&Upload::new(key, &id), None)
+        .await
+        .unwrap_err();
     assert!(err.is_not_found());
 }
 
@@ -379,10 +386,16 @@ async fn multipart_rules_enforced(env: Env) {
         .initiate_multipart("r1", &PutOptions::default())
         .await
         .unwrap();
-    let p1 = c.upload_part("r1", &id, 1, small.clone()).await.unwrap();
-    let p2 = c.upload_part("r1", &id, 2, small.clone()).await.unwrap();
+    let p1 = c
+        .upload_part(&Upload::new("r1", &id), 1, small.clone())
+        .await
+        .unwrap();
+    let p2 = c
+        .upload_part(&Upload::new("r1", &id), 2, small.clone())
+        .await
+        .unwrap();
     let err = c
-        .complete_multipart("r1", &id, &[p1.clone(), p2.clone()])
+        .complete_multipart(&Upload::new("r1", &id), &[p1.clone(), p2.clone()])
         .await
         .unwrap_err();
     assert_eq!(service_code(&err), "EntityTooSmall", "{err}");
@@ -392,16 +405,25 @@ async fn multipart_rules_enforced(env: Env) {
         .initiate_multipart("r2", &PutOptions::default())
         .await
         .unwrap();
-    let a = c.upload_part("r2", &id, 1, big.clone()).await.unwrap();
-    let b = c.upload_part("r2", &id, 3, small.clone()).await.unwrap();
+    let a = c
+        .upload_part(&Upload::new("r2", &id), 1, big.clone())
+        .await
+        .unwrap();
+    let b = c
+        .upload_part(&Upload::new("r2", &id), 3, small.clone())
+        .await
+        .unwrap();
     let err = c
-        .complete_multipart("r2", &id, &[a.clone(), b.clone()])
+        .complete_multipart(&Upload::new("r2", &id), &[a.clone(), b.clone()])
         .await
         .unwrap_err();
     assert_eq!(service_code(&err), "InvalidPart", "{err}");
-    let b2 = c.upload_part("r2", &id, 2, small.clone()).await.unwrap();
+    let b2 = c
+        .upload_part(&Upload::new("r2", &id), 2, small.clone())
+        .await
+        .unwrap();
     let err = c
-        .complete_multipart("r2", &id, &[b2.clone(), a.clone()])
+        .complete_multipart(&Upload::new("r2", &id), &[b2.clone(), a.clone()])
         .await
         .unwrap_err();
     assert_eq!(service_code(&err), "InvalidPartOrder", "{err}");
@@ -409,12 +431,14 @@ async fn multipart_rules_enforced(env: Env) {
     wrong.etag = "00000000000000000000000000000000".into();
     wrong.crc64 = None;
     let err = c
-        .complete_multipart("r2", &id, &[a.clone(), wrong])
+        .complete_multipart(&Upload::new("r2", &id), &[a.clone(), wrong])
         .await
         .unwrap_err();
     assert_eq!(service_code(&err), "InvalidPart", "{err}");
     // The good list still completes afterwards.
-    c.complete_multipart("r2", &id, &[a, b2]).await.unwrap();
+    c.complete_multipart(&Upload::new("r2", &id), &[a, b2])
+        .await
+        .unwrap();
     assert_eq!(c.head_object("r2").await.unwrap().size, 1024 * 1024 + 1000);
 
     // Unknown and aborted uploads: NoSuchUpload; abort leaves no object.
@@ -422,15 +446,17 @@ async fn multipart_rules_enforced(env: Env) {
         .initiate_multipart("r3", &PutOptions::default())
         .await
         .unwrap();
-    c.upload_part("r3", &id, 1, small.clone()).await.unwrap();
-    c.abort_multipart("r3", &id).await.unwrap();
+    c.upload_part(&Upload::new("r3", &id), 1, small.clone())
+        .await
+        .unwrap();
+    c.abort_multipart(&Upload::new("r3", &id)).await.unwrap();
     let err = c
-        .upload_part("r3", &id, 2, small.clone())
+        .upload_part(&Upload::new("r3", &id), 2, small.clone())
         .await
         .unwrap_err();
     assert_eq!(service_code(&err), "NoSuchUpload");
     assert!(c
-        .abort_multipart("r3", "nonexistent")
+        .abort_multipart(&Upload::new("r3", "nonexistent"))
         .await
         .unwrap_err()
         .is_not_found());
@@ -451,10 +477,9 @@ async fn upload_part_copy_builds_object(env: Env) {
     let mib = 1024 * 1024;
     let p1 = c
         .upload_part_copy(
-            "dst",
-            &id,
+            &Upload::new("dst", &id),
             1,
-            &cosfs::object::CopySource {
+            &CopySource {
                 key: "src",
                 range: Some(ByteRange::new(mib, 2 * mib + 5)),
                 if_match: Some(&put.etag),
@@ -463,15 +488,18 @@ async fn upload_part_copy_builds_object(env: Env) {
         .await
         .unwrap();
     let p2 = c
-        .upload_part("dst", &id, 2, Bytes::from_static(b"appended tail"))
+        .upload_part(
+            &Upload::new("dst", &id),
+            2,
+            Bytes::from_static(b"appended tail"),
+        )
         .await
         .unwrap();
     let err = c
         .upload_part_copy(
-            "dst",
-            &id,
+            &Upload::new("dst", &id),
             3,
-            &cosfs::object::CopySource {
+            &CopySource {
                 key: "src",
                 range: None,
                 if_match: Some("ffff"),
@@ -480,7 +508,10 @@ async fn upload_part_copy_builds_object(env: Env) {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::PreconditionFailed), "{err}");
-    let done = c.complete_multipart("dst", &id, &[p1, p2]).await.unwrap();
+    let done = c
+        .complete_multipart(&Upload::new("dst", &id), &[p1, p2])
+        .await
+        .unwrap();
     let mut want = src[mib as usize..(2 * mib + 5) as usize].to_vec();
     want.extend_from_slice(b"appended tail");
     assert_eq!(get_all(c, "dst").await, want);
@@ -680,22 +711,35 @@ async fn parts_are_checked_by_crc64_or_else_by_content_md5() {
         .map(|i| Bytes::from(pattern(1024 * 1024, 200 + i)))
         .collect();
     env.server.stats.reset();
-    let mut parts = vec![c.upload_part(key, &id, 1, bodies[0].clone()).await.unwrap()];
+    let mut parts = vec![c
+        .upload_part(&Upload::new(key, &id), 1, bodies[0].clone())
+        .await
+        .unwrap()];
     assert_eq!(env.server.stats.get("UploadPart"), 1);
     // The server stops reporting part CRCs: the next part (sent without MD5, since part 1 came
     // back with a CRC) is unchecked, so it goes again with MD5, and so does the one after.
     let mut f = env.server.faults.get();
     f.omit_part_crc64 = true;
     env.server.faults.set(f);
-    parts.push(c.upload_part(key, &id, 2, bodies[1].clone()).await.unwrap());
+    parts.push(
+        c.upload_part(&Upload::new(key, &id), 2, bodies[1].clone())
+            .await
+            .unwrap(),
+    );
     assert_eq!(env.server.stats.get("UploadPart"), 3, "part 2 sent twice");
-    parts.push(c.upload_part(key, &id, 3, bodies[2].clone()).await.unwrap());
+    parts.push(
+        c.upload_part(&Upload::new(key, &id), 3, bodies[2].clone())
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         env.server.stats.get("UploadPart"),
         4,
         "part 3 once, with MD5"
     );
-    c.complete_multipart(key, &id, &parts).await.unwrap();
+    c.complete_multipart(&Upload::new(key, &id), &parts)
+        .await
+        .unwrap();
     let all: Vec<u8> = bodies.iter().flat_map(|b| b.to_vec()).collect();
     assert_eq!(get_all(c, key).await, all);
 }
@@ -716,7 +760,14 @@ async fn appendable_objects_follow_cos_rules(env: Env) {
     };
     // The first APPEND creates an appendable object with the request's headers.
     let r = c
-        .append_object("log", 0, Bytes::from_static(b"one\n"), &opts)
+        .append_object(
+            "log",
+            Append {
+                position: 0,
+                body: Bytes::from_static(b"one\n"),
+                opts: &opts,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(r.next_position, 4);
@@ -724,9 +775,11 @@ async fn appendable_objects_follow_cos_rules(env: Env) {
     let r = c
         .append_object(
             "log",
-            4,
-            Bytes::from_static(b"two\n"),
-            &PutOptions::default(),
+            Append {
+                position: 4,
+                body: Bytes::from_static(b"two\n"),
+                opts: &PutOptions::default(),
+            },
         )
         .await
         .unwrap();
@@ -741,18 +794,39 @@ async fn appendable_objects_follow_cos_rules(env: Env) {
 
     // The position must be the length; a normal object refuses; a missing one starts at 0.
     let stale = c
-        .append_object("log", 4, Bytes::from_static(b"x"), &opts)
+        .append_object(
+            "log",
+            Append {
+                position: 4,
+                body: Bytes::from_static(b"x"),
+                opts: &opts,
+            },
+        )
         .await;
     assert_eq!(code_of(stale), (409, "PositionNotEqualToLength".into()));
     c.put_object("plain", Bytes::from_static(b"p"), &opts)
         .await
         .unwrap();
     let normal = c
-        .append_object("plain", 1, Bytes::from_static(b"x"), &opts)
+        .append_object(
+            "plain",
+            Append {
+                position: 1,
+                body: Bytes::from_static(b"x"),
+                opts: &opts,
+            },
+        )
         .await;
     assert_eq!(code_of(normal), (409, "ObjectNotAppendable".into()));
     let missing = c
-        .append_object("new", 3, Bytes::from_static(b"x"), &opts)
+        .append_object(
+            "new",
+            Append {
+                position: 3,
+                body: Bytes::from_static(b"x"),
+                opts: &opts,
+            },
+        )
         .await;
     assert_eq!(code_of(missing), (409, "PositionNotEqualToLength".into()));
     assert!(!c.head_object("plain").await.unwrap().appendable);
@@ -768,10 +842,9 @@ async fn appendable_objects_follow_cos_rules(env: Env) {
     let id = c.initiate_multipart("log3", &opts).await.unwrap();
     let part = c
         .upload_part_copy(
-            "log3",
-            &id,
+            &Upload::new("log3", &id),
             1,
-            &cosfs::object::CopySource {
+            &CopySource {
                 key: "log",
                 range: None,
                 if_match: None,
@@ -779,7 +852,7 @@ async fn appendable_objects_follow_cos_rules(env: Env) {
         )
         .await;
     assert_eq!(code_of(part).0, 400);
-    c.abort_multipart("log3", &id).await.unwrap();
+    c.abort_multipart(&Upload::new("log3", &id)).await.unwrap();
 
     // A PUT over it makes a normal object again.
     c.put_object("log", Bytes::from_static(b"reset"), &opts)
@@ -788,7 +861,14 @@ async fn appendable_objects_follow_cos_rules(env: Env) {
     let h = c.head_object("log").await.unwrap();
     assert!(!h.appendable && h.size == 5);
     let after_put = c
-        .append_object("log", 5, Bytes::from_static(b"x"), &opts)
+        .append_object(
+            "log",
+            Append {
+                position: 5,
+                body: Bytes::from_static(b"x"),
+                opts: &opts,
+            },
+        )
         .await;
     assert_eq!(code_of(after_put), (409, "ObjectNotAppendable".into()));
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use common::{client_config, client_with, get_all, pattern, Env, Mode, SECRET_KEY};
 use cosfs::fs::files::{OpenFlags, SetAttr};
 use cosfs::fs::{CosFs, FsConfig};
-use cosfs::object::{ListRequest, ObjectStore, PutOptions};
+use cosfs::object::{ListRequest, ListUploadsRequest, ObjectStore, PutOptions};
 
 const MIB: u64 = 1 << 20;
 
@@ -132,7 +132,7 @@ async fn random_overwrites_keep_the_old_object_until_the_commit() {
     }
     let uploads = env
         .client
-        .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under(""))
+        .list_multipart_uploads(&ListUploadsRequest::under(""))
         .await
         .unwrap();
     assert!(

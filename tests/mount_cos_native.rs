@@ -11,15 +11,19 @@ use std::time::{Duration, Instant};
 
 use common::mount::{close, Backend, Mounted};
 use common::posix::{body, cpath, errno, get_xattr, head, meta, set_xattr};
-use cosfs::object::{ObjectStore, PutOptions};
+use cosfs::object::{Append, ObjectStore, PutOptions};
 use cosfs::server::FaultConfig;
 
 /// An appendable object made the way another COS client makes one.
 fn append(b: &Backend, key: &str, at: u64, data: &str) {
-    b.block_on(
-        b.client
-            .append_object(key, at, data.to_string().into(), &PutOptions::default()),
-    )
+    b.block_on(b.client.append_object(
+        key,
+        Append {
+            position: at,
+            body: data.to_string().into(),
+            opts: &PutOptions::default(),
+        },
+    ))
     .unwrap_or_else(|e| panic!("append {key}: {e}"));
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::mount::{force_unmount, mount_command, no_uploads_left, Backend, Mounted};
 use common::serve::ServeProcess;
 use common::{get_all, pattern, BUCKET};
-use cosfs::object::ObjectStore;
+use cosfs::object::{ListUploadsRequest, ObjectStore};
 use cosfs::server::FaultConfig;
 
 const MIB: usize = 1 << 20;
@@ -193,7 +193,7 @@ fn a_server_gone_for_ten_seconds_mid_upload_delays_it_without_failing_it() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     assert_eq!(rt.block_on(get_all(&client, "big"))[..], data[..]);
     let left = rt
-        .block_on(client.list_multipart_uploads(&cosfs::object::ListUploadsRequest::under("")))
+        .block_on(client.list_multipart_uploads(&ListUploadsRequest::under("")))
         .unwrap();
     assert!(left.uploads.is_empty(), "{:?}", left.uploads);
     // SAFETY: signalling our own child.
@@ -223,7 +223,7 @@ fn the_uploads_a_killed_mount_left_are_aborted_by_the_next_mount() {
     eventually(20, "both uploads under way", || {
         b.block_on(
             b.client
-                .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under("")),
+                .list_multipart_uploads(&ListUploadsRequest::under("")),
         )
         .unwrap()
         .uploads
@@ -240,7 +240,7 @@ fn the_uploads_a_killed_mount_left_are_aborted_by_the_next_mount() {
     assert_eq!(
         b.block_on(
             b.client
-                .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under(""))
+                .list_multipart_uploads(&ListUploadsRequest::under(""))
         )
         .unwrap()
         .uploads

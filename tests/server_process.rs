@@ -52,9 +52,13 @@ async fn objects_and_uploads_survive_restart() {
             .initiate_multipart("pending", &PutOptions::default())
             .await
             .unwrap();
-        c.upload_part("pending", &upload_id, 1, Bytes::from(pattern(1 << 20, 2)))
-            .await
-            .unwrap();
+        c.upload_part(
+            &Upload::new("pending", &upload_id),
+            1,
+            Bytes::from(pattern(1 << 20, 2)),
+        )
+        .await
+        .unwrap();
     }
     let srv = start(dir.path(), &[]);
     let c = client(&srv);
@@ -69,12 +73,15 @@ async fn objects_and_uploads_survive_restart() {
         "33188"
     );
     let ups = c
-        .list_multipart_uploads(&cosfs::object::ListUploadsRequest::under(""))
+        .list_multipart_uploads(&ListUploadsRequest::under(""))
         .await
         .unwrap();
     assert_eq!(ups.uploads.len(), 1);
     assert_eq!(ups.uploads[0].upload_id, upload_id);
-    let parts = c.list_parts("pending", &upload_id, None).await.unwrap();
+    let parts = c
+        .list_parts(&Upload::new("pending", &upload_id), None)
+        .await
+        .unwrap();
     assert_eq!(parts.parts.len(), 1);
 }
 

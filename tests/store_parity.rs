@@ -14,8 +14,8 @@ use common::{client_config, client_with, pattern, start_server, Mode, BUCKET, SE
 use cosfs::local::LocalStore;
 use cosfs::object::faulty::{Faults, FaultyStore};
 use cosfs::object::{
-    ByteRange, CopyOptions, CosResult, GetOptions, ListRequest, MetadataDirective, ObjectStore,
-    PutOptions, UploadedPart,
+    Append, ByteRange, CopyOptions, CopySource, CosResult, GetOptions, ListRequest,
+    ListUploadsRequest, MetadataDirective, ObjectStore, PutOptions, Upload, UploadedPart,
 };
 
 fn line<T>(what: &str, r: CosResult<T>, show: impl FnOnce(T) -> String) -> String {
@@ -217,20 +217,21 @@ async fn script(s: &dyn ObjectStore) -> Vec<String> {
         .await
         .unwrap();
     let mib = Bytes::from(pattern(1 << 20, 7));
-    let p1 = s.upload_part("big", &id, 1, mib.clone()).await;
+    let p1 = s
+        .upload_part(&Upload::new("big", &id), 1, mib.clone())
+        .await;
     out.push(line("part 1", clone_ok(&p1), |p| {
         format!("{} {:?}", p.etag, p.crc64)
     }));
     let p2 = s
-        .upload_part("big", &id, 2, Bytes::from_static(b"small"))
+        .upload_part(&Upload::new("big", &id), 2, Bytes::from_static(b"small"))
         .await;
     out.push(line("part 2 (small)", clone_ok(&p2), |p| p.etag));
     let p3 = s
         .upload_part_copy(
-            "big",
-            &id,
+            &Upload::new("big", &id),
             3,
-            &cosfs::object::CopySource {
+            &CopySource {
                 key: "a2.txt",
                 range: Some(ByteRange::new(0, 5)),
                 if_match: None,
@@ -243,10 +244,9 @@ async fn script(s: &dyn ObjectStore) -> Vec<String> {
     out.push(line(
         "part copy past the source",
         s.upload_part_copy(
-            "big",
-            &id,
+            &Upload::new("big", &id),
             4,
-            &cosfs::object::CopySource {
+            &CopySource {
                 key: "a2.txt",
                 range: Some(ByteRange::new(0, 50)),
                 if_match: None,
@@ -257,7 +257,8 @@ async fn script(s: &dyn ObjectStore) -> Vec<String> {
     ));
     out.push(line(
         "part 0",
-        s.upload_part("big", &id, 0, Bytes::from_static(b"x")).await,
+        s.upload_part(&Upload::new("big", &id), 0, Bytes::from_static(b"x"))
+            .await,
         |p| p.etag,
     ));
     let (p1, p2, p3) = (p1.unwrap(), p2.unwrap(), p3.unwrap());
@@ -268,26 +269,29 @@ async fn script(s: &dyn ObjectStore) -> Vec<String> {
     };
     out.push(line(
         "complete with a small middle part",
-        s.complete_multipart("big", &id, &[part(&p1), part(&p2), part(&p3)])
+        s.complete_multipart(&Upload::new("big", &id), &[part(&p1), part(&p2), part(&p3)])
             .await,
         |r| r.etag,
     ));
     out.push(line(
         "complete with a gap",
-        s.complete_multipart("big", &id, &[part(&p1), part(&p3)])
+        s.complete_multipart(&Upload::new("big", &id), &[part(&p1), part(&p3)])
             .await,
         |r| r.etag,
     ));
     out.push(line(
         "complete out of order",
-        s.complete_multipart("big", &id, &[part(&p3), part(&p1)])
+        s.complete_multipart(&Upload::new("big", &id), &[part(&p3), part(&p1)])
             .await,
         |r| r.etag,
     ));
-    let p2 = s.upload_part("big", &id, 2, mib.clone()).await.unwrap();
+    let p2 = s
+        .upload_part(&Upload::new("big", &id), 2, mib.clone())
+        .await
+        .unwrap();
     out.push(line(
         "list parts",
-        s.list_parts("big", &id, None).await,
+        s.list_parts(&Upload::new("big", &id), None).await,
         |l| {
             let parts: Vec<_> = l
                 .parts
@@ -299,7 +303,7 @@ async fn script(s: &dyn ObjectStore) -> Vec<String> {
     ));
     out.push(line(
         "list uploads",
-        s.list_multipart_uploads(&cosfs::object::ListUploadsRequest::under(""))
+        s.list_multipart_uploads(&ListUploadsRequest::under(""))
             .await,
         |l| {
             let keys: Vec<_> = l.uploads.iter().map(|u| &u.key).collect();
@@ -308,7 +312,7 @@ async fn script(s: &dyn ObjectStore) -> Vec<String> {
     ));
     out.push(line(
         "complete",
-        s.complete_multipart("big", &id, &[part(&p1), part(&p2), part(&p3)])
+        s.complete_multipart(&Upload::new("big", &id), &[part(&p1), part(&p2), part(&p3)])
             .await,
         |r| format!("{} {:?}", r.etag, r.crc64),
     ));
@@ -328,7 +332,7 @@ async fn script(s: &dyn ObjectStore) -> Vec<String> {
     ));
     out.push(line(
         "abort after complete",
-        s.abort_multipart("big", &id).await,
+        s.abort_multipart(&Upload::new("big", &id)).await,
         |_| "ok".into(),
     ));
     out.push(line(
@@ -354,8 +358,15 @@ async fn script(s: &dyn ObjectStore) -> Vec<String> {
     ] {
         out.push(line(
             what,
-            s.append_object(key, at, Bytes::from_static(body.as_bytes()), &p)
-                .await,
+            s.append_object(
+                key,
+                Append {
+                    position: at,
+                    body: Bytes::from_static(body.as_bytes()),
+                    opts: &p,
+                },
+            )
+            .await,
             |r| format!("{r:?}"),
         ));
     }

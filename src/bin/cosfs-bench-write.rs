@@ -127,8 +127,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let r = ByteRange::new(0, m.size);
             let p1 = c
                 .upload_part_copy(
-                    key,
-                    &id,
+                    &Upload::new(key, &id),
                     1,
                     &CopySource {
                         key,
@@ -137,8 +136,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     },
                 )
                 .await?;
-            let p2 = c.upload_part(key, &id, 2, data(*bytes)).await?;
-            c.complete_multipart(key, &id, &[p1, p2]).await?;
+            let p2 = c
+                .upload_part(&Upload::new(key, &id), 2, data(*bytes))
+                .await?;
+            c.complete_multipart(&Upload::new(key, &id), &[p1, p2])
+                .await?;
             println!(
                 "raw append: {bytes} bytes = {:.3} s",
                 t.elapsed().as_secs_f64()
@@ -162,9 +164,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let r = c
                     .append_object(
                         key,
-                        at,
-                        Bytes::copy_from_slice(chunk),
-                        &PutOptions::default(),
+                        Append {
+                            position: at,
+                            body: Bytes::copy_from_slice(chunk),
+                            opts: &PutOptions::default(),
+                        },
                     )
                     .await?;
                 at = r.next_position;
@@ -173,7 +177,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let t = Instant::now();
             for _ in 0..*count {
                 at = c
-                    .append_object(key, at, line.clone(), &PutOptions::default())
+                    .append_object(
+                        key,
+                        Append {
+                            position: at,
+                            body: line.clone(),
+                            opts: &PutOptions::default(),
+                        },
+                    )
                     .await?
                     .next_position;
             }

@@ -23,6 +23,7 @@ use super::diagnose::{self, Target};
 use crate::cos::CosClient;
 use crate::object::{
     CosError, ErrorKind, GetOptions, ListRequest, ListUploadsRequest, ObjectStore, PutOptions,
+    Upload,
 };
 
 #[derive(Debug, Args)]
@@ -392,7 +393,11 @@ async fn stale_uploads(client: &CosClient, prefix: &str, abort: bool, r: &mut Re
     }
     let mut aborted = 0;
     for u in &stale {
-        if client.abort_multipart(&u.key, &u.upload_id).await.is_ok() {
+        if client
+            .abort_multipart(&Upload::new(&u.key, &u.upload_id))
+            .await
+            .is_ok()
+        {
             aborted += 1;
         }
     }

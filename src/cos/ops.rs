@@ -184,13 +184,12 @@ impl ObjectStore for CosClient {
         .await
     }
 
-    async fn append_object(
-        &self,
-        key: &str,
-        position: u64,
-        body: Bytes,
-        opts: &PutOptions,
-    ) -> CosResult<AppendResult> {
+    async fn append_object(&self, key: &str, append: Append<'_>) -> CosResult<AppendResult> {
+        let Append {
+            position,
+            body,
+            opts,
+        } = append;
         let mut req = Request::new(Method::POST, Some(key))
             .param("append", "")
             .param("position", position.to_string());
@@ -297,11 +296,11 @@ impl ObjectStore for CosClient {
 
     async fn upload_part(
         &self,
-        key: &str,
-        upload_id: &str,
+        up: &Upload<'_>,
         part_number: u32,
         body: Bytes,
     ) -> CosResult<UploadedPart> {
+        let (key, upload_id) = (up.key, up.upload_id);
         use std::sync::atomic::Ordering::Relaxed;
         let ours = crc64(&body);
         let with_md5 = !self.parts_carry_crc.load(Relaxed);
@@ -320,11 +319,11 @@ impl ObjectStore for CosClient {
 
     async fn upload_part_copy(
         &self,
-        key: &str,
-        upload_id: &str,
+        up: &Upload<'_>,
         part_number: u32,
         source: &CopySource<'_>,
     ) -> CosResult<UploadedPart> {
+        let (key, upload_id) = (up.key, up.upload_id);
         let range = source.range;
         let mut req = Request::new(Method::PUT, Some(key))
             .param("partNumber", part_number.to_string())
@@ -348,10 +347,10 @@ impl ObjectStore for CosClient {
 
     async fn complete_multipart(
         &self,
-        key: &str,
-        upload_id: &str,
+        up: &Upload<'_>,
         parts: &[UploadedPart],
     ) -> CosResult<CompleteResult> {
+        let (key, upload_id) = (up.key, up.upload_id);
         let mut xml = String::from("<CompleteMultipartUpload>");
         for p in parts {
             xml.push_str(&format!(
@@ -404,7 +403,8 @@ impl ObjectStore for CosClient {
         r
     }
 
-    async fn abort_multipart(&self, key: &str, upload_id: &str) -> CosResult<()> {
+    async fn abort_multipart(&self, up: &Upload<'_>) -> CosResult<()> {
+        let (key, upload_id) = (up.key, up.upload_id);
         let req = Request::new(Method::DELETE, Some(key)).param("uploadId", upload_id);
         let r = self.call(req, |_| async { Ok(()) }).await;
         self.sweep_unheard(upload_id).await;
@@ -417,10 +417,10 @@ impl ObjectStore for CosClient {
 
     async fn list_parts(
         &self,
-        key: &str,
-        upload_id: &str,
+        up: &Upload<'_>,
         part_number_marker: Option<u32>,
     ) -> CosResult<ListPartsPage> {
+        let (key, upload_id) = (up.key, up.upload_id);
         let mut req = Request::new(Method::GET, Some(key))
             .param("uploadId", upload_id)
             .param("max-parts", "1000");

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
 
 use crate::object::{
-    CompleteResult, CosResult, ListUploadsRequest, ObjectStore, PutOptions, UploadedPart,
+    CompleteResult, CosResult, ListUploadsRequest, ObjectStore, PutOptions, Upload, UploadedPart,
 };
 
 /// Upload `body` as `key` in parts of `part_size` with `concurrency` parts in flight.
@@ -34,18 +34,24 @@ pub async fn put_multipart<S: ObjectStore + ?Sized>(
         let mut parts: Vec<UploadedPart> = stream::iter((0..n_parts).map(|i| {
             let chunk = body.slice(i * part_size..((i + 1) * part_size).min(body.len()));
             let upload_id = &upload_id;
-            async move { store.upload_part(key, upload_id, i as u32 + 1, chunk).await }
+            async move {
+                store
+                    .upload_part(&Upload::new(key, upload_id), i as u32 + 1, chunk)
+                    .await
+            }
         }))
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
         parts.sort_by_key(|p| p.part_number);
-        store.complete_multipart(key, &upload_id, &parts).await
+        store
+            .complete_multipart(&Upload::new(key, &upload_id), &parts)
+            .await
     }
     .await;
     if let Err(e) = &result {
         tracing::warn!(key, error = %e, "multipart upload failed; aborting it");
-        if let Err(abort_err) = store.abort_multipart(key, &upload_id).await {
+        if let Err(abort_err) = store.abort_multipart(&Upload::new(key, &upload_id)).await {
             tracing::warn!(key, upload_id, error = %abort_err, "abort of failed upload failed too");
         }
     }
@@ -108,13 +114,15 @@ pub async fn abort_left_uploads<S: ObjectStore + ?Sized>(
                 };
                 within
                     && store
-                        .list_parts(key, &u.upload_id, None)
+                        .list_parts(&Upload::new(key, &u.upload_id), None)
                         .await?
                         .parts
                         .is_empty()
             };
             if ours {
-                store.abort_multipart(key, &u.upload_id).await?;
+                store
+                    .abort_multipart(&Upload::new(key, &u.upload_id))
+                    .await?;
                 tracing::info!(key, upload_id = %u.upload_id, "aborted an unfinished upload of ours");
                 aborted += 1;
             }

@@ -22,7 +22,7 @@ use base64::Engine;
 use crate::cos::encode::{decode, encode_strict};
 use crate::object::{
     ByteRange, CopyOptions, CopySource, CosResult, MetadataDirective, ObjectStore, PutOptions,
-    UploadedPart, UserMeta, USER_META_LIMIT,
+    Upload, UploadedPart, UserMeta, USER_META_LIMIT,
 };
 
 use super::attr::{to_user_meta, PosixAttr};
@@ -173,8 +173,7 @@ pub async fn copy_object<S: ObjectStore + ?Sized>(
             let r = ByteRange::new(i * each, ((i + 1) * each).min(size));
             let p = store
                 .upload_part_copy(
-                    dest,
-                    &id,
+                    &Upload::new(dest, &id),
                     i as u32 + 1,
                     &CopySource {
                         key: source,
@@ -185,13 +184,15 @@ pub async fn copy_object<S: ObjectStore + ?Sized>(
                 .await?;
             parts.push(p);
         }
-        store.complete_multipart(dest, &id, &parts).await
+        store
+            .complete_multipart(&Upload::new(dest, &id), &parts)
+            .await
     }
     .await;
     match result {
         Ok(done) => Ok(done.etag),
         Err(e) => {
-            let _ = store.abort_multipart(dest, &id).await;
+            let _ = store.abort_multipart(&Upload::new(dest, &id)).await;
             Err(e)
         }
     }

@@ -23,7 +23,7 @@ use super::listing::{list, ListParams};
 use super::ops::{self, Conditions, Directive};
 use super::storage::{Bucket, NewObjectHeaders, ObjectRecord, Storage, StoredBlob, UploadRecord};
 use super::StoreError;
-use crate::object::{check_delete_keys, check_put_options};
+use crate::object::{check_delete_keys, check_put_options, Append, Upload};
 use crate::object::{
     AppendResult, CompleteResult, CopyOptions, CopyResult, CopySource, CosError, CosResult,
     DeleteFailure, GetObjectOutput, GetOptions, ListEntry, ListPage, ListPartsPage, ListRequest,
@@ -228,13 +228,12 @@ impl ObjectStore for LocalStore {
         })
     }
 
-    async fn append_object(
-        &self,
-        key: &str,
-        position: u64,
-        body: Bytes,
-        opts: &PutOptions,
-    ) -> CosResult<AppendResult> {
+    async fn append_object(&self, key: &str, append: Append<'_>) -> CosResult<AppendResult> {
+        let Append {
+            position,
+            body,
+            opts,
+        } = append;
         let headers = checked_headers(opts, key)?;
         let blob = self.store_body(&body).await?;
         let k = key.to_string();
@@ -328,11 +327,11 @@ impl ObjectStore for LocalStore {
 
     async fn upload_part(
         &self,
-        key: &str,
-        upload_id: &str,
+        up: &Upload<'_>,
         part_number: u32,
         body: Bytes,
     ) -> CosResult<UploadedPart> {
+        let (key, upload_id) = (up.key, up.upload_id);
         let fail = |e| service_error(e, key);
         let n = ops::part_number(Some(part_number)).map_err(fail)?;
         let up = ops::upload_of(&self.bucket, key, upload_id).map_err(fail)?;
@@ -342,11 +341,11 @@ impl ObjectStore for LocalStore {
 
     async fn upload_part_copy(
         &self,
-        key: &str,
-        upload_id: &str,
+        up: &Upload<'_>,
         part_number: u32,
         source: &CopySource<'_>,
     ) -> CosResult<UploadedPart> {
+        let (key, upload_id) = (up.key, up.upload_id);
         let (source_key, range) = (source.key, source.range);
         let fail = |e| service_error(e, key);
         let n = ops::part_number(Some(part_number)).map_err(fail)?;
@@ -374,10 +373,10 @@ impl ObjectStore for LocalStore {
 
     async fn complete_multipart(
         &self,
-        key: &str,
-        upload_id: &str,
+        up: &Upload<'_>,
         parts: &[UploadedPart],
     ) -> CosResult<CompleteResult> {
+        let (key, upload_id) = (up.key, up.upload_id);
         let fail = |e| service_error(e, key);
         let up = ops::upload_of(&self.bucket, key, upload_id).map_err(fail)?;
         let wanted: Vec<(u32, String)> = parts
@@ -396,17 +395,18 @@ impl ObjectStore for LocalStore {
         })
     }
 
-    async fn abort_multipart(&self, key: &str, upload_id: &str) -> CosResult<()> {
+    async fn abort_multipart(&self, up: &Upload<'_>) -> CosResult<()> {
+        let (key, upload_id) = (up.key, up.upload_id);
         let up = ops::upload_of(&self.bucket, key, upload_id).map_err(|e| service_error(e, key))?;
         self.blocking(move |b| ops::abort(b, &up)).await
     }
 
     async fn list_parts(
         &self,
-        key: &str,
-        upload_id: &str,
+        up: &Upload<'_>,
         part_number_marker: Option<u32>,
     ) -> CosResult<ListPartsPage> {
+        let (key, upload_id) = (up.key, up.upload_id);
         let up = ops::upload_of(&self.bucket, key, upload_id).map_err(|e| service_error(e, key))?;
         let (parts, truncated) = self
             .blocking(move |b| ops::list_parts(b, &up, part_number_marker.unwrap_or(0), 1000))

@@ -26,8 +26,8 @@ use tokio::sync::Notify;
 use super::error::{CosError, CosResult};
 use super::store::{ObjectStore, StoreLayer};
 use super::types::{
-    AppendResult, CompleteResult, CopyOptions, CopyResult, DeleteFailure, ListPage, ListRequest,
-    ObjectMeta, PutOptions, PutResult, UploadedPart, MAX_DELETE_KEYS,
+    Append, AppendResult, CompleteResult, CopyOptions, CopyResult, DeleteFailure, ListPage,
+    ListRequest, ObjectMeta, PutOptions, PutResult, Upload, UploadedPart, MAX_DELETE_KEYS,
 };
 
 #[derive(Default)]
@@ -226,15 +226,9 @@ impl<S: ObjectStore + ?Sized> StoreLayer for DeferredDeletes<S> {
         self.inner.put_object(key, body, opts).await
     }
 
-    async fn append_object(
-        &self,
-        key: &str,
-        position: u64,
-        body: Bytes,
-        opts: &PutOptions,
-    ) -> CosResult<AppendResult> {
+    async fn append_object(&self, key: &str, append: Append<'_>) -> CosResult<AppendResult> {
         self.wait_for_key(key).await;
-        self.inner.append_object(key, position, body, opts).await
+        self.inner.append_object(key, append).await
     }
 
     async fn copy_object(
@@ -254,11 +248,10 @@ impl<S: ObjectStore + ?Sized> StoreLayer for DeferredDeletes<S> {
 
     async fn complete_multipart(
         &self,
-        key: &str,
-        upload_id: &str,
+        up: &Upload<'_>,
         parts: &[UploadedPart],
     ) -> CosResult<CompleteResult> {
-        self.wait_for_key(key).await;
-        self.inner.complete_multipart(key, upload_id, parts).await
+        self.wait_for_key(up.key).await;
+        self.inner.complete_multipart(up, parts).await
     }
 }

@@ -106,15 +106,9 @@ operations! {
     HeadObject => fn head_object(&self, key: &str) -> ObjectMeta;
     GetObject => fn get_object(&self, key: &str, opts: &GetOptions) -> GetObjectOutput;
     PutObject => fn put_object(&self, key: &str, body: Bytes, opts: &PutOptions) -> PutResult;
-    /// APPEND Object: `body` after the first `position` bytes (the object's length; 0 creates
-    /// an appendable object with `opts`, which later appends ignore).
-    AppendObject => fn append_object(
-        &self,
-        key: &str,
-        position: u64,
-        body: Bytes,
-        opts: &PutOptions,
-    ) -> AppendResult;
+    /// APPEND Object: `append.body` after the first `append.position` bytes (the object's
+    /// length; 0 creates an appendable object with `append.opts`, which later appends ignore).
+    AppendObject => fn append_object(&self, key: &str, append: Append<'_>) -> AppendResult;
     /// POST Object restore of an archived object: a copy readable for `days`, at `tier`.
     PostObjectRestore => fn restore_object(&self, key: &str, days: u32, tier: &str) -> ();
     /// PUT Object - Copy from `source_key` of the same bucket.
@@ -130,34 +124,18 @@ operations! {
     DeleteMultiple => fn delete_objects(&self, keys: &[String]) -> Vec<DeleteFailure>;
     /// Initiate Multipart Upload; returns the upload id.
     InitiateMultipart => fn initiate_multipart(&self, key: &str, opts: &PutOptions) -> String;
-    UploadPart => fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        body: Bytes,
-    ) -> UploadedPart;
+    UploadPart => fn upload_part(&self, up: &Upload<'_>, part_number: u32, body: Bytes) -> UploadedPart;
     /// Upload Part - Copy: part `part_number` of the upload is (a range of) another object.
     UploadPartCopy => fn upload_part_copy(
         &self,
-        key: &str,
-        upload_id: &str,
+        up: &Upload<'_>,
         part_number: u32,
         source: &CopySource<'_>,
     ) -> UploadedPart;
-    CompleteMultipart => fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[UploadedPart],
-    ) -> CompleteResult;
-    AbortMultipart => fn abort_multipart(&self, key: &str, upload_id: &str) -> ();
-    ListParts => fn list_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number_marker: Option<u32>,
-    ) -> ListPartsPage;
+    CompleteMultipart => fn complete_multipart(&self, up: &Upload<'_>, parts: &[UploadedPart]) -> CompleteResult;
+    AbortMultipart => fn abort_multipart(&self, up: &Upload<'_>) -> ();
+    /// List Parts (one page), after part `part_number_marker`.
+    ListParts => fn list_parts(&self, up: &Upload<'_>, part_number_marker: Option<u32>) -> ListPartsPage;
     /// List Multipart Uploads (one page).
     ListUploads => fn list_multipart_uploads(&self, req: &ListUploadsRequest) -> ListUploadsPage;
 }

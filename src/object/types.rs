@@ -367,6 +367,28 @@ pub struct UploadInfo {
     pub initiated: Option<SystemTime>,
 }
 
+/// One multipart upload: the key it writes and the id Initiate gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upload<'a> {
+    pub key: &'a str,
+    pub upload_id: &'a str,
+}
+
+impl<'a> Upload<'a> {
+    pub fn new(key: &'a str, upload_id: &'a str) -> Self {
+        Upload { key, upload_id }
+    }
+}
+
+/// APPEND Object's arguments: `body` goes after the first `position` bytes; `opts` are the
+/// headers of the object a first append (position 0) creates.
+#[derive(Debug, Clone)]
+pub struct Append<'a> {
+    pub position: u64,
+    pub body: Bytes,
+    pub opts: &'a PutOptions,
+}
+
 /// The source of Upload Part - Copy: an object of the same bucket, all of it or `range`,
 /// and only while its ETag is `if_match` when that is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 use crate::fs::error::{FsError, FsResult};
 use crate::fs::memory::{WriteCharge, WriteUseKind};
 use crate::fs::reader::ObjectReader;
-use crate::object::{ErrorKind, ObjectMeta, ObjectStore, PutOptions};
+use crate::object::{Append, ErrorKind, ObjectMeta, ObjectStore, PutOptions};
 
 use super::ctx::WriteCtx;
 
@@ -206,7 +206,14 @@ impl AppendTail {
         let (etag, next, crc) = loop {
             match ctx
                 .store
-                .append_object(&self.key, position, body.clone(), opts)
+                .append_object(
+                    &self.key,
+                    Append {
+                        position,
+                        body: body.clone(),
+                        opts,
+                    },
+                )
                 .await
             {
                 Ok(r) => {

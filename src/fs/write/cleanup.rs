@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fs::upload_journal::UploadJournal;
-use crate::object::ObjectStore;
+use crate::object::{ObjectStore, Upload};
 
 /// Background retries after a failed abort, 2 s doubling to 64 s apart.
 const RETRIES: u32 = 6;
@@ -21,7 +21,7 @@ pub async fn abort_upload<S: ObjectStore + ?Sized>(
     key: &str,
     id: &str,
 ) {
-    let e = match store.abort_multipart(key, id).await {
+    let e = match store.abort_multipart(&Upload::new(key, id)).await {
         Ok(()) => return journal.ended(id),
         Err(e) if e.is_not_found() => return journal.ended(id), // already gone
         Err(e) => e,
@@ -36,7 +36,7 @@ pub async fn abort_upload<S: ObjectStore + ?Sized>(
     tokio::spawn(async move {
         for attempt in 1..=RETRIES {
             tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
-            match store.abort_multipart(&key, &id).await {
+            match store.abort_multipart(&Upload::new(&key, &id)).await {
                 Ok(()) => return journal.ended(&id),
                 Err(e) if e.is_not_found() => return journal.ended(&id),
                 Err(e) if attempt == RETRIES => tracing::warn!(

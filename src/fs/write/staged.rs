@@ -13,7 +13,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use crate::fs::error::FsResult;
 use crate::fs::memory::{WriteCharge, WriteUseKind};
 use crate::fs::reader::ObjectReader;
-use crate::object::{ByteRange, CopySource, CosResult, ObjectStore, UploadedPart};
+use crate::object::{ByteRange, CopySource, CosResult, ObjectStore, Upload, UploadedPart};
 
 use super::cleanup::abort_upload;
 use super::ctx::WriteCtx;
@@ -261,7 +261,10 @@ impl Staged {
             Step::Send(n, r) => {
                 let _charge = part_memory(ctx, r).await;
                 let body = self.read(ctx, r.start, r.end).await?;
-                Ok(ctx.store.upload_part(key, upload_id, *n, body).await?)
+                Ok(ctx
+                    .store
+                    .upload_part(&Upload::new(key, upload_id), *n, body)
+                    .await?)
             }
         }
     }
@@ -279,8 +282,7 @@ impl Staged {
                 let base = self.base.as_ref().expect("copy parts need a base");
                 ctx.store
                     .upload_part_copy(
-                        key,
-                        upload_id,
+                        &Upload::new(key, upload_id),
                         n,
                         &CopySource {
                             key: &base.key,
@@ -293,7 +295,9 @@ impl Staged {
             PartSource::Data(r) => {
                 let _charge = part_memory(ctx, r).await;
                 let body = self.read(ctx, r.start, r.end).await?;
-                ctx.store.upload_part(key, upload_id, n, body).await
+                ctx.store
+                    .upload_part(&Upload::new(key, upload_id), n, body)
+                    .await
             }
         };
         Ok(r?)
@@ -317,7 +321,11 @@ where
         .try_collect()
         .await?;
     done.sort_by_key(|p| p.part_number);
-    let etag = ctx.store.complete_multipart(key, id, &done).await?.etag;
+    let etag = ctx
+        .store
+        .complete_multipart(&Upload::new(key, id), &done)
+        .await?
+        .etag;
     ctx.journal.ended(id);
     Ok(etag)
 }

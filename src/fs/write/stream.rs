@@ -30,7 +30,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::object::{CosError, CosResult, ObjectStore, PutOptions, UploadedPart};
+use crate::object::{CosError, CosResult, ObjectStore, PutOptions, Upload, UploadedPart};
 
 use super::super::memory::{MemoryBudget, WriteCharge, WriteUseKind};
 use super::super::upload_journal::UploadJournal;
@@ -332,7 +332,9 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
         self.buf_start += body.len() as u64;
         let (store, key) = (self.store.clone(), self.key.clone());
         self.tasks.spawn(async move {
-            let r = store.upload_part(&key, &upload_id, n, body).await;
+            let r = store
+                .upload_part(&Upload::new(&key, &upload_id), n, body)
+                .await;
             drop(permit);
             drop(charge);
             r
@@ -465,7 +467,7 @@ impl<S: ObjectStore + ?Sized> StreamUpload<S> {
             }
             self.parts.sort_by_key(|p| p.part_number);
             self.store
-                .complete_multipart(&self.key, &upload_id, &self.parts)
+                .complete_multipart(&Upload::new(&self.key, &upload_id), &self.parts)
                 .await
         }
         .await;
