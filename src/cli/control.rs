@@ -140,22 +140,17 @@ pub fn listen(
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string()))?;
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path)?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((conn, _)) = listener.accept().await else {
-                continue;
+    super::accept::serve_forever(listener, move |conn| {
+        let answer = answer.clone();
+        async move {
+            let (rd, mut wr) = conn.into_split();
+            let mut line = String::new();
+            let _ = BufReader::new(rd).read_line(&mut line).await;
+            let reply = match line.trim() {
+                "stats" => answer(),
+                other => format!("unknown command {other:?}; known: stats"),
             };
-            let answer = answer.clone();
-            tokio::spawn(async move {
-                let (rd, mut wr) = conn.into_split();
-                let mut line = String::new();
-                let _ = BufReader::new(rd).read_line(&mut line).await;
-                let reply = match line.trim() {
-                    "stats" => answer(),
-                    other => format!("unknown command {other:?}; known: stats"),
-                };
-                let _ = wr.write_all(format!("{reply}\n").as_bytes()).await;
-            });
+            let _ = wr.write_all(format!("{reply}\n").as_bytes()).await;
         }
     });
     Ok(path)

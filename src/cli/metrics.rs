@@ -269,22 +269,17 @@ pub async fn serve(
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let render = render.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let render = render.clone();
-                    async move { Ok::<_, Infallible>(answer(&req, &*render)) }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, svc)
-                    .await;
+    super::accept::serve_forever(listener, move |stream| {
+        let render = render.clone();
+        async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let render = render.clone();
+                async move { Ok::<_, Infallible>(answer(&req, &*render)) }
             });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
         }
     });
     Ok(bound)

@@ -2,6 +2,7 @@
 //! Parsing and wiring only; each subcommand hands plain config structs to the layer that does
 //! the work.
 
+mod accept;
 pub mod check;
 pub mod control;
 mod daemon;

@@ -85,25 +85,18 @@ pub fn crc64_combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
     }
     gf2_square(&mut even, &odd); // two zero bits
     gf2_square(&mut odd, &even); // four zero bits
+                                 // Each round squares the operator (doubling the zeros it appends) into the other table
+                                 // and applies it where `len` has a one bit.
+    let (mut cur, mut next) = (&mut odd, &mut even);
     let mut crc = crc_a;
     let mut len = len_b;
-    loop {
-        gf2_square(&mut even, &odd);
+    while len != 0 {
+        gf2_square(next, cur);
         if len & 1 != 0 {
-            crc = gf2_times(&even, crc);
+            crc = gf2_times(next, crc);
         }
         len >>= 1;
-        if len == 0 {
-            break;
-        }
-        gf2_square(&mut odd, &even);
-        if len & 1 != 0 {
-            crc = gf2_times(&odd, crc);
-        }
-        len >>= 1;
-        if len == 0 {
-            break;
-        }
+        std::mem::swap(&mut cur, &mut next);
     }
     crc ^ crc_b
 }

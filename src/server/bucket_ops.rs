@@ -5,7 +5,7 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::request::{empty, xml_response, Ctx, Resp, StoreError};
+use super::request::{empty, xml_response, Answer, Ctx, StoreError};
 use super::xmlout::{quoted, XmlOut};
 use super::State;
 use crate::cos::encode::encode_path;
@@ -35,7 +35,7 @@ pub fn common_prefixes(x: &mut XmlOut, prefixes: &[String], enc: impl Fn(&str) -
     }
 }
 
-pub fn list_objects(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
+pub fn list_objects(ctx: &Ctx, bucket: &Bucket) -> Answer {
     let max_keys = max_keys(ctx)?;
     let p = ListParams {
         prefix: ctx.param("prefix").unwrap_or_default().to_string(),
@@ -78,11 +78,7 @@ pub fn list_objects(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
     Ok(xml_response(x.finish("ListBucketResult")))
 }
 
-pub async fn delete_multiple(
-    ctx: &Ctx,
-    bucket: &Bucket,
-    body: Incoming,
-) -> Result<Resp, StoreError> {
+pub async fn delete_multiple(ctx: &Ctx, bucket: &Bucket, body: Incoming) -> Answer {
     let raw = http_body_util::Limited::new(body, 4 << 20)
         .collect()
         .await
@@ -135,7 +131,7 @@ pub async fn delete_multiple(
     Ok(xml_response(x.finish("DeleteResult")))
 }
 
-pub fn put_bucket(st: &State, ctx: &Ctx) -> Result<Resp, StoreError> {
+pub fn put_bucket(st: &State, ctx: &Ctx) -> Answer {
     if !crate::cos::config::valid_bucket_name(&ctx.bucket) {
         return Err(StoreError::bad_request(
             "InvalidBucketName",
@@ -146,7 +142,7 @@ pub fn put_bucket(st: &State, ctx: &Ctx) -> Result<Resp, StoreError> {
     Ok(Response::builder().body(empty()).expect("response"))
 }
 
-pub fn delete_bucket(st: &State, ctx: &Ctx) -> Result<Resp, StoreError> {
+pub fn delete_bucket(st: &State, ctx: &Ctx) -> Answer {
     match st.storage.delete_bucket(&ctx.bucket) {
         Ok(true) => Ok(Response::builder()
             .status(StatusCode::NO_CONTENT)

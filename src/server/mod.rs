@@ -34,7 +34,7 @@ use hyper::body::Incoming;
 
 pub use auth::AuthMode;
 pub use faults::{FaultConfig, Faults, Stats};
-use request::{full, Ctx, ErrorResponse, Resp, StoreError};
+use request::{full, Answer, Ctx, ErrorResponse, Resp, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -233,7 +233,7 @@ async fn route(
     now: SystemTime,
     request_id: &str,
     drop_mid_body: bool,
-) -> Result<Resp, StoreError> {
+) -> Answer {
     let (parts, body) = req.into_parts();
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
     let Some(request::Target {

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::objects::{self, new_object_headers, receive};
-use super::request::{empty, error_xml, full, xml_response, Body, Ctx, Resp, StoreError};
+use super::request::{empty, error_xml, full, xml_response, Answer, Body, Ctx, StoreError};
 use super::xmlout::XML_DECLARATION;
 use super::xmlout::{quoted, XmlOut};
 use super::State;
@@ -25,7 +25,7 @@ fn upload_of(bucket: &Bucket, ctx: &Ctx) -> Result<UploadRecord, StoreError> {
     ops::upload_of(bucket, &ctx.key, ctx.param("uploadId").unwrap_or_default())
 }
 
-pub fn initiate(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
+pub fn initiate(ctx: &Ctx, bucket: &Bucket) -> Answer {
     let up = ops::initiate(bucket, &ctx.key, new_object_headers(ctx)?)?;
     let mut x = XmlOut::new("InitiateMultipartUploadResult", "");
     x.elem("Bucket", &bucket.name)
@@ -34,12 +34,7 @@ pub fn initiate(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
     Ok(xml_response(x.finish("InitiateMultipartUploadResult")))
 }
 
-pub async fn upload_part(
-    st: &State,
-    ctx: &Ctx,
-    bucket: Arc<Bucket>,
-    body: Incoming,
-) -> Result<Resp, StoreError> {
+pub async fn upload_part(st: &State, ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Answer {
     let n = ops::part_number(ctx.param("partNumber").and_then(|n| n.parse().ok()))?;
     let up = upload_of(&bucket, ctx)?;
     let copy = ctx.headers.contains_key("x-cos-copy-source");
@@ -74,12 +69,7 @@ pub async fn upload_part(
     }
 }
 
-pub async fn complete(
-    st: &State,
-    ctx: &Ctx,
-    bucket: Arc<Bucket>,
-    body: Incoming,
-) -> Result<Resp, StoreError> {
+pub async fn complete(st: &State, ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Answer {
     let delay = Duration::from_millis(st.faults.get().complete_delay_ms);
     let up = upload_of(&bucket, ctx)?;
     let raw = http_body_util::Limited::new(body, 4 << 20)
@@ -165,7 +155,7 @@ pub async fn complete(
         .expect("response"))
 }
 
-pub fn abort(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
+pub fn abort(ctx: &Ctx, bucket: &Bucket) -> Answer {
     ops::abort(bucket, &upload_of(bucket, ctx)?)?;
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
@@ -173,7 +163,7 @@ pub fn abort(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
         .expect("response"))
 }
 
-pub fn list_parts(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
+pub fn list_parts(ctx: &Ctx, bucket: &Bucket) -> Answer {
     let up = upload_of(bucket, ctx)?;
     let marker: u32 = ctx
         .param("part-number-marker")
@@ -210,7 +200,7 @@ pub fn list_parts(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
     Ok(xml_response(x.finish("ListPartsResult")))
 }
 
-pub fn list_uploads(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
+pub fn list_uploads(ctx: &Ctx, bucket: &Bucket) -> Answer {
     let prefix = ctx.param("prefix").unwrap_or_default();
     let key_marker = ctx.param("key-marker").unwrap_or_default();
     let id_marker = ctx.param("upload-id-marker").unwrap_or_default();

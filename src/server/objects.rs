@@ -10,7 +10,7 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::request::{empty, full, Body, Ctx, Resp, StoreError};
+use super::request::{empty, full, Answer, Body, Ctx, StoreError};
 use super::xmlout::{quoted, XmlOut};
 use super::State;
 use crate::cos::encode::decode;
@@ -126,12 +126,7 @@ pub async fn receive(
     Ok(blob)
 }
 
-pub async fn put(
-    st: &State,
-    ctx: &Ctx,
-    bucket: Arc<Bucket>,
-    body: Incoming,
-) -> Result<Resp, StoreError> {
+pub async fn put(st: &State, ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Answer {
     ops::check_new_key(&ctx.key)?;
     let headers = new_object_headers(ctx)?;
     let blob = receive(st, ctx, &bucket, body, MAX_SINGLE_PUT).await?;
@@ -144,12 +139,7 @@ pub async fn put(
 }
 
 /// APPEND Object: `POST /<key>?append&position=N`.
-pub async fn append(
-    st: &State,
-    ctx: &Ctx,
-    bucket: Arc<Bucket>,
-    body: Incoming,
-) -> Result<Resp, StoreError> {
+pub async fn append(st: &State, ctx: &Ctx, bucket: Arc<Bucket>, body: Incoming) -> Answer {
     ops::check_new_key(&ctx.key)?;
     let position: u64 = ctx
         .param("position")
@@ -169,12 +159,7 @@ pub async fn append(
 }
 
 /// POST Object restore: `POST /<key>?restore` with a RestoreRequest document.
-pub async fn restore(
-    st: &State,
-    ctx: &Ctx,
-    bucket: &Bucket,
-    body: Incoming,
-) -> Result<Resp, StoreError> {
+pub async fn restore(st: &State, ctx: &Ctx, bucket: &Bucket, body: Incoming) -> Answer {
     let body = body
         .collect()
         .await
@@ -254,7 +239,7 @@ pub async fn get(
     bucket: &Bucket,
     head: bool,
     drop_mid_body: bool,
-) -> Result<Resp, StoreError> {
+) -> Answer {
     let (rec, file) = ops::find_object(bucket, &ctx.key, !head)?;
     if !head {
         ops::check_readable(&rec)?;
@@ -296,7 +281,7 @@ pub async fn get(
     Ok(b.body(body).expect("response"))
 }
 
-pub fn delete(bucket: &Bucket, ctx: &Ctx) -> Result<Resp, StoreError> {
+pub fn delete(bucket: &Bucket, ctx: &Ctx) -> Answer {
     bucket.delete(&ctx.key)?;
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
@@ -330,7 +315,7 @@ pub fn copy_source(st: &State, ctx: &Ctx) -> Result<(Arc<Bucket>, ObjectRecord),
     Ok((src_bucket, rec))
 }
 
-pub async fn copy(st: &State, ctx: &Ctx, bucket: Arc<Bucket>) -> Result<Resp, StoreError> {
+pub async fn copy(st: &State, ctx: &Ctx, bucket: Arc<Bucket>) -> Answer {
     ops::check_key(&ctx.key)?;
     let (src_bucket, src) = copy_source(st, ctx)?;
     let directive = ctx

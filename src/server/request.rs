@@ -19,6 +19,8 @@ pub use crate::local::StoreError;
 
 pub type Body = BoxBody<Bytes, io::Error>;
 pub type Resp = Response<Body>;
+/// What a handler answers: a response, or the COS error to send instead.
+pub type Answer = Result<Resp, StoreError>;
 
 pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()

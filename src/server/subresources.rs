@@ -23,7 +23,7 @@ use http::{Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::request::{empty, xml_response, Ctx, Resp, StoreError};
+use super::request::{empty, xml_response, Answer, Ctx, StoreError};
 use super::xmlout::{quoted, XmlOut};
 use crate::cos::encode::encode_path;
 use crate::local::listing::{list, ListParams};
@@ -209,21 +209,17 @@ async fn acl_to_put(ctx: &Ctx, body: Incoming, for_bucket: bool) -> Result<Strin
     }
 }
 
-pub fn get_bucket_acl(bucket: &Bucket) -> Result<Resp, StoreError> {
+pub fn get_bucket_acl(bucket: &Bucket) -> Answer {
     Ok(xml_response(acl_document(bucket, &bucket.acl())))
 }
 
-pub async fn put_bucket_acl(
-    ctx: &Ctx,
-    bucket: &Bucket,
-    body: Incoming,
-) -> Result<Resp, StoreError> {
+pub async fn put_bucket_acl(ctx: &Ctx, bucket: &Bucket, body: Incoming) -> Answer {
     let acl = acl_to_put(ctx, body, true).await?;
     bucket.set_acl(&acl)?;
     Ok(Response::builder().body(empty()).expect("response"))
 }
 
-pub fn get_object_acl(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
+pub fn get_object_acl(ctx: &Ctx, bucket: &Bucket) -> Answer {
     let rec = bucket.get(&ctx.key).ok_or_else(StoreError::no_such_key)?;
     let (canned, inherited) = match &rec.acl {
         Some(a) if a != "default" => (a.clone(), false),
@@ -237,11 +233,7 @@ pub fn get_object_acl(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
     Ok(r)
 }
 
-pub async fn put_object_acl(
-    ctx: &Ctx,
-    bucket: &Bucket,
-    body: Incoming,
-) -> Result<Resp, StoreError> {
+pub async fn put_object_acl(ctx: &Ctx, bucket: &Bucket, body: Incoming) -> Answer {
     let acl = acl_to_put(ctx, body, false).await?;
     if !bucket.update_record(&ctx.key, |r| r.acl = Some(acl))? {
         return Err(StoreError::no_such_key());
@@ -249,7 +241,7 @@ pub async fn put_object_acl(
     Ok(Response::builder().body(empty()).expect("response"))
 }
 
-pub fn get_tagging(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
+pub fn get_tagging(ctx: &Ctx, bucket: &Bucket) -> Answer {
     let rec = bucket.get(&ctx.key).ok_or_else(StoreError::no_such_key)?;
     let mut x = XmlOut::new("Tagging", "");
     x.open("TagSet");
@@ -260,7 +252,7 @@ pub fn get_tagging(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
     Ok(xml_response(x.finish("Tagging")))
 }
 
-pub async fn put_tagging(ctx: &Ctx, bucket: &Bucket, body: Incoming) -> Result<Resp, StoreError> {
+pub async fn put_tagging(ctx: &Ctx, bucket: &Bucket, body: Incoming) -> Answer {
     let raw = body_of(body).await?;
     let doc = crate::xml::parse(&raw).map_err(|_| malformed())?;
     if doc.name != "Tagging" {
@@ -326,7 +318,7 @@ fn checked_tags(pairs: Vec<(String, String)>) -> Result<Vec<(String, String)>, S
     Ok(tags)
 }
 
-pub fn delete_tagging(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
+pub fn delete_tagging(ctx: &Ctx, bucket: &Bucket) -> Answer {
     if !bucket.update_record(&ctx.key, |r| r.tags.clear())? {
         return Err(StoreError::no_such_key());
     }
@@ -336,14 +328,14 @@ pub fn delete_tagging(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
         .expect("response"))
 }
 
-pub fn get_location(region: &str) -> Result<Resp, StoreError> {
+pub fn get_location(region: &str) -> Answer {
     let mut x = XmlOut::new("LocationConstraint", "");
     x.raw(&crate::xml::escape(region));
     Ok(xml_response(x.finish("LocationConstraint")))
 }
 
 /// `GET /?versions`: every object as its one version, `null`.
-pub fn list_versions(ctx: &Ctx, bucket: &Bucket) -> Result<Resp, StoreError> {
+pub fn list_versions(ctx: &Ctx, bucket: &Bucket) -> Answer {
     let max_keys = super::bucket_ops::max_keys(ctx)?;
     let nonempty = |n: &str| ctx.param(n).filter(|v| !v.is_empty()).map(str::to_string);
     let p = ListParams {

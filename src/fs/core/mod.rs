@@ -426,7 +426,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let lookups = found
             .iter()
             .filter(|(_, _, known)| known.is_none())
-            .map(|(_, name, _)| self.ns.lookup_fresh(dir.ino, name, open_here));
+            .map(|(_, name, _)| self.ns.resolve(dir.ino, name, open_here));
         let mut looked_up = futures_util::future::join_all(lookups).await.into_iter();
         let mut failed = None;
         for (p, name, known) in found {

@@ -114,16 +114,11 @@ impl<S: ObjectStore + ?Sized> Namespace<S> {
     }
 
     /// Find `name` in directory `parent`; takes one kernel reference on the result.
-    pub async fn lookup(
-        &self,
-        parent: u64,
-        name: &str,
-        open_here: OpenHere<'_>,
-    ) -> FsResult<Entry> {
+    pub async fn lookup(&self, parent: u64, name: &str, open: OpenHere<'_>) -> FsResult<Entry> {
         if self.timed_out.recent(parent, name) {
             return Err(FsError::TimedOut(self.op_timeout));
         }
-        let r = within(self.op_timeout, self.lookup_fresh(parent, name, open_here)).await;
+        let r = within(self.op_timeout, self.resolve(parent, name, open)).await;
         if r.as_ref().is_err_and(FsError::is_timeout) {
             self.timed_out.record(parent, name);
         }
@@ -132,12 +127,7 @@ impl<S: ObjectStore + ?Sized> Namespace<S> {
 
     /// `lookup` without its time limit and its memory of timeouts (for readdir, which has
     /// both of its own).
-    pub async fn lookup_fresh(
-        &self,
-        parent: u64,
-        name: &str,
-        open_here: OpenHere<'_>,
-    ) -> FsResult<Entry> {
+    pub async fn resolve(&self, parent: u64, name: &str, open: OpenHere<'_>) -> FsResult<Entry> {
         check_name(name)?;
         let dir = self.dir_node(parent)?;
         let ttl = self.ttl;
@@ -155,7 +145,7 @@ impl<S: ObjectStore + ?Sized> Namespace<S> {
                 return Err(FsError::NotFound);
             }
         }
-        if self.relist(&dir, open_here).await? && self.table().is_negative(parent, name, ttl) {
+        if self.relist(&dir, open).await? && self.table().is_negative(parent, name, ttl) {
             return Err(FsError::NotFound);
         }
         match lookup(&*self.store, &dir.key, name, &self.defaults).await {
