@@ -17,19 +17,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use cosfs::cos::*;
 use cosfs::object::*;
 use futures_util::{stream, StreamExt};
 
-#[derive(Parser)]
-#[command(about = "Read-path benchmark helpers for scripts/bench-read.sh")]
-struct Args {
-    #[command(flatten)]
-    target: common::Target,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
+type Args = common::Args<Cmd>;
 
 #[derive(Subcommand)]
 enum Cmd {
@@ -115,16 +108,12 @@ fn rng(seed: u64) -> impl FnMut(u64) -> u64 {
     }
 }
 
-fn client(a: &Args) -> Result<CosClient, Box<dyn std::error::Error>> {
-    a.target.client()
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a = Args::parse();
+    let a = Args::parse_with("Read-path benchmark helpers for scripts/bench-read.sh");
     match &a.cmd {
         Cmd::Seed { key, size_mib } => {
-            let c = client(&a)?;
+            let c = a.client()?;
             let body = data(size_mib << 20);
             upload::put_multipart(&c, key, body, &PutOptions::default(), 8 << 20, 4).await?;
             println!("seeded {key} = {size_mib} MiB");
@@ -134,7 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             part_mib,
             conc,
         } => {
-            let c = client(&a)?;
+            let c = a.client()?;
             let size = c.head_object(key).await?.size;
             let part = (*part_mib as u64) << 20;
             let t = Instant::now();
@@ -171,7 +160,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             workers,
             ops,
         } => {
-            let c = Arc::new(client(&a)?);
+            let c = Arc::new(a.client()?);
             let obj = c.head_object(key).await?.size;
             let t = Instant::now();
             let mut tasks = Vec::new();
@@ -236,7 +225,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         Cmd::Fill { prefix, count } => {
-            let c = &client(&a)?;
+            let c = &a.client()?;
             let t = Instant::now();
             let results: Vec<CosResult<PutResult>> = stream::iter(0..*count)
                 .map(|i| async move {
@@ -296,7 +285,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("ls -ln shows the stored metadata of {right} of {count} entries = {right}");
         }
         Cmd::List { prefix } => {
-            let c = client(&a)?;
+            let c = a.client()?;
             let t = Instant::now();
             let (mut marker, mut n, mut pages) = (None, 0usize, 0);
             loop {

@@ -15,19 +15,12 @@ use common::data;
 use std::time::Instant;
 
 use bytes::Bytes;
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use cosfs::cos::*;
 use cosfs::object::*;
 use futures_util::{stream, StreamExt, TryStreamExt};
 
-#[derive(Parser)]
-#[command(about = "Write-path benchmark helpers for scripts/bench-write.sh")]
-struct Args {
-    #[command(flatten)]
-    target: common::Target,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
+type Args = common::Args<Cmd>;
 
 #[derive(Subcommand)]
 enum Cmd {
@@ -72,13 +65,9 @@ enum Cmd {
     },
 }
 
-fn client(a: &Args) -> Result<CosClient, Box<dyn std::error::Error>> {
-    a.target.client()
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a = Args::parse();
+    let a = Args::parse_with("Write-path benchmark helpers for scripts/bench-write.sh");
     match &a.cmd {
         Cmd::PutBig {
             key,
@@ -86,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             part_mib,
             conc,
         } => {
-            let c = client(&a)?;
+            let c = a.client()?;
             let body = data(size_mib << 20);
             let t = Instant::now();
             upload::put_multipart(&c, key, body, &PutOptions::default(), part_mib << 20, *conc)
@@ -102,7 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             count,
             size,
         } => {
-            let c = client(&a)?;
+            let c = a.client()?;
             let body = data(*size);
             let t = Instant::now();
             for i in 0..*count {
@@ -120,7 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         Cmd::Append { key, bytes } => {
-            let c = client(&a)?;
+            let c = a.client()?;
             let m = c.head_object(key).await?;
             let t = Instant::now();
             let id = c.initiate_multipart(key, &PutOptions::default()).await?;
@@ -152,7 +141,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             bytes,
             seed_mib,
         } => {
-            let c = client(&a)?;
+            let c = a.client()?;
             // Appends go on from an existing object's end.
             let mut at = match c.head_object(key).await {
                 Ok(m) => m.size,
@@ -195,7 +184,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         Cmd::Rename { from, to, conc } => {
-            let c = client(&a)?;
+            let c = a.client()?;
             let t = Instant::now();
             let mut keys = Vec::new();
             let mut marker = None;

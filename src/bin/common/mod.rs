@@ -22,6 +22,29 @@ pub fn data(len: usize) -> Bytes {
     Bytes::from(v)
 }
 
+/// A benchmark program's command line: the bucket it talks to, then one of its commands.
+#[derive(clap::Parser)]
+pub struct Args<C: clap::Subcommand> {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(subcommand)]
+    pub cmd: C,
+}
+
+impl<C: clap::Subcommand> Args<C> {
+    /// The command line, with `about` as the program's description in `--help`.
+    pub fn parse_with(about: &'static str) -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().about(about).get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    /// An unsigned client of the bucket.
+    pub fn client(&self) -> Result<CosClient, Box<dyn std::error::Error>> {
+        self.target.client()
+    }
+}
+
 /// The bucket a benchmark program talks to.
 #[derive(clap::Args)]
 pub struct Target {
