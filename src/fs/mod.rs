@@ -5,7 +5,7 @@
 //!
 //! - `core`: `CosFs`, the facade the FUSE adapter calls. Its state is private; its operations
 //!   are its submodules (`open_file`, `files`, `name_ops`, `commit`, `open_rename`, `archive`,
-//!   `storage_class`, `xattr_ops`, `recovery`);
+//!   `storage_class`, `xattr_ops`, `recovery`) and its tables of handles and writers (`tables`);
 //! - `namespace`: the inode table (numbers, attributes, kernel references, negative entries,
 //!   directory times), directories known whole, and the lookup, getattr and LIST that renew
 //!   them;

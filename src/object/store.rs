@@ -124,7 +124,12 @@ operations! {
     DeleteMultiple => fn delete_objects(&self, keys: &[String]) -> Vec<DeleteFailure>;
     /// Initiate Multipart Upload; returns the upload id.
     InitiateMultipart => fn initiate_multipart(&self, key: &str, opts: &PutOptions) -> String;
-    UploadPart => fn upload_part(&self, up: &Upload<'_>, part_number: u32, body: Bytes) -> UploadedPart;
+    UploadPart => fn upload_part(
+        &self,
+        up: &Upload<'_>,
+        part_number: u32,
+        body: Bytes,
+    ) -> UploadedPart;
     /// Upload Part - Copy: part `part_number` of the upload is (a range of) another object.
     UploadPartCopy => fn upload_part_copy(
         &self,
@@ -132,10 +137,18 @@ operations! {
         part_number: u32,
         source: &CopySource<'_>,
     ) -> UploadedPart;
-    CompleteMultipart => fn complete_multipart(&self, up: &Upload<'_>, parts: &[UploadedPart]) -> CompleteResult;
+    CompleteMultipart => fn complete_multipart(
+        &self,
+        up: &Upload<'_>,
+        parts: &[UploadedPart],
+    ) -> CompleteResult;
     AbortMultipart => fn abort_multipart(&self, up: &Upload<'_>) -> ();
     /// List Parts (one page), after part `part_number_marker`.
-    ListParts => fn list_parts(&self, up: &Upload<'_>, part_number_marker: Option<u32>) -> ListPartsPage;
+    ListParts => fn list_parts(
+        &self,
+        up: &Upload<'_>,
+        part_number_marker: Option<u32>,
+    ) -> ListPartsPage;
     /// List Multipart Uploads (one page).
     ListUploads => fn list_multipart_uploads(&self, req: &ListUploadsRequest) -> ListUploadsPage;
 }

@@ -1,5 +1,6 @@
-//! File operations of `CosFs`: open, create, mknod, setattr (truncate, chmod, chown, utimens),
-//! and the table of open handles; read, write and fallocate are the handle's (`open_file`).
+//! File operations of `CosFs`: open, create, mknod, setattr (truncate, chmod, chown, utimens)
+//! and fallocate; read and write are the handle's (`open_file`), and what a handle needs of
+//! the mount is the `Mount` impl here.
 //!
 //! - Opening for writing attaches the handle to the file's `FileWriter` (made on first use:
 //!   a fresh stream for `O_TRUNC`, a staged file over the object otherwise). The writer lives

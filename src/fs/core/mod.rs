@@ -6,12 +6,13 @@
 //!   it holds: the namespace (`ns`), the block cache, the listing stage, the writers' context.
 //!   - `open_file`: `OpenFile`, one per handle, which answers read, write, fallocate, flush,
 //!     fsync and release;
-//!   - `files`: open, create, setattr, truncate, and the handle table;
+//!   - `files`: open, create, mknod, setattr, truncate, fallocate;
 //!   - `name_ops`: mknod, mkdir, symlink, unlink, rmdir, rename, link;
 //!   - `commit`: flush, fsync, release (when a written file reaches COS) and shutdown;
 //!   - `open_rename`: what a rename does to handles open on the renamed or replaced file;
 //!   - `archive`, `storage_class`, `xattr_ops`: restores, the storage-class xattr, xattrs;
-//!   - `recovery`: what a mount cleans up at its start.
+//!   - `recovery`: what a mount cleans up at its start;
+//!   - `tables`: the open handles and the writers by inode, each behind its own lock.
 //! - Metadata is the namespace's: served while younger than `metadata_ttl`, else renewed
 //!   (lookup: HEAD + LIST; open: HEAD); missing names are negative entries for the TTL.
 //! - readdir streams listing pages (`dir::DirStream`) and records every entry's listing
