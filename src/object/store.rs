@@ -46,9 +46,6 @@ macro_rules! operations {
         }
 
         impl Operation {
-            /// Every operation, in the order of the trait.
-            pub const ALL: &'static [Operation] = &[$(Operation::$op,)*];
-
             /// COS's name of the operation (`"HeadObject"`).
             pub fn name(self) -> &'static str {
                 match self {

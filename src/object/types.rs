@@ -398,17 +398,6 @@ pub struct CopySource<'a> {
     pub if_match: Option<&'a str>,
 }
 
-impl<'a> CopySource<'a> {
-    /// The whole of `key`, unconditionally.
-    pub fn whole(key: &'a str) -> Self {
-        CopySource {
-            key,
-            range: None,
-            if_match: None,
-        }
-    }
-}
-
 /// One page of List Multipart Uploads: the uploads under `prefix`, after the markers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListUploadsRequest {

@@ -267,7 +267,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                     None => unreachable!("checked above"),
                 };
                 // Another open may have made one meanwhile: the first one stays.
-                self.writers.get_or_add(node.ino, w);
+                self.writers.add_unless_present(node.ino, w);
             }
             let Some(mut g) = self.locked_writer(node.ino).await else {
                 continue; // released while we waited: make a new one

@@ -107,14 +107,12 @@ impl<S: ObjectStore + ?Sized> Writers<S> {
         self.by_ino.lock().unwrap().get(&ino).cloned()
     }
 
-    /// `ino`'s writer: the one there, or `w` if there is none (two opens racing keep the
-    /// first).
-    pub fn get_or_add(&self, ino: u64, w: FileWriter<Store<S>>) -> SharedWriter<S> {
+    /// `w` becomes `ino`'s writer unless it has one (two opens racing keep the first).
+    pub fn add_unless_present(&self, ino: u64, w: FileWriter<Store<S>>) {
         let mut by_ino = self.by_ino.lock().unwrap();
-        let shared = by_ino
+        by_ino
             .entry(ino)
             .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(w)));
-        shared.clone()
     }
 
     /// `w` is the writer of the new file `ino`.
