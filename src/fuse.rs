@@ -23,8 +23,8 @@ use fuser::{
 
 use crate::fs::attr::{FileKind, PosixAttr};
 use crate::fs::error::FsError;
-use crate::fs::files::{OpenFlags, SetAttr};
-use crate::fs::{CosFs, Entry, Opened};
+use crate::fs::files::{OpenFlags, Owner, SetAttr};
+use crate::fs::{CosFs, Entry, ListedEntry, Opened};
 use crate::object::ObjectStore;
 
 /// `st_blksize`: tools such as cat and cp size their buffers by it; 1 MiB matches the largest
@@ -186,6 +186,14 @@ fn reply_with<T, R: Reply<T>>(reply: R, ttl: Duration, r: Result<T, FsError>, op
 }
 
 /// The name as UTF-8, or `reply` answered with `invalid`'s errno (COS keys are UTF-8).
+/// The caller of `req`, as the owner of what it makes.
+fn owner(req: &Request<'_>) -> Owner {
+    Owner {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
 fn utf8_name<T, R: Reply<T>>(
     op: &'static str,
     name: &OsStr,
@@ -210,9 +218,101 @@ impl<S: ObjectStore + ?Sized> FuseAdapter<S> {
         F: FnOnce(Arc<CosFs<S>>) -> Fut,
         Fut: std::future::Future<Output = Result<T, FsError>> + Send + 'static,
     {
+        crate::metrics::fuse_op(op);
         let (ttl, work) = (self.ttl, work(self.fs.clone()));
         self.rt
             .spawn(async move { reply_with(reply, ttl, work.await, op) });
+    }
+
+    /// Answer a readdir or readdirplus with up to `max` entries of handle `fh` from `offset`:
+    /// as many as the reply's buffer holds; the rest go back to the listing (`unsent`).
+    fn spawn_listing<R: DirReply>(
+        &self,
+        op: &'static str,
+        fh: u64,
+        offset: i64,
+        max: usize,
+        mut reply: R,
+    ) {
+        crate::metrics::fuse_op(op);
+        let (fs, ttl) = (self.fs.clone(), self.ttl);
+        self.rt.spawn(async move {
+            match fs.readdir(fh, offset.max(0) as u64, max).await {
+                Ok(entries) => {
+                    let sent = entries.iter().take_while(|e| reply.add(e, &ttl)).count();
+                    fs.unsent(if R::TAKES_REFERENCES {
+                        &entries[sent..]
+                    } else {
+                        &entries
+                    });
+                    reply.ok()
+                }
+                Err(e) => reply.error(log_error(op, &e)),
+            }
+        });
+    }
+
+    /// `spawn` for an operation on `name`; a name that is not UTF-8 is answered `invalid`.
+    fn spawn_named<T, R, F, Fut>(
+        &self,
+        op: &'static str,
+        name: &OsStr,
+        invalid: FsError,
+        reply: R,
+        work: F,
+    ) where
+        T: Send + 'static,
+        R: Reply<T>,
+        F: FnOnce(Arc<CosFs<S>>, String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, FsError>> + Send + 'static,
+    {
+        match utf8_name(op, name, invalid, reply) {
+            Some((name, reply)) => self.spawn(op, reply, |fs| work(fs, name)),
+            None => crate::metrics::fuse_op(op),
+        }
+    }
+}
+
+/// A readdir or readdirplus reply, filled entry by entry.
+trait DirReply: Send + 'static {
+    /// Whether the kernel takes a reference on each entry sent (readdirplus does).
+    const TAKES_REFERENCES: bool;
+    /// Add `e`; false when the buffer is full and `e` was not added.
+    fn add(&mut self, e: &ListedEntry, ttl: &Duration) -> bool;
+    fn ok(self);
+    fn error(self, errno: libc::c_int);
+}
+
+impl DirReply for ReplyDirectory {
+    const TAKES_REFERENCES: bool = false;
+    fn add(&mut self, e: &ListedEntry, _ttl: &Duration) -> bool {
+        !ReplyDirectory::add(
+            self,
+            e.ino,
+            e.offset as i64,
+            file_type(e.attr.kind),
+            &e.name,
+        )
+    }
+    fn ok(self) {
+        ReplyDirectory::ok(self)
+    }
+    fn error(self, errno: libc::c_int) {
+        ReplyDirectory::error(self, errno)
+    }
+}
+
+impl DirReply for ReplyDirectoryPlus {
+    const TAKES_REFERENCES: bool = true;
+    fn add(&mut self, e: &ListedEntry, ttl: &Duration) -> bool {
+        let attr = file_attr(e.ino, &e.attr);
+        !ReplyDirectoryPlus::add(self, e.ino, e.offset as i64, &e.name, ttl, &attr, 0)
+    }
+    fn ok(self) {
+        ReplyDirectoryPlus::ok(self)
+    }
+    fn error(self, errno: libc::c_int) {
+        ReplyDirectoryPlus::error(self, errno)
     }
 }
 
@@ -248,13 +348,13 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
-        crate::metrics::fuse_op("lookup");
-        let Some((name, reply)) = utf8_name("lookup", name, FsError::NotFound, reply) else {
-            return;
-        };
-        self.spawn("lookup", reply, |fs| async move {
-            fs.lookup(parent, &name).await
-        });
+        self.spawn_named(
+            "lookup",
+            name,
+            FsError::NotFound,
+            reply,
+            |fs, name| async move { fs.lookup(parent, &name).await },
+        );
     }
 
     fn forget(&mut self, _req: &Request<'_>, ino: u64, nlookup: u64) {
@@ -270,12 +370,10 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
-        crate::metrics::fuse_op("getattr");
         self.spawn("getattr", reply, |fs| async move { fs.getattr(ino).await });
     }
 
     fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
-        crate::metrics::fuse_op("readlink");
         self.spawn(
             "readlink",
             reply,
@@ -284,7 +382,6 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn open(&mut self, req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
-        crate::metrics::fuse_op("open");
         let pid = req.pid();
         self.spawn("open", reply, |fs| async move {
             fs.open(ino, open_flags(flags), pid).await
@@ -302,7 +399,6 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
-        crate::metrics::fuse_op("read");
         let offset = offset.max(0) as u64;
         self.spawn("read", reply, |fs| async move {
             fs.read(fh, offset, size).await
@@ -319,7 +415,6 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        crate::metrics::fuse_op("release");
         self.spawn("release", reply, |fs| async move {
             fs.release(fh).await;
             Ok(())
@@ -336,14 +431,14 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        crate::metrics::fuse_op("create");
-        let Some((name, reply)) = utf8_name("create", name, FsError::InvalidName, reply) else {
-            return;
-        };
-        let (uid, gid, pid, flags) = (req.uid(), req.gid(), req.pid(), open_flags(flags));
-        self.spawn("create", reply, |fs| async move {
-            fs.create(parent, &name, mode, uid, gid, flags, pid).await
-        });
+        let (owner, pid, flags) = (owner(req), req.pid(), open_flags(flags));
+        self.spawn_named(
+            "create",
+            name,
+            FsError::InvalidName,
+            reply,
+            |fs, name| async move { fs.create(parent, &name, mode, owner, flags, pid).await },
+        );
     }
 
     fn mknod(
@@ -356,14 +451,14 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        crate::metrics::fuse_op("mknod");
-        let Some((name, reply)) = utf8_name("mknod", name, FsError::InvalidName, reply) else {
-            return;
-        };
-        let (uid, gid) = (req.uid(), req.gid());
-        self.spawn("mknod", reply, |fs| async move {
-            fs.mknod(parent, &name, mode, rdev, uid, gid).await
-        });
+        let owner = owner(req);
+        self.spawn_named(
+            "mknod",
+            name,
+            FsError::InvalidName,
+            reply,
+            |fs, name| async move { fs.mknod(parent, &name, mode, rdev, owner).await },
+        );
     }
 
     fn write(
@@ -378,7 +473,6 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _lock_owner: Option<u64>,
         reply: ReplyWrite,
     ) {
-        crate::metrics::fuse_op("write");
         let (offset, data) = (offset.max(0) as u64, data.to_vec());
         self.spawn("write", reply, |fs| async move {
             fs.write(fh, offset, &data).await
@@ -386,18 +480,15 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
     }
 
     fn flush(&mut self, req: &Request<'_>, _ino: u64, fh: u64, _lock: u64, reply: ReplyEmpty) {
-        crate::metrics::fuse_op("flush");
         let pid = req.pid();
         self.spawn("flush", reply, |fs| async move { fs.flush(fh, pid).await });
     }
 
     fn fsync(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _data: bool, reply: ReplyEmpty) {
-        crate::metrics::fuse_op("fsync");
         self.spawn("fsync", reply, |fs| async move { fs.fsync(fh).await });
     }
 
     fn fsyncdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _d: bool, reply: ReplyEmpty) {
-        crate::metrics::fuse_op("fsyncdir");
         self.spawn(
             "fsyncdir",
             reply,
@@ -423,7 +514,6 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _flags: Option<u32>,
         reply: ReplyAttr,
     ) {
-        crate::metrics::fuse_op("setattr");
         let set = SetAttr {
             mode,
             uid,
@@ -448,7 +538,6 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        crate::metrics::fuse_op("fallocate");
         let (offset, length) = (offset.max(0) as u64, length.max(0) as u64);
         self.spawn("fallocate", reply, |fs| async move {
             fs.fallocate(fh, offset, length, mode).await
@@ -464,14 +553,14 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        crate::metrics::fuse_op("mkdir");
-        let Some((name, reply)) = utf8_name("mkdir", name, FsError::InvalidName, reply) else {
-            return;
-        };
-        let (uid, gid) = (req.uid(), req.gid());
-        self.spawn("mkdir", reply, |fs| async move {
-            fs.mkdir(parent, &name, mode, uid, gid).await
-        });
+        let owner = owner(req);
+        self.spawn_named(
+            "mkdir",
+            name,
+            FsError::InvalidName,
+            reply,
+            |fs, name| async move { fs.mkdir(parent, &name, mode, owner).await },
+        );
     }
 
     fn symlink(
@@ -482,37 +571,34 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        crate::metrics::fuse_op("symlink");
-        let Some((name, reply)) = utf8_name("symlink", link_name, FsError::InvalidName, reply)
-        else {
-            return;
-        };
         let target = target.as_os_str().as_bytes().to_vec();
-        let (uid, gid) = (req.uid(), req.gid());
-        self.spawn("symlink", reply, |fs| async move {
-            fs.symlink(parent, &name, &target, uid, gid).await
-        });
+        let owner = owner(req);
+        self.spawn_named(
+            "symlink",
+            link_name,
+            FsError::InvalidName,
+            reply,
+            |fs, name| async move { fs.symlink(parent, &name, &target, owner).await },
+        );
     }
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
-        crate::metrics::fuse_op("unlink");
-        let Some((name, reply)) = utf8_name("unlink", name, FsError::NotFound, reply) else {
-            return;
-        };
-        self.spawn("unlink", reply, |fs| async move {
-            fs.unlink(parent, &name).await
-        });
+        self.spawn_named(
+            "unlink",
+            name,
+            FsError::NotFound,
+            reply,
+            |fs, name| async move { fs.unlink(parent, &name).await },
+        );
     }
 
     fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
-        crate::metrics::fuse_op("rmdir");
-        let Some((name, reply)) = utf8_name("rmdir", name, FsError::NotFound, reply) else {
-            return;
-        };
-        self.spawn(
+        self.spawn_named(
             "rmdir",
+            name,
+            FsError::NotFound,
             reply,
-            |fs| async move { fs.rmdir(parent, &name).await },
+            |fs, name| async move { fs.rmdir(parent, &name).await },
         );
     }
 
@@ -526,8 +612,8 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         flags: u32,
         reply: ReplyEmpty,
     ) {
-        crate::metrics::fuse_op("rename");
         let (Some(name), Some(newname)) = (name_str(name), name_str(newname)) else {
+            crate::metrics::fuse_op("rename");
             return reply.error(log_error("rename", &FsError::InvalidName));
         };
         self.spawn("rename", reply, |fs| async move {
@@ -560,25 +646,24 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        crate::metrics::fuse_op("setxattr");
-        let Some((name, reply)) = utf8_name("setxattr", name, FsError::InvalidName, reply) else {
-            return;
-        };
         let value = value.to_vec();
-        self.spawn("setxattr", reply, |fs| async move {
-            fs.setxattr(ino, &name, Some(&value), flags).await
-        });
+        self.spawn_named(
+            "setxattr",
+            name,
+            FsError::InvalidName,
+            reply,
+            |fs, name| async move { fs.setxattr(ino, &name, Some(&value), flags).await },
+        );
     }
 
     fn removexattr(&mut self, _req: &Request<'_>, ino: u64, name: &OsStr, reply: ReplyEmpty) {
-        crate::metrics::fuse_op("removexattr");
-        let Some((name, reply)) = utf8_name("removexattr", name, FsError::InvalidName, reply)
-        else {
-            return;
-        };
-        self.spawn("removexattr", reply, |fs| async move {
-            fs.setxattr(ino, &name, None, 0).await
-        });
+        self.spawn_named(
+            "removexattr",
+            name,
+            FsError::InvalidName,
+            reply,
+            |fs, name| async move { fs.setxattr(ino, &name, None, 0).await },
+        );
     }
 
     fn getxattr(
@@ -632,25 +717,10 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _ino: u64,
         fh: u64,
         offset: i64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        crate::metrics::fuse_op("readdir");
-        // Only used when the kernel lacks readdirplus; entries take no references here.
-        let fs = self.fs.clone();
-        self.rt.spawn(async move {
-            match fs.readdir(fh, offset.max(0) as u64, 128).await {
-                Ok(entries) => {
-                    for e in &entries {
-                        if reply.add(e.ino, e.offset as i64, file_type(e.attr.kind), &e.name) {
-                            break;
-                        }
-                    }
-                    fs.unsent(&entries);
-                    reply.ok()
-                }
-                Err(e) => reply.error(log_error("readdir", &e)),
-            }
-        });
+        // Only used when the kernel lacks readdirplus.
+        self.spawn_listing("readdir", fh, offset, 128, reply);
     }
 
     fn readdirplus(
@@ -659,29 +729,16 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         _ino: u64,
         fh: u64,
         offset: i64,
-        mut reply: ReplyDirectoryPlus,
+        reply: ReplyDirectoryPlus,
     ) {
-        crate::metrics::fuse_op("readdirplus");
-        let (fs, ttl) = (self.fs.clone(), self.ttl);
         // fuser does not tell the buffer size; 4 KiB pages are what Linux asks with.
-        let max = 4096 / DIRENTPLUS_BYTES + 1;
-        self.rt.spawn(async move {
-            match fs.readdir(fh, offset.max(0) as u64, max).await {
-                Ok(entries) => {
-                    let mut sent = 0;
-                    for e in &entries {
-                        let attr = file_attr(e.ino, &e.attr);
-                        if reply.add(e.ino, e.offset as i64, &e.name, &ttl, &attr, 0) {
-                            break;
-                        }
-                        sent += 1;
-                    }
-                    fs.unsent(&entries[sent..]);
-                    reply.ok()
-                }
-                Err(e) => reply.error(log_error("readdirplus", &e)),
-            }
-        });
+        self.spawn_listing(
+            "readdirplus",
+            fh,
+            offset,
+            4096 / DIRENTPLUS_BYTES + 1,
+            reply,
+        );
     }
 
     fn releasedir(

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::{Env, Mode};
 use cosfs::cos::CosClient;
 use cosfs::fs::error::FsError;
-use cosfs::fs::files::OpenFlags;
+use cosfs::fs::files::{OpenFlags, Owner};
 use cosfs::fs::{CosFs, FsConfig};
 use cosfs::object::{ObjectStore, PutOptions};
 
@@ -70,11 +70,17 @@ async fn paths_over_the_key_limit_fail_before_any_request() {
         write: true,
         ..Default::default()
     };
-    too_long(fs.create(dir, &over, 0o644, 0, 0, write, 0).await);
-    too_long(fs.mkdir(dir, &fits, 0o755, 0, 0).await);
-    too_long(fs.symlink(dir, &over, b"target", 0, 0).await);
-    too_long(fs.mknod(dir, &over, libc::S_IFIFO | 0o644, 0, 0, 0).await);
-    too_long(fs.mknod(dir, &over, libc::S_IFREG | 0o644, 0, 0, 0).await);
+    too_long(fs.create(dir, &over, 0o644, Owner::ROOT, write, 0).await);
+    too_long(fs.mkdir(dir, &fits, 0o755, Owner::ROOT).await);
+    too_long(fs.symlink(dir, &over, b"target", Owner::ROOT).await);
+    too_long(
+        fs.mknod(dir, &over, libc::S_IFIFO | 0o644, 0, Owner::ROOT)
+            .await,
+    );
+    too_long(
+        fs.mknod(dir, &over, libc::S_IFREG | 0o644, 0, Owner::ROOT)
+            .await,
+    );
     let f = fs.lookup(dir, "f").await; // one request pair, counted below
     assert_eq!(env.server.stats.total(), 2, "only the lookup of f was sent");
     let f = f.unwrap();
@@ -87,7 +93,10 @@ async fn paths_over_the_key_limit_fail_before_any_request() {
     );
 
     // A file of exactly 850 bytes of key is fine.
-    let (_, o) = fs.create(dir, &fits, 0o644, 0, 0, write, 0).await.unwrap();
+    let (_, o) = fs
+        .create(dir, &fits, 0o644, Owner::ROOT, write, 0)
+        .await
+        .unwrap();
     fs.write(o.fh, 0, b"edge").await.unwrap();
     fs.fsync(o.fh).await.unwrap();
     fs.release(o.fh).await;

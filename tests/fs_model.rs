@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::pattern;
-use cosfs::fs::files::{OpenFlags, SetAttr};
+use cosfs::fs::files::{OpenFlags, Owner, SetAttr};
 use cosfs::fs::{CosFs, FsConfig};
 use cosfs::local::LocalStore;
 use cosfs::object::faulty::{Faults, FaultyStore};
@@ -381,7 +381,7 @@ impl<S: cosfs::object::ObjectStore + ?Sized> Vfs<'_, S> {
                 let (dir, name) = self.parent(path).await?;
                 let (_, o) = self
                     .fs
-                    .create(dir, &name, 0o644, 0, 0, flags, self.pid)
+                    .create(dir, &name, 0o644, Owner::ROOT, flags, self.pid)
                     .await
                     .map_err(|e| e.errno())?;
                 Ok(o.fh)
@@ -518,7 +518,10 @@ impl<S: cosfs::object::ObjectStore + ?Sized> Vfs<'_, S> {
                     return Err(libc::EEXIST);
                 }
                 let (d, n) = self.parent(PATHS[*path]).await?;
-                fs.mkdir(d, &n, 0o755, 0, 0).await.map_err(e).map(|_| None)
+                fs.mkdir(d, &n, 0o755, Owner::ROOT)
+                    .await
+                    .map_err(e)
+                    .map(|_| None)
             }
             Op::Rmdir { path } => {
                 let (d, n) = self.parent(PATHS[*path]).await?;
@@ -579,7 +582,7 @@ impl<S: cosfs::object::ObjectStore + ?Sized> Vfs<'_, S> {
                     return Err(libc::EEXIST);
                 }
                 let (d, n) = self.parent(PATHS[*path]).await?;
-                fs.symlink(d, &n, TARGETS[*target].as_bytes(), 0, 0)
+                fs.symlink(d, &n, TARGETS[*target].as_bytes(), Owner::ROOT)
                     .await
                     .map_err(e)
                     .map(|_| None)

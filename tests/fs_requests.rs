@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::{pattern, BUCKET};
-use cosfs::fs::files::OpenFlags;
+use cosfs::fs::files::{OpenFlags, Owner};
 use cosfs::fs::{CosFs, FsConfig};
 use cosfs::local::LocalStore;
 use cosfs::object::faulty::{Faults, FaultyStore};
@@ -332,13 +332,13 @@ async fn names_a_mount_knows_are_absent_cost_no_request() {
         ..Default::default()
     };
     // A directory this mount made: its new files are created without asking COS about them.
-    let d = w.fs.mkdir(ROOT, "made", 0o755, 0, 0).await.unwrap();
+    let d = w.fs.mkdir(ROOT, "made", 0o755, Owner::ROOT).await.unwrap();
     w.store.reset_counts();
     for i in 0..20 {
         let name = format!("f{i}");
         assert!(absent(&w, d.ino, &name).await);
         let (_, o) =
-            w.fs.create(d.ino, &name, 0o644, 0, 0, write, 0)
+            w.fs.create(d.ino, &name, 0o644, Owner::ROOT, write, 0)
                 .await
                 .unwrap();
         w.fs.write(o.fh, 0, b"data").await.unwrap();
@@ -388,7 +388,7 @@ async fn names_a_mount_knows_are_absent_cost_no_request() {
 async fn another_clients_new_name_is_seen_once_the_ttl_passes() {
     let ttl = std::time::Duration::from_millis(300);
     let w = world_with_ttl(ttl);
-    let d = w.fs.mkdir(ROOT, "d", 0o755, 0, 0).await.unwrap();
+    let d = w.fs.mkdir(ROOT, "d", 0o755, Owner::ROOT).await.unwrap();
     assert!(absent(&w, d.ino, "theirs").await);
     // Another client writes into the directory this mount made.
     w.put("d/theirs", b"hello".to_vec()).await;
@@ -503,7 +503,7 @@ async fn a_name_made_again_right_after_its_unlink_keeps_the_new_object() {
     };
     let pid = std::process::id();
     let (_, o) =
-        w.fs.create(ROOT, "again", 0o644, 0, 0, write, pid)
+        w.fs.create(ROOT, "again", 0o644, Owner::ROOT, write, pid)
             .await
             .unwrap();
     w.fs.write(o.fh, 0, b"new").await.unwrap();
@@ -519,7 +519,7 @@ async fn a_name_made_again_right_after_its_unlink_keeps_the_new_object() {
 async fn metadata_changes_of_a_directory_made_here_send_no_head() {
     use cosfs::fs::files::SetAttr;
     let w = world();
-    let d = w.fs.mkdir(ROOT, "x", 0o700, 0, 0).await.unwrap();
+    let d = w.fs.mkdir(ROOT, "x", 0o700, Owner::ROOT).await.unwrap();
     w.store.reset_counts();
     // What tar does to a directory it extracted: utimens, chown, chmod.
     let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
@@ -559,10 +559,10 @@ async fn a_known_directory_past_its_ttl_is_listed_once_not_asked_name_by_name() 
         write: true,
         ..Default::default()
     };
-    let d = w.fs.mkdir(ROOT, "fill", 0o755, 0, 0).await.unwrap();
+    let d = w.fs.mkdir(ROOT, "fill", 0o755, Owner::ROOT).await.unwrap();
     for i in 0..5 {
         let (_, o) =
-            w.fs.create(d.ino, &format!("f{i}"), 0o644, 0, 0, write, 0)
+            w.fs.create(d.ino, &format!("f{i}"), 0o644, Owner::ROOT, write, 0)
                 .await
                 .unwrap();
         w.fs.write(o.fh, 0, b"data").await.unwrap();

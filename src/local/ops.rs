@@ -229,11 +229,41 @@ pub fn put(
     blob: &StoredBlob,
     headers: NewObjectHeaders,
 ) -> Result<ObjectRecord, StoreError> {
-    if let Err(e) = check_new_key(key) {
-        bucket.remove_data(&blob.data);
-        return Err(e);
+    let received = Received::new(bucket, blob);
+    check_new_key(key)?;
+    let rec = bucket.commit(key, blob, hex::encode(blob.md5), headers)?;
+    received.keep();
+    Ok(rec)
+}
+
+/// A blob received under `data/` for a write: its data file is removed when the guard drops
+/// unless `keep` says it became an object's or a part's data, so no failure path leaks it.
+struct Received<'a> {
+    bucket: &'a Bucket,
+    data: &'a str,
+    kept: bool,
+}
+
+impl<'a> Received<'a> {
+    fn new(bucket: &'a Bucket, blob: &'a StoredBlob) -> Self {
+        Received {
+            bucket,
+            data: &blob.data,
+            kept: false,
+        }
     }
-    Ok(bucket.commit(key, blob, hex::encode(blob.md5), headers)?)
+
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Received<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.bucket.remove_data(self.data);
+        }
+    }
 }
 
 /// The source of a copy, its `x-cos-copy-source-If-*` conditions checked (a 304 is a 412 here).
@@ -280,21 +310,8 @@ pub fn append(
     blob: &StoredBlob,
     headers: NewObjectHeaders,
 ) -> Result<ObjectRecord, StoreError> {
-    let r = append_locked(bucket, key, position, blob, headers);
-    match &r {
-        Ok(rec) if rec.data == blob.data => {}
-        _ => bucket.remove_data(&blob.data),
-    }
-    r
-}
-
-fn append_locked(
-    bucket: &Bucket,
-    key: &str,
-    position: u64,
-    blob: &StoredBlob,
-    headers: NewObjectHeaders,
-) -> Result<ObjectRecord, StoreError> {
+    // The blob becomes a new object's data; appended to an existing one, it is copied.
+    let received = Received::new(bucket, blob);
     check_new_key(key)?;
     let _one_at_a_time = bucket.append_lock.lock().unwrap();
     let mismatch = |len: u64| {
@@ -315,6 +332,7 @@ fn append_locked(
         if !bucket.replace_record(None, &rec)? {
             return Err(mismatch(bucket.get(key).map_or(0, |r| r.size)));
         }
+        received.keep();
         return Ok(rec);
     };
     if !prev.appendable {
@@ -582,10 +600,9 @@ pub fn put_part(
         last_modified_ms: now_ms(),
         data: blob.data.clone(),
     };
-    if let Err(e) = bucket.put_part(&up.upload_id, part.clone()) {
-        bucket.remove_data(&blob.data);
-        return Err(e.into());
-    }
+    let received = Received::new(bucket, blob);
+    bucket.put_part(&up.upload_id, part.clone())?;
+    received.keep();
     Ok(part)
 }
 
@@ -756,21 +773,13 @@ mod tests {
             ..rec.clone()
         };
         assert!(b.replace_record(Some(&rec), &near).unwrap());
-        let over = append(
-            &b,
-            "log",
-            MAX_SINGLE_PUT - 1,
-            &blob(&b, b"xy"),
-            Default::default(),
-        );
+        let append_at_the_end = |body: &[u8]| {
+            let body = blob(&b, body);
+            append(&b, "log", MAX_SINGLE_PUT - 1, &body, Default::default())
+        };
+        let over = append_at_the_end(b"xy");
         assert_eq!(over.unwrap_err().code, "EntityTooLarge");
-        let fits = append(
-            &b,
-            "log",
-            MAX_SINGLE_PUT - 1,
-            &blob(&b, b"z"),
-            Default::default(),
-        );
+        let fits = append_at_the_end(b"z");
         assert_eq!(fits.unwrap().size, MAX_SINGLE_PUT);
     }
 

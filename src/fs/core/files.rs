@@ -37,6 +37,17 @@ pub struct OpenFlags {
     pub append: bool,
 }
 
+/// Who makes a new entry: the caller's uid and gid, as the kernel sends them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    pub const ROOT: Owner = Owner { uid: 0, gid: 0 };
+}
+
 /// The attribute changes of one setattr.
 #[derive(Debug, Clone, Default)]
 pub struct SetAttr {
@@ -81,13 +92,13 @@ impl SetAttr {
 }
 
 /// Attributes of a file, directory or symlink made on this mount.
-pub(super) fn new_attr(kind: FileKind, perm: u32, uid: u32, gid: u32, size: u64) -> PosixAttr {
+pub(super) fn new_attr(kind: FileKind, perm: u32, owner: Owner, size: u64) -> PosixAttr {
     let now = SystemTime::now();
     PosixAttr {
         kind,
         perm: perm & 0o7777,
-        uid,
-        gid,
+        uid: owner.uid,
+        gid: owner.gid,
         size,
         rdev: 0,
         mtime: now,
@@ -368,19 +379,17 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         Ok(Opened { fh, keep_cache })
     }
 
-    /// Create and open a new file `name` in `parent` for thread `pid` (owned by uid/gid).
-    #[allow(clippy::too_many_arguments)]
+    /// Create and open a new file `name` in `parent` for thread `pid`, owned by `owner`.
     pub async fn create(
         &self,
         parent: u64,
         name: &str,
         mode: u32,
-        uid: u32,
-        gid: u32,
+        owner: Owner,
         flags: OpenFlags,
         pid: u32,
     ) -> FsResult<(Entry, Opened)> {
-        let (key, a) = self.new_entry(parent, name, FileKind::File, mode, (uid, gid), 0)?;
+        let (key, a) = self.new_entry(parent, name, FileKind::File, mode, owner, 0)?;
         let mut w = if flags.append && self.cfg.appendable_logs {
             FileWriter::new_appendable(&self.wctx, &key, a.clone())
         } else {
@@ -410,15 +419,13 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// open); a FIFO, socket or device is a zero-byte object with its type (and device number)
     /// in its metadata, as s3fs writes it. Opening one is the kernel's business: no data
     /// goes to COS.
-    #[allow(clippy::too_many_arguments)]
     pub async fn mknod(
         &self,
         parent: u64,
         name: &str,
         mode: u32,
         rdev: u32,
-        uid: u32,
-        gid: u32,
+        owner: Owner,
     ) -> FsResult<Entry> {
         let kind = match FileKind::from_mode(mode) {
             Some(FileKind::File) => {
@@ -426,7 +433,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                     write: true,
                     ..Default::default()
                 };
-                let (entry, opened) = self.create(parent, name, mode, uid, gid, flags, 0).await?;
+                let (entry, opened) = self.create(parent, name, mode, owner, flags, 0).await?;
                 let committed = self.fsync(opened.fh).await;
                 self.release(opened.fh).await;
                 return committed.map(|_| entry);
@@ -434,7 +441,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             Some(k) if k.is_special() => k,
             _ => return Err(FsError::UnsupportedKind),
         };
-        let (key, mut a) = self.new_entry(parent, name, kind, mode, (uid, gid), 0)?;
+        let (key, mut a) = self.new_entry(parent, name, kind, mode, owner, 0)?;
         if kind.is_device() {
             a.rdev = rdev;
         }

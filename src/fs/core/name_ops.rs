@@ -26,7 +26,7 @@ use futures_util::{stream, StreamExt};
 
 use crate::object::{ErrorKind, ListRequest, MetadataDirective, ObjectStore, MAX_DELETE_KEYS};
 
-use super::files::new_attr;
+use super::files::{new_attr, Owner};
 use super::{CosFs, Entry};
 use crate::fs::attr::{AttrSource, FileKind, PosixAttr, SET_GROUP_ID};
 use crate::fs::content_type::BodyHeaders;
@@ -67,19 +67,19 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         name: &str,
         kind: FileKind,
         perm: u32,
-        owner: (u32, u32),
+        owner: Owner,
         size: u64,
     ) -> FsResult<(String, PosixAttr)> {
         let (key, dir) = self.new_entry_in(parent, name, kind)?;
-        let (uid, mut gid) = owner;
+        let mut owner = owner;
         let mut perm = perm;
         if dir.attr.perm & SET_GROUP_ID != 0 {
-            gid = dir.attr.gid;
+            owner.gid = dir.attr.gid;
             if kind == FileKind::Directory {
                 perm |= SET_GROUP_ID;
             }
         }
-        Ok((key, new_attr(kind, perm, uid, gid, size)))
+        Ok((key, new_attr(kind, perm, owner, size)))
     }
 
     /// link(2): objects cannot share data, so hard links are EPERM; an impossible name or key
@@ -201,16 +201,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
     }
 
-    pub async fn mkdir(
-        &self,
-        parent: u64,
-        name: &str,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-    ) -> FsResult<Entry> {
-        let (key, mut a) =
-            self.new_entry(parent, name, FileKind::Directory, mode, (uid, gid), 0)?;
+    pub async fn mkdir(&self, parent: u64, name: &str, mode: u32, owner: Owner) -> FsResult<Entry> {
+        let (key, mut a) = self.new_entry(parent, name, FileKind::Directory, mode, owner, 0)?;
         a.etag = Some(meta::put_marker(&*self.store, &key, &a, &Default::default()).await?);
         let e = self.add_entry(parent, name, a);
         self.wrote_marker(e.ino, Default::default());
@@ -224,15 +216,14 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         parent: u64,
         name: &str,
         target: &[u8],
-        uid: u32,
-        gid: u32,
+        owner: Owner,
     ) -> FsResult<Entry> {
         let (key, mut a) = self.new_entry(
             parent,
             name,
             FileKind::Symlink,
             0o777,
-            (uid, gid),
+            owner,
             target.len() as u64,
         )?;
         let opts = meta::put_options(&a, &Default::default(), &BodyHeaders::default(), None)?;

@@ -161,28 +161,25 @@ impl AppendTail {
         Ok(())
     }
 
-    /// Bytes `offset..end` of the file.
-    pub async fn read<S: ObjectStore + ?Sized>(
+    /// Fill `buf` with the file's bytes from `offset` (all within its size).
+    pub async fn read_into<S: ObjectStore + ?Sized>(
         &self,
         ctx: &WriteCtx<S>,
         offset: u64,
-        end: u64,
-    ) -> FsResult<Bytes> {
-        let mut out = BytesMut::zeroed((end - offset) as usize);
-        let sent_end = end.min(self.committed);
-        if offset < sent_end {
-            let into = &mut out[..(sent_end - offset) as usize];
-            self.reader
-                .read_exact(&ctx.store, &ctx.cache, offset..sent_end, into)
-                .await?;
-        }
+        buf: &mut [u8],
+    ) -> FsResult<()> {
+        let end = offset + buf.len() as u64;
+        let sent = offset..end.min(self.committed);
+        let sent = Some(sent).filter(|r| !r.is_empty());
+        ctx.read_object_ranges(&self.reader, offset, sent, buf)
+            .await?;
         if end > self.committed {
             let from = offset.max(self.committed);
             let tail =
                 &self.pending[(from - self.committed) as usize..(end - self.committed) as usize];
-            out[(from - offset) as usize..].copy_from_slice(tail);
+            buf[(from - offset) as usize..].copy_from_slice(tail);
         }
-        Ok(out.freeze())
+        Ok(())
     }
 
     /// Send the tail as one APPEND Object (the first one creates the object with `opts`).

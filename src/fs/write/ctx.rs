@@ -2,13 +2,16 @@
 //! the upload limits and journal). It sits below the writer and its bodies (`append`,
 //! `staged`, `stream`), so that they take it without importing the writer.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
 use crate::fs::cache::BlockCache;
 use crate::fs::content_type::ContentTypeRule;
+use crate::fs::error::FsResult;
 use crate::fs::memory::MemoryBudget;
+use crate::fs::reader::ObjectReader;
 use crate::fs::upload_journal::UploadJournal;
 use crate::object::ObjectStore;
 
@@ -32,4 +35,22 @@ pub struct WriteCtx<S: ObjectStore + ?Sized> {
     pub memory: Arc<MemoryBudget>,
     /// The multipart uploads under way, for the next mount if this one is killed.
     pub journal: Arc<UploadJournal>,
+}
+
+impl<S: ObjectStore + ?Sized> WriteCtx<S> {
+    /// Fill `buf`, which holds the file from byte `offset` on, with the `ranges` of the object
+    /// `reader` reads (through the block cache).
+    pub async fn read_object_ranges(
+        &self,
+        reader: &Arc<ObjectReader>,
+        offset: u64,
+        ranges: impl IntoIterator<Item = Range<u64>>,
+        buf: &mut [u8],
+    ) -> FsResult<()> {
+        for r in ranges {
+            let into = &mut buf[(r.start - offset) as usize..(r.end - offset) as usize];
+            reader.read_exact(&self.store, &self.cache, r, into).await?;
+        }
+        Ok(())
+    }
 }

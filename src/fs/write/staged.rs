@@ -154,25 +154,33 @@ impl Staged {
         self.dirty.gaps(within.start..end)
     }
 
-    /// Bytes `offset..end` of the file as this mount sees it.
-    pub async fn read<S: ObjectStore + ?Sized>(
+    /// Fill `buf` with the file's bytes from `offset` as this mount sees them (all within its
+    /// size).
+    pub async fn read_into<S: ObjectStore + ?Sized>(
         &self,
         ctx: &WriteCtx<S>,
         offset: u64,
-        end: u64,
-    ) -> FsResult<Bytes> {
-        let mut buf = BytesMut::zeroed((end - offset) as usize);
+        buf: &mut [u8],
+    ) -> FsResult<()> {
         if let Some(f) = &self.file {
-            f.read_at(offset, &mut buf)?;
+            f.read_at(offset, buf)?;
         }
         if let Some(base) = &self.base {
-            for r in self.clean(offset..end) {
-                let into = &mut buf[(r.start - offset) as usize..(r.end - offset) as usize];
-                base.reader
-                    .read_exact(&ctx.store, &ctx.cache, r, into)
-                    .await?;
-            }
+            let clean = self.clean(offset..offset + buf.len() as u64);
+            ctx.read_object_ranges(&base.reader, offset, clean, buf)
+                .await?;
         }
+        Ok(())
+    }
+
+    /// Bytes `range` of the file, for a part or a PUT.
+    async fn read_range<S: ObjectStore + ?Sized>(
+        &self,
+        ctx: &WriteCtx<S>,
+        range: &std::ops::Range<u64>,
+    ) -> FsResult<Bytes> {
+        let mut buf = BytesMut::zeroed((range.end - range.start) as usize);
+        self.read_into(ctx, range.start, &mut buf).await?;
         Ok(buf.freeze())
     }
 
@@ -198,7 +206,7 @@ impl Staged {
         let parts = plan(self.size, &copyable, ctx.part_size, COPY_MIN);
         if let [PartSource::Data(r)] = parts.as_slice() {
             let _charge = part_memory(ctx, r).await;
-            let body = self.read(ctx, r.start, r.end).await?;
+            let body = self.read_range(ctx, r).await?;
             return Ok((
                 ctx.store.put_object(key, body, opts).await?.etag,
                 Landed::Exact,
@@ -260,7 +268,7 @@ impl Staged {
             Step::Keep(p) => Ok(p.clone()),
             Step::Send(n, r) => {
                 let _charge = part_memory(ctx, r).await;
-                let body = self.read(ctx, r.start, r.end).await?;
+                let body = self.read_range(ctx, r).await?;
                 Ok(ctx
                     .store
                     .upload_part(&Upload::new(key, upload_id), *n, body)
@@ -294,7 +302,7 @@ impl Staged {
             }
             PartSource::Data(r) => {
                 let _charge = part_memory(ctx, r).await;
-                let body = self.read(ctx, r.start, r.end).await?;
+                let body = self.read_range(ctx, r).await?;
                 ctx.store
                     .upload_part(&Upload::new(key, upload_id), n, body)
                     .await

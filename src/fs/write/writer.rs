@@ -27,7 +27,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::fs::attr::PosixAttr;
 use crate::fs::content_type::BodyHeaders;
@@ -394,9 +394,6 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
         if offset >= end {
             return Ok(Bytes::new());
         }
-        if let Body::Append(t) = &self.body {
-            return t.read(ctx, offset, end).await;
-        }
         if let Body::Stream(s) = &self.body {
             if offset >= s.buf_start() {
                 let from = (offset - s.buf_start()) as usize;
@@ -405,12 +402,13 @@ impl<S: ObjectStore + ?Sized> FileWriter<S> {
             }
             self.make_staged(ctx).await?;
         }
+        let mut buf = BytesMut::zeroed((end - offset) as usize);
         match &self.body {
-            Body::Staged(st) => st.read(ctx, offset, end).await,
-            Body::Stream(_) | Body::Append(_) => {
-                unreachable!("a stream that reads sent bytes became staged")
-            }
+            Body::Append(t) => t.read_into(ctx, offset, &mut buf).await?,
+            Body::Staged(st) => st.read_into(ctx, offset, &mut buf).await?,
+            Body::Stream(_) => unreachable!("a stream that reads sent bytes became staged"),
         }
+        Ok(buf.freeze())
     }
 
     pub async fn truncate(&mut self, ctx: &WriteCtx<S>, size: u64) -> FsResult<()> {
