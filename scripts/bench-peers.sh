@@ -17,6 +17,9 @@
 # - The FUSE ceiling: the same fio runs on `cosfs-bench-nullfs`, a filesystem that answers
 #   reads from a static buffer on its session thread (no cache, no I/O): the most any
 #   filesystem on this kernel, FUSE and fuser can serve on this machine.
+# - FUSE threads: cosfs with --fuse-threads 1, 2, 4 and 8 on the "fits" object held in its
+#   memory cache, and cosfs-bench-nullfs with as many session threads: how the ceiling and
+#   cosfs's cached reads move with the threads taking requests from the kernel.
 # - Sequential re-read of the "fits" object after a remount, without and with --disk-cache:
 #   MiB/s and the GETs the second mount sent.
 # - Peak RSS (VmHWM) of the cosfs process with --cache-size CACHE_MIB and --memory-limit
@@ -98,6 +101,15 @@ done
 
 mount_nullfs() { "$BIN/cosfs-bench-nullfs" "$MNT" --size-mib "$HUGE_MIB" & wait_mounted; }
 echo "FUSE ceiling (cosfs-bench-nullfs): 4k $(fio_iops mount_nullfs huge 4k) IOPS | 64k $(fio_iops mount_nullfs huge 64k) IOPS"
+
+echo
+echo "== FUSE threads: fio randread of fits from memory (read whole first), and the ceiling, by thread count =="
+for T in 1 2 4 8; do
+  mount_warm() { mount_cosfs --fuse-threads "$T"; cat "$MNT/fits" > /dev/null; }
+  mount_nullfs_t() { "$BIN/cosfs-bench-nullfs" "$MNT" --size-mib "$HUGE_MIB" --threads "$T" & wait_mounted; }
+  # `cold` drops the page cache only: the warm mount keeps its own cache, so fio reads from it.
+  echo "--fuse-threads $T: cosfs 4k $(fio_iops mount_warm fits 4k) 64k $(fio_iops mount_warm fits 64k) IOPS | nullfs --threads $T: 4k $(fio_iops mount_nullfs_t huge 4k) 64k $(fio_iops mount_nullfs_t huge 64k) IOPS"
+done
 
 echo
 echo "== sequential re-read of fits ($FITS_MIB MiB) after a remount =="

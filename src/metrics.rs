@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// The FUSE operations cosfs answers, in the order metrics print them.
-pub const FUSE_OPS: [&str; 31] = [
+pub const FUSE_OPS: [&str; 30] = [
     "lookup",
     "forget",
-    "batch_forget",
     "getattr",
     "readlink",
     "open",

@@ -1,8 +1,8 @@
 //! cosfs-bench-nullfs: the FUSE ceiling of the machine, for `scripts/bench-peers.sh`.
 //!
 //! Mounts a filesystem holding one file, `huge` (`--size-mib`, zeros), whose reads are answered
-//! from a static buffer on fuser's session thread: no cache, no allocation, no hop to another
-//! thread. What `fio` reaches on it is what the kernel, the FUSE protocol and fuser cost on this
+//! from a static buffer on fuser's session threads (`--threads`, as cosfs's `--fuse-threads`):
+//! no cache, no allocation, no hop to another thread. What `fio` reaches on it is what the kernel, the FUSE protocol and fuser cost on this
 //! machine, the most any FUSE filesystem built on them can serve; cosfs's figures are put next
 //! to it. Runs in the foreground until unmounted.
 
@@ -11,8 +11,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use clap::Parser;
 use fuser::{
-    FileAttr, FileType, Filesystem, MountOption, ReplyAttr, ReplyData, ReplyEntry, ReplyOpen,
-    Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyEntry, ReplyOpen, Request,
 };
 
 #[derive(Parser)]
@@ -22,10 +22,13 @@ struct Args {
     /// Size of the one file, `huge`, in MiB.
     #[arg(long, default_value_t = 1024)]
     size_mib: u64,
+    /// FUSE session threads, each with its own /dev/fuse descriptor.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
-const ROOT: u64 = 1;
-const FILE: u64 = 2;
+const ROOT: INodeNo = INodeNo::ROOT;
+const FILE: INodeNo = INodeNo(2);
 const TTL: Duration = Duration::from_secs(3600);
 static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
 
@@ -34,7 +37,7 @@ struct NullFs {
 }
 
 impl NullFs {
-    fn attr(&self, ino: u64) -> FileAttr {
+    fn attr(&self, ino: INodeNo) -> FileAttr {
         let (kind, size, perm) = if ino == ROOT {
             (FileType::Directory, 0, 0o755)
         } else {
@@ -61,37 +64,38 @@ impl NullFs {
 }
 
 impl Filesystem for NullFs {
-    fn lookup(&mut self, _: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, _: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         if parent == ROOT && name == "huge" {
-            reply.entry(&TTL, &self.attr(FILE), 0)
+            reply.entry(&TTL, &self.attr(FILE), Generation(0))
         } else {
-            reply.error(libc::ENOENT)
+            reply.error(Errno::ENOENT)
         }
     }
 
-    fn getattr(&mut self, _: &Request<'_>, ino: u64, _: Option<u64>, reply: ReplyAttr) {
-        match ino {
-            ROOT | FILE => reply.attr(&TTL, &self.attr(ino)),
-            _ => reply.error(libc::ENOENT),
+    fn getattr(&self, _: &Request, ino: INodeNo, _: Option<FileHandle>, reply: ReplyAttr) {
+        if ino == ROOT || ino == FILE {
+            reply.attr(&TTL, &self.attr(ino))
+        } else {
+            reply.error(Errno::ENOENT)
         }
     }
 
-    fn open(&mut self, _: &Request<'_>, _: u64, _: i32, reply: ReplyOpen) {
-        reply.opened(0, 0)
+    fn open(&self, _: &Request, _: INodeNo, _: OpenFlags, reply: ReplyOpen) {
+        reply.opened(FileHandle(0), FopenFlags::empty())
     }
 
     fn read(
-        &mut self,
-        _: &Request<'_>,
-        _: u64,
-        _: u64,
-        offset: i64,
+        &self,
+        _: &Request,
+        _: INodeNo,
+        _: FileHandle,
+        offset: u64,
         size: u32,
-        _: i32,
-        _: Option<u64>,
+        _: OpenFlags,
+        _: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let left = self.size.saturating_sub(offset.max(0) as u64);
+        let left = self.size.saturating_sub(offset);
         let n = (size as u64).min(left).min(ZEROS.len() as u64) as usize;
         reply.data(&ZEROS[..n])
     }
@@ -102,11 +106,14 @@ fn main() {
     let fs = NullFs {
         size: args.size_mib << 20,
     };
-    let options = [
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
         MountOption::FSName("cosfs-bench-nullfs".into()),
         MountOption::RO,
     ];
-    if let Err(e) = fuser::mount2(fs, &args.mountpoint, &options) {
+    config.n_threads = Some(args.threads.max(1));
+    config.clone_fd = args.threads > 1;
+    if let Err(e) = fuser::mount(fs, &args.mountpoint, &config) {
         eprintln!(
             "cosfs-bench-nullfs: cannot mount {}: {e}",
             args.mountpoint.display()

@@ -98,10 +98,20 @@ fn serve_mount(
     if args.noexec {
         options.push(fuser::MountOption::NoExec);
     }
-    if args.allow_other {
-        options.push(fuser::MountOption::AllowOther);
-    }
-    let mut session = match fuser::Session::new(adapter, &prep.mountpoint, &options) {
+    let mut config = fuser::Config::default();
+    config.mount_options = options;
+    config.acl = if args.allow_other {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
+    let threads = args
+        .fuse_threads
+        .unwrap_or_else(super::mount_args::default_fuse_threads);
+    config.n_threads = Some(threads.into());
+    // Each thread its own descriptor (FUSE_DEV_IOC_CLONE), so they do not queue on one.
+    config.clone_fd = threads > 1;
+    let session = match fuser::Session::new(adapter, &prep.mountpoint, &config) {
         Ok(s) => s,
         Err(e) => {
             ready(Err(format!(
@@ -178,7 +188,6 @@ fn serve_mount(
         Err(e) => ready(Err(e)),
     });
     let result = session.run();
-    drop(session);
     rt.block_on(super::lifecycle::send_last_deletes(&fs, args.stop_timeout));
     // Unmounted from outside (umount, cosfs unmount): the control socket goes too.
     if let Some(p) = &socket {

@@ -52,6 +52,11 @@ pub struct MountArgs {
     /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root).
     #[arg(long)]
     pub allow_other: bool,
+    /// Threads reading FUSE requests from the kernel, each with its own /dev/fuse descriptor
+    /// (1..64; default: one per CPU, at most 4). The fs work itself runs on the async
+    /// runtime's threads either way.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub fuse_threads: Option<u16>,
     /// Owner of objects without POSIX metadata (default: the mounting user).
     #[arg(long, value_parser = values::id, allow_negative_numbers = true)]
     pub uid: Option<u32>,
@@ -174,6 +179,13 @@ pub struct UnmountArgs {
     /// Detach now even if files are open (they keep working until closed).
     #[arg(long)]
     pub lazy: bool,
+}
+
+/// `--fuse-threads` by default: one per CPU, at most 4. On 2 cores, 1 to 8 threads serve
+/// cached 4 KiB reads alike (within the run-to-run noise, README "Benchmarks"); more threads
+/// than cores only add switches, and 4 keep a large machine's kernel queue drained.
+pub(super) fn default_fuse_threads() -> u16 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u16)
 }
 
 /// `/var/cache/cosfs` for root, else the XDG cache directory.
