@@ -351,7 +351,13 @@ fn mount_time_inputs_are_refused_with_a_reason() {
         case: "--disk-cache-size 0",
         cmd: with(&["--disk-cache", "/tmp", "--disk-cache-size", "0"]),
         code: 2,
-        says: "the disk cache must hold at least 1M (to have none, leave out --disk-cache)",
+        says: "the disk cache must hold at least 1M (to have none: --disk-cache off)",
+    });
+    cases.push(Refused {
+        case: "--disk-cache ''",
+        cmd: with(&["--disk-cache", ""]),
+        code: 2,
+        says: "give a directory, or off",
     });
     cases.push(Refused {
         case: "BUCKET:/a/../b",

@@ -93,12 +93,13 @@ pub struct MountArgs {
     #[arg(long, default_value = values::mount_defaults().memory_limit.as_str(), value_parser = values::memory_limit)]
     pub memory_limit: u64,
     /// Keep fetched data on local disk across remounts, in a directory of this mount's own
-    /// under DIR (mode 0700). Off by default.
-    #[arg(long, value_name = "DIR")]
-    pub disk_cache: Option<PathBuf>,
-    /// Most bytes the disk cache holds; least recently used data goes first.
+    /// under DIR (mode 0700), or `off`. Default: under the --cache-dir directory.
+    #[arg(long, value_name = "DIR|off", value_parser = values::disk_cache)]
+    pub disk_cache: Option<values::DiskCacheAt>,
+    /// Most bytes the disk cache holds, or `auto`: half the free space of its filesystem, at
+    /// most 10G. Either way it leaves a tenth of that filesystem (at most 5G) free.
     #[arg(long, default_value = values::mount_defaults().disk_cache_size.as_str(), value_parser = values::disk_cache_size)]
-    pub disk_cache_size: u64,
+    pub disk_cache_size: crate::fs::disk_cache::DiskSize,
     /// Directory under which the mount keeps a private directory of its own (mode 0700) for
     /// staging files of files modified in place (anonymous: a crash leaves none) and its
     /// upload journal (default: /var/cache/cosfs as root, else $XDG_CACHE_HOME/cosfs or
@@ -355,16 +356,17 @@ pub(super) fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         .map_err(|e| format!("cannot write to log file {}: {e}", log.display()))?;
     }
     let own = mount_dir_name(&bucket, &prefix, &backend);
-    let cache_dir = a
-        .cache_dir
-        .clone()
-        .unwrap_or_else(default_cache_dir)
-        .join(&own);
+    let cache_root = a.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    let cache_dir = cache_root.join(&own);
     if !a.read_only {
         PrivateDir::open(&cache_dir)
             .map_err(|e| format!("cannot use the cache directory (--cache-dir): {e}"))?;
     }
-    let disk_cache = a.disk_cache.as_ref().map(|root| root.join(&own));
+    let disk_cache = match &a.disk_cache {
+        Some(values::DiskCacheAt::Off) => None,
+        Some(values::DiskCacheAt::Under(root)) => Some(root.join(&own)),
+        None => Some(cache_root.join(&own)),
+    };
     if let Some(dir) = &disk_cache {
         // Refuse what another user could have prepared; a directory that merely cannot be
         // made (a full disk, a file in the way) means no disk cache, with a warning.
@@ -380,7 +382,7 @@ pub(super) fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         cache_bytes: a.cache_size,
         memory_bytes: a.memory_limit,
         disk_cache,
-        disk_cache_bytes: a.disk_cache_size,
+        disk_cache_size: a.disk_cache_size,
         read_only: a.read_only,
         cache_dir,
         cache_dir_bytes: a.cache_dir_size,

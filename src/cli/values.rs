@@ -44,7 +44,10 @@ pub fn mount_defaults() -> &'static MountDefaults {
             listing_heads: fs.listing_heads.to_string(),
             cache_size: size_text(fs.cache_bytes),
             memory_limit: size_text(fs.memory_bytes),
-            disk_cache_size: size_text(fs.disk_cache_bytes),
+            disk_cache_size: match fs.disk_cache_size {
+                crate::fs::disk_cache::DiskSize::Auto => "auto".into(),
+                crate::fs::disk_cache::DiskSize::Bytes(n) => size_text(n),
+            },
             cache_dir_size: size_text(fs.cache_dir_bytes),
             part_size: size_text(fs.part_size),
             upload_concurrency: fs.upload_concurrency.to_string(),
@@ -193,14 +196,38 @@ pub fn cache_dir_size(s: &str) -> Result<u64, String> {
     size_in(s, 1 << 20, u64::MAX, "the staging area must be at least 1M")
 }
 
-/// `--disk-cache-size`: at least one chunk file.
-pub fn disk_cache_size(s: &str) -> Result<u64, String> {
+/// `--disk-cache-size`: `auto`, or at least one chunk file.
+pub fn disk_cache_size(s: &str) -> Result<crate::fs::disk_cache::DiskSize, String> {
+    use crate::fs::disk_cache::DiskSize;
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(DiskSize::Auto);
+    }
     size_in(
         s,
         1 << 20,
         u64::MAX,
-        "the disk cache must hold at least 1M (to have none, leave out --disk-cache)",
+        "the disk cache must hold at least 1M (to have none: --disk-cache off)",
     )
+    .map(DiskSize::Bytes)
+}
+
+/// `--disk-cache`: a directory, or `off`.
+pub fn disk_cache(s: &str) -> Result<DiskCacheAt, String> {
+    if s == "off" {
+        return Ok(DiskCacheAt::Off);
+    }
+    if s.is_empty() {
+        return Err("give a directory, or off".into());
+    }
+    Ok(DiskCacheAt::Under(std::path::PathBuf::from(s)))
+}
+
+/// Where `--disk-cache` puts the disk cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskCacheAt {
+    Off,
+    /// In the mount's own directory under this one.
+    Under(std::path::PathBuf),
 }
 
 /// `--part-size`: COS's part limits, 1M to 5G.

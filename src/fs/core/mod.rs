@@ -54,7 +54,7 @@ use super::content_type::ContentTypeRule;
 use super::dir::DirStream;
 use super::dir_handle::DirHandle;
 use super::dir_meta::{MetaStage, StageConfig};
-use super::disk_cache::{DiskCache, DiskStats};
+use super::disk_cache::{DiskCache, DiskSize, DiskStats};
 use super::error::{FsError, FsResult};
 use super::memory::{self, MemoryBudget};
 pub use super::namespace::{Entry, ListedEntry};
@@ -82,8 +82,8 @@ pub struct FsConfig {
     pub memory_bytes: u64,
     /// This mount's own directory of the persistent disk cache (`--disk-cache`), if any.
     pub disk_cache: Option<PathBuf>,
-    /// Most bytes the disk cache holds (`--disk-cache-size`).
-    pub disk_cache_bytes: u64,
+    /// Most bytes the disk cache holds (`--disk-cache-size`; `auto`: from the free space).
+    pub disk_cache_size: DiskSize,
     /// Refuse every change with EROFS.
     pub read_only: bool,
     /// This mount's private directory (`PrivateDir`: made 0700 if missing, else it must be
@@ -127,8 +127,8 @@ impl Default for FsConfig {
             // buffers of about twenty files being written at once before writers wait.
             memory_bytes: 512 * 1024 * 1024,
             disk_cache: None,
-            // 10 GiB: a working set of big files, small next to most disks.
-            disk_cache_bytes: 10 << 30,
+            // Half the free space, at most 10 GiB, never past the reserve (`disk_cache::space`).
+            disk_cache_size: DiskSize::Auto,
             read_only: false,
             cache_dir: std::env::temp_dir()
                 .join(format!("cosfs-{}", rustix::process::geteuid().as_raw())),
@@ -222,7 +222,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let reader_floor = (cfg.cache_bytes.min(cfg.memory_bytes) / 4).max(4 << 20);
         let memory = MemoryBudget::new(memory::budget_for_limit(cfg.memory_bytes), reader_floor);
         let disk = cfg.disk_cache.as_ref().and_then(|dir| {
-            DiskCache::open(dir, cfg.disk_cache_bytes)
+            DiskCache::open(dir, cfg.disk_cache_size)
                 .map_err(|e| tracing::warn!("no disk cache: {e}"))
                 .ok()
         });

@@ -22,9 +22,10 @@
 //!   their turn comes the writer takes their blocks from the block cache (`ChunkSource`), so
 //!   the queue holds no data and no memory outside the budget. A chunk evicted from memory
 //!   before its turn is skipped (counted as dropped).
-//! - Size: at most `--disk-cache-size` of chunk files, least recently used evicted first. The
-//!   order survives remounts through the files' mtimes (the first hit of a chunk in a mount
-//!   sets its mtime).
+//! - Size: at most `--disk-cache-size` of chunk files (`auto`: from the free space, `space`),
+//!   least recently used evicted first, and never past the filesystem's reserve. The order
+//!   survives remounts through the files' mtimes (the first hit of a chunk in a mount sets its
+//!   mtime).
 //! - Failures degrade, never fail reads: a directory that cannot be made or locked means no
 //!   disk cache (a warning at mount); a write error (a full disk, a removed directory) stops
 //!   writing for a minute with a warning; a load error is a miss.
@@ -33,6 +34,7 @@
 //!   locked with `flock` so that two mounts never share one.
 
 mod chunk_file;
+mod space;
 mod writer;
 
 use std::fs::File;
@@ -49,6 +51,7 @@ use lru::LruCache;
 use super::block::BLOCK_SIZE;
 use crate::private_dir::PrivateDir;
 use chunk_file::{Checked, ChunkFile, ChunkName, ReadFailure, VersionName};
+pub use space::{DiskSize, Space, AUTO_MAX, RESERVE_MAX};
 
 /// Bytes per chunk file.
 pub const CHUNK: u64 = 1024 * 1024;
@@ -137,14 +140,15 @@ pub struct DiskCache {
     written: AtomicU64,
     dropped: AtomicU64,
     corrupt: AtomicU64,
-    /// Held for the cache's lifetime: the directory is this mount's alone.
-    _lock: File,
+    /// Held for the cache's lifetime (`flock`): the directory is this mount's alone. Also
+    /// what the free space of the filesystem is asked through.
+    lock: File,
 }
 
 impl DiskCache {
     /// The cache in `dir` (one mount's own directory), holding at most `cap` bytes: made if
     /// missing, cleaned of unfinished writes, and its index read from the files.
-    pub fn open(dir: &Path, cap: u64) -> Result<Arc<DiskCache>, String> {
+    pub fn open(dir: &Path, size: DiskSize) -> Result<Arc<DiskCache>, String> {
         let dir = PrivateDir::open(dir).map_err(|e| e.to_string())?;
         let lock = dir
             .open_or_create(".lock")
@@ -168,17 +172,19 @@ impl DiskCache {
             files: LruCache::unbounded(),
             bytes: 0,
         };
-        for (name, size, _) in found {
+        for (name, bytes, _) in found {
             index.files.push(
                 name,
                 Known {
-                    size,
+                    size: bytes,
                     touched: false,
                     checked: 0,
                 },
             );
-            index.bytes += size;
+            index.bytes += bytes;
         }
+        let cap = size.cap(Space::of(&lock).ok(), index.bytes);
+        tracing::info!(dir = %dir.path().display(), cap, held = index.bytes, "disk cache");
         let (tx, rx) = sync_channel(QUEUE);
         let cache = Arc::new(DiskCache {
             dir,
@@ -196,7 +202,7 @@ impl DiskCache {
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             corrupt: AtomicU64::new(0),
-            _lock: lock,
+            lock,
         });
         cache.evict();
         let weak = Arc::downgrade(&cache);
@@ -411,23 +417,41 @@ impl DiskCache {
 
     /// Delete least recently used chunks until the cache fits its size.
     fn evict(&self) {
-        loop {
-            let victim = {
-                let mut g = self.index.lock().unwrap();
-                if g.bytes <= self.cap {
-                    return;
-                }
-                match g.files.pop_lru() {
-                    Some((name, k)) => {
-                        g.bytes -= k.size;
-                        name
-                    }
-                    None => return,
-                }
-            };
-            self.open.lock().unwrap().pop(&victim);
-            let _ = self.dir.remove_file(&victim.rel());
+        while self.index.lock().unwrap().bytes > self.cap {
+            if self.evict_one().is_none() {
+                return;
+            }
         }
+    }
+
+    /// Before writing a chunk file of `more` bytes: delete least recently used chunks until
+    /// the write leaves the filesystem's reserve free (`space`). False when the cache holds
+    /// too little to make room: the chunk is not to be written.
+    fn make_room(&self, more: u64) -> bool {
+        let Ok(space) = Space::of(&self.lock) else {
+            return true; // the filesystem does not say: the cap alone bounds the cache
+        };
+        let mut need = space.shortfall(more);
+        while need > 0 {
+            match self.evict_one() {
+                Some(freed) => need = need.saturating_sub(freed),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Delete the least recently used chunk; its size, or None when the cache is empty.
+    fn evict_one(&self) -> Option<u64> {
+        let (victim, size) = {
+            let mut g = self.index.lock().unwrap();
+            let (name, k) = g.files.pop_lru()?;
+            g.bytes -= k.size;
+            (name, k.size)
+        };
+        self.open.lock().unwrap().pop(&victim);
+        let _ = self.dir.remove_file(&victim.rel());
+        Some(size)
     }
 }
 
@@ -495,16 +519,16 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let (k, e1): (Arc<str>, Arc<str>) = (Arc::from("a/b"), Arc::from("\"e1\""));
         {
-            let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
+            let c = DiskCache::open(&root.path().join("m"), DiskSize::Bytes(8 * CHUNK)).unwrap();
             assert!(
-                DiskCache::open(&root.path().join("m"), 8 * CHUNK).is_err(),
+                DiskCache::open(&root.path().join("m"), DiskSize::Bytes(8 * CHUNK)).is_err(),
                 "one mount per directory"
             );
             let src = with_source(&c);
             put(&c, &src, &k, &e1, 3, blocks(7));
             wait_written(&c, 1);
         }
-        let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
+        let c = DiskCache::open(&root.path().join("m"), DiskSize::Bytes(8 * CHUNK)).unwrap();
         let got = c
             .load("a/b", "\"e1\"", 3, CHUNK, 0..16)
             .expect("kept across reopening");
@@ -530,7 +554,7 @@ mod tests {
     fn a_damaged_chunk_is_never_served() {
         let root = tempfile::tempdir().unwrap();
         let (k, e): (Arc<str>, Arc<str>) = (Arc::from("k"), Arc::from("e"));
-        let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
+        let c = DiskCache::open(&root.path().join("m"), DiskSize::Bytes(8 * CHUNK)).unwrap();
         let src = with_source(&c);
         put(&c, &src, &k, &e, 0, blocks(1));
         wait_written(&c, 1);
@@ -555,7 +579,7 @@ mod tests {
     fn least_recently_used_chunks_go_first() {
         let root = tempfile::tempdir().unwrap();
         let (k, e): (Arc<str>, Arc<str>) = (Arc::from("k"), Arc::from("e"));
-        let c = DiskCache::open(&root.path().join("m"), 3 * CHUNK + 1024).unwrap();
+        let c = DiskCache::open(&root.path().join("m"), DiskSize::Bytes(3 * CHUNK + 1024)).unwrap();
         let src = with_source(&c);
         for i in 0..3 {
             put(&c, &src, &k, &e, i, blocks(i as u8));
@@ -595,7 +619,7 @@ mod tests {
             .collect();
         let size = 2 * CHUNK;
         {
-            let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
+            let c = DiskCache::open(&root.path().join("m"), DiskSize::Bytes(8 * CHUNK)).unwrap();
             let src = with_source(&c);
             put(&c, &src, &k, &e, 0, blocks(1));
             put(&c, &src, &k, &e, 1, blocks(2));
@@ -620,7 +644,7 @@ mod tests {
         let n = raw.len();
         raw[n - 1] ^= 0x55;
         std::fs::write(&path, &raw).unwrap();
-        let c = DiskCache::open(&root.path().join("m"), 8 * CHUNK).unwrap();
+        let c = DiskCache::open(&root.path().join("m"), DiskSize::Bytes(8 * CHUNK)).unwrap();
         assert_eq!(read(&c, size, 0, 4096).unwrap(), all[..4096]);
         assert!(read(&c, size, 2 * CHUNK - 4096, 2 * CHUNK).is_none());
         assert!(!path.exists() && !c.has("k", "e", 1), "deleted");

@@ -1,5 +1,6 @@
 //! The disk cache's writer thread: it writes the chunks `DiskCache::store` names, taking their
-//! blocks from the block cache when their turn comes, and keeps the cache under its size.
+//! blocks from the block cache when their turn comes, and keeps the cache under its size and
+//! above the filesystem's reserve (`space`).
 //! A write error pauses writing for `PAUSE_AFTER_ERROR` and is logged once per kind of error.
 
 use std::collections::HashSet;
@@ -10,6 +11,9 @@ use std::time::Instant;
 
 use super::chunk_file;
 use super::{ChunkOf, DiskCache, Job, Known, PAUSE_AFTER_ERROR};
+
+/// Room for a chunk file's header, over its data, when making room for it.
+const HEADER_ROOM: u64 = 8 << 10;
 
 /// Until the cache is gone, write queued chunks and keep the size.
 pub(super) fn run(cache: Weak<DiskCache>, jobs: Receiver<Job>) {
@@ -35,6 +39,11 @@ pub(super) fn run(cache: Weak<DiskCache>, jobs: Receiver<Job>) {
             cache.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         };
+        // The file: the chunk and a header (a CRC-64 per block, the key and ETag).
+        if !cache.make_room(job.len + HEADER_ROOM) {
+            cache.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         match chunk_file::write(&cache.dir, &job.name, &job.key, &job.etag, &blocks) {
             Ok(size) => {
                 let mut g = cache.index.lock().unwrap();
