@@ -13,27 +13,12 @@ use common::pattern;
 const MIB: usize = 1024 * 1024;
 
 fn stats(m: &Mounted) -> String {
-    let out = common::run_within(
-        std::process::Command::new(env!("CARGO_BIN_EXE_cosfs"))
-            .arg("stats")
-            .arg(&m.path),
-        30,
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::mount::stats_line(m)
 }
 
 /// A number after `name=` in the stats line.
 fn figure(line: &str, name: &str) -> u64 {
-    let at = line
-        .find(&format!(" {name}="))
-        .or_else(|| line.find(&format!("[{name}=")))
-        .unwrap_or_else(|| panic!("{name} in {line}"));
-    line[at + name.len() + 2..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
+    common::mount::stats_figure(line, name).unwrap_or_else(|| panic!("{name} in {line}"))
 }
 
 /// Wait until the disk cache has written `n` chunks.

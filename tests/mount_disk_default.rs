@@ -8,34 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::mount::{Backend, Mounted};
+use common::mount::{stats_figure as figure, stats_line as stats, Backend, Mounted};
 use common::pattern;
 
 const MIB: u64 = 1024 * 1024;
-
-/// The `cosfs stats` line of `m`.
-fn stats(m: &Mounted) -> String {
-    let out = common::run_within(
-        Command::new(env!("CARGO_BIN_EXE_cosfs"))
-            .arg("stats")
-            .arg(&m.path),
-        30,
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A number after `name=` in the stats line, if there.
-fn figure(line: &str, name: &str) -> Option<u64> {
-    let at = line
-        .find(&format!(" {name}="))
-        .or_else(|| line.find(&format!("[{name}=")))?;
-    line[at + name.len() + 2..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .ok()
-}
 
 /// Regular files under `dir` (recursively), with their sizes.
 fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {

@@ -2,9 +2,10 @@
 //!
 //! Mounts a filesystem holding one file, `huge` (`--size-mib`, zeros), whose reads are answered
 //! from a static buffer on fuser's session threads (`--threads`, as cosfs's `--fuse-threads`):
-//! no cache, no allocation, no hop to another thread. What `fio` reaches on it is what the kernel, the FUSE protocol and fuser cost on this
-//! machine, the most any FUSE filesystem built on them can serve; cosfs's figures are put next
-//! to it. Runs in the foreground until unmounted.
+//! no cache, no allocation, no hop to another thread. What `fio` reaches on it is what the
+//! kernel, the FUSE protocol and fuser cost on this machine, the most any FUSE filesystem built
+//! on them can serve; cosfs's figures are put next to it. Runs in the foreground until
+//! unmounted.
 
 use std::ffi::OsStr;
 use std::time::{Duration, UNIX_EPOCH};

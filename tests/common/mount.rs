@@ -331,3 +331,29 @@ pub fn no_uploads_left(b: &Backend) {
 pub fn drop_kernel_caches() {
     std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches (needs root)");
 }
+
+/// The `cosfs stats` line of the mount `m`.
+#[allow(dead_code)]
+pub fn stats_line(m: &Mounted) -> String {
+    let out = super::run_within(
+        Command::new(env!("CARGO_BIN_EXE_cosfs"))
+            .arg("stats")
+            .arg(&m.path),
+        30,
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The number after `name=` in a `cosfs stats` line, if the line has it.
+#[allow(dead_code)]
+pub fn stats_figure(line: &str, name: &str) -> Option<u64> {
+    let at = line
+        .find(&format!(" {name}="))
+        .or_else(|| line.find(&format!("[{name}=")))?;
+    line[at + name.len() + 2..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}

@@ -51,7 +51,8 @@ use lru::LruCache;
 use super::block::BLOCK_SIZE;
 use crate::private_dir::PrivateDir;
 use chunk_file::{Checked, ChunkFile, ChunkName, ReadFailure, VersionName};
-pub use space::{DiskSize, Space, AUTO_MAX, RESERVE_MAX};
+pub use space::DiskSize;
+use space::Space;
 
 /// Bytes per chunk file.
 pub const CHUNK: u64 = 1024 * 1024;
@@ -146,8 +147,9 @@ pub struct DiskCache {
 }
 
 impl DiskCache {
-    /// The cache in `dir` (one mount's own directory), holding at most `cap` bytes: made if
-    /// missing, cleaned of unfinished writes, and its index read from the files.
+    /// The cache in `dir` (one mount's own directory), of `size` (its cap, from the free space
+    /// for `auto`): made if missing, cleaned of unfinished writes, and its index read from the
+    /// files.
     pub fn open(dir: &Path, size: DiskSize) -> Result<Arc<DiskCache>, String> {
         let dir = PrivateDir::open(dir).map_err(|e| e.to_string())?;
         let lock = dir
