@@ -1,6 +1,8 @@
 //! The persistent disk cache (`--disk-cache`): what a remount re-reads costs no GET, a
 //! replaced object is never served from old chunks, a damaged chunk is fetched again, and a
 //! cache directory that is full or unusable never fails a read.
+//! These mounts use `--no-passthrough`, so the chunk files stay as they are (what a mount that
+//! is not root has); whole files and passthrough are `mount_passthrough.rs`'s.
 
 mod common;
 
@@ -35,7 +37,10 @@ fn wait_written(m: &Mounted, n: u64) {
 }
 
 fn mount_with_disk(b: &Backend, disk: &Path) -> Mounted {
-    Mounted::start(b, &["--disk-cache", disk.to_str().unwrap()])
+    Mounted::start(
+        b,
+        &["--disk-cache", disk.to_str().unwrap(), "--no-passthrough"],
+    )
 }
 
 /// Read `key` (expecting `data`) on a mount with the disk cache `disk`, wait until its
@@ -75,7 +80,12 @@ fn a_reread_after_a_remount_makes_no_get() {
     // A read-only mount uses the disk cache as well.
     let m = Mounted::start(
         &b,
-        &["--disk-cache", disk.path().to_str().unwrap(), "--read-only"],
+        &[
+            "--disk-cache",
+            disk.path().to_str().unwrap(),
+            "--read-only",
+            "--no-passthrough",
+        ],
     );
     assert!(
         std::fs::read(m.p("big")).unwrap() == data,

@@ -88,14 +88,15 @@ pub fn stats_line(
     };
     let disk = match a.disk {
         Some((d, cap)) => format!(
-            " disk_cache={}/{} [hits={} misses={} written={} dropped={} damaged={}]",
+            " disk_cache={}/{} [hits={} misses={} written={} dropped={} damaged={} whole={}]",
             mib(d.bytes),
             mib(cap),
             d.hits,
             d.misses,
             d.written,
             d.dropped,
-            d.corrupt
+            d.corrupt,
+            d.whole
         ),
         None => String::new(),
     };

@@ -164,6 +164,11 @@ pub fn render(client: Option<&CosClient>, fs: &CosFs<dyn ObjectStore>, started: 
             "Chunks found damaged, deleted and fetched again.",
             d.corrupt,
         );
+        out.counter(
+            "cosfs_disk_cache_whole_files_made_total",
+            "Whole files made from complete versions' chunks (for passthrough).",
+            d.whole,
+        );
     }
 
     let crate::metrics::FuseCounts { ops, errors } = crate::metrics::fuse_counts();

@@ -100,6 +100,11 @@ pub struct MountArgs {
     /// most 10G. Either way it leaves a tenth of that filesystem (at most 5G) free.
     #[arg(long, default_value = values::mount_defaults().disk_cache_size.as_str(), value_parser = values::disk_cache_size)]
     pub disk_cache_size: crate::fs::disk_cache::DiskSize,
+    /// Never let the kernel read cached files directly (passthrough). By default, as root on
+    /// Linux 6.9 or later, a file the disk cache holds whole is opened in passthrough mode and
+    /// read at local-disk speed; without it every read goes through cosfs.
+    #[arg(long)]
+    pub no_passthrough: bool,
     /// Directory under which the mount keeps a private directory of its own (mode 0700) for
     /// staging files of files modified in place (anonymous: a crash leaves none) and its
     /// upload journal (default: /var/cache/cosfs as root, else $XDG_CACHE_HOME/cosfs or
@@ -394,6 +399,7 @@ pub(super) fn prepare(a: &MountArgs) -> Result<Prepared, String> {
         op_timeout: a.op_timeout,
         listing_metadata: a.listing_metadata,
         listing_heads: a.listing_heads as usize,
+        passthrough: !a.no_passthrough,
     };
     Ok(Prepared {
         bucket,

@@ -673,7 +673,7 @@ fn keep_chunks(disk: &DiskCache, cache: &BlockCache, v: &Version, stretch: &[(u6
             len,
         };
         if cache.chunk_blocks(&of).is_some() {
-            disk.store(&v.key, &v.etag, chunk, len);
+            disk.store(&v.key, &v.etag, v.size, chunk, len);
         }
     }
 }

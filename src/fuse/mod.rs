@@ -7,7 +7,9 @@
 //! - Errors become errnos through `FsError::errno`, logged at debug when routine (ENOENT on
 //!   lookup) and at warn otherwise.
 //! - Its only decisions are translations: open flags into `OpenFlags`, `TimeOrNow` into a
-//!   time, the request's uid/gid into the owner of a new file.
+//!   time, the request's uid/gid into the owner of a new file. At INIT it tells the fs core
+//!   whether the kernel takes passthrough opens; an open the core answers with a backing
+//!   file gets the kernel's id for it (`reply::opened`).
 //! - `reply` turns the fs core's results into replies and errnos.
 
 mod reply;
@@ -24,7 +26,7 @@ use fuser::{
     ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use self::reply::{log_error, reply_with, reply_xattr, DirReply, Reply};
+use self::reply::{log_error, opened, reply_with, reply_xattr, DirReply, Reply};
 use crate::fs::error::FsError;
 use crate::fs::files::{OpenFlags, Owner, SetAttr};
 use crate::fs::CosFs;
@@ -186,6 +188,23 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
         if let Err(max) = config.set_max_readahead(u32::MAX) {
             let _ = config.set_max_readahead(max);
         }
+        // Passthrough (Linux 6.9+) needs CAP_SYS_ADMIN for every backing file: only root
+        // asks. Depth 2 lets the backing file sit on an overlayfs (a container's disk).
+        if self.fs.config().passthrough {
+            let root = rustix::process::geteuid().is_root();
+            let kernel = root
+                && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                && config.set_max_stack_depth(2).is_ok();
+            if self.fs.enable_passthrough(kernel) {
+                tracing::info!("passthrough: cached files are read by the kernel directly");
+            } else if !root {
+                tracing::info!(
+                    "no passthrough (it needs root): cached files are read through cosfs"
+                );
+            } else {
+                tracing::info!("no passthrough (no disk cache, or a kernel before 6.9): cached files are read through cosfs");
+            }
+        }
         Ok(())
     }
 
@@ -222,8 +241,13 @@ impl<S: ObjectStore + ?Sized> fuser::Filesystem for FuseAdapter<S> {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: fuser::OpenFlags, reply: ReplyOpen) {
         let pid = req.pid();
-        self.spawn("open", reply, |fs| async move {
-            fs.open(ino.0, open_flags(flags.0), pid).await
+        crate::metrics::fuse_op("open");
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.open(ino.0, open_flags(flags.0), pid).await {
+                Ok(o) => opened(reply, &fs, o),
+                Err(e) => reply.error(log_error("open", &e)),
+            }
         });
     }
 

@@ -13,7 +13,8 @@ use fuser::{
 
 use crate::fs::attr::{FileKind, PosixAttr};
 use crate::fs::error::FsError;
-use crate::fs::{Entry, ListedEntry, Opened};
+use crate::fs::{CosFs, Entry, ListedEntry, Opened};
+use crate::object::ObjectStore;
 
 /// `st_blksize`: tools such as cat and cp size their buffers by it; 1 MiB matches the largest
 /// read the kernel sends.
@@ -89,12 +90,25 @@ replies! {
     ReplyEmpty, () => |r, _ttl, _v| r.ok();
     ReplyData, Bytes => |r, _ttl, data| r.data(&data);
     ReplyWrite, u32 => |r, _ttl, n| r.written(n);
-    ReplyOpen, Opened => |r, _ttl, o| r.opened(FileHandle(o.fh), open_reply_flags(&o));
     // A new file has no cached pages to keep.
     ReplyCreate, (Entry, Opened) => |r, ttl, eo| {
         let attr = file_attr(eo.0.ino, &eo.0.attr);
         r.created(&ttl, &attr, Generation(0), FileHandle(eo.1.fh), FopenFlags::empty())
     };
+}
+
+/// Answer an open: in passthrough mode over the backing the fs core chose, with the kernel's
+/// id for it (made at the backing's first open, then reused), else plain. If the kernel
+/// refuses the backing, the core hears of it and the open is plain.
+pub(super) fn opened<S: ObjectStore + ?Sized>(reply: ReplyOpen, fs: &CosFs<S>, o: Opened) {
+    let flags = open_reply_flags(&o);
+    if let Some(b) = &o.through {
+        match b.kernel_id(|f| reply.open_backing(f)) {
+            Ok(id) => return reply.opened_passthrough(FileHandle(o.fh), flags, id),
+            Err(e) => fs.passthrough_refused(o.fh, &e),
+        }
+    }
+    reply.opened(FileHandle(o.fh), flags)
 }
 
 /// The `FOPEN_*` flags of an open: keep the page cache when the fs core says it is current.

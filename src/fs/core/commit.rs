@@ -82,6 +82,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         };
         h.release(self).await;
         let ino = h.ino();
+        self.ns.table().closed_handle(ino, h.io());
         if self.orphans.contains(ino) && !self.is_open(ino) {
             if let Some(o) = self.orphans.take(ino) {
                 self.delete_orphan(o).await;

@@ -25,7 +25,7 @@ use crate::fs::caller::process_of;
 use crate::fs::content_type::BodyHeaders;
 use crate::fs::error::{FsError, FsResult};
 use crate::fs::meta;
-use crate::fs::namespace::Inode;
+use crate::fs::namespace::{HandleIo, Inode, Pinned};
 use crate::fs::reader::ObjectReader;
 use crate::fs::write::{FileWriter, WriteCtx};
 
@@ -343,13 +343,14 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                     return Err(FsError::NotFound);
                 }
             };
-            let kind_changed = fresh.kind != node.attr.kind;
-            self.ns
+            let now = self
+                .ns
                 .table()
                 .upsert(node.parent, &node.name, fresh.clone(), 0, false);
-            if kind_changed {
-                // ESTALE makes the kernel look the name up again and retry the open, which
-                // then follows the symlink.
+            if now.ino != ino {
+                // The name has a new inode: the kind changed (a symlink now), or passthrough
+                // handles pin this one to its version. ESTALE makes the kernel look the name
+                // up again and retry the open once, on the new inode.
                 return Err(FsError::Stale);
             }
             node.attr = fresh;
@@ -361,22 +362,52 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
                 None => self.check_archived_open(&node).await?,
             }
         }
+        let etag = node.attr.etag.clone().unwrap_or_default();
+        let offer = match flags.write {
+            false => self.whole_backing(&node, &etag).await,
+            true => None,
+        };
+        // A writer, or another version, while passthrough handles are open: the name got a
+        // new inode, which the kernel opens after ESTALE (`namespace::io_mode`).
+        let through = self
+            .ns
+            .table()
+            .open_handle(ino, &etag, offer, flags.write)
+            .map_err(|Pinned| FsError::Stale)?;
+        let io = match through {
+            Some(_) => HandleIo::Through,
+            None => HandleIo::Plain,
+        };
         let writer = match flags.write {
-            true => Some(self.attach_writer(&node, flags.truncate).await?),
+            true => match self.attach_writer(&node, flags.truncate).await {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    self.ns.table().closed_handle(ino, io);
+                    return Err(e);
+                }
+            },
             false => None,
         };
-        let etag = node.attr.etag.clone().unwrap_or_default();
-        let keep_cache = !flags.write && self.ns.table().opened_version(ino, &etag);
+        // The kernel takes no page-cache flags with passthrough (it reads the backing's).
+        let keep_cache =
+            !flags.write && self.ns.table().opened_version(ino, &etag) && through.is_none();
         let reader = if node.attr.appendable {
             ObjectReader::new_appendable(&node.key, &etag, node.attr.size)
         } else {
             ObjectReader::new(&node.key, &etag, node.attr.size)
         };
-        let fh = self.new_fh(match writer {
-            Some(w) => OpenFile::writing(ino, reader, w, flags.append, process_of(pid)),
-            None => OpenFile::reading(ino, reader),
-        });
-        Ok(Opened { fh, keep_cache })
+        let fh = self.new_fh(
+            match writer {
+                Some(w) => OpenFile::writing(ino, reader, w, flags.append, process_of(pid)),
+                None => OpenFile::reading(ino, reader),
+            }
+            .for_kernel(io),
+        );
+        Ok(Opened {
+            fh,
+            keep_cache,
+            through,
+        })
     }
 
     /// Create and open a new file `name` in `parent` for thread `pid`, owned by `owner`.
@@ -397,20 +428,28 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         };
         w.add_handle();
         let entry = self.add_entry(parent, name, a);
-        self.ns.table().begin_writing(entry.ino, None);
+        let mut t = self.ns.table();
+        t.begin_writing(entry.ino, None);
+        // A new inode has no passthrough handles: this is its first plain one.
+        let _ = t.open_handle(entry.ino, "", None, true);
+        drop(t);
         let w = self.writers.add(entry.ino, w);
-        let fh = self.new_fh(OpenFile::writing(
-            entry.ino,
-            ObjectReader::new(&key, "", 0),
-            w,
-            flags.append,
-            process_of(pid),
-        ));
+        let fh = self.new_fh(
+            OpenFile::writing(
+                entry.ino,
+                ObjectReader::new(&key, "", 0),
+                w,
+                flags.append,
+                process_of(pid),
+            )
+            .for_kernel(HandleIo::Plain),
+        );
         Ok((
             entry,
             Opened {
                 fh,
                 keep_cache: false,
+                through: None,
             },
         ))
     }

@@ -11,6 +11,7 @@
 //!   - `commit`: flush, fsync, release (when a written file reaches COS) and shutdown;
 //!   - `open_rename`: what a rename does to handles open on the renamed or replaced file;
 //!   - `archive`, `storage_class`, `xattr_ops`: restores, the storage-class xattr, xattrs;
+//!   - `passthrough`: opens the kernel serves from the disk cache's whole files;
 //!   - `recovery`: what a mount cleans up at its start;
 //!   - `tables`: the open handles and the writers by inode, each behind its own lock.
 //! - Metadata is the namespace's: served while younger than `metadata_ttl`, else renewed
@@ -32,6 +33,7 @@ pub mod files;
 mod name_ops;
 mod open_file;
 mod open_rename;
+mod passthrough;
 mod recovery;
 mod storage_class;
 mod tables;
@@ -57,8 +59,8 @@ use super::dir_meta::{MetaStage, StageConfig};
 use super::disk_cache::{DiskCache, DiskSize, DiskStats};
 use super::error::{FsError, FsResult};
 use super::memory::{self, MemoryBudget};
+use super::namespace::{Backing, HandleIo, Inode, Namespace, Trust};
 pub use super::namespace::{Entry, ListedEntry};
-use super::namespace::{Inode, Namespace, Trust};
 use super::orphans::Orphans;
 use super::scratch::ScratchArea;
 use super::symlink;
@@ -112,6 +114,9 @@ pub struct FsConfig {
     pub listing_metadata: bool,
     /// Listing HEADs in flight, mount-wide (`--listing-heads`).
     pub listing_heads: usize,
+    /// Offer the kernel passthrough opens of files the disk cache holds whole, when it can
+    /// take them (`--no-passthrough` turns this off).
+    pub passthrough: bool,
 }
 
 impl Default for FsConfig {
@@ -147,15 +152,18 @@ impl Default for FsConfig {
             listing_metadata: true,
             // 128: `ls -l` of 10,000 entries is about 80 round trips of HEADs.
             listing_heads: 128,
+            passthrough: true,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Opened {
     pub fh: u64,
     /// The object did not change since the last open: the kernel may keep its page cache.
     pub keep_cache: bool,
+    /// The kernel is to read this handle from this local file (passthrough), not from cosfs.
+    pub through: Option<Arc<Backing>>,
 }
 
 /// statfs figures: an object store has no fixed capacity, so these are large constants that
@@ -189,6 +197,8 @@ pub struct CosFs<S: ObjectStore + ?Sized> {
     replace_lock: tokio::sync::Mutex<()>,
     /// What gone mounts left for this one to clean up (`recovery`), until it does.
     leftovers: Mutex<Option<Leftovers>>,
+    /// Passthrough opens are offered (`passthrough`): the option, and a kernel that takes them.
+    passthrough: AtomicBool,
 }
 
 /// What the filesystem is doing, for `cosfs stats`.
@@ -284,6 +294,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             orphans: Orphans::default(),
             replace_lock: tokio::sync::Mutex::new(()),
             leftovers: Mutex::new(Some(leftovers)),
+            passthrough: AtomicBool::new(false),
             cfg,
         }
     }

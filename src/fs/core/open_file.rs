@@ -15,13 +15,14 @@
 //!   imports nothing of the core above it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
 use crate::fs::attr::PosixAttr;
 use crate::fs::caller::{killed_by, process_of};
 use crate::fs::error::{FsError, FsResult};
+use crate::fs::namespace::HandleIo;
 use crate::fs::reader::ObjectReader;
 use crate::fs::write::{FileWriter, WriteCtx};
 use crate::object::{DeferredDeletes, ObjectStore};
@@ -75,6 +76,8 @@ pub(super) struct OpenFile<S: ObjectStore + ?Sized> {
     ino: u64,
     reader: Arc<ObjectReader>,
     writing: Option<Writing<S>>,
+    /// How the kernel reads it: plain, passthrough, or not the kernel's (`Internal`).
+    io: Mutex<HandleIo>,
 }
 
 impl<S: ObjectStore + ?Sized> OpenFile<S> {
@@ -84,6 +87,7 @@ impl<S: ObjectStore + ?Sized> OpenFile<S> {
             ino,
             reader: Arc::new(reader),
             writing: None,
+            io: Mutex::new(HandleIo::Internal),
         }
     }
 
@@ -105,7 +109,22 @@ impl<S: ObjectStore + ?Sized> OpenFile<S> {
                 opener,
                 wrote: AtomicBool::new(false),
             }),
+            io: Mutex::new(HandleIo::Internal),
         }
+    }
+
+    /// A handle the kernel holds, read as `io`.
+    pub fn for_kernel(self, io: HandleIo) -> Self {
+        self.set_io(io);
+        self
+    }
+
+    pub fn io(&self) -> HandleIo {
+        *self.io.lock().unwrap()
+    }
+
+    pub fn set_io(&self, io: HandleIo) {
+        *self.io.lock().unwrap() = io;
     }
 
     pub fn ino(&self) -> u64 {

@@ -2,7 +2,8 @@
 //! return.
 //!
 //! - Name: `<subdir>/<sha1(key, 0, etag)>-<index in hex>`, the subdirectory being the hash's
-//!   first byte, so a version's chunks spread over 256 directories.
+//!   first byte, so a version's chunks spread over 256 directories. The version's whole file
+//!   (`whole_file`) is `<subdir>/<sha1>-w`, index `WHOLE` in the cache's index.
 //! - Format (little-endian): `MAGIC`, key and ETag (u32 length + bytes each), chunk index
 //!   (u64), data length (u64), the CRC-64 of each 64 KiB block (u64 each), then the data.
 //!   Written to `<name>.<random>.tmp` (made `O_EXCL`) and renamed, so a file under its name was
@@ -39,6 +40,9 @@ const _: () = assert!(BLOCKS_PER_CHUNK <= 32);
 /// Blocks of a chunk checked against their CRC (bit `i`: block `i`).
 pub(super) type Checked = u32;
 
+/// The index that names a version's whole file rather than one of its chunks.
+pub(super) const WHOLE: u64 = u64::MAX;
+
 /// One chunk of one object version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct ChunkName {
@@ -65,6 +69,10 @@ impl VersionName {
             index,
         }
     }
+
+    pub fn whole(&self) -> ChunkName {
+        self.chunk(WHOLE)
+    }
 }
 
 impl ChunkName {
@@ -73,17 +81,21 @@ impl ChunkName {
     }
 
     pub fn file_name(&self) -> String {
-        format!("{}-{:x}", hex::encode(self.version), self.index)
+        match self.index {
+            WHOLE => format!("{}-w", hex::encode(self.version)),
+            i => format!("{}-{i:x}", hex::encode(self.version)),
+        }
     }
 
     pub fn parse(name: &str) -> Option<ChunkName> {
         let (v, i) = name.split_once('-')?;
         let mut version = [0u8; 20];
         hex::decode_to_slice(v, &mut version).ok()?;
-        Some(ChunkName {
-            version,
-            index: u64::from_str_radix(i, 16).ok()?,
-        })
+        let index = match i {
+            "w" => WHOLE,
+            i => u64::from_str_radix(i, 16).ok().filter(|&i| i != WHOLE)?,
+        };
+        Some(ChunkName { version, index })
     }
 
     pub fn subdir(&self) -> String {
@@ -194,7 +206,7 @@ impl ChunkFile {
 }
 
 /// Fill `buf` from `file` at `at`; without `wait`, only from the page cache.
-fn pread(file: &File, buf: &mut [u8], at: u64, wait: bool) -> Result<(), ReadFailure> {
+pub(super) fn pread(file: &File, buf: &mut [u8], at: u64, wait: bool) -> Result<(), ReadFailure> {
     let mut done = 0;
     while done < buf.len() {
         let rest = &mut buf[done..];

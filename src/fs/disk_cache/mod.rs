@@ -35,12 +35,13 @@
 
 mod chunk_file;
 mod space;
+mod whole_file;
 mod writer;
 
 use std::fs::File;
 use std::num::NonZeroUsize;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,7 +51,7 @@ use lru::LruCache;
 
 use super::block::BLOCK_SIZE;
 use crate::private_dir::PrivateDir;
-use chunk_file::{Checked, ChunkFile, ChunkName, ReadFailure, VersionName};
+use chunk_file::{pread, Checked, ChunkFile, ChunkName, ReadFailure, VersionName};
 pub use space::DiskSize;
 use space::Space;
 
@@ -65,12 +66,16 @@ const BUSY: usize = 32;
 const PAUSE_AFTER_ERROR: Duration = Duration::from_secs(60);
 /// Chunk files kept open for reads (a 4 GiB working set; the least recently used is closed).
 const OPEN_FILES: usize = 4096;
+/// Whole files kept open for reads.
+const OPEN_WHOLE: usize = 64;
 
 struct Job {
     name: ChunkName,
     key: Arc<str>,
     etag: Arc<str>,
     len: u64,
+    /// The object's size (whether the version is complete on disk, for its whole file).
+    size: u64,
 }
 
 /// Where the writer takes a chunk's bytes from when its turn comes (the block cache).
@@ -93,7 +98,7 @@ struct Known {
     size: u64,
     /// Its mtime was set by this mount (the LRU order kept on disk).
     touched: bool,
-    /// Blocks this mount has checked against their CRC.
+    /// Blocks this mount has checked against their CRC (a whole file: non-zero once checked).
     checked: Checked,
 }
 
@@ -122,6 +127,8 @@ pub struct DiskStats {
     pub written: u64,
     pub dropped: u64,
     pub corrupt: u64,
+    /// Whole files made (`whole_file`).
+    pub whole: u64,
 }
 
 pub struct DiskCache {
@@ -130,6 +137,10 @@ pub struct DiskCache {
     index: Mutex<Index>,
     /// Chunk files open for reads, least recently used first.
     open: Mutex<LruCache<ChunkName, Arc<ChunkFile>>>,
+    /// Whole files open for reads (checked this mount), least recently used first.
+    open_whole: Mutex<LruCache<ChunkName, Arc<File>>>,
+    /// Complete versions that fit `whole_limit` become whole files (`whole_file`).
+    whole_files: AtomicBool,
     queue: SyncSender<Job>,
     source: std::sync::OnceLock<std::sync::Weak<dyn ChunkSource>>,
     /// Chunks queued and not yet written.
@@ -141,6 +152,7 @@ pub struct DiskCache {
     written: AtomicU64,
     dropped: AtomicU64,
     corrupt: AtomicU64,
+    whole: AtomicU64,
     /// Held for the cache's lifetime (`flock`): the directory is this mount's alone. Also
     /// what the free space of the filesystem is asked through.
     lock: File,
@@ -195,6 +207,10 @@ impl DiskCache {
             open: Mutex::new(LruCache::new(
                 NonZeroUsize::new(open_files_allowed()).expect("at least one"),
             )),
+            open_whole: Mutex::new(LruCache::new(
+                NonZeroUsize::new(OPEN_WHOLE).expect("at least one"),
+            )),
+            whole_files: AtomicBool::new(false),
             queue: tx,
             source: std::sync::OnceLock::new(),
             backlog: AtomicUsize::new(0),
@@ -204,6 +220,7 @@ impl DiskCache {
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             corrupt: AtomicU64::new(0),
+            whole: AtomicU64::new(0),
             lock,
         });
         cache.evict();
@@ -219,6 +236,38 @@ impl DiskCache {
         self.cap
     }
 
+    /// Make whole files of complete versions from now on (`on`), if the filesystem keeps
+    /// extended attributes; whether it does.
+    pub fn set_whole_files(&self, on: bool) -> bool {
+        let on = on && whole_file::supported(&self.dir);
+        self.whole_files.store(on, Ordering::Relaxed);
+        on
+    }
+
+    /// The largest object kept as a whole file: a quarter of the cap, so one never crowds out
+    /// everything else (its chunks and the file both exist while it is written).
+    fn whole_limit(&self) -> u64 {
+        self.cap / 4
+    }
+
+    /// The whole file of the version (`size` bytes), checked through the first time this mount
+    /// uses it (blocking I/O: a GiB takes a fraction of a second from the page cache). None if
+    /// the cache has none, or it was damaged (and is now deleted).
+    pub fn whole(&self, key: &str, etag: &str, size: u64) -> Option<File> {
+        let name = VersionName::new(key, etag).whole();
+        let mut one = [0u8; 0];
+        if let Err(e) = self.read_whole(&name, key, etag, Some(size), 0, &mut one, true) {
+            self.failed(&name, e);
+            return None;
+        }
+        let f = self.open_whole.lock().unwrap().get(&name).cloned()?;
+        // The version names its size; a caller that knows another is not to be handed this.
+        if f.metadata().ok()?.len() != size {
+            return None;
+        }
+        f.try_clone().ok()
+    }
+
     /// Where the writer takes chunks' bytes from (set once, by the block cache).
     pub fn set_source(&self, source: std::sync::Weak<dyn ChunkSource>) {
         let _ = self.source.set(source);
@@ -232,13 +281,22 @@ impl DiskCache {
             written: self.written.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             corrupt: self.corrupt.load(Ordering::Relaxed),
+            whole: self.whole.load(Ordering::Relaxed),
         }
     }
 
-    /// Whether chunk `index` of the version is on disk (an index lookup, no I/O).
-    pub fn has(&self, key: &str, etag: &str, index: u64) -> bool {
-        let name = ChunkName::new(key, etag, index);
+    /// Whether the version's whole file is on disk (an index lookup, no I/O).
+    pub fn has_whole(&self, key: &str, etag: &str) -> bool {
+        let name = VersionName::new(key, etag).whole();
         self.index.lock().unwrap().files.contains(&name)
+    }
+
+    /// Whether chunk `index` of the version is on disk, alone or in the whole file (an index
+    /// lookup, no I/O).
+    pub fn has(&self, key: &str, etag: &str, index: u64) -> bool {
+        let v = VersionName::new(key, etag);
+        let g = self.index.lock().unwrap();
+        g.files.contains(&v.chunk(index)) || g.files.contains(&v.whole())
     }
 
     /// Whether the writer is behind: background fetches should wait for it.
@@ -260,8 +318,21 @@ impl DiskCache {
     ) -> DiskRead {
         let version = VersionName::new(key, etag);
         let (first, last) = (offset / CHUNK, (end - 1) / CHUNK);
+        let whole = version.whole();
         {
             let g = self.index.lock().unwrap();
+            if g.files.contains(&whole) {
+                drop(g);
+                let mut out = vec![0u8; (end - offset) as usize];
+                return match self.read_whole(&whole, key, etag, Some(size), offset, &mut out, wait)
+                {
+                    Ok(()) => {
+                        self.hits.fetch_add(1, Ordering::Relaxed);
+                        DiskRead::Hit(Bytes::from(out))
+                    }
+                    Err(e) => self.failed(&whole, e),
+                };
+            }
             if !(first..=last).all(|c| g.files.contains(&version.chunk(c))) {
                 return DiskRead::Miss;
             }
@@ -292,15 +363,33 @@ impl DiskCache {
         len: u64,
         blocks: std::ops::Range<u64>,
     ) -> Option<Vec<Bytes>> {
-        let name = ChunkName::new(key, etag, index);
-        if !self.index.lock().unwrap().files.contains(&name) {
-            return None;
-        }
+        let version = VersionName::new(key, etag);
+        let (name, whole) = (version.chunk(index), version.whole());
+        let in_whole = {
+            let g = self.index.lock().unwrap();
+            match (g.files.contains(&name), g.files.contains(&whole)) {
+                (_, true) => true,
+                (true, false) => false,
+                (false, false) => return None,
+            }
+        };
         let from = blocks.start * BLOCK_SIZE;
         let to = len.min(blocks.end * BLOCK_SIZE);
         let mut all = vec![0u8; to.checked_sub(from)? as usize];
-        if let Err(e) = self.read_chunk(&name, key, etag, len, from, &mut all, true) {
-            self.failed(&name, e);
+        let read = match in_whole {
+            true => self.read_whole(
+                &whole,
+                key,
+                etag,
+                None,
+                index * CHUNK + from,
+                &mut all,
+                true,
+            ),
+            false => self.read_chunk(&name, key, etag, len, from, &mut all, true),
+        };
+        if let Err(e) = read {
+            self.failed(if in_whole { &whole } else { &name }, e);
             return None;
         }
         self.hits.fetch_add(1, Ordering::Relaxed);
@@ -353,6 +442,51 @@ impl DiskCache {
         Ok(())
     }
 
+    /// Fill `buf` from byte `from` of the whole file `name` of the version, checking the file
+    /// through first if this mount has not (which needs `wait`).
+    #[allow(clippy::too_many_arguments)]
+    fn read_whole(
+        &self,
+        name: &ChunkName,
+        key: &str,
+        etag: &str,
+        size: Option<u64>,
+        from: u64,
+        buf: &mut [u8],
+        wait: bool,
+    ) -> Result<(), ReadFailure> {
+        let checked = match self.index.lock().unwrap().files.get(name) {
+            Some(k) => k.checked != 0,
+            None => return Err(ReadFailure::Unreadable(std::io::ErrorKind::NotFound.into())),
+        };
+        let open = self.open_whole.lock().unwrap().get(name).cloned();
+        let file = match open {
+            Some(f) if checked => f,
+            _ if !wait => return Err(ReadFailure::WouldBlock),
+            _ => {
+                let f = if checked {
+                    self.dir
+                        .open_file(&name.rel(), false)
+                        .map_err(ReadFailure::Unreadable)?
+                } else {
+                    whole_file::verify(&self.dir, &name.rel(), key, etag, size)?
+                };
+                f.set_modified(std::time::SystemTime::now()).ok();
+                let f = Arc::new(f);
+                self.open_whole.lock().unwrap().put(*name, f.clone());
+                if let Some(k) = self.index.lock().unwrap().files.peek_mut(name) {
+                    k.checked = 1;
+                    k.touched = true;
+                }
+                f
+            }
+        };
+        if buf.is_empty() {
+            return Ok(());
+        }
+        pread(&file, buf, from, wait)
+    }
+
     /// What a failed read of chunk `name` means for the caller; a damaged or vanished chunk
     /// is forgotten.
     fn failed(&self, name: &ChunkName, e: ReadFailure) -> DiskRead {
@@ -373,16 +507,17 @@ impl DiskCache {
 
     /// Keep chunk `index` of the version (`len` bytes, all of it in the block cache now),
     /// written in the background. Dropped when the writer is far behind or paused.
-    pub fn store(&self, key: &Arc<str>, etag: &Arc<str>, index: u64, len: u64) {
-        let name = ChunkName::new(key, etag, index);
-        if self.index.lock().unwrap().files.contains(&name) || self.paused() {
+    /// The version is `size` bytes long.
+    pub fn store(&self, key: &Arc<str>, etag: &Arc<str>, size: u64, index: u64, len: u64) {
+        if self.has(key, etag, index) || self.paused() {
             return;
         }
         let job = Job {
-            name,
+            name: ChunkName::new(key, etag, index),
             key: key.clone(),
             etag: etag.clone(),
             len,
+            size,
         };
         match self.queue.try_send(job) {
             Ok(()) => {
@@ -414,6 +549,7 @@ impl DiskCache {
         }
         drop(g);
         self.open.lock().unwrap().pop(name);
+        self.open_whole.lock().unwrap().pop(name);
         let _ = self.dir.remove_file(&name.rel());
     }
 
@@ -452,6 +588,7 @@ impl DiskCache {
             (name, k.size)
         };
         self.open.lock().unwrap().pop(&victim);
+        self.open_whole.lock().unwrap().pop(&victim);
         let _ = self.dir.remove_file(&victim.rel());
         Some(size)
     }
@@ -497,7 +634,7 @@ mod tests {
 
     fn put(c: &DiskCache, src: &Fixed, k: &Arc<str>, e: &Arc<str>, index: u64, b: Vec<Bytes>) {
         src.0.lock().unwrap().insert(index, b);
-        c.store(k, e, index, CHUNK);
+        c.store(k, e, 8 * CHUNK, index, CHUNK);
     }
 
     fn blocks(seed: u8) -> Vec<Bytes> {
@@ -652,5 +789,61 @@ mod tests {
         assert!(!path.exists() && !c.has("k", "e", 1), "deleted");
         assert_eq!(c.stats().corrupt, 1);
         assert!(c.has("k", "e", 0), "the intact chunk stays");
+    }
+
+    #[test]
+    fn a_complete_version_becomes_one_whole_file_served_by_every_read_path() {
+        let root = tempfile::tempdir().unwrap();
+        let (k, e): (Arc<str>, Arc<str>) = (Arc::from("k"), Arc::from("e"));
+        let size = 2 * CHUNK;
+        let all: Vec<u8> = [blocks(1), blocks(2)]
+            .iter()
+            .flatten()
+            .flat_map(|b| b.to_vec())
+            .collect();
+        {
+            let c = DiskCache::open(&root.path().join("m"), DiskSize::Bytes(16 * CHUNK)).unwrap();
+            assert!(c.set_whole_files(true), "the test directory keeps xattrs");
+            let src = with_source(&c);
+            for (i, b) in [blocks(1), blocks(2)].into_iter().enumerate() {
+                src.0.lock().unwrap().insert(i as u64, b);
+                c.store(&k, &e, size, i as u64, CHUNK);
+            }
+            wait_written(&c, 2);
+            for _ in 0..500 {
+                if c.stats().whole == 1 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(c.stats().whole, 1);
+            assert!(c.has_whole("k", "e") && c.has("k", "e", 1));
+            assert_eq!(c.stats().bytes, size, "the chunks are gone: one copy");
+            let f = c.whole("k", "e", size).expect("the whole file");
+            assert_eq!(
+                std::fs::read(format!("/proc/self/fd/{}", {
+                    use std::os::fd::AsRawFd;
+                    f.as_raw_fd()
+                }))
+                .unwrap(),
+                all
+            );
+            assert!(
+                c.whole("k", "e", size + 1).is_none(),
+                "another size is not it"
+            );
+        }
+        // A remount reads it through `read` and `load` (checked once), also without whole files
+        // being made.
+        let c = DiskCache::open(&root.path().join("m"), DiskSize::Bytes(16 * CHUNK)).unwrap();
+        let (from, to) = (CHUNK - 100, CHUNK + 100);
+        assert_eq!(
+            read(&c, size, from, to).unwrap(),
+            all[from as usize..to as usize]
+        );
+        assert_eq!(
+            c.load("k", "e", 1, CHUNK, 3..5).unwrap(),
+            blocks(2)[3..5].to_vec()
+        );
     }
 }

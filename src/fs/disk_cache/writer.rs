@@ -2,6 +2,8 @@
 //! blocks from the block cache when their turn comes, and keeps the cache under its size and
 //! above the filesystem's reserve (`space`).
 //! A write error pauses writing for `PAUSE_AFTER_ERROR` and is logged once per kind of error.
+//! When whole files are on and a chunk completes a version that fits, the writer then makes
+//! the version's whole file from its chunks (`whole_file`) and deletes the chunks.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -9,8 +11,8 @@ use std::sync::mpsc::Receiver;
 use std::sync::Weak;
 use std::time::Instant;
 
-use super::chunk_file;
-use super::{ChunkOf, DiskCache, Job, Known, PAUSE_AFTER_ERROR};
+use super::chunk_file::{self, ReadFailure, VersionName};
+use super::{whole_file, ChunkOf, DiskCache, Job, Known, CHUNK, PAUSE_AFTER_ERROR};
 
 /// Room for a chunk file's header, over its data, when making room for it.
 const HEADER_ROOM: u64 = 8 << 10;
@@ -59,6 +61,7 @@ pub(super) fn run(cache: Weak<DiskCache>, jobs: Receiver<Job>) {
                 drop(g);
                 cache.written.fetch_add(1, Ordering::Relaxed);
                 cache.evict();
+                make_whole(&cache, &job);
             }
             Err(e) => {
                 *cache.paused_until.lock().unwrap() = Some(Instant::now() + PAUSE_AFTER_ERROR);
@@ -67,5 +70,62 @@ pub(super) fn run(cache: Weak<DiskCache>, jobs: Receiver<Job>) {
                 }
             }
         }
+    }
+}
+
+/// After `job`'s chunk: if whole files are on, the version fits and every chunk of it is on
+/// disk, replace its chunks by its whole file.
+fn make_whole(cache: &DiskCache, job: &Job) {
+    if !cache.whole_files.load(Ordering::Relaxed) || job.size == 0 || job.size > cache.whole_limit()
+    {
+        return;
+    }
+    let v = VersionName::new(&job.key, &job.etag);
+    let chunks: Vec<_> = (0..job.size.div_ceil(CHUNK)).map(|c| v.chunk(c)).collect();
+    {
+        let g = cache.index.lock().unwrap();
+        if g.files.contains(&v.whole()) || !chunks.iter().all(|c| g.files.contains(c)) {
+            return;
+        }
+    }
+    if !cache.make_room(job.size) {
+        return;
+    }
+    match whole_file::assemble(&cache.dir, &v.whole(), &job.key, &job.etag, job.size) {
+        Ok(size) => {
+            let mut g = cache.index.lock().unwrap();
+            for c in &chunks {
+                if let Some(k) = g.files.pop(c) {
+                    g.bytes -= k.size;
+                }
+            }
+            // Written from chunks checked as they were read: checked for this mount.
+            g.files.push(
+                v.whole(),
+                Known {
+                    size,
+                    touched: true,
+                    checked: 1,
+                },
+            );
+            g.bytes += size;
+            drop(g);
+            cache.whole.fetch_add(1, Ordering::Relaxed);
+            for c in &chunks {
+                cache.open.lock().unwrap().pop(c);
+                let _ = cache.dir.remove_file(&c.rel());
+            }
+            cache.evict();
+        }
+        Err(ReadFailure::Unreadable(e)) => {
+            // No room, no extended attributes, a removed directory: the chunks serve as before.
+            tracing::debug!(key = %job.key, error = %e, "whole file not made");
+            if e.raw_os_error() == Some(libc::ENOTSUP) {
+                cache.whole_files.store(false, Ordering::Relaxed);
+                tracing::warn!(dir = %cache.dir.path().display(), error = %e, "disk cache: no whole files (and no passthrough) from now on");
+            }
+        }
+        // A chunk failed its check: the next read finds it damaged and fetches it again.
+        Err(_) => tracing::debug!(key = %job.key, "whole file not made: a chunk is damaged"),
     }
 }

@@ -16,6 +16,9 @@
 //!   and the remembered ones. An implicit directory (no marker) has no stored time at all,
 //!   so the first time shown for it stays. An explicit `chmod`/`utimens` sets them as given.
 //!   Bounded by `DIR_TIMES_CAP` keys (past it the memory starts over).
+//! - Each inode counts the kernel's open handles by how it reads them (`io_mode`); one pinned
+//!   by passthrough handles is never given another version's attributes: the name gets a new
+//!   inode instead.
 //! - One `Mutex` guards the table; it is never held across an await (callers copy out what
 //!   they need).
 
@@ -24,6 +27,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::io_mode::{Backing, HandleIo, IoMode, Pinned};
 use super::known_dirs::KnownDirs;
 use crate::fs::attr::{AttrSource, FileKind, PosixAttr};
 
@@ -61,6 +65,8 @@ pub struct Inode {
     /// length is safe: the APPEND is refused and looked into (`write::append`). Cleared like
     /// `own_marker`.
     pub own_append: Option<Arc<crate::object::ObjectMeta>>,
+    /// The kernel's handles of it, plain and passthrough (`io_mode`).
+    pub io: IoMode,
 }
 
 impl Inode {
@@ -139,6 +145,7 @@ impl InodeTable {
             local: false,
             own_marker: None,
             own_append: None,
+            io: IoMode::default(),
         };
         InodeTable {
             inodes: HashMap::from([(ROOT_INO, root)]),
@@ -373,7 +380,12 @@ impl InodeTable {
                     && (marker_dir
                         || (node.attr.etag == attr.etag
                             && node.attr.source != AttrSource::Listing)));
-            if keep || node.attr.kind == attr.kind {
+            // Passthrough handles read the version they opened: another gets a new inode.
+            let pinned_elsewhere = node
+                .io
+                .pinned_to()
+                .is_some_and(|e| attr.etag.as_deref() != Some(e));
+            if keep || (node.attr.kind == attr.kind && !pinned_elsewhere) {
                 if !keep {
                     if attr.kind == FileKind::Directory {
                         settle_dir_times(&mut self.dir_times, &node.key, &mut attr);
@@ -386,12 +398,28 @@ impl InodeTable {
                 node.lookups += refs;
                 return node.clone();
             }
+            if pinned_elsewhere {
+                node.attr.unlinked = true;
+            }
             self.by_name.remove(&(parent, name.clone()));
         }
         let key: Arc<str> = Arc::from(key_for(&dir_key, &name, attr.kind));
         if attr.kind == FileKind::Directory {
             settle_dir_times(&mut self.dir_times, &key, &mut attr);
         }
+        self.insert_new(parent, name, key, attr, refs, Some(Instant::now()))
+    }
+
+    /// A new inode for `name` in `parent` (whose number is free), with `refs` references.
+    fn insert_new(
+        &mut self,
+        parent: u64,
+        name: Arc<str>,
+        key: Arc<str>,
+        attr: PosixAttr,
+        refs: u64,
+        fetched: Option<Instant>,
+    ) -> Inode {
         let mut ino = path_hash(&key);
         while self.inodes.contains_key(&ino) {
             ino = ino.wrapping_add(1).max(2) & (u64::MAX >> 1);
@@ -402,16 +430,68 @@ impl InodeTable {
             name: name.clone(),
             key,
             attr,
-            fetched: Some(Instant::now()),
+            fetched,
             lookups: refs,
             last_open_etag: None,
             local: false,
             own_marker: None,
             own_append: None,
+            io: IoMode::default(),
         };
         self.inodes.insert(ino, node.clone());
         self.by_name.insert((parent, name), ino);
         node
+    }
+
+    /// A new kernel handle of `ino` of the version `etag` (`io_mode`): the backing it reads
+    /// through, if passthrough. On `Pinned`, the name now has a new inode (to be looked up
+    /// again, so the open is to fail with ESTALE) and `ino` keeps its handles.
+    pub fn open_handle(
+        &mut self,
+        ino: u64,
+        etag: &str,
+        offer: Option<Arc<Backing>>,
+        write: bool,
+    ) -> Result<Option<Arc<Backing>>, Pinned> {
+        let Some(n) = self.get_mut(ino) else {
+            return Ok(None);
+        };
+        let r = n.io.open(etag, offer, write);
+        if r.is_err() {
+            self.split_pinned(ino);
+        }
+        r
+    }
+
+    /// A kernel handle of `ino` of kind `io` was released.
+    pub fn closed_handle(&mut self, ino: u64, io: HandleIo) {
+        if let Some(n) = self.get_mut(ino) {
+            n.io.closed(io);
+        }
+    }
+
+    /// The kernel would not take a passthrough handle of `ino`: it is plain.
+    pub fn through_refused(&mut self, ino: u64) {
+        if let Some(n) = self.get_mut(ino) {
+            n.io.refused();
+        }
+    }
+
+    /// Give the name of the pinned `ino` a new inode with the same attributes, to be checked
+    /// against COS at its first use; `ino` is left unlinked to whoever holds it.
+    fn split_pinned(&mut self, ino: u64) {
+        let Some(n) = self.inodes.get_mut(&ino) else {
+            return;
+        };
+        let k = (n.parent, n.name.clone());
+        if self.by_name.get(&k) != Some(&ino) {
+            return; // already unlinked from its name
+        }
+        n.attr.unlinked = true;
+        let (key, mut attr) = (n.key.clone(), n.attr.clone());
+        attr.unlinked = false;
+        self.by_name.remove(&k);
+        self.insert_new(k.0, k.1, key, attr, 0, None);
     }
 
     /// Forget that `name` in `parent` exists (it was found deleted).

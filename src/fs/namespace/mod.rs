@@ -11,10 +11,13 @@
 //!   an await: it is not `Send`, and every operation of the fs core runs in a spawned task,
 //!   so such code does not compile. The lock is a leaf: the fs core takes its maps (open
 //!   files, writers, directory handles) before it and never while holding it.
+//! - It also counts the kernel's open handles of each inode by how the kernel reads them, plain
+//!   or passthrough (`io_mode`), since that decides which inode a new version gets.
 //! - What only the fs core knows comes in as arguments: the names of files open for writing
 //!   in a directory (`OpenHere`), which count as present when a LIST renews the directory.
 
 mod inode;
+mod io_mode;
 mod known_dirs;
 mod relist;
 
@@ -30,6 +33,7 @@ use super::names::check_name;
 use super::timeouts::{within, TimedOutNames};
 
 pub use inode::{key_for, Inode, InodeTable, ROOT_INO};
+pub use io_mode::{Backing, HandleIo, Pinned};
 
 /// An inode and its attributes, as replied to the kernel.
 #[derive(Debug, Clone)]

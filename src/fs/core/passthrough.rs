@@ -1,0 +1,69 @@
+//! Kernel passthrough: a read-only open of an object version the disk cache holds whole (and
+//! has checked this mount) is answered with that file as its backing, and the kernel reads it
+//! without cosfs: reads, splice and mmap run at local-file speed. The rules of which opens may
+//! be passthrough are the namespace's (`fs/namespace/io_mode.rs`).
+//!
+//! - Offered only when the option allows it (`--no-passthrough`) and the FUSE adapter found a
+//!   kernel that takes it (`enable_passthrough`). The first open the kernel refuses (no
+//!   CAP_SYS_ADMIN, a cache directory too deeply stacked) turns it off for the mount with one
+//!   warning (`passthrough_refused`); reads then take the chunked path, as without it.
+//! - Whole files are made by the disk cache only while passthrough is on: without it the
+//!   chunks serve the same reads as well.
+//! - A passthrough handle reads the version it opened until it is closed, whatever happens to
+//!   the object meanwhile, as a descriptor of a replaced local file does. Writes, a new
+//!   version or a writer on this mount give the name a new inode (`io_mode`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{Backing, CosFs, HandleIo, Inode, ObjectStore};
+
+impl<S: ObjectStore + ?Sized> CosFs<S> {
+    /// The kernel can take passthrough opens (`kernel_can`): offer them if the option allows
+    /// and there is a disk cache. Returns whether they are offered.
+    pub fn enable_passthrough(&self, kernel_can: bool) -> bool {
+        let on = kernel_can
+            && self.cfg.passthrough
+            && self.cache.disk().is_some_and(|d| d.set_whole_files(true));
+        self.passthrough.store(on, Ordering::Relaxed);
+        on
+    }
+
+    /// The backing a read-only open of `node`'s version `etag` may use: the disk cache's
+    /// whole file of it, checked (on the blocking pool) the first time this mount uses it.
+    pub(super) async fn whole_backing(&self, node: &Inode, etag: &str) -> Option<Arc<Backing>> {
+        if !self.passthrough.load(Ordering::Relaxed)
+            || node.local
+            || node.attr.appendable
+            || node.attr.size == 0
+            || etag.is_empty()
+            || node.io.pinned_to() == Some(etag)
+        {
+            return None;
+        }
+        let disk = self.cache.disk()?.clone();
+        if !disk.has_whole(&node.key, etag) {
+            return None;
+        }
+        let (key, e, size) = (node.key.clone(), etag.to_string(), node.attr.size);
+        let file = tokio::task::spawn_blocking(move || disk.whole(&key, &e, size))
+            .await
+            .ok()??;
+        Some(Arc::new(Backing::new(file, etag)))
+    }
+
+    /// The kernel refused handle `fh`'s passthrough open (`why`): it reads through cosfs, and
+    /// no more passthrough is offered on this mount.
+    pub fn passthrough_refused(&self, fh: u64, why: &std::io::Error) {
+        if let Ok(h) = self.handle(fh) {
+            h.set_io(HandleIo::Plain);
+            self.ns.table().through_refused(h.ino());
+        }
+        if self.passthrough.swap(false, Ordering::Relaxed) {
+            if let Some(d) = self.cache.disk() {
+                d.set_whole_files(false);
+            }
+            tracing::warn!(error = %why, "the kernel refused passthrough; cached files are read through cosfs");
+        }
+    }
+}
