@@ -23,6 +23,8 @@
 #   is the same random reads as ranged GETs (8 readers): one GET per read at this latency.
 # - The same on the 1 GiB object without O_DIRECT, as most programs read: cosfs on a new mount
 #   over the disk cache the rows above left, s3fs's first and second runs (10 s apart).
+# - The local disk under the work dir: fio O_DIRECT and a cold `cat`, the bound of a
+#   passthrough read that the page cache does not hold.
 # - The FUSE ceiling: the same fio runs on `cosfs-bench-nullfs`, a filesystem that answers
 #   reads from a static buffer on its session thread (no cache, no I/O): the most any
 #   filesystem on this kernel, FUSE and fuser can serve on this machine.
@@ -128,6 +130,16 @@ for BS in 4k 64k; do
   if [ "$HAVE_S3FS" = yes ]; then mount_s3fs; cold; s1=$(fio_buffered huge "$BS"); sleep 10; s2=$(fio_buffered huge "$BS"); unmount_any; fi
   echo "| huge $BS buffered | cosfs remount $b ($g GETs) | s3fs first $s1 | s3fs second $s2 | $(ratio "$b" "${s2/-/0}")x |"
 done
+
+# What the disk under the disk cache does itself: the bound of a passthrough read that misses
+# the page cache (O_DIRECT reads always do).
+head -c "${HUGE_MIB}M" /dev/urandom > "$WORK/disk-probe"; cold
+disk_fio() { fio --name=d --filename="$WORK/disk-probe" --rw=randread --bs="$1" --numjobs=8 \
+  --ioengine=psync --direct=1 --time_based --runtime="$SECS" --group_reporting \
+  --output-format=terse --terse-version=3 2>/dev/null | awk -F';' '{ printf "%d", $8 }'; }
+t0=$(now); cat "$WORK/disk-probe" > /dev/null; t1=$(now)
+echo "local disk under $WORK: fio O_DIRECT 4k $(disk_fio 4k) IOPS | 64k $(disk_fio 64k) IOPS | cat of $HUGE_MIB MiB from a cold page cache $(awk -v s="$HUGE_MIB" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", s / (b - a) }') MiB/s"
+rm -f "$WORK/disk-probe"
 
 mount_nullfs() { "$BIN/cosfs-bench-nullfs" "$MNT" --size-mib "$HUGE_MIB" & wait_mounted; }
 echo "FUSE ceiling (cosfs-bench-nullfs): 4k $(fio_iops mount_nullfs huge 4k) IOPS | 64k $(fio_iops mount_nullfs huge 64k) IOPS"

@@ -369,7 +369,7 @@ impl<S: cosfs::object::ObjectStore + ?Sized> Vfs<'_, S> {
         let flags = OpenFlags {
             write: true,
             truncate,
-            append: false,
+            ..Default::default()
         };
         match self.exists(path).await? {
             Some(e) => {

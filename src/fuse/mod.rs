@@ -60,6 +60,7 @@ fn open_flags(flags: i32) -> OpenFlags {
         write: flags & libc::O_ACCMODE != libc::O_RDONLY,
         truncate: flags & libc::O_TRUNC != 0,
         append: flags & libc::O_APPEND != 0,
+        direct: flags & libc::O_DIRECT != 0,
     }
 }
 

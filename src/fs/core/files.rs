@@ -35,6 +35,9 @@ pub struct OpenFlags {
     pub write: bool,
     pub truncate: bool,
     pub append: bool,
+    /// `O_DIRECT`: never passthrough, whose reads would then bypass the page cache of the
+    /// disk cache's file and wait on the disk for every one (`core/passthrough.rs`).
+    pub direct: bool,
 }
 
 /// Who makes a new entry: the caller's uid and gid, as the kernel sends them.
@@ -363,7 +366,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             }
         }
         let etag = node.attr.etag.clone().unwrap_or_default();
-        let offer = match flags.write {
+        let offer = match flags.write || flags.direct {
             false => self.whole_backing(&node, &etag).await,
             true => None,
         };

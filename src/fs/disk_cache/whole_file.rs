@@ -11,14 +11,16 @@
 //!   The attribute is set before the rename, so a file under its name is complete. A
 //!   filesystem without user extended attributes gets no whole files; the chunks stay.
 //! - Checked once per mount before its first use (`verify`): the length and the CRC-64 of the
-//!   whole file must match the attribute, or it is deleted and fetched again. The kernel then
+//!   whole file must match the attribute, or it is deleted and fetched again. The file is read
+//!   as `VERIFY_STREAMS` ranges at once (one stream of readahead reads this machine's disk at
+//!   496 MB/s, four at 2.4 GB/s), whose CRCs are combined; it is then in the page cache. The kernel then
 //!   reads it without cosfs seeing the reads, so the check cannot be per block as for chunks.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 
-use crate::cos::integrity::Crc64Digest;
+use crate::cos::integrity::{crc64_combine, Crc64Digest};
 use crate::private_dir::{temp_name, PrivateDir};
 
 use super::chunk_file::{pread, ChunkFile, ChunkName, ReadFailure};
@@ -26,8 +28,10 @@ use super::CHUNK;
 
 const MAGIC: &[u8; 8] = b"COSFSWH1";
 const XATTR: &std::ffi::CStr = c"user.cosfs.whole";
-/// What `verify` reads at a time.
-const VERIFY_BUF: usize = 4 << 20;
+/// What `verify` reads at a time, per stream.
+const VERIFY_BUF: usize = 1 << 20;
+/// Ranges of a whole file `verify` reads at once.
+const VERIFY_STREAMS: u64 = 4;
 
 /// Write the whole file `whole` of the version (`size` bytes) from its chunk files, each
 /// block checked as it is read. Returns the file's size.
@@ -87,19 +91,46 @@ pub(super) fn verify(
         return Err(ReadFailure::Damaged);
     }
     let want = u64::from_le_bytes(got[crc_at..].try_into().expect("8 bytes"));
-    let mut crc = Crc64Digest::new();
-    let mut buf = vec![0u8; VERIFY_BUF];
-    let mut at = 0;
-    while at < len {
-        let n = VERIFY_BUF.min((len - at) as usize);
-        pread(&f, &mut buf[..n], at, true)?;
-        crc.update(&buf[..n]);
-        at += n as u64;
+    let per = len
+        .div_ceil(VERIFY_STREAMS)
+        .next_multiple_of(VERIFY_BUF as u64)
+        .max(1);
+    let ranges: Vec<(u64, u64)> = (0..len.div_ceil(per))
+        .map(|i| (i * per, len.min((i + 1) * per)))
+        .collect();
+    let crcs: Vec<Result<u64, ReadFailure>> = std::thread::scope(|s| {
+        let f = &f;
+        let parts: Vec<_> = ranges
+            .iter()
+            .map(|&(from, to)| s.spawn(move || range_crc(f, from, to)))
+            .collect();
+        parts
+            .into_iter()
+            .map(|p| p.join().expect("a CRC thread does not panic"))
+            .collect()
+    });
+    let mut crc = Crc64Digest::new().finalize();
+    for ((from, to), part) in ranges.iter().zip(crcs) {
+        crc = crc64_combine(crc, part?, to - from);
     }
-    if crc.finalize() != want {
+    if crc != want {
         return Err(ReadFailure::Damaged);
     }
     Ok(f)
+}
+
+/// The CRC-64 of bytes `from..to` of `f`.
+fn range_crc(f: &File, from: u64, to: u64) -> Result<u64, ReadFailure> {
+    let mut crc = Crc64Digest::new();
+    let mut buf = vec![0u8; VERIFY_BUF];
+    let mut at = from;
+    while at < to {
+        let n = VERIFY_BUF.min((to - at) as usize);
+        pread(f, &mut buf[..n], at, true)?;
+        crc.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(crc.finalize())
 }
 
 /// Whether the filesystem under `dir` keeps user extended attributes (no whole files if not).
