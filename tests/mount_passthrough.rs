@@ -176,6 +176,36 @@ fn a_damaged_whole_file_is_never_handed_to_the_kernel() {
 }
 
 #[test]
+fn chunks_a_mount_left_become_a_whole_file_at_the_next_open() {
+    let b = Backend::start();
+    let data = pattern(4 * MIB + 3, 8);
+    b.put_big("f", &data);
+    let disk = tempfile::tempdir().unwrap();
+    {
+        // Chunks only: a mount without passthrough makes no whole files.
+        let m = mount(&b, disk.path(), common::free_port(), &["--no-passthrough"]);
+        assert!(std::fs::read(m.p("f")).unwrap() == data);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while common::mount::stats_figure(&common::mount::stats_line(&m), "written") < Some(5) {
+            assert!(Instant::now() < deadline, "chunks not written");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert!(whole_files(disk.path()).is_empty());
+    b.reset_counts();
+    let port = common::free_port();
+    let m = mount(&b, disk.path(), port, &[]);
+    // This open reads through cosfs and asks for the whole file; the next is passthrough.
+    assert!(std::fs::read(m.p("f")).unwrap() == data);
+    wait_whole(&m, 1);
+    common::mount::drop_kernel_caches();
+    let reads = fuse_requests(port, "read");
+    assert!(std::fs::read(m.p("f")).unwrap() == data);
+    assert_eq!(fuse_requests(port, "read"), reads, "passthrough");
+    assert_eq!(b.count("GetObject"), 0, "all from the disk cache");
+}
+
+#[test]
 fn a_replaced_object_is_never_served_stale_to_a_new_open() {
     let b = Backend::start();
     let old = pattern(3 * MIB, 1);

@@ -88,7 +88,7 @@ pub fn stats_line(
     };
     let disk = match a.disk {
         Some((d, cap)) => format!(
-            " disk_cache={}/{} [hits={} misses={} written={} dropped={} damaged={} whole={}]",
+            " disk_cache={}/{} [hits={} misses={} written={} dropped={} damaged={} whole={} queued={}]",
             mib(d.bytes),
             mib(cap),
             d.hits,
@@ -96,7 +96,8 @@ pub fn stats_line(
             d.written,
             d.dropped,
             d.corrupt,
-            d.whole
+            d.whole,
+            d.queued
         ),
         None => String::new(),
     };

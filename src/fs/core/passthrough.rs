@@ -48,6 +48,8 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         }
         let disk = self.cache.disk()?.clone();
         if !disk.has_whole(&node.key, etag) {
+            // Its chunks may all be here already (a mount that stopped before making it).
+            disk.want_whole(&node.key, &Arc::from(etag), node.attr.size);
             return None;
         }
         let (key, e, size) = (node.key.clone(), etag.to_string(), node.attr.size);

@@ -129,6 +129,8 @@ pub struct DiskStats {
     pub corrupt: u64,
     /// Whole files made (`whole_file`).
     pub whole: u64,
+    /// Jobs the writer has queued or is doing now.
+    pub queued: u64,
 }
 
 pub struct DiskCache {
@@ -282,6 +284,7 @@ impl DiskCache {
             dropped: self.dropped.load(Ordering::Relaxed),
             corrupt: self.corrupt.load(Ordering::Relaxed),
             whole: self.whole.load(Ordering::Relaxed),
+            queued: self.backlog.load(Ordering::Relaxed) as u64,
         }
     }
 
@@ -507,6 +510,45 @@ impl DiskCache {
 
     /// Keep chunk `index` of the version (`len` bytes, all of it in the block cache now),
     /// written in the background. Dropped when the writer is far behind or paused.
+    /// The version (`size` bytes) is wanted whole: if every chunk of it is on disk and it has
+    /// no whole file yet, the writer makes one (in the background). For versions whose chunks
+    /// were all written before whole files were on, or by a mount that stopped first.
+    pub fn want_whole(&self, key: &Arc<str>, etag: &Arc<str>, size: u64) {
+        if !self.whole_files.load(Ordering::Relaxed) || size > self.whole_limit() || size == 0 {
+            return;
+        }
+        let v = VersionName::new(key, etag);
+        {
+            let g = self.index.lock().unwrap();
+            if g.files.contains(&v.whole())
+                || !(0..size.div_ceil(CHUNK)).all(|c| g.files.contains(&v.chunk(c)))
+            {
+                return;
+            }
+        }
+        let job = Job {
+            name: v.whole(),
+            key: key.clone(),
+            etag: etag.clone(),
+            len: size,
+            size,
+        };
+        self.enqueue(job);
+    }
+
+    /// Hand `job` to the writer; false when its queue is full. Counted before it is sent, so
+    /// the writer never takes one off before it was added.
+    fn enqueue(&self, job: Job) -> bool {
+        self.backlog.fetch_add(1, Ordering::Relaxed);
+        match self.queue.try_send(job) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.backlog.fetch_sub(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
     /// The version is `size` bytes long.
     pub fn store(&self, key: &Arc<str>, etag: &Arc<str>, size: u64, index: u64, len: u64) {
         if self.has(key, etag, index) || self.paused() {
@@ -519,14 +561,8 @@ impl DiskCache {
             len,
             size,
         };
-        match self.queue.try_send(job) {
-            Ok(()) => {
-                self.backlog.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Disconnected(_)) => {}
+        if !self.enqueue(job) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
