@@ -154,6 +154,13 @@ impl ObjectReader {
         }
     }
 
+    /// Whether this handle read (or fetched) its version to the end: sequentially, or by the
+    /// whole-object background fetch.
+    pub fn reached_end(&self) -> bool {
+        let s = self.seq.lock().unwrap();
+        s.next >= self.version.size || s.whole_from.is_some_and(|w| w >= self.version.size)
+    }
+
     /// The COS object (key, ETag) this reader fetches from now, if it has bytes there.
     pub fn cos_version(&self) -> Option<(Arc<str>, Arc<str>, u64)> {
         match &*self.source.lock().unwrap() {

@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 
 use crate::object::ObjectStore;
 
-use super::{CosFs, SharedWriter};
+use super::{CosFs, HandleIo, SharedWriter};
 use crate::fs::error::{FsError, FsResult};
 use crate::fs::orphans::Orphan;
 
@@ -82,6 +82,9 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         };
         h.release(self).await;
         let ino = h.ino();
+        if h.io() == HandleIo::Plain && !h.writes() {
+            self.read_closed(h.reader());
+        }
         self.ns.table().closed_handle(ino, h.io());
         if self.orphans.contains(ino) && !self.is_open(ino) {
             if let Some(o) = self.orphans.take(ino) {

@@ -21,7 +21,16 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::fs::disk_cache::CHUNK;
+
 use super::{Backing, CosFs, HandleIo, Inode, ObjectStore};
+use crate::fs::reader::ObjectReader;
+
+/// Dropped chunks are fetched again when they are at most one in this many of the object's.
+const REFILL_SHARE: usize = 8;
+/// How long a refill waits for the disk cache's writer to finish what it was given first.
+const REFILL_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(100);
+const REFILL_WAIT_STEPS: u32 = 600;
 
 impl<S: ObjectStore + ?Sized> CosFs<S> {
     /// The kernel can take passthrough opens (`kernel_can`): offer them if the option allows
@@ -49,7 +58,7 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
         let disk = self.cache.disk()?.clone();
         if !disk.has_whole(&node.key, etag) {
             // Its chunks may all be here already (a mount that stopped before making it).
-            disk.want_whole(&node.key, &Arc::from(etag), node.attr.size);
+            disk.whole_if_complete(&node.key, &Arc::from(etag), node.attr.size);
             return None;
         }
         let (key, e, size) = (node.key.clone(), etag.to_string(), node.attr.size);
@@ -57,6 +66,50 @@ impl<S: ObjectStore + ?Sized> CosFs<S> {
             .await
             .ok()??;
         Some(Arc::new(Backing::new(file, etag)))
+    }
+
+    /// A handle that read `reader`'s version through cosfs was closed: make the version a
+    /// whole file, for the next opens (not sooner: `disk_cache/writer.rs`). Chunks the disk
+    /// cache's writer dropped (their blocks left memory before it got to them: a fast
+    /// sequential read) are fetched again in the background when the handle read the object
+    /// to its end (not for a handle that read a part), or they are at most `REFILL_SHARE` of
+    /// it.
+    pub(super) fn read_closed(&self, reader: &ObjectReader) {
+        if !self.passthrough.load(Ordering::Relaxed) {
+            return;
+        }
+        let (Some(disk), Some((key, etag, size))) = (self.cache.disk(), reader.cos_version())
+        else {
+            return;
+        };
+        disk.want_whole(&key, &etag, size);
+        if disk.missing_chunks(&key, &etag, size).is_empty() {
+            return;
+        }
+        let read_all = reader.reached_end();
+        let (store, cache, disk) = (self.store.clone(), self.cache_ref(), disk.clone());
+        tokio::spawn(async move {
+            // What is missing once the writer has written what it was given.
+            for _ in 0..REFILL_WAIT_STEPS {
+                if disk.stats().queued == 0 {
+                    break;
+                }
+                tokio::time::sleep(REFILL_WAIT_STEP).await;
+            }
+            let missing = disk.missing_chunks(&key, &etag, size);
+            let few = missing.len() * REFILL_SHARE <= size.div_ceil(CHUNK) as usize;
+            if missing.is_empty() || !(read_all || few) {
+                return;
+            }
+            let again = Arc::new(ObjectReader::new(&key, &etag, size));
+            for c in missing {
+                // Through the block cache, which hands each complete chunk to the disk cache.
+                if let Err(e) = again.read(&store, &cache, c * CHUNK, CHUNK as u32).await {
+                    tracing::debug!(%key, error = %e, "refill of a dropped disk cache chunk failed");
+                    return;
+                }
+            }
+        });
     }
 
     /// The kernel refused handle `fh`'s passthrough open (`why`): it reads through cosfs, and

@@ -68,6 +68,8 @@ const PAUSE_AFTER_ERROR: Duration = Duration::from_secs(60);
 const OPEN_FILES: usize = 4096;
 /// Whole files kept open for reads.
 const OPEN_WHOLE: usize = 64;
+/// Versions remembered as wanted whole before their last chunk is on disk.
+const WANTED: usize = 256;
 
 struct Job {
     name: ChunkName,
@@ -143,6 +145,8 @@ pub struct DiskCache {
     open_whole: Mutex<LruCache<ChunkName, Arc<File>>>,
     /// Complete versions that fit `whole_limit` become whole files (`whole_file`).
     whole_files: AtomicBool,
+    /// Versions to make whole as their last chunk lands (`want_whole`), the latest `WANTED`.
+    wanted: Mutex<LruCache<ChunkName, ()>>,
     queue: SyncSender<Job>,
     source: std::sync::OnceLock<std::sync::Weak<dyn ChunkSource>>,
     /// Chunks queued and not yet written.
@@ -213,6 +217,9 @@ impl DiskCache {
                 NonZeroUsize::new(OPEN_WHOLE).expect("at least one"),
             )),
             whole_files: AtomicBool::new(false),
+            wanted: Mutex::new(LruCache::new(
+                NonZeroUsize::new(WANTED).expect("at least one"),
+            )),
             queue: tx,
             source: std::sync::OnceLock::new(),
             backlog: AtomicUsize::new(0),
@@ -508,22 +515,33 @@ impl DiskCache {
         DiskRead::Miss
     }
 
-    /// Keep chunk `index` of the version (`len` bytes, all of it in the block cache now),
-    /// written in the background. Dropped when the writer is far behind or paused.
-    /// The version (`size` bytes) is wanted whole: if every chunk of it is on disk and it has
-    /// no whole file yet, the writer makes one (in the background). For versions whose chunks
-    /// were all written before whole files were on, or by a mount that stopped first.
+    /// The version (`size` bytes) is wanted whole (a handle that read it was closed): if every
+    /// chunk of it is on disk, the writer makes its whole file now, else as its last chunk
+    /// lands (`writer`: why not sooner).
     pub fn want_whole(&self, key: &Arc<str>, etag: &Arc<str>, size: u64) {
-        if !self.whole_files.load(Ordering::Relaxed) || size > self.whole_limit() || size == 0 {
-            return;
+        if self.fits_whole(size) {
+            // Wanted first, so a last chunk landing meanwhile finds it so.
+            let name = VersionName::new(key, etag).whole();
+            self.wanted.lock().unwrap().put(name, ());
+            self.whole_if_complete(key, etag, size);
+        }
+    }
+
+    /// If every chunk of the version (`size` bytes) is on disk and it has no whole file yet,
+    /// the writer makes one (in the background). Asked at an open, for chunks a mount left or
+    /// wrote before whole files were on. Whether it was complete (or whole already).
+    pub fn whole_if_complete(&self, key: &Arc<str>, etag: &Arc<str>, size: u64) -> bool {
+        if !self.fits_whole(size) {
+            return false;
         }
         let v = VersionName::new(key, etag);
         {
             let g = self.index.lock().unwrap();
-            if g.files.contains(&v.whole())
-                || !(0..size.div_ceil(CHUNK)).all(|c| g.files.contains(&v.chunk(c)))
-            {
-                return;
+            if g.files.contains(&v.whole()) {
+                return true;
+            }
+            if !(0..size.div_ceil(CHUNK)).all(|c| g.files.contains(&v.chunk(c))) {
+                return false;
             }
         }
         let job = Job {
@@ -534,6 +552,38 @@ impl DiskCache {
             size,
         };
         self.enqueue(job);
+        true
+    }
+
+    /// Whole files are on and a version of `size` bytes may be one.
+    fn fits_whole(&self, size: u64) -> bool {
+        self.whole_files.load(Ordering::Relaxed) && size <= self.whole_limit() && size > 0
+    }
+
+    /// The chunks of the version (`size` bytes) not on disk, if it may be a whole file and has
+    /// none yet (those the writer dropped because their blocks left memory first).
+    pub fn missing_chunks(&self, key: &str, etag: &str, size: u64) -> Vec<u64> {
+        if !self.fits_whole(size) {
+            return Vec::new();
+        }
+        let v = VersionName::new(key, etag);
+        let g = self.index.lock().unwrap();
+        if g.files.contains(&v.whole()) {
+            return Vec::new();
+        }
+        (0..size.div_ceil(CHUNK))
+            .filter(|c| !g.files.contains(&v.chunk(*c)))
+            .collect()
+    }
+
+    /// Whether the version `v` is wanted whole (`want_whole`).
+    fn is_wanted(&self, v: &VersionName) -> bool {
+        self.wanted.lock().unwrap().contains(&v.whole())
+    }
+
+    /// The version `v` is whole now, or never will be: no longer wanted.
+    fn not_wanted(&self, v: &VersionName) {
+        self.wanted.lock().unwrap().pop(&v.whole());
     }
 
     /// Hand `job` to the writer; false when its queue is full. Counted before it is sent, so
@@ -549,6 +599,8 @@ impl DiskCache {
         }
     }
 
+    /// Keep chunk `index` of the version (`len` bytes, all of it in the block cache now),
+    /// written in the background. Dropped when the writer is far behind or paused.
     /// The version is `size` bytes long.
     pub fn store(&self, key: &Arc<str>, etag: &Arc<str>, size: u64, index: u64, len: u64) {
         if self.has(key, etag, index) || self.paused() {
@@ -841,20 +893,47 @@ mod tests {
             let c = DiskCache::open(&root.path().join("m"), DiskSize::Bytes(16 * CHUNK)).unwrap();
             assert!(c.set_whole_files(true), "the test directory keeps xattrs");
             let src = with_source(&c);
+            // Complete, and not asked for: it stays as chunks (the readers that fetched it may
+            // still run).
             for (i, b) in [blocks(1), blocks(2)].into_iter().enumerate() {
                 src.0.lock().unwrap().insert(i as u64, b);
                 c.store(&k, &e, size, i as u64, CHUNK);
             }
             wait_written(&c, 2);
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(c.stats().whole, 0, "made only when wanted");
+            // Wanted before its last chunk lands (a reader closed early): made as it lands.
+            let k2: Arc<str> = Arc::from("k2");
+            src.0.lock().unwrap().insert(0, blocks(1));
+            c.store(&k2, &e, size, 0, CHUNK);
+            wait_written(&c, 3);
+            c.want_whole(&k2, &e, size);
+            assert_eq!(c.stats().whole, 0, "not complete yet");
+            src.0.lock().unwrap().insert(1, blocks(2));
+            c.store(&k2, &e, size, 1, CHUNK);
             for _ in 0..500 {
                 if c.stats().whole == 1 {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            assert_eq!(c.stats().whole, 1);
+            assert_eq!(c.stats().whole, 1, "made as its last chunk landed");
+            assert!(c.has_whole("k2", "e") && !c.has_whole("k", "e"));
+            // Wanted when complete: made now.
+            c.want_whole(&k, &e, size);
+            for _ in 0..500 {
+                if c.stats().whole == 2 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(c.stats().whole, 2);
+            assert_eq!(
+                c.stats().bytes,
+                2 * size,
+                "the chunks are gone: one copy each"
+            );
             assert!(c.has_whole("k", "e") && c.has("k", "e", 1));
-            assert_eq!(c.stats().bytes, size, "the chunks are gone: one copy");
             let f = c.whole("k", "e", size).expect("the whole file");
             assert_eq!(
                 std::fs::read(format!("/proc/self/fd/{}", {
